@@ -1,0 +1,103 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { EBSClient } from '@aws-sdk/client-ebs';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { fromIni, fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import type { AwsSettings } from '../config.js';
+import { UsageError } from '../errors.js';
+
+export interface AwsClients {
+  region: string;
+  ec2: EC2Client;
+  ebs: EBSClient;
+  credentials: AwsCredentialIdentityProvider;
+  destroy(): void;
+}
+
+export interface ClientOptions {
+  /** Region override (restore to another region); else [aws] region, else the SDK's own lookup. */
+  region?: string;
+  /** Concurrent EBS direct requests the caller will make; sizes the socket pool. */
+  workers?: number;
+}
+
+/**
+ * Credentials, in this order: static keys from the config, a named profile, or the SDK's default
+ * chain (environment, shared files, SSO, container and instance roles). An assume-role on top of
+ * any of them is refreshed by the SDK before it expires.
+ */
+export function credentialProvider(aws: AwsSettings, region: string, handler: NodeHttpHandler): AwsCredentialIdentityProvider {
+  let base: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  if (aws.accessKeyId !== undefined && aws.secretAccessKey !== undefined) {
+    base = { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey };
+  } else if (aws.profile !== undefined) {
+    base = fromIni({ profile: aws.profile });
+  } else {
+    base = fromNodeProviderChain();
+  }
+  if (aws.roleArn === undefined) return typeof base === 'function' ? base : async () => base;
+  return fromTemporaryCredentials({
+    masterCredentials: base,
+    params: {
+      RoleArn: aws.roleArn,
+      RoleSessionName: aws.roleSessionName,
+      ...(aws.externalId !== undefined && { ExternalId: aws.externalId }),
+      ...(aws.sessionDuration !== undefined && { DurationSeconds: aws.sessionDuration }),
+    },
+    clientConfig: {
+      region,
+      requestHandler: handler,
+      ...endpointSettings(aws),
+    },
+  });
+}
+
+function endpointSettings(aws: AwsSettings): {
+  endpoint?: string;
+  useDualstackEndpoint: boolean;
+  useFipsEndpoint: boolean;
+} {
+  return {
+    ...(aws.endpointUrl !== undefined && { endpoint: aws.endpointUrl }),
+    useDualstackEndpoint: aws.endpointType.startsWith('dualstack'),
+    useFipsEndpoint: aws.endpointType.endsWith('fips'),
+  };
+}
+
+export function resolveRegion(aws: AwsSettings, override?: string): string {
+  const region = override ?? aws.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (region === undefined || region === '') {
+    throw new UsageError('No AWS region: set [aws] region in the config, pass --region, or set AWS_REGION.');
+  }
+  return region;
+}
+
+export function createClients(aws: AwsSettings, options: ClientOptions = {}): AwsClients {
+  const region = resolveRegion(aws, options.region);
+  const workers = options.workers ?? 8;
+  // Every worker keeps a connection open; headroom for listing and control-plane calls.
+  const agentOptions = { keepAlive: true, maxSockets: workers + 8 };
+  const handler = new NodeHttpHandler({
+    httpAgent: new HttpAgent(agentOptions),
+    httpsAgent: new HttpsAgent(agentOptions),
+    connectionTimeout: 10_000,
+    requestTimeout: 120_000,
+  });
+  const credentials = credentialProvider(aws, region, handler);
+  const common = { region, credentials, requestHandler: handler, ...endpointSettings(aws) };
+  const ec2 = new EC2Client({ ...common, retryMode: 'standard', maxAttempts: 8 });
+  const ebs = new EBSClient({ ...common, retryMode: 'standard', maxAttempts: 8 });
+  return {
+    region,
+    ec2,
+    ebs,
+    credentials,
+    destroy() {
+      ec2.destroy();
+      ebs.destroy();
+      handler.destroy();
+    },
+  };
+}

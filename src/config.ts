@@ -1,0 +1,368 @@
+import { readFileSync, statSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import ini from 'ini';
+import { UsageError } from './errors.js';
+
+export type EndpointType = 'ipv4' | 'dualstack' | 'fips' | 'dualstack-fips';
+export type Tags = Record<string, string>;
+
+export interface AwsSettings {
+  region?: string;
+  profile?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  roleArn?: string;
+  externalId?: string;
+  roleSessionName: string;
+  sessionDuration?: number;
+  endpointType: EndpointType;
+  endpointUrl?: string;
+}
+
+export interface BackupSettings {
+  instanceIds: string[];
+  instanceTags: Tags;
+  volumeIds: string[];
+  volumeTags: Tags;
+  excludeDataVolumeIds: string[];
+  workers: number;
+  snapshotDescription?: string;
+  snapshotTags: Tags;
+  copyVolumeTags: boolean;
+  keepSnapshots: number;
+  /** Seconds to wait for snapshots to complete. */
+  snapshotTimeout: number;
+}
+
+export interface RestoreSettings {
+  workers: number;
+  region?: string;
+  instanceType?: string;
+  subnetId?: string;
+  securityGroupIds: string[];
+  keyName?: string;
+  placementGroup?: string;
+  partitionNumber?: number;
+  kmsKeyId?: string;
+  keepImage: boolean;
+  tags: Tags;
+}
+
+export interface BaculaSettings {
+  stateDir: string;
+  logFile?: string;
+  allowEmpty: boolean;
+}
+
+export interface Config {
+  /** Path of the INI file, when one was read. */
+  file?: string;
+  /** The config's name (file name without extension): it keys snapshot tags and catalog paths. */
+  name: string;
+  aws: AwsSettings;
+  backup: BackupSettings;
+  restore: RestoreSettings;
+  bacula: BaculaSettings;
+}
+
+export type SectionName = 'aws' | 'backup' | 'restore' | 'bacula';
+
+interface KeySpec {
+  /** Property name in the settings object. */
+  prop: string;
+  parse: (raw: string) => unknown;
+  /** What the key expects, for error messages. */
+  expects: string;
+  secret?: boolean;
+}
+
+const text: Pick<KeySpec, 'parse' | 'expects'> = {
+  parse: (raw) => {
+    if (raw === '') throw new Error('empty');
+    return raw;
+  },
+  expects: 'a non-empty value',
+};
+
+function int(min: number, max: number): Pick<KeySpec, 'parse' | 'expects'> {
+  return {
+    parse: (raw) => {
+      if (!/^\d+$/.test(raw)) throw new Error('not a whole number');
+      const n = Number(raw);
+      if (n < min || n > max) throw new Error('out of range');
+      return n;
+    },
+    expects: `a whole number from ${min} to ${max}`,
+  };
+}
+
+const bool: Pick<KeySpec, 'parse' | 'expects'> = {
+  parse: (raw) => {
+    const v = raw.toLowerCase();
+    if (['yes', 'true', '1', 'on'].includes(v)) return true;
+    if (['no', 'false', '0', 'off'].includes(v)) return false;
+    throw new Error('not a boolean');
+  },
+  expects: 'yes or no',
+};
+
+function list(pattern: RegExp, what: string): Pick<KeySpec, 'parse' | 'expects'> {
+  return {
+    parse: (raw) => {
+      const items = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+      const bad = items.find((s) => !pattern.test(s));
+      if (bad !== undefined) throw new Error(`"${bad}" is not ${what}`);
+      return items;
+    },
+    expects: `a comma-separated list of ${what}s`,
+  };
+}
+
+const tags: Pick<KeySpec, 'parse' | 'expects'> = {
+  parse: (raw) => parseTags(raw),
+  expects: 'Key=Value pairs separated by commas',
+};
+
+function oneOf<T extends string>(values: readonly T[]): Pick<KeySpec, 'parse' | 'expects'> {
+  return {
+    parse: (raw) => {
+      if (!(values as readonly string[]).includes(raw)) throw new Error('unknown value');
+      return raw;
+    },
+    expects: `one of ${values.join(', ')}`,
+  };
+}
+
+const url: Pick<KeySpec, 'parse' | 'expects'> = {
+  parse: (raw) => {
+    const u = new URL(raw);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+    return raw;
+  },
+  expects: 'an http:// or https:// URL',
+};
+
+const region = { parse: matching(/^[a-z]{2}(-[a-z]+)+-\d+$/), expects: 'an AWS region name such as eu-west-1' };
+const instanceIds = list(/^i-[0-9a-f]{8,17}$/, 'instance id (i-...)');
+const volumeIds = list(/^vol-[0-9a-f]{8,17}$/, 'volume id (vol-...)');
+
+function matching(pattern: RegExp): (raw: string) => string {
+  return (raw) => {
+    if (!pattern.test(raw)) throw new Error('bad form');
+    return raw;
+  };
+}
+
+const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
+  aws: {
+    region: { prop: 'region', ...region },
+    profile: { prop: 'profile', ...text },
+    'access-key-id': { prop: 'accessKeyId', parse: matching(/^[A-Z0-9]{4,128}$|^test$/), expects: 'an AWS access key id' },
+    'secret-access-key': { prop: 'secretAccessKey', ...text, secret: true },
+    'role-arn': {
+      prop: 'roleArn',
+      parse: matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/),
+      expects: 'an IAM role ARN such as arn:aws:iam::123456789012:role/backup',
+    },
+    'external-id': { prop: 'externalId', ...text, secret: true },
+    'role-session-name': {
+      prop: 'roleSessionName',
+      parse: matching(/^[\w+=,.@-]{2,64}$/),
+      expects: '2 to 64 characters of letters, digits and +=,.@_-',
+    },
+    'session-duration': { prop: 'sessionDuration', ...int(900, 43200) },
+    'endpoint-type': { prop: 'endpointType', ...oneOf(['ipv4', 'dualstack', 'fips', 'dualstack-fips'] as const) },
+    'endpoint-url': { prop: 'endpointUrl', ...url },
+  },
+  backup: {
+    'instance-ids': { prop: 'instanceIds', ...instanceIds },
+    'instance-tags': { prop: 'instanceTags', ...tags },
+    'volume-ids': { prop: 'volumeIds', ...volumeIds },
+    'volume-tags': { prop: 'volumeTags', ...tags },
+    'exclude-data-volume-ids': { prop: 'excludeDataVolumeIds', ...volumeIds },
+    workers: { prop: 'workers', ...int(1, 256) },
+    'snapshot-description': { prop: 'snapshotDescription', ...text },
+    'snapshot-tags': { prop: 'snapshotTags', ...tags },
+    'copy-volume-tags': { prop: 'copyVolumeTags', ...bool },
+    'keep-snapshots': { prop: 'keepSnapshots', ...int(1, 1000) },
+    'snapshot-timeout': { prop: 'snapshotTimeout', ...int(60, 7 * 86400) },
+  },
+  restore: {
+    workers: { prop: 'workers', ...int(1, 256) },
+    region: { prop: 'region', ...region },
+    'instance-type': { prop: 'instanceType', parse: matching(/^[a-z0-9-]+\.[a-z0-9-]+$/), expects: 'an instance type such as m5.large' },
+    'subnet-id': { prop: 'subnetId', parse: matching(/^subnet-[0-9a-f]{8,17}$/), expects: 'a subnet id (subnet-...)' },
+    'security-group-ids': { prop: 'securityGroupIds', ...list(/^sg-[0-9a-f]{8,17}$/, 'security group id (sg-...)') },
+    'key-name': { prop: 'keyName', ...text },
+    'placement-group': { prop: 'placementGroup', ...text },
+    'partition-number': { prop: 'partitionNumber', ...int(1, 7) },
+    'kms-key-id': { prop: 'kmsKeyId', ...text },
+    'keep-image': { prop: 'keepImage', ...bool },
+    tags: { prop: 'tags', ...tags },
+  },
+  bacula: {
+    'state-dir': { prop: 'stateDir', parse: matching(/^\//), expects: 'an absolute directory path' },
+    'log-file': { prop: 'logFile', parse: matching(/^\//), expects: 'an absolute file path' },
+    'allow-empty': { prop: 'allowEmpty', ...bool },
+  },
+};
+
+export function defaultConfig(name = 'default'): Config {
+  return {
+    name,
+    aws: { roleSessionName: 'ec2-bpipe', endpointType: 'ipv4' },
+    backup: {
+      instanceIds: [],
+      instanceTags: {},
+      volumeIds: [],
+      volumeTags: {},
+      excludeDataVolumeIds: [],
+      workers: 8,
+      snapshotTags: {},
+      copyVolumeTags: false,
+      keepSnapshots: 1,
+      snapshotTimeout: 3600,
+    },
+    restore: { workers: 8, securityGroupIds: [], keepImage: false, tags: {} },
+    bacula: { stateDir: '/var/lib/ec2-bpipe', allowEmpty: false },
+  };
+}
+
+/** Parses `K=V,K2=V2`. Keys may not be empty; values may be. */
+export function parseTags(raw: string): Tags {
+  const out: Tags = {};
+  for (const part of raw.split(',')) {
+    const item = part.trim();
+    if (item === '') continue;
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new Error(`"${item}" is not Key=Value`);
+    const key = item.slice(0, eq).trim();
+    if (key.toLowerCase().startsWith('aws:')) throw new Error(`tag key "${key}" uses the reserved aws: prefix`);
+    out[key] = item.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function suggestion(word: string, candidates: string[]): string {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = distance(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? ` Did you mean "${best}"?` : '';
+}
+
+/**
+ * Sets one key from its textual value, validated as the INI file would be.
+ * `where` names the origin for error messages: the file and section, or a command-line flag.
+ */
+export function setKey(config: Config, section: SectionName, key: string, raw: string, where: string): void {
+  const spec = SCHEMA[section][key];
+  if (!spec) {
+    throw new UsageError(
+      `${where}: unknown key "${key}" in [${section}].${suggestion(key, Object.keys(SCHEMA[section]))} ` +
+        `Known keys: ${Object.keys(SCHEMA[section]).join(', ')}.`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = spec.parse(raw.trim());
+  } catch (err) {
+    const shown = spec.secret ? '(hidden)' : `"${raw}"`;
+    const reason = err instanceof Error && err.message.includes('"') ? ` (${err.message})` : '';
+    throw new UsageError(`${where}: [${section}] ${key} = ${shown} is invalid${reason}: expected ${spec.expects}.`);
+  }
+  (config[section] as unknown as Record<string, unknown>)[spec.prop] = value;
+}
+
+export function knownKeys(section: SectionName): string[] {
+  return Object.keys(SCHEMA[section]);
+}
+
+function checkPermissions(file: string, hasSecret: boolean): void {
+  if (!hasSecret) return;
+  const mode = statSync(file).mode & 0o777;
+  if (mode & 0o077) {
+    throw new UsageError(
+      `${file}: holds [aws] secret-access-key but is readable by group or others (mode ${mode.toString(8)}). ` +
+        `Run: chmod 600 ${file}`,
+    );
+  }
+}
+
+export function loadConfig(file: string): Config {
+  let textContent: string;
+  try {
+    textContent = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`${file}: cannot read the config file (${code ?? String(err)}). Check --config.`);
+  }
+  const config = defaultConfig(basename(file, extname(file)));
+  config.file = file;
+  if (!/^[\w.-]+$/.test(config.name)) {
+    throw new UsageError(`${file}: the config name "${config.name}" (the file name) may hold only letters, digits, ".", "_" and "-".`);
+  }
+  const parsed = ini.parse(textContent) as Record<string, unknown>;
+  let hasSecret = false;
+  for (const [sectionName, body] of Object.entries(parsed)) {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new UsageError(`${file}: key "${sectionName}" is outside any section. Put it under [aws], [backup], [restore] or [bacula].`);
+    }
+    if (!(sectionName in SCHEMA)) {
+      throw new UsageError(
+        `${file}: unknown section [${sectionName}].${suggestion(sectionName, Object.keys(SCHEMA))} ` +
+          `Known sections: [aws], [backup], [restore], [bacula].`,
+      );
+    }
+    const section = sectionName as SectionName;
+    for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+      if (typeof value === 'object' && value !== null) {
+        throw new UsageError(`${file}: [${section}] ${key} is given as a nested section or a list; give it once as key = value.`);
+      }
+      // `ini` turns true/false into booleans; the schema parses text.
+      const raw = String(value);
+      if (key === 'secret-access-key') hasSecret = true;
+      setKey(config, section, key, raw, `${file}`);
+    }
+  }
+  checkPermissions(file, hasSecret);
+  validate(config, file);
+  return config;
+}
+
+/** Cross-key rules: what one key needs from another. */
+export function validate(config: Config, where: string): void {
+  const { aws } = config;
+  if ((aws.accessKeyId === undefined) !== (aws.secretAccessKey === undefined)) {
+    throw new UsageError(`${where}: [aws] access-key-id and secret-access-key go together; set both or neither.`);
+  }
+  if (aws.accessKeyId !== undefined && aws.profile !== undefined) {
+    throw new UsageError(`${where}: [aws] profile and access-key-id both name credentials; keep one of them.`);
+  }
+  if ((aws.externalId !== undefined || aws.sessionDuration !== undefined) && aws.roleArn === undefined) {
+    throw new UsageError(`${where}: [aws] external-id and session-duration need role-arn.`);
+  }
+  if (config.restore.partitionNumber !== undefined && config.restore.placementGroup === undefined) {
+    throw new UsageError(`${where}: [restore] partition-number needs placement-group.`);
+  }
+}

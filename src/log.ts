@@ -1,0 +1,58 @@
+import pino, { type Logger } from 'pino';
+
+export type LogFormat = 'human' | 'json';
+export interface LogOptions {
+  format?: LogFormat;
+  level?: string;
+  /** When set, log lines go to this file instead of stderr (used by `list`, whose stderr Bacula reads). */
+  file?: string;
+}
+
+// Key names that can hold a secret, wherever they appear in a log object.
+const SECRET_KEYS = ['secretAccessKey', 'sessionToken', 'SecretAccessKey', 'SessionToken', 'secret-access-key'];
+const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
+
+/** One short line per record: Bacula shows each stderr line of a reader in the job log. */
+export function formatHuman(record: Record<string, unknown>): string {
+  const level = LEVEL_NAMES[record.level as number] ?? 'info';
+  const prefix = level === 'info' ? '' : `${level}: `;
+  const fields = Object.entries(record)
+    .filter(([k]) => !OMIT.has(k))
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return `${prefix}${String(record.msg ?? '')}${fields.length ? ` (${fields.join(' ')})` : ''}\n`;
+}
+
+export function createLogger(options: LogOptions = {}): Logger {
+  const destination = pino.destination({ dest: options.file ?? 2, sync: true, mkdir: Boolean(options.file) });
+  const stream =
+    options.format === 'json'
+      ? destination
+      : {
+          write(line: string): void {
+            destination.write(formatHuman(JSON.parse(line) as Record<string, unknown>));
+          },
+        };
+  return pino(
+    {
+      level: options.level ?? 'info',
+      base: undefined,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      timestamp: options.format === 'json' ? pino.stdTimeFunctions.isoTime : false,
+    },
+    stream,
+  );
+}
+
+/**
+ * Routes process warnings (the AWS SDK's NodeVersionSupportWarning, deprecations) into the logger,
+ * so that nothing but our own lines ever reaches stderr.
+ */
+export function captureProcessWarnings(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error) => {
+    log.debug({ warning: warning.name }, warning.message.split('\n')[0] ?? warning.message);
+  });
+}

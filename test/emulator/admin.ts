@@ -1,0 +1,217 @@
+import type { Instance, InstanceBlockDeviceMapping } from '@aws-sdk/client-ec2';
+import { Block, contentDigest, pickIndices, prng } from './blocks.js';
+import { ACCOUNT_ID, ApiError, type EmulatorOptions, newId, tagsFrom, type World } from './state.js';
+
+/** Test-only JSON API beside the AWS services. See test/emulator/README.md. */
+interface FillSpec {
+  blocks: number;
+  seed: number;
+}
+
+interface VolumeSpec {
+  device?: string;
+  sizeGiB: number;
+  volumeType?: string;
+  iops?: number;
+  throughput?: number;
+  encrypted?: boolean;
+  kmsKeyId?: string;
+  tags?: Record<string, string>;
+  deleteOnTermination?: boolean;
+  fill?: FillSpec;
+}
+
+type Body = Record<string, unknown>;
+
+function fail(message: string): never {
+  throw new ApiError('AdminBadRequest', message, 400);
+}
+
+let mutation = 0;
+
+function fill(world: World, blocks: Map<number, Block>, sizeGiB: number, spec: FillSpec | undefined): number[] {
+  if (!spec) return [];
+  const indices = pickIndices(spec.blocks, world.blocksPerVolume(sizeGiB), spec.seed);
+  // Every write gets fresh content, so a later write of the same index differs from the earlier one.
+  const next = prng(spec.seed * 7919 + ++mutation);
+  for (const i of indices) blocks.set(i, Block.synthetic(next()));
+  return indices;
+}
+
+export class AdminApi {
+  constructor(
+    private readonly world: World,
+    private readonly options: EmulatorOptions,
+  ) {}
+
+  handle(method: string, path: string, body: Body): unknown {
+    const parts = path.split('/').filter(Boolean).slice(1);
+    const route = `${method} ${parts.map((p, i) => (i === 1 && parts.length > 2 ? '{id}' : p)).join('/')}`;
+    const id = parts[1] ?? '';
+    switch (route) {
+      case 'POST instances':
+        return this.createInstance(body);
+      case 'POST volumes':
+        return this.createVolume(body);
+      case 'POST volumes/{id}/mutate':
+        return this.mutate(id, body);
+      case 'GET volumes/{id}/digest':
+        return contentDigest(this.volume(id).blocks);
+      case 'GET snapshots/{id}/digest':
+        return contentDigest(this.snapshot(id).blocks);
+      case 'GET snapshots/{id}/blocks':
+        return { blocks: [...this.snapshot(id).blocks.keys()].sort((a, b) => a - b) };
+      case 'GET volumes/{id}/blocks':
+        return { blocks: [...this.volume(id).blocks.keys()].sort((a, b) => a - b) };
+      case 'GET state':
+        return this.state();
+      case 'GET requests':
+        return Object.fromEntries(this.world.requestCounts);
+      case 'POST requests/reset':
+        this.world.requestCounts.clear();
+        return {};
+      case 'POST faults':
+        return this.setFaults(body);
+      case 'POST subnets':
+        return this.world.addSubnet(String(body.region), String(body.availabilityZone), String(body.vpcId ?? this.world.region(String(body.region)).vpcId), String(body.cidr ?? '10.1.0.0/24'));
+      case 'POST security-groups':
+        return this.world.addSecurityGroup(String(body.region), String(body.vpcId ?? this.world.region(String(body.region)).vpcId), String(body.groupName ?? newId('group')));
+      case 'POST key-pairs':
+        this.world.region(String(body.region)).keyPairs.add(String(body.keyName));
+        return {};
+      default:
+        throw new ApiError('AdminNotFound', `No admin route ${method} ${path}`, 404);
+    }
+  }
+
+  private volume(id: string) {
+    const record = this.world.volumes.get(id);
+    if (!record) throw new ApiError('AdminNotFound', `No volume ${id}`, 404);
+    return record;
+  }
+
+  private snapshot(id: string) {
+    const record = this.world.snapshots.get(id);
+    if (!record) throw new ApiError('AdminNotFound', `No snapshot ${id}`, 404);
+    return record;
+  }
+
+  private makeVolume(region: string, zone: string, spec: VolumeSpec) {
+    if (!Number.isInteger(spec.sizeGiB) || spec.sizeGiB < 1) fail('sizeGiB must be a whole number of GiB');
+    const record = this.world.createVolume(region, zone, spec.sizeGiB, spec.volumeType ?? 'gp3', {
+      Encrypted: spec.encrypted ?? false,
+      ...(spec.encrypted && { KmsKeyId: spec.kmsKeyId ?? `arn:aws:kms:${region}:${ACCOUNT_ID}:key/${newId('k').slice(2)}` }),
+      ...(spec.iops !== undefined && { Iops: spec.iops }),
+      ...(spec.throughput !== undefined && { Throughput: spec.throughput }),
+      Tags: tagsFrom(spec.tags),
+    });
+    fill(this.world, record.blocks, spec.sizeGiB, spec.fill);
+    return record;
+  }
+
+  private createVolume(body: Body): unknown {
+    const region = String(body.region ?? 'us-east-1');
+    const zone = String(body.availabilityZone ?? `${region}a`);
+    return { volumeId: this.makeVolume(region, zone, body as unknown as VolumeSpec).volume.VolumeId };
+  }
+
+  private createInstance(body: Body): unknown {
+    const region = String(body.region ?? 'us-east-1');
+    const regionRecord = this.world.region(region);
+    const subnetId = body.subnetId as string | undefined;
+    const subnet = subnetId
+      ? this.world.subnets.get(subnetId)?.subnet
+      : [...this.world.subnets.values()].find(
+          (s) => s.region === region && s.subnet.AvailabilityZone === String(body.availabilityZone ?? `${region}a`),
+        )?.subnet;
+    if (!subnet) fail(`no subnet ${subnetId ?? ''} in ${region}`);
+    const zone = this.world.zone(region, subnet.AvailabilityZone!);
+    const volumes = (body.volumes as VolumeSpec[] | undefined) ?? [{ sizeGiB: 8 }];
+    const instanceId = newId('i');
+    const mappings: InstanceBlockDeviceMapping[] = [];
+    const volumeIds: string[] = [];
+    volumes.forEach((spec, n) => {
+      const device = spec.device ?? (n === 0 ? '/dev/xvda' : `/dev/sd${String.fromCharCode(102 + n - 1)}`);
+      const record = this.makeVolume(region, zone.ZoneName, spec);
+      const now = new Date();
+      const deleteOnTermination = spec.deleteOnTermination ?? n === 0;
+      record.volume.State = 'in-use';
+      record.volume.Attachments = [
+        { VolumeId: record.volume.VolumeId, InstanceId: instanceId, Device: device, State: 'attached', AttachTime: now, DeleteOnTermination: deleteOnTermination },
+      ];
+      mappings.push({ DeviceName: device, Ebs: { VolumeId: record.volume.VolumeId, Status: 'attached', AttachTime: now, DeleteOnTermination: deleteOnTermination } });
+      volumeIds.push(record.volume.VolumeId!);
+    });
+    const groupIds = (body.securityGroupIds as string[] | undefined) ?? [
+      [...this.world.securityGroups.values()].find((g) => g.region === region && g.group.VpcId === subnet.VpcId)!.group.GroupId!,
+    ];
+    const keyName = body.keyName as string | undefined;
+    if (keyName) regionRecord.keyPairs.add(keyName);
+    const instance: Instance = {
+      InstanceId: instanceId,
+      ImageId: 'ami-0123456789abcdef0',
+      InstanceType: String(body.instanceType ?? 't3.micro') as Instance['InstanceType'],
+      State: { Code: 16, Name: 'running' },
+      LaunchTime: new Date(),
+      Placement: { AvailabilityZone: zone.ZoneName, AvailabilityZoneId: zone.ZoneId, GroupName: '', Tenancy: 'default' },
+      SubnetId: subnet.SubnetId,
+      VpcId: subnet.VpcId,
+      SecurityGroups: groupIds.map((g) => ({ GroupId: g, GroupName: this.world.securityGroups.get(g)?.group.GroupName })),
+      ...(keyName && { KeyName: keyName }),
+      Architecture: 'x86_64',
+      RootDeviceName: mappings[0]!.DeviceName,
+      RootDeviceType: 'ebs',
+      VirtualizationType: 'hvm',
+      EnaSupport: true,
+      BootMode: 'uefi-preferred',
+      CurrentInstanceBootMode: 'uefi',
+      EbsOptimized: true,
+      BlockDeviceMappings: mappings,
+      MetadataOptions: { State: 'applied', HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled', HttpProtocolIpv6: 'disabled', InstanceMetadataTags: 'disabled' },
+      CpuOptions: { CoreCount: 1, ThreadsPerCore: 2 },
+      Tags: tagsFrom(body.tags as Record<string, string> | undefined),
+      ...(body.attributes as Partial<Instance> | undefined),
+    };
+    this.world.instances.set(instanceId, {
+      region,
+      instance,
+      ...(body.userData !== undefined && { userData: String(body.userData) }),
+      readyAt: 0,
+    });
+    return { instanceId, volumeIds };
+  }
+
+  private mutate(id: string, body: Body): unknown {
+    const record = this.volume(id);
+    const written = fill(this.world, record.blocks, record.volume.Size!, body.write as FillSpec | undefined);
+    const unwritten: number[] = [];
+    for (const i of (body.unwrite as number[] | undefined) ?? []) {
+      if (record.blocks.delete(i)) unwritten.push(i);
+    }
+    return { written, unwritten };
+  }
+
+  private state(): unknown {
+    this.world.settle();
+    return {
+      instances: [...this.world.instances.values()].map((r) => ({ ...r.instance, Region: r.region, UserData: r.userData })),
+      volumes: [...this.world.volumes.values()].map((r) => ({ ...r.volume, Region: r.region })),
+      snapshots: [...this.world.snapshots.values()].map((r) => ({
+        ...r.snapshot,
+        Region: r.region,
+        ParentSnapshotId: r.parentSnapshotId,
+        Origin: r.origin,
+      })),
+      images: [...this.world.images.values()].map((r) => ({ ...r.image, Region: r.region })),
+    };
+  }
+
+  private setFaults(body: Body): unknown {
+    const numeric = Object.keys(this.options).filter((k) => typeof this.options[k as keyof EmulatorOptions] === 'number');
+    for (const [key, value] of Object.entries(body)) {
+      if (!numeric.includes(key) || typeof value !== 'number') fail(`unknown or non-numeric option ${key}`);
+      (this.options as unknown as Record<string, number>)[key] = value;
+    }
+    return this.options;
+  }
+}

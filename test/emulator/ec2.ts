@@ -1,0 +1,653 @@
+import type {
+  BlockDeviceMapping,
+  Filter,
+  Image,
+  Instance,
+  InstanceBlockDeviceMapping,
+  Snapshot,
+  Tag,
+  TagSpecification,
+  Volume,
+} from '@aws-sdk/client-ec2';
+import { ACCOUNT_ID, ApiError, newId, type World } from './state.js';
+
+type Input = Record<string, unknown>;
+type Output = Record<string, unknown>;
+type Getter<T> = (item: T, filterName: string) => (string | undefined)[] | undefined;
+
+function tagValues(tags: Tag[] | undefined, name: string): (string | undefined)[] | undefined {
+  if (name === 'tag-key') return (tags ?? []).map((t) => t.Key);
+  if (name.startsWith('tag:')) {
+    const key = name.slice(4);
+    return (tags ?? []).filter((t) => t.Key === key).map((t) => t.Value);
+  }
+  return undefined;
+}
+
+function wildcard(pattern: string): RegExp {
+  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${escaped}$`);
+}
+
+/** EC2 filter semantics: values within a filter OR together, filters AND together, `*` and `?` are wildcards. */
+function applyFilters<T>(items: T[], filters: Filter[] | undefined, get: Getter<T>): T[] {
+  for (const filter of filters ?? []) {
+    const name = filter.Name ?? '';
+    if (get({} as T, name) === undefined) {
+      throw new ApiError('InvalidParameterValue', `The filter '${name}' is invalid`);
+    }
+  }
+  return items.filter((item) =>
+    (filters ?? []).every((filter) => {
+      const actual = get(item, filter.Name ?? '') ?? [];
+      const patterns = (filter.Values ?? []).map(wildcard);
+      return actual.some((v) => v !== undefined && patterns.some((p) => p.test(v)));
+    }),
+  );
+}
+
+function tagSpecs(specs: TagSpecification[] | undefined, resourceType: string): Tag[] {
+  const tags: Tag[] = [];
+  for (const spec of specs ?? []) {
+    if (spec.ResourceType === undefined) {
+      throw new ApiError('InvalidParameterValue', 'TagSpecification requires a ResourceType');
+    }
+    if (spec.ResourceType === resourceType) tags.push(...(spec.Tags ?? []));
+  }
+  for (const tag of tags) checkTag(tag);
+  return tags;
+}
+
+function checkTag(tag: Tag): void {
+  if (!tag.Key) throw new ApiError('InvalidParameterValue', 'Tag keys must not be empty');
+  if (tag.Key.toLowerCase().startsWith('aws:')) {
+    throw new ApiError('InvalidParameterValue', `Tag key '${tag.Key}' uses the reserved aws: prefix`);
+  }
+  if (tag.Key.length > 128 || (tag.Value ?? '').length > 256) {
+    throw new ApiError('InvalidParameterValue', `Tag '${tag.Key}' is too long`);
+  }
+}
+
+function mergeTags(existing: Tag[] | undefined, added: Tag[]): Tag[] {
+  const map = new Map((existing ?? []).map((t) => [t.Key, t.Value]));
+  for (const t of added) map.set(t.Key, t.Value ?? '');
+  if (map.size > 50) throw new ApiError('TagLimitExceeded', 'A resource may have at most 50 tags');
+  return [...map].map(([Key, Value]) => ({ Key, Value }));
+}
+
+function paginate<T>(items: T[], input: Input, min: number, max: number, idsGiven: boolean): { page: T[]; next?: string } {
+  const maxResults = input.MaxResults as number | undefined;
+  if (maxResults === undefined) {
+    if (input.NextToken !== undefined) throw new ApiError('InvalidParameterValue', 'NextToken needs MaxResults');
+    return { page: items };
+  }
+  if (idsGiven) throw new ApiError('InvalidParameterCombination', 'MaxResults cannot be used with resource IDs');
+  if (maxResults < min || maxResults > max) {
+    throw new ApiError('InvalidParameterValue', `MaxResults must be between ${min} and ${max}`);
+  }
+  const start = input.NextToken === undefined ? 0 : Number(Buffer.from(String(input.NextToken), 'base64url').toString());
+  if (!Number.isInteger(start) || start < 0 || start > items.length) {
+    throw new ApiError('InvalidParameterValue', 'The NextToken is invalid');
+  }
+  const page = items.slice(start, start + maxResults);
+  const end = start + page.length;
+  return { page, ...(end < items.length && { next: Buffer.from(String(end)).toString('base64url') }) };
+}
+
+function requireIds<T>(ids: string[] | undefined, found: (id: string) => T | undefined, code: string, what: string): T[] {
+  return (ids ?? []).map((id) => {
+    const item = found(id);
+    if (item === undefined) throw new ApiError(code, `The ${what} '${id}' does not exist`);
+    return item;
+  });
+}
+
+function require<T>(value: T | undefined, name: string): T {
+  if (value === undefined || value === null || value === '') {
+    throw new ApiError('MissingParameter', `The request must contain the parameter ${name}`);
+  }
+  return value;
+}
+
+const VOLUME_TYPES = new Set(['gp2', 'gp3', 'io1', 'io2', 'st1', 'sc1', 'standard']);
+
+export class Ec2Service {
+  constructor(private readonly world: World) {}
+
+  handle(action: string, region: string, input: Input): Output {
+    this.world.settle();
+    const handler = (this as unknown as Record<string, ((r: string, i: Input) => Output) | undefined>)[action];
+    if (typeof handler !== 'function' || !/^[A-Z]/.test(action)) {
+      throw new ApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
+    }
+    this.world.region(region);
+    return handler.call(this, region, input);
+  }
+
+  DescribeAvailabilityZones(region: string, input: Input): Output {
+    const zones = this.world.region(region).zones.map((z) => ({
+      ...z,
+      RegionName: region,
+      State: 'available',
+      ZoneType: 'availability-zone',
+    }));
+    return {
+      AvailabilityZones: applyFilters(zones, input.Filters as Filter[], (z, n) =>
+        n === 'zone-name' ? [z.ZoneName] : n === 'zone-id' ? [z.ZoneId] : n === 'region-name' ? [region] : undefined,
+      ),
+    };
+  }
+
+  private instancesIn(region: string): Instance[] {
+    return [...this.world.instances.values()].filter((r) => r.region === region).map((r) => r.instance);
+  }
+
+  DescribeInstances(region: string, input: Input): Output {
+    const ids = input.InstanceIds as string[] | undefined;
+    let items = ids?.length
+      ? requireIds(ids, (id) => this.world.instanceRecord(id, region).instance, 'InvalidInstanceID.NotFound', 'instance ID')
+      : this.instancesIn(region);
+    items = applyFilters(items, input.Filters as Filter[], (i, n) => {
+      switch (n) {
+        case 'instance-id':
+          return [i.InstanceId];
+        case 'instance-state-name':
+          return [i.State?.Name];
+        case 'availability-zone':
+          return [i.Placement?.AvailabilityZone];
+        case 'subnet-id':
+          return [i.SubnetId];
+        case 'vpc-id':
+          return [i.VpcId];
+        case 'instance-type':
+          return [i.InstanceType];
+        default:
+          return tagValues(i.Tags, n);
+      }
+    });
+    const { page, next } = paginate(items, input, 5, 1000, Boolean(ids?.length));
+    return {
+      Reservations: page.map((instance) => ({
+        ReservationId: newId('r'),
+        OwnerId: ACCOUNT_ID,
+        Groups: [],
+        Instances: [instance],
+      })),
+      NextToken: next,
+    };
+  }
+
+  DescribeInstanceAttribute(region: string, input: Input): Output {
+    const record = this.world.instanceRecord(require(input.InstanceId as string, 'InstanceId'), region);
+    const attribute = require(input.Attribute as string, 'Attribute');
+    const base = { InstanceId: record.instance.InstanceId };
+    switch (attribute) {
+      case 'userData':
+        return { ...base, UserData: record.userData === undefined ? {} : { Value: record.userData } };
+      case 'instanceType':
+        return { ...base, InstanceType: { Value: record.instance.InstanceType } };
+      case 'disableApiTermination':
+        return { ...base, DisableApiTermination: { Value: false } };
+      case 'instanceInitiatedShutdownBehavior':
+        return { ...base, InstanceInitiatedShutdownBehavior: { Value: 'stop' } };
+      default:
+        throw new ApiError('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid.`);
+    }
+  }
+
+  DescribeVolumes(region: string, input: Input): Output {
+    const ids = input.VolumeIds as string[] | undefined;
+    let items = ids?.length
+      ? requireIds(ids, (id) => this.world.volumeRecord(id, region).volume, 'InvalidVolume.NotFound', 'volume')
+      : [...this.world.volumes.values()].filter((v) => v.region === region).map((v) => v.volume);
+    items = applyFilters(items, input.Filters as Filter[], (v, n) => {
+      switch (n) {
+        case 'volume-id':
+          return [v.VolumeId];
+        case 'attachment.instance-id':
+          return (v.Attachments ?? []).map((a) => a.InstanceId);
+        case 'attachment.device':
+          return (v.Attachments ?? []).map((a) => a.Device);
+        case 'availability-zone':
+          return [v.AvailabilityZone];
+        case 'status':
+          return [v.State];
+        case 'snapshot-id':
+          return [v.SnapshotId];
+        default:
+          return tagValues(v.Tags, n);
+      }
+    });
+    const { page, next } = paginate(items, input, 5, 500, Boolean(ids?.length));
+    return { Volumes: page, NextToken: next };
+  }
+
+  CreateSnapshot(region: string, input: Input): Output {
+    const volume = this.world.volumeRecord(require(input.VolumeId as string, 'VolumeId'), region);
+    const tags = tagSpecs(input.TagSpecifications as TagSpecification[], 'snapshot');
+    const record = this.world.snapshotVolume(volume, input.Description as string | undefined, tags);
+    return { ...record.snapshot };
+  }
+
+  CreateSnapshots(region: string, input: Input): Output {
+    const spec = require(input.InstanceSpecification as Input | undefined, 'InstanceSpecification');
+    const instance = this.world.instanceRecord(require(spec.InstanceId as string, 'InstanceSpecification.InstanceId'), region);
+    const exclude = new Set((spec.ExcludeDataVolumeIds as string[] | undefined) ?? []);
+    const rootDevice = instance.instance.RootDeviceName;
+    for (const id of exclude) {
+      const mapping = instance.instance.BlockDeviceMappings?.find((m) => m.Ebs?.VolumeId === id);
+      if (!mapping) {
+        throw new ApiError('InvalidParameterValue', `Volume ${id} is not attached to instance ${instance.instance.InstanceId}`);
+      }
+      if (mapping.DeviceName === rootDevice) {
+        throw new ApiError('InvalidParameterValue', `The root volume ${id} cannot be excluded with ExcludeDataVolumeIds`);
+      }
+    }
+    const tags = tagSpecs(input.TagSpecifications as TagSpecification[], 'snapshot');
+    const copyTags = input.CopyTagsFromSource as string | undefined;
+    if (copyTags !== undefined && copyTags !== 'volume') {
+      throw new ApiError('InvalidParameterValue', `Value (${copyTags}) for parameter CopyTagsFromSource is invalid.`);
+    }
+    const snapshots: Output[] = [];
+    for (const mapping of instance.instance.BlockDeviceMappings ?? []) {
+      const volumeId = mapping.Ebs?.VolumeId;
+      if (!volumeId || exclude.has(volumeId)) continue;
+      if (spec.ExcludeBootVolume === true && mapping.DeviceName === rootDevice) continue;
+      const volume = this.world.volumeRecord(volumeId, region);
+      const withSource = copyTags === 'volume' ? mergeTags(volume.volume.Tags, tags) : tags;
+      const record = this.world.snapshotVolume(volume, input.Description as string | undefined, withSource);
+      snapshots.push({
+        SnapshotId: record.snapshot.SnapshotId,
+        VolumeId: volumeId,
+        VolumeSize: record.snapshot.VolumeSize,
+        State: record.snapshot.State,
+        StartTime: record.snapshot.StartTime,
+        Progress: record.snapshot.Progress,
+        OwnerId: ACCOUNT_ID,
+        Description: record.snapshot.Description,
+        Encrypted: record.snapshot.Encrypted,
+        Tags: record.snapshot.Tags,
+      });
+    }
+    return { Snapshots: snapshots };
+  }
+
+  DescribeSnapshots(region: string, input: Input): Output {
+    const ids = input.SnapshotIds as string[] | undefined;
+    for (const owner of (input.OwnerIds as string[] | undefined) ?? []) {
+      if (owner !== 'self' && owner !== ACCOUNT_ID && owner !== 'amazon') {
+        throw new ApiError('InvalidUserID.Malformed', `Invalid user id: "${owner}"`);
+      }
+    }
+    let items: Snapshot[] = ids?.length
+      ? requireIds(ids, (id) => this.world.snapshotRecord(id, region).snapshot, 'InvalidSnapshot.NotFound', 'snapshot')
+      : [...this.world.snapshots.values()].filter((s) => s.region === region).map((s) => s.snapshot);
+    if ((input.OwnerIds as string[] | undefined)?.includes('amazon') && !(input.OwnerIds as string[]).includes('self')) {
+      items = [];
+    }
+    items = applyFilters(items, input.Filters as Filter[], (s, n) => {
+      switch (n) {
+        case 'snapshot-id':
+          return [s.SnapshotId];
+        case 'volume-id':
+          return [s.VolumeId];
+        case 'status':
+          return [s.State];
+        case 'owner-id':
+          return [s.OwnerId];
+        case 'description':
+          return [s.Description];
+        case 'volume-size':
+          return [String(s.VolumeSize)];
+        case 'encrypted':
+          return [String(s.Encrypted)];
+        default:
+          return tagValues(s.Tags, n);
+      }
+    });
+    const { page, next } = paginate(items, input, 5, 1000, Boolean(ids?.length));
+    return { Snapshots: page.map((s) => ({ ...s })), NextToken: next };
+  }
+
+  DeleteSnapshot(region: string, input: Input): Output {
+    const id = require(input.SnapshotId as string, 'SnapshotId');
+    this.world.snapshotRecord(id, region);
+    for (const image of this.world.images.values()) {
+      if (image.image.State === 'deregistered') continue;
+      if (image.image.BlockDeviceMappings?.some((m) => m.Ebs?.SnapshotId === id)) {
+        throw new ApiError(
+          'InvalidSnapshot.InUse',
+          `The snapshot ${id} is currently in use by ${image.image.ImageId}`,
+        );
+      }
+    }
+    this.world.snapshots.delete(id);
+    return { Return: true };
+  }
+
+  CreateTags(region: string, input: Input): Output {
+    const resources = require(input.Resources as string[] | undefined, 'ResourceId');
+    const tags = require(input.Tags as Tag[] | undefined, 'Tag');
+    tags.forEach(checkTag);
+    const targets = resources.map((id) => this.taggable(region, id));
+    for (const target of targets) target.Tags = mergeTags(target.Tags, tags);
+    return { Return: true };
+  }
+
+  private taggable(region: string, id: string): { Tags?: Tag[] } {
+    if (id.startsWith('snap-')) return this.world.snapshotRecord(id, region).snapshot;
+    if (id.startsWith('vol-')) return this.world.volumeRecord(id, region).volume;
+    if (id.startsWith('i-')) return this.world.instanceRecord(id, region).instance;
+    if (id.startsWith('ami-')) return this.imageRecord(region, id).image;
+    throw new ApiError('InvalidID', `The ID '${id}' is not valid`);
+  }
+
+  private imageRecord(region: string, id: string): { image: Image; readyAt: number } {
+    const record = this.world.images.get(id);
+    if (!record || record.region !== region || record.image.State === 'deregistered') {
+      throw new ApiError('InvalidAMIID.NotFound', `The image id '[${id}]' does not exist`);
+    }
+    return record;
+  }
+
+  RegisterImage(region: string, input: Input): Output {
+    const name = require(input.Name as string, 'Name');
+    if (!/^[\w ().\-/'@[\]]{3,128}$/.test(name)) {
+      throw new ApiError('InvalidAMIName.Malformed', `AMI name '${name}' is invalid`);
+    }
+    for (const other of this.world.images.values()) {
+      if (other.region === region && other.image.Name === name && other.image.State !== 'deregistered') {
+        throw new ApiError('InvalidAMIName.Duplicate', `AMI name ${name} is already in use by AMI ${other.image.ImageId}`);
+      }
+    }
+    const mappings = require(input.BlockDeviceMappings as BlockDeviceMapping[] | undefined, 'BlockDeviceMapping');
+    const root = require(input.RootDeviceName as string, 'RootDeviceName');
+    for (const mapping of mappings) {
+      const ebs = mapping.Ebs;
+      if (!ebs) continue;
+      if (ebs.SnapshotId !== undefined) {
+        const snap = this.world.snapshotRecord(ebs.SnapshotId, region);
+        if (snap.snapshot.State !== 'completed') {
+          throw new ApiError('IncorrectState', `Snapshot ${ebs.SnapshotId} is not completed`);
+        }
+        if (ebs.VolumeSize !== undefined && ebs.VolumeSize < (snap.snapshot.VolumeSize ?? 0)) {
+          throw new ApiError('InvalidBlockDeviceMapping', `Volume of ${ebs.VolumeSize} GiB is smaller than snapshot ${ebs.SnapshotId}`);
+        }
+      }
+      this.checkVolumeSpec(ebs.VolumeType, ebs.Iops, ebs.Throughput);
+    }
+    if (!mappings.some((m) => m.DeviceName === root && m.Ebs?.SnapshotId)) {
+      throw new ApiError('InvalidBlockDeviceMapping', `The root device ${root} has no snapshot in the block device mappings`);
+    }
+    const image: Image = {
+      ImageId: newId('ami'),
+      Name: name,
+      Description: input.Description as string | undefined,
+      Architecture: (input.Architecture as Image['Architecture']) ?? 'x86_64',
+      RootDeviceName: root,
+      RootDeviceType: 'ebs',
+      VirtualizationType: (input.VirtualizationType as Image['VirtualizationType']) ?? 'hvm',
+      EnaSupport: input.EnaSupport as boolean | undefined,
+      SriovNetSupport: input.SriovNetSupport as string | undefined,
+      BootMode: input.BootMode as Image['BootMode'],
+      TpmSupport: input.TpmSupport as Image['TpmSupport'],
+      ImdsSupport: input.ImdsSupport as Image['ImdsSupport'],
+      BlockDeviceMappings: mappings,
+      State: 'pending',
+      OwnerId: ACCOUNT_ID,
+      CreationDate: new Date().toISOString(),
+      ImageType: 'machine',
+      Public: false,
+      Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'image'),
+    };
+    this.world.images.set(image.ImageId!, { region, image, readyAt: Date.now() + this.world.options.pendingMs });
+    return { ImageId: image.ImageId };
+  }
+
+  DescribeImages(region: string, input: Input): Output {
+    const ids = input.ImageIds as string[] | undefined;
+    let items = ids?.length
+      ? requireIds(ids, (id) => this.imageRecord(region, id).image, 'InvalidAMIID.NotFound', 'image id')
+      : [...this.world.images.values()]
+          .filter((i) => i.region === region && i.image.State !== 'deregistered')
+          .map((i) => i.image);
+    items = applyFilters(items, input.Filters as Filter[], (i, n) => {
+      switch (n) {
+        case 'image-id':
+          return [i.ImageId];
+        case 'name':
+          return [i.Name];
+        case 'state':
+          return [i.State];
+        default:
+          return tagValues(i.Tags, n);
+      }
+    });
+    const { page, next } = paginate(items, input, 5, 1000, Boolean(ids?.length));
+    return { Images: page, NextToken: next };
+  }
+
+  DeregisterImage(region: string, input: Input): Output {
+    const record = this.imageRecord(region, require(input.ImageId as string, 'ImageId'));
+    record.image.State = 'deregistered';
+    return { Return: true };
+  }
+
+  private checkVolumeSpec(type: string | undefined, iops: number | undefined, throughput: number | undefined): void {
+    if (type !== undefined && !VOLUME_TYPES.has(type)) {
+      throw new ApiError('InvalidParameterValue', `Value (${type}) for parameter volumeType is invalid.`);
+    }
+    const t = type ?? 'gp2';
+    if (iops !== undefined && !['io1', 'io2', 'gp3'].includes(t)) {
+      throw new ApiError('InvalidParameterCombination', `The parameter iops is not supported for ${t} volumes.`);
+    }
+    if ((t === 'io1' || t === 'io2') && iops === undefined) {
+      throw new ApiError('InvalidParameterCombination', `The parameter iops must be specified for ${t} volumes.`);
+    }
+    if (throughput !== undefined && t !== 'gp3') {
+      throw new ApiError('InvalidParameterCombination', `The parameter throughput is not supported for ${t} volumes.`);
+    }
+  }
+
+  CreateVolume(region: string, input: Input): Output {
+    const zone = require(input.AvailabilityZone as string, 'AvailabilityZone');
+    const snapshotId = input.SnapshotId as string | undefined;
+    const snap = snapshotId !== undefined ? this.world.snapshotRecord(snapshotId, region) : undefined;
+    if (snap && snap.snapshot.State !== 'completed') {
+      throw new ApiError('IncorrectState', `Snapshot ${snapshotId} is not completed`);
+    }
+    const size = (input.Size as number | undefined) ?? snap?.snapshot.VolumeSize;
+    if (size === undefined) throw new ApiError('MissingParameter', 'The request must contain the parameter size or snapshotId');
+    if (snap && size < (snap.snapshot.VolumeSize ?? 0)) {
+      throw new ApiError('InvalidParameterValue', `Volume of ${size} GiB is smaller than snapshot ${snapshotId}`);
+    }
+    const type = (input.VolumeType as string | undefined) ?? 'gp2';
+    this.checkVolumeSpec(type, input.Iops as number | undefined, input.Throughput as number | undefined);
+    const encrypted = Boolean(input.Encrypted) || Boolean(snap?.snapshot.Encrypted);
+    const kmsKeyId = (input.KmsKeyId as string | undefined) ?? snap?.snapshot.KmsKeyId;
+    const record = this.world.createVolume(
+      region,
+      zone,
+      size,
+      type,
+      {
+        SnapshotId: snapshotId ?? '',
+        Encrypted: encrypted,
+        ...(encrypted && kmsKeyId !== undefined && { KmsKeyId: kmsKeyId }),
+        ...(input.Iops !== undefined && { Iops: input.Iops as number }),
+        ...(input.Throughput !== undefined && { Throughput: input.Throughput as number }),
+        Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'volume'),
+      },
+      new Map(snap?.blocks ?? []),
+    );
+    return { ...record.volume };
+  }
+
+  RunInstances(region: string, input: Input): Output {
+    const imageId = require(input.ImageId as string, 'ImageId');
+    const image = this.imageRecord(region, imageId).image;
+    if (image.State !== 'available') throw new ApiError('IncorrectInstanceState', `Image ${imageId} is not available`);
+    if (input.MinCount !== 1 || input.MaxCount !== 1) {
+      throw new ApiError('InvalidParameterValue', 'The emulator launches exactly one instance (MinCount=MaxCount=1)');
+    }
+    const placement = (input.Placement as Input | undefined) ?? {};
+    const subnetId = input.SubnetId as string | undefined;
+    const subnet = subnetId !== undefined ? this.world.subnets.get(subnetId) : undefined;
+    if (subnetId !== undefined && (!subnet || subnet.region !== region)) {
+      throw new ApiError('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
+    }
+    const regionRecord = this.world.region(region);
+    const zoneName = subnet?.subnet.AvailabilityZone ?? (placement.AvailabilityZone as string | undefined) ?? regionRecord.zones[0]!.ZoneName;
+    if (subnet && placement.AvailabilityZone !== undefined && placement.AvailabilityZone !== zoneName) {
+      throw new ApiError('InvalidParameterCombination', `Subnet ${subnetId} is not in availability zone ${String(placement.AvailabilityZone)}`);
+    }
+    const zone = this.world.zone(region, zoneName);
+    const vpcId = subnet?.subnet.VpcId ?? regionRecord.vpcId;
+    const effectiveSubnet =
+      subnet?.subnet ?? [...this.world.subnets.values()].find((s) => s.region === region && s.subnet.AvailabilityZone === zoneName && s.subnet.VpcId === vpcId)?.subnet;
+    const groupIds = (input.SecurityGroupIds as string[] | undefined) ?? [];
+    const groups = groupIds.map((id) => {
+      const g = this.world.securityGroups.get(id);
+      if (!g || g.region !== region) throw new ApiError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
+      if (g.group.VpcId !== vpcId) {
+        throw new ApiError('InvalidParameter', `Security group ${id} and subnet ${effectiveSubnet?.SubnetId} belong to different networks.`);
+      }
+      return { GroupId: g.group.GroupId, GroupName: g.group.GroupName };
+    });
+    const keyName = input.KeyName as string | undefined;
+    if (keyName !== undefined && !regionRecord.keyPairs.has(keyName)) {
+      throw new ApiError('InvalidKeyPair.NotFound', `The key pair '${keyName}' does not exist`);
+    }
+    const instanceType = (input.InstanceType as string | undefined) ?? 'm1.small';
+    if (!/^[a-z0-9-]+\.[a-z0-9-]+$/.test(instanceType)) {
+      throw new ApiError('InvalidParameterValue', `Invalid value '${instanceType}' for InstanceType.`);
+    }
+    const instanceId = newId('i');
+    const now = new Date();
+    const volumeTags = tagSpecs(input.TagSpecifications as TagSpecification[], 'volume');
+    const overrides = new Map(((input.BlockDeviceMappings as BlockDeviceMapping[] | undefined) ?? []).map((m) => [m.DeviceName, m]));
+    const mappings: InstanceBlockDeviceMapping[] = [];
+    for (const mapping of image.BlockDeviceMappings ?? []) {
+      const ebs = { ...mapping.Ebs, ...overrides.get(mapping.DeviceName)?.Ebs };
+      if (!mapping.Ebs) continue;
+      const volume = this.CreateVolume(region, {
+        AvailabilityZone: zoneName,
+        SnapshotId: ebs.SnapshotId,
+        Size: ebs.VolumeSize,
+        VolumeType: ebs.VolumeType,
+        Iops: ebs.Iops,
+        Throughput: ebs.Throughput,
+        Encrypted: ebs.Encrypted,
+        KmsKeyId: ebs.KmsKeyId,
+      }) as Volume;
+      const record = this.world.volumeRecord(volume.VolumeId!, region);
+      record.volume.State = 'in-use';
+      record.volume.Tags = [...volumeTags];
+      const deleteOnTermination = ebs.DeleteOnTermination ?? true;
+      record.volume.Attachments = [
+        { VolumeId: volume.VolumeId, InstanceId: instanceId, Device: mapping.DeviceName, State: 'attached', AttachTime: now, DeleteOnTermination: deleteOnTermination },
+      ];
+      mappings.push({
+        DeviceName: mapping.DeviceName,
+        Ebs: { VolumeId: volume.VolumeId, Status: 'attached', AttachTime: now, DeleteOnTermination: deleteOnTermination },
+      });
+    }
+    const metadata = (input.MetadataOptions as Input | undefined) ?? {};
+    const instance: Instance = {
+      InstanceId: instanceId,
+      ImageId: imageId,
+      InstanceType: instanceType as Instance['InstanceType'],
+      State: { Code: 0, Name: 'pending' },
+      LaunchTime: now,
+      Placement: {
+        AvailabilityZone: zone.ZoneName,
+        AvailabilityZoneId: zone.ZoneId,
+        GroupName: (placement.GroupName as string | undefined) ?? '',
+        ...(placement.PartitionNumber !== undefined && { PartitionNumber: placement.PartitionNumber as number }),
+        Tenancy: (placement.Tenancy as 'default' | 'dedicated' | 'host' | undefined) ?? 'default',
+      },
+      SubnetId: effectiveSubnet?.SubnetId,
+      VpcId: vpcId,
+      SecurityGroups: groups,
+      KeyName: keyName,
+      Architecture: image.Architecture,
+      RootDeviceName: image.RootDeviceName,
+      RootDeviceType: 'ebs',
+      VirtualizationType: image.VirtualizationType,
+      EnaSupport: image.EnaSupport,
+      SriovNetSupport: image.SriovNetSupport,
+      BootMode: image.BootMode,
+      CurrentInstanceBootMode: image.BootMode === 'uefi' ? 'uefi' : 'legacy-bios',
+      TpmSupport: image.TpmSupport,
+      EbsOptimized: Boolean(input.EbsOptimized),
+      BlockDeviceMappings: mappings,
+      ...(input.IamInstanceProfile !== undefined && {
+        IamInstanceProfile: {
+          Arn:
+            ((input.IamInstanceProfile as Input).Arn as string | undefined) ??
+            `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${String((input.IamInstanceProfile as Input).Name)}`,
+          Id: 'AIPA' + newId('x').slice(2, 18).toUpperCase(),
+        },
+      }),
+      MetadataOptions: {
+        State: 'applied',
+        HttpTokens: (metadata.HttpTokens as 'optional' | 'required' | undefined) ?? 'required',
+        HttpPutResponseHopLimit: (metadata.HttpPutResponseHopLimit as number | undefined) ?? 2,
+        HttpEndpoint: (metadata.HttpEndpoint as 'enabled' | 'disabled' | undefined) ?? 'enabled',
+        HttpProtocolIpv6: (metadata.HttpProtocolIpv6 as 'enabled' | 'disabled' | undefined) ?? 'disabled',
+        InstanceMetadataTags: (metadata.InstanceMetadataTags as 'enabled' | 'disabled' | undefined) ?? 'disabled',
+      },
+      ...(input.CpuOptions !== undefined && { CpuOptions: input.CpuOptions as Instance['CpuOptions'] }),
+      Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'instance'),
+    };
+    this.world.instances.set(instanceId, {
+      region,
+      instance,
+      userData: input.UserData as string | undefined,
+      readyAt: Date.now() + this.world.options.pendingMs,
+    });
+    return { ReservationId: newId('r'), OwnerId: ACCOUNT_ID, Groups: [], Instances: [instance] };
+  }
+
+  DescribeSubnets(region: string, input: Input): Output {
+    const ids = input.SubnetIds as string[] | undefined;
+    const all = [...this.world.subnets.values()].filter((s) => s.region === region).map((s) => s.subnet);
+    let items = ids?.length
+      ? requireIds(ids, (id) => all.find((s) => s.SubnetId === id), 'InvalidSubnetID.NotFound', 'subnet ID')
+      : all;
+    items = applyFilters(items, input.Filters as Filter[], (s, n) => {
+      switch (n) {
+        case 'subnet-id':
+          return [s.SubnetId];
+        case 'vpc-id':
+          return [s.VpcId];
+        case 'availability-zone':
+          return [s.AvailabilityZone];
+        default:
+          return tagValues(s.Tags, n);
+      }
+    });
+    return { Subnets: items };
+  }
+
+  DescribeSecurityGroups(region: string, input: Input): Output {
+    const ids = input.GroupIds as string[] | undefined;
+    const all = [...this.world.securityGroups.values()].filter((g) => g.region === region).map((g) => g.group);
+    let items = ids?.length
+      ? requireIds(ids, (id) => all.find((g) => g.GroupId === id), 'InvalidGroup.NotFound', 'security group')
+      : all;
+    items = applyFilters(items, input.Filters as Filter[], (g, n) => {
+      switch (n) {
+        case 'group-id':
+          return [g.GroupId];
+        case 'group-name':
+          return [g.GroupName];
+        case 'vpc-id':
+          return [g.VpcId];
+        default:
+          return tagValues(g.Tags, n);
+      }
+    });
+    return { SecurityGroups: items };
+  }
+}

@@ -1,0 +1,263 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AdminApi } from './admin.js';
+import { EbsService, type EbsResponse } from './ebs.js';
+import { decodeQuery, encodeError, encodeResponse, operation, UnknownParameterError } from './ec2-codec.js';
+import { Ec2Service } from './ec2.js';
+import { type AuthFailure, type KeyRecord, scopeOf, verifySignature } from './sigv4.js';
+import { ACCOUNT_ID, ApiError, defaultOptions, type EmulatorOptions, World } from './state.js';
+
+export interface Emulator {
+  url: string;
+  port: number;
+  world: World;
+  options: EmulatorOptions;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
+
+/** Maps a signature failure to the error each service's protocol uses. */
+function authError(service: string, failure: AuthFailure): ApiError {
+  const byService: Record<string, Record<AuthFailure['kind'], [string, number]>> = {
+    ec2: {
+      missing: ['MissingAuthenticationToken', 401],
+      'unknown-key': ['AuthFailure', 401],
+      'bad-signature': ['AuthFailure', 401],
+      'expired-token': ['RequestExpired', 400],
+      skewed: ['RequestExpired', 400],
+    },
+    ebs: {
+      missing: ['MissingAuthenticationTokenException', 403],
+      'unknown-key': ['UnrecognizedClientException', 403],
+      'bad-signature': ['InvalidSignatureException', 403],
+      'expired-token': ['ExpiredTokenException', 403],
+      skewed: ['InvalidSignatureException', 403],
+    },
+    sts: {
+      missing: ['MissingAuthenticationToken', 403],
+      'unknown-key': ['InvalidClientTokenId', 403],
+      'bad-signature': ['SignatureDoesNotMatch', 403],
+      'expired-token': ['ExpiredToken', 400],
+      skewed: ['SignatureDoesNotMatch', 403],
+    },
+  };
+  const [code, status] = (byService[service] ?? byService.ebs!)[failure.kind];
+  return new ApiError(code, failure.message, status);
+}
+
+export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, port = 0): Promise<Emulator> {
+  const options: EmulatorOptions = { ...defaultOptions(), ...overrides };
+  const world = new World(options);
+  const ec2 = new Ec2Service(world);
+  const ebs = new EbsService(world);
+  const admin = new AdminApi(world, options);
+  const tempKeys = new Map<string, KeyRecord>();
+  let bandwidthFreeAt = 0;
+
+  const keys = (): Map<string, KeyRecord> => {
+    const all = new Map<string, KeyRecord>(tempKeys);
+    for (const [id, secret] of Object.entries(options.keys)) all.set(id, { secretAccessKey: secret });
+    return all;
+  };
+
+  /** Delays a transfer of `bytes` so the aggregate rate stays under the cap. */
+  async function bandwidth(bytes: number): Promise<void> {
+    if (options.bandwidthMbps <= 0) return;
+    const bytesPerMs = (options.bandwidthMbps * 1_000_000) / 8 / 1000;
+    const now = Date.now();
+    bandwidthFreeAt = Math.max(bandwidthFreeAt, now) + bytes / bytesPerMs;
+    await sleep(bandwidthFreeAt - now);
+  }
+
+  function sendEbs(res: ServerResponse, response: EbsResponse): void {
+    const headers: Record<string, string> = { ...response.headers };
+    let body: Buffer;
+    if (response.data) {
+      body = response.data;
+    } else {
+      body = Buffer.from(JSON.stringify(response.json ?? {}));
+      headers['content-type'] = 'application/json';
+    }
+    headers['x-amzn-requestid'] = randomUUID();
+    res.writeHead(response.status, { ...headers, 'content-length': String(body.length) });
+    res.end(body);
+  }
+
+  function sendError(res: ServerResponse, service: string, err: ApiError): void {
+    const requestId = randomUUID();
+    if (service === 'ec2') {
+      const status = err.code === 'RequestLimitExceeded' ? 503 : err.status >= 500 ? err.status : err.status === 401 ? 401 : 400;
+      res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
+      res.end(encodeError(err.code, err.message, requestId));
+    } else if (service === 'sts') {
+      res.writeHead(err.status, { 'content-type': 'text/xml' });
+      res.end(
+        `<ErrorResponse xmlns="${STS_NS}"><Error><Type>Sender</Type><Code>${err.code}</Code>` +
+          `<Message>${err.message}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
+      );
+    } else {
+      res.writeHead(err.status, {
+        'content-type': 'application/json',
+        'x-amzn-errortype': err.code,
+        'x-amzn-requestid': requestId,
+      });
+      res.end(JSON.stringify({ message: err.message, ...err.extra }));
+    }
+  }
+
+  function assumeRole(params: URLSearchParams, callerKey: string): string {
+    const roleArn = params.get('RoleArn') ?? '';
+    const sessionName = params.get('RoleSessionName') ?? '';
+    if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(roleArn)) {
+      throw new ApiError('ValidationError', `RoleArn ${roleArn} is not a role ARN`, 400);
+    }
+    if (!/^[\w+=,.@-]{2,64}$/.test(sessionName)) {
+      throw new ApiError('ValidationError', 'RoleSessionName must be 2 to 64 characters of [\\w+=,.@-]', 400);
+    }
+    const asked = Number(params.get('DurationSeconds') ?? 3600);
+    if (!Number.isInteger(asked) || asked < 900 || asked > 43200) {
+      throw new ApiError('ValidationError', 'DurationSeconds must be from 900 to 43200', 400);
+    }
+    const lifetime = options.stsDurationS > 0 ? options.stsDurationS : asked;
+    const accessKeyId = `ASIA${randomBytes(8).toString('hex').toUpperCase()}`;
+    const secretAccessKey = randomBytes(20).toString('base64');
+    const sessionToken = randomBytes(48).toString('base64');
+    const expiresAt = Date.now() + lifetime * 1000;
+    tempKeys.set(accessKeyId, { secretAccessKey, sessionToken, expiresAt });
+    world.count('sts:AssumeRole');
+    const role = roleArn.split('/').pop()!;
+    return (
+      `<AssumeRoleResponse xmlns="${STS_NS}"><AssumeRoleResult><Credentials>` +
+      `<AccessKeyId>${accessKeyId}</AccessKeyId><SecretAccessKey>${secretAccessKey}</SecretAccessKey>` +
+      `<SessionToken>${sessionToken}</SessionToken><Expiration>${new Date(expiresAt).toISOString()}</Expiration>` +
+      `</Credentials><AssumedRoleUser><AssumedRoleId>AROA${callerKey.length}:${sessionName}</AssumedRoleId>` +
+      `<Arn>arn:aws:sts::${ACCOUNT_ID}:assumed-role/${role}/${sessionName}</Arn></AssumedRoleUser>` +
+      `</AssumeRoleResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></AssumeRoleResponse>`
+    );
+  }
+
+  async function handleEbs(req: IncomingMessage, res: ServerResponse, region: string, body: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://emulator');
+    const action = EbsService.actionOf(req.method ?? 'GET', url.pathname) ?? 'Unknown';
+    world.count(`ebs:${action}`);
+    if (Math.random() < options.throttleRate) {
+      throw new ApiError('RequestThrottledException', 'Rate exceeded', 400, { Reason: 'ACCOUNT_THROTTLED' });
+    }
+    if (Math.random() < options.errorRate) throw new ApiError('InternalServerException', 'Internal error', 500);
+    if (action === 'PutSnapshotBlock') await bandwidth(body.length);
+    const response = ebs.handle(region, {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.searchParams,
+      headers: req.headers,
+      body,
+    });
+    if (response.data) {
+      await bandwidth(response.data.length);
+      if (Math.random() < options.corruptRate) {
+        const copy = Buffer.from(response.data);
+        copy[Math.floor(Math.random() * copy.length)]! ^= 0xff;
+        response.data = copy;
+      }
+      if (Math.random() < options.resetRate) {
+        // Headers and part of the body go out, then the connection dies: the SDK has already
+        // returned the response, so only the caller can notice and retry.
+        res.writeHead(response.status, { ...response.headers, 'content-length': String(response.data.length) });
+        res.write(response.data.subarray(0, response.data.length >> 1));
+        await sleep(5);
+        res.socket?.destroy();
+        return;
+      }
+    }
+    sendEbs(res, response);
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req);
+    const url = new URL(req.url ?? '/', 'http://emulator');
+    if (url.pathname.startsWith('/_admin/')) {
+      let input: Record<string, unknown> = {};
+      if (body.length) input = JSON.parse(body.toString()) as Record<string, unknown>;
+      const result = admin.handle(req.method ?? 'GET', url.pathname, input);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(result));
+      return;
+    }
+    const scope = scopeOf(req);
+    const service = scope?.service ?? 'ebs';
+    try {
+      if (options.latencyMs > 0) await sleep(options.latencyMs);
+      const auth = await verifySignature(req, body, keys());
+      if (!('accessKeyId' in auth)) throw authError(service, auth);
+      if (service === 'ebs') return await handleEbs(req, res, auth.region, body);
+      const params = new URLSearchParams(body.toString());
+      const action = params.get('Action') ?? '';
+      if (service === 'sts') {
+        if (action !== 'AssumeRole') throw new ApiError('InvalidAction', `Could not find operation ${action}`, 400);
+        const xml = assumeRole(params, auth.accessKeyId);
+        res.writeHead(200, { 'content-type': 'text/xml' });
+        res.end(xml);
+        return;
+      }
+      if (service !== 'ec2') throw new ApiError('UnknownService', `The emulator does not serve ${service}`, 400);
+      world.count(`ec2:${action}`);
+      if (Math.random() < options.ec2ThrottleRate) throw new ApiError('RequestLimitExceeded', 'Request limit exceeded.', 503);
+      const op = operation(action);
+      if (!op || params.get('Version') !== '2016-11-15') {
+        throw new ApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
+      }
+      let input: Record<string, unknown>;
+      try {
+        input = decodeQuery(op, params);
+      } catch (err) {
+        if (err instanceof UnknownParameterError) {
+          throw new ApiError('UnknownParameter', `The parameter ${err.message} is not recognized`);
+        }
+        throw err;
+      }
+      const output = ec2.handle(action, auth.region, input);
+      res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
+      res.end(encodeResponse(action, op, output, randomUUID()));
+    } catch (err) {
+      if (err instanceof ApiError) return sendError(res, service, err);
+      throw err;
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      if (!res.headersSent) {
+        const message = err instanceof Error ? err.message : String(err);
+        res.writeHead(err instanceof ApiError ? err.status : 500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message }));
+      }
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const actualPort = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${actualPort}`,
+    port: actualPort,
+    world,
+    options,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

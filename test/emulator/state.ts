@@ -1,0 +1,302 @@
+import { randomBytes } from 'node:crypto';
+import type { Image, Instance, SecurityGroup, Snapshot, Subnet, Tag, Volume } from '@aws-sdk/client-ec2';
+import { Block, BLOCK_SIZE, GIB } from './blocks.js';
+
+export const ACCOUNT_ID = '123456789012';
+
+/** An AWS-shaped error: `code` is the EC2 error code or the EBS/STS exception name. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export interface EmulatorOptions {
+  /** How long a new snapshot (or image, or instance) stays pending. */
+  pendingMs: number;
+  /** PutSnapshotBlock answers ResourceNotFoundException this long after StartSnapshot. */
+  startDelayMs: number;
+  latencyMs: number;
+  /** Aggregate data-plane bandwidth cap in megabits per second; 0 = none. */
+  bandwidthMbps: number;
+  throttleRate: number;
+  /** Probability that an EC2 call answers RequestLimitExceeded (HTTP 503). */
+  ec2ThrottleRate: number;
+  errorRate: number;
+  resetRate: number;
+  corruptRate: number;
+  /** Lifetime of STS credentials, whatever DurationSeconds asked for; 0 = as asked. */
+  stsDurationS: number;
+  blockTokenTtlMs: number;
+  pageTokenTtlMs: number;
+  /** How many block indices one ListChangedBlocks page scans: pages may come back empty. */
+  changedBlocksWindow: number;
+  /** Long-term keys: access key id to secret. */
+  keys: Record<string, string>;
+}
+
+export function defaultOptions(): EmulatorOptions {
+  return {
+    pendingMs: 200,
+    startDelayMs: 0,
+    latencyMs: 0,
+    bandwidthMbps: 0,
+    throttleRate: 0,
+    ec2ThrottleRate: 0,
+    errorRate: 0,
+    resetRate: 0,
+    corruptRate: 0,
+    stsDurationS: 0,
+    blockTokenTtlMs: 7 * 24 * 3600 * 1000,
+    pageTokenTtlMs: 60 * 60 * 1000,
+    changedBlocksWindow: 65536,
+    keys: { test: 'test' },
+  };
+}
+
+export interface VolumeRecord {
+  region: string;
+  volume: Volume;
+  blocks: Map<number, Block>;
+}
+
+export interface SnapshotRecord {
+  region: string;
+  snapshot: Snapshot;
+  blocks: Map<number, Block>;
+  /** Snapshots of one volume, or chained by ParentSnapshotId, share a lineage. */
+  lineage: string;
+  parentSnapshotId?: string;
+  /** Made by CreateSnapshot(s) or by StartSnapshot (EBS direct). */
+  origin: 'ec2' | 'direct';
+  /** When a pending snapshot becomes completed; undefined while a direct snapshot is open for writes. */
+  readyAt?: number;
+  startedAt: number;
+  /** Direct snapshots only: writes allowed until then, error afterwards. */
+  deadline?: number;
+  clientToken?: string;
+  requestFingerprint?: string;
+  failed?: boolean;
+}
+
+export interface InstanceRecord {
+  region: string;
+  instance: Instance;
+  userData?: string;
+  readyAt: number;
+}
+
+export interface ImageRecord {
+  region: string;
+  image: Image;
+  readyAt: number;
+}
+
+export interface RegionRecord {
+  name: string;
+  zones: { ZoneName: string; ZoneId: string }[];
+  vpcId: string;
+  keyPairs: Set<string>;
+}
+
+export function newId(prefix: string): string {
+  return `${prefix}-${randomBytes(9).toString('hex').slice(0, 17)}`;
+}
+
+export function tagsFrom(map: Record<string, string> | undefined): Tag[] {
+  return Object.entries(map ?? {}).map(([Key, Value]) => ({ Key, Value }));
+}
+
+export class World {
+  readonly regions = new Map<string, RegionRecord>();
+  readonly instances = new Map<string, InstanceRecord>();
+  readonly volumes = new Map<string, VolumeRecord>();
+  readonly snapshots = new Map<string, SnapshotRecord>();
+  readonly images = new Map<string, ImageRecord>();
+  readonly subnets = new Map<string, { region: string; subnet: Subnet }>();
+  readonly securityGroups = new Map<string, { region: string; group: SecurityGroup }>();
+  readonly requestCounts = new Map<string, number>();
+
+  constructor(readonly options: EmulatorOptions) {
+    for (const [name, zones, prefix] of [
+      ['us-east-1', ['a', 'b', 'c'], 'use1'],
+      ['eu-west-1', ['a', 'b', 'c'], 'euw1'],
+      ['eu-central-1', ['a', 'b'], 'euc1'],
+    ] as const) {
+      this.addRegion(name, zones, prefix);
+    }
+  }
+
+  addRegion(name: string, zoneLetters: readonly string[], idPrefix: string): RegionRecord {
+    const vpcId = newId('vpc');
+    const record: RegionRecord = {
+      name,
+      zones: zoneLetters.map((l, i) => ({ ZoneName: `${name}${l}`, ZoneId: `${idPrefix}-az${i + 1}` })),
+      vpcId,
+      keyPairs: new Set(['default-key']),
+    };
+    this.regions.set(name, record);
+    record.zones.forEach((zone, i) => this.addSubnet(name, zone.ZoneName, vpcId, `10.0.${i}.0/24`));
+    this.addSecurityGroup(name, vpcId, 'default');
+    return record;
+  }
+
+  region(name: string): RegionRecord {
+    const region = this.regions.get(name);
+    if (!region) throw new ApiError('UnrecognizedClientException', `The region ${name} is not known to the emulator`, 400);
+    return region;
+  }
+
+  zone(region: string, zoneName: string): { ZoneName: string; ZoneId: string } {
+    const zone = this.region(region).zones.find((z) => z.ZoneName === zoneName);
+    if (!zone) throw new ApiError('InvalidParameterValue', `Invalid availability zone: [${zoneName}]`);
+    return zone;
+  }
+
+  addSubnet(region: string, zoneName: string, vpcId: string, cidr: string): Subnet {
+    const zone = this.zone(region, zoneName);
+    const subnet: Subnet = {
+      SubnetId: newId('subnet'),
+      VpcId: vpcId,
+      AvailabilityZone: zone.ZoneName,
+      AvailabilityZoneId: zone.ZoneId,
+      CidrBlock: cidr,
+      State: 'available',
+      OwnerId: ACCOUNT_ID,
+      AvailableIpAddressCount: 250,
+    };
+    this.subnets.set(subnet.SubnetId!, { region, subnet });
+    return subnet;
+  }
+
+  addSecurityGroup(region: string, vpcId: string, groupName: string): SecurityGroup {
+    const group: SecurityGroup = {
+      GroupId: newId('sg'),
+      GroupName: groupName,
+      VpcId: vpcId,
+      OwnerId: ACCOUNT_ID,
+      Description: groupName,
+    };
+    this.securityGroups.set(group.GroupId!, { region, group });
+    return group;
+  }
+
+  count(key: string): void {
+    this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
+  }
+
+  /** Moves time-driven states forward: pending snapshots, images and instances. */
+  settle(now = Date.now()): void {
+    for (const s of this.snapshots.values()) {
+      if (s.snapshot.State === 'pending') {
+        if (s.readyAt !== undefined && now >= s.readyAt) {
+          s.snapshot.State = 'completed';
+          s.snapshot.Progress = '100%';
+        } else if (s.deadline !== undefined && s.readyAt === undefined && now >= s.deadline) {
+          s.snapshot.State = 'error';
+          s.snapshot.StateMessage = 'The snapshot was not completed before its timeout';
+        }
+      }
+    }
+    for (const i of this.images.values()) {
+      if (i.image.State === 'pending' && now >= i.readyAt) i.image.State = 'available';
+    }
+    for (const i of this.instances.values()) {
+      if (i.instance.State?.Name === 'pending' && now >= i.readyAt) i.instance.State = { Code: 16, Name: 'running' };
+    }
+  }
+
+  volumeRecord(id: string, region: string): VolumeRecord {
+    const record = this.volumes.get(id);
+    if (!record || record.region !== region) {
+      throw new ApiError('InvalidVolume.NotFound', `The volume '${id}' does not exist.`);
+    }
+    return record;
+  }
+
+  snapshotRecord(id: string, region: string): SnapshotRecord {
+    const record = this.snapshots.get(id);
+    if (!record || record.region !== region) {
+      throw new ApiError('InvalidSnapshot.NotFound', `The snapshot '${id}' does not exist.`);
+    }
+    return record;
+  }
+
+  instanceRecord(id: string, region: string): InstanceRecord {
+    const record = this.instances.get(id);
+    if (!record || record.region !== region || record.instance.State?.Name === 'terminated') {
+      throw new ApiError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
+    }
+    return record;
+  }
+
+  createVolume(
+    region: string,
+    zoneName: string,
+    sizeGiB: number,
+    volumeType: string,
+    extra: Partial<Volume> = {},
+    blocks = new Map<number, Block>(),
+  ): VolumeRecord {
+    this.zone(region, zoneName);
+    const volume: Volume = {
+      VolumeId: newId('vol'),
+      Size: sizeGiB,
+      AvailabilityZone: zoneName,
+      State: 'available',
+      VolumeType: volumeType as Volume['VolumeType'],
+      Encrypted: false,
+      CreateTime: new Date(),
+      Attachments: [],
+      Tags: [],
+      MultiAttachEnabled: false,
+      ...extra,
+    };
+    const record: VolumeRecord = { region, volume, blocks };
+    this.volumes.set(volume.VolumeId!, record);
+    return record;
+  }
+
+  /** Captures the volume's blocks now: later writes to the volume do not reach the snapshot. */
+  snapshotVolume(volume: VolumeRecord, description: string | undefined, tags: Tag[]): SnapshotRecord {
+    const now = Date.now();
+    const snapshot: Snapshot = {
+      SnapshotId: newId('snap'),
+      VolumeId: volume.volume.VolumeId,
+      VolumeSize: volume.volume.Size,
+      State: 'pending',
+      Progress: '0%',
+      StartTime: new Date(now),
+      Description: description ?? '',
+      OwnerId: ACCOUNT_ID,
+      Encrypted: volume.volume.Encrypted ?? false,
+      ...(volume.volume.KmsKeyId !== undefined && { KmsKeyId: volume.volume.KmsKeyId }),
+      Tags: tags,
+      StorageTier: 'standard',
+    };
+    const record: SnapshotRecord = {
+      region: volume.region,
+      snapshot,
+      blocks: new Map(volume.blocks),
+      lineage: volume.volume.VolumeId!,
+      origin: 'ec2',
+      readyAt: now + this.options.pendingMs,
+      startedAt: now,
+    };
+    this.snapshots.set(snapshot.SnapshotId!, record);
+    return record;
+  }
+
+  volumeSizeBytes(sizeGiB: number): number {
+    return sizeGiB * GIB;
+  }
+
+  blocksPerVolume(sizeGiB: number): number {
+    return (sizeGiB * GIB) / BLOCK_SIZE;
+  }
+}
