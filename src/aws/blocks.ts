@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import {
+  type EBSClient,
+  GetSnapshotBlockCommand,
+  ListChangedBlocksCommand,
+  ListSnapshotBlocksCommand,
+  ValidationException,
+} from '@aws-sdk/client-ebs';
+import { RuntimeFailure } from '../errors.js';
+import { errorCode, errorName, withRetry } from '../retry.js';
+
+/** A block to put in a stream: its data comes from `token`, or it is an explicit zero region. */
+export interface BlockRef {
+  index: number;
+  token?: string;
+}
+
+const PAGE = 10_000;
+
+function expiredPage(err: unknown): boolean {
+  return err instanceof ValidationException && err.Reason === 'INVALID_PAGE_TOKEN';
+}
+
+/**
+ * Pages through ListSnapshotBlocks as the blocks are consumed. Page tokens live 60 minutes; when
+ * a slow consumer outlives one, listing resumes from the next block index.
+ */
+export async function* snapshotBlocks(ebs: EBSClient, snapshotId: string): AsyncGenerator<BlockRef> {
+  let nextToken: string | undefined;
+  let nextIndex = 0;
+  for (;;) {
+    let page;
+    try {
+      page = await ebs.send(
+        new ListSnapshotBlocksCommand({
+          SnapshotId: snapshotId,
+          MaxResults: PAGE,
+          ...(nextToken !== undefined ? { NextToken: nextToken } : { StartingBlockIndex: nextIndex }),
+        }),
+      );
+    } catch (err) {
+      if (nextToken !== undefined && expiredPage(err)) {
+        nextToken = undefined;
+        continue;
+      }
+      throw err;
+    }
+    for (const block of page.Blocks ?? []) {
+      if (block.BlockIndex === undefined || block.BlockIndex < nextIndex) {
+        throw new RuntimeFailure(`ListSnapshotBlocks for ${snapshotId} returned blocks out of order`);
+      }
+      nextIndex = block.BlockIndex + 1;
+      yield { index: block.BlockIndex, ...(block.BlockToken !== undefined && { token: block.BlockToken }) };
+    }
+    if (!page.NextToken) return;
+    nextToken = page.NextToken;
+  }
+}
+
+/**
+ * Pages through ListChangedBlocks between `baseSnapshotId` and `snapshotId`. Pages may be empty
+ * and still carry a NextToken. A block present only in the base has no second token: it is
+ * yielded without a token and becomes an explicit zero region.
+ */
+export async function* changedBlocks(ebs: EBSClient, baseSnapshotId: string, snapshotId: string): AsyncGenerator<BlockRef> {
+  let nextToken: string | undefined;
+  let nextIndex = 0;
+  for (;;) {
+    let page;
+    try {
+      page = await ebs.send(
+        new ListChangedBlocksCommand({
+          FirstSnapshotId: baseSnapshotId,
+          SecondSnapshotId: snapshotId,
+          MaxResults: PAGE,
+          ...(nextToken !== undefined ? { NextToken: nextToken } : { StartingBlockIndex: nextIndex }),
+        }),
+      );
+    } catch (err) {
+      if (nextToken !== undefined && expiredPage(err)) {
+        nextToken = undefined;
+        continue;
+      }
+      throw err;
+    }
+    for (const block of page.ChangedBlocks ?? []) {
+      if (block.BlockIndex === undefined || block.BlockIndex < nextIndex) {
+        throw new RuntimeFailure(`ListChangedBlocks for ${snapshotId} returned blocks out of order`);
+      }
+      nextIndex = block.BlockIndex + 1;
+      yield { index: block.BlockIndex, ...(block.SecondBlockToken !== undefined && { token: block.SecondBlockToken }) };
+    }
+    if (!page.NextToken) return;
+    nextToken = page.NextToken;
+  }
+}
+
+class ChecksumMismatch extends Error {
+  override name = 'ChecksumMismatch';
+}
+
+const TRANSIENT_NAMES = new Set(['ChecksumMismatch', 'ConcurrentLimitExceededException', 'InternalServerException']);
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNREFUSED']);
+
+export function transientBlockError(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : '';
+  return (
+    TRANSIENT_NAMES.has(errorName(err)) ||
+    TRANSIENT_CODES.has(errorCode(err) ?? '') ||
+    /aborted|socket hang up|premature close/i.test(message)
+  );
+}
+
+export interface ReadBlock {
+  data: Buffer;
+  /** The 32-byte SHA-256 of `data`, which matched AWS's checksum. */
+  digest: Buffer;
+}
+
+/**
+ * Reads one block and checks it against the SHA-256 AWS sent with it. A mismatch or a broken
+ * body is retried: the SDK has already returned when the body breaks, so it cannot.
+ */
+export async function readBlock(ebs: EBSClient, snapshotId: string, ref: BlockRef, blockSize: number): Promise<ReadBlock> {
+  try {
+    return await withRetry(
+      { attempts: 6, delayMs: (n) => Math.min(200 * 2 ** (n - 2), 5000), retryable: transientBlockError },
+      async () => {
+        const response = await ebs.send(
+          new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: ref.index, BlockToken: ref.token }),
+        );
+        if (!response.BlockData) throw new ChecksumMismatch('no body');
+        const data = Buffer.from(await response.BlockData.transformToByteArray());
+        if (data.length !== blockSize) throw new ChecksumMismatch(`body of ${data.length} bytes, expected ${blockSize}`);
+        if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
+          throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
+        }
+        const digest = createHash('sha256').update(data).digest();
+        if (digest.toString('base64') !== response.Checksum) {
+          throw new ChecksumMismatch(`checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`);
+        }
+        return { data, digest };
+      },
+    );
+  } catch (err) {
+    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    throw new RuntimeFailure(`block ${ref.index} of snapshot ${snapshotId} could not be read and verified (${reason})`, {
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,126 @@
+import {
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  type EC2Client,
+  type Instance,
+  type Tag as AwsTag,
+  type Volume,
+} from '@aws-sdk/client-ec2';
+import { RuntimeFailure } from '../errors.js';
+import type { Tag } from '../stream/format.js';
+
+/** Tags as a JSON list, without the `aws:` ones (AWS refuses to set them on a restore). */
+export function userTags(tags: AwsTag[] | undefined): Tag[] {
+  return (tags ?? [])
+    .filter((t) => t.Key !== undefined && !t.Key.toLowerCase().startsWith('aws:'))
+    .map((t) => ({ Key: t.Key!, Value: t.Value ?? '' }));
+}
+
+/** The instance as restore needs it: see DESIGN.md section 6. */
+export interface InstanceMeta {
+  instanceId: string;
+  instanceType: string | null;
+  placement: {
+    availabilityZone: string | null;
+    availabilityZoneId: string | null;
+    groupName: string | null;
+    partitionNumber: number | null;
+    tenancy: string | null;
+  };
+  subnetId: string | null;
+  vpcId: string | null;
+  securityGroupIds: string[];
+  keyName: string | null;
+  rootDeviceName: string | null;
+  virtualizationType: string | null;
+  bootMode: string | null;
+  tpmSupport: string | null;
+  enaSupport: boolean | null;
+  sriovNetSupport: string | null;
+  ebsOptimized: boolean | null;
+  architecture: string | null;
+  cpuOptions: { coreCount: number | null; threadsPerCore: number | null } | null;
+  iamInstanceProfileArn: string | null;
+  metadataOptions: {
+    httpTokens: string | null;
+    httpPutResponseHopLimit: number | null;
+    httpEndpoint: string | null;
+    httpProtocolIpv6: string | null;
+    instanceMetadataTags: string | null;
+  } | null;
+  /** Base64, as EC2 returns it. */
+  userData: string | null;
+  tags: Tag[];
+  blockDeviceMappings: { deviceName: string; volumeId: string; deleteOnTermination: boolean | null }[];
+}
+
+export async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Instance> {
+  const { Reservations = [] } = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+  const instance = Reservations.flatMap((r) => r.Instances ?? [])[0];
+  if (!instance) throw new RuntimeFailure(`instance ${instanceId} was not found`);
+  return instance;
+}
+
+export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<InstanceMeta> {
+  const attribute = await ec2.send(
+    new DescribeInstanceAttributeCommand({ InstanceId: instance.InstanceId!, Attribute: 'userData' }),
+  );
+  const p = instance.Placement ?? {};
+  const m = instance.MetadataOptions;
+  return {
+    instanceId: instance.InstanceId!,
+    instanceType: instance.InstanceType ?? null,
+    placement: {
+      availabilityZone: p.AvailabilityZone ?? null,
+      availabilityZoneId: p.AvailabilityZoneId ?? null,
+      groupName: p.GroupName || null,
+      partitionNumber: p.PartitionNumber ?? null,
+      tenancy: p.Tenancy ?? null,
+    },
+    subnetId: instance.SubnetId ?? null,
+    vpcId: instance.VpcId ?? null,
+    securityGroupIds: (instance.SecurityGroups ?? []).map((g) => g.GroupId!).filter(Boolean),
+    keyName: instance.KeyName ?? null,
+    rootDeviceName: instance.RootDeviceName ?? null,
+    virtualizationType: instance.VirtualizationType ?? null,
+    bootMode: instance.BootMode ?? null,
+    tpmSupport: instance.TpmSupport ?? null,
+    enaSupport: instance.EnaSupport ?? null,
+    sriovNetSupport: instance.SriovNetSupport ?? null,
+    ebsOptimized: instance.EbsOptimized ?? null,
+    architecture: instance.Architecture ?? null,
+    cpuOptions: instance.CpuOptions
+      ? { coreCount: instance.CpuOptions.CoreCount ?? null, threadsPerCore: instance.CpuOptions.ThreadsPerCore ?? null }
+      : null,
+    iamInstanceProfileArn: instance.IamInstanceProfile?.Arn ?? null,
+    metadataOptions: m
+      ? {
+          httpTokens: m.HttpTokens ?? null,
+          httpPutResponseHopLimit: m.HttpPutResponseHopLimit ?? null,
+          httpEndpoint: m.HttpEndpoint ?? null,
+          httpProtocolIpv6: m.HttpProtocolIpv6 ?? null,
+          instanceMetadataTags: m.InstanceMetadataTags ?? null,
+        }
+      : null,
+    userData: attribute.UserData?.Value ?? null,
+    tags: userTags(instance.Tags),
+    blockDeviceMappings: (instance.BlockDeviceMappings ?? [])
+      .filter((b) => b.Ebs?.VolumeId)
+      .map((b) => ({ deviceName: b.DeviceName!, volumeId: b.Ebs!.VolumeId!, deleteOnTermination: b.Ebs!.DeleteOnTermination ?? null })),
+  };
+}
+
+export async function describeVolumes(ec2: EC2Client, volumeIds: string[]): Promise<Map<string, Volume>> {
+  const { Volumes = [] } = await ec2.send(new DescribeVolumesCommand({ VolumeIds: volumeIds }));
+  return new Map(Volumes.map((v) => [v.VolumeId!, v]));
+}
+
+/** IOPS and throughput only where the volume type takes them. */
+export function performance(volume: Volume): { iops: number | null; throughput: number | null } {
+  const type = volume.VolumeType ?? '';
+  return {
+    iops: ['io1', 'io2', 'gp3'].includes(type) ? (volume.Iops ?? null) : null,
+    throughput: type === 'gp3' ? (volume.Throughput ?? null) : null,
+  };
+}

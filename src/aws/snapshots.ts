@@ -1,0 +1,113 @@
+import {
+  CreateSnapshotCommand,
+  CreateSnapshotsCommand,
+  CreateTagsCommand,
+  DescribeSnapshotsCommand,
+  type EC2Client,
+  type Snapshot,
+  type Tag,
+} from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import { RuntimeFailure } from '../errors.js';
+
+export const TAG = {
+  config: 'ec2-bpipe:config',
+  job: 'ec2-bpipe:job',
+  baseJob: 'ec2-bpipe:base-job',
+  level: 'ec2-bpipe:level',
+  volume: 'ec2-bpipe:volume',
+  instance: 'ec2-bpipe:instance',
+  state: 'ec2-bpipe:state',
+} as const;
+
+export type StreamState = 'streaming' | 'complete';
+
+export interface SnapshotRequest {
+  /** Instance whose attached volumes are snapshotted together, or undefined for a detached volume. */
+  instanceId?: string;
+  /** Volumes wanted; with an instance, the others are excluded from CreateSnapshots. */
+  volumeIds: string[];
+  /** All volumes attached to the instance, with the root device's volume first. */
+  attached?: { volumeId: string; root: boolean }[];
+  description: string;
+  tags: Tag[];
+  copyVolumeTags: boolean;
+}
+
+/**
+ * Takes the snapshots of one request: one CreateSnapshots call for the volumes of an instance, so
+ * they are crash-consistent with each other, or one CreateSnapshot for a detached volume.
+ * Returns volume id to snapshot id.
+ */
+export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): Promise<Map<string, string>> {
+  const result = new Map<string, string>();
+  const tagSpecifications = [{ ResourceType: 'snapshot' as const, Tags: request.tags }];
+  if (request.instanceId === undefined) {
+    for (const volumeId of request.volumeIds) {
+      const snap = await ec2.send(
+        new CreateSnapshotCommand({ VolumeId: volumeId, Description: request.description, TagSpecifications: tagSpecifications }),
+      );
+      result.set(volumeId, snap.SnapshotId!);
+    }
+  } else {
+    const wanted = new Set(request.volumeIds);
+    const attached = request.attached ?? [];
+    const root = attached.find((v) => v.root);
+    const response = await ec2.send(
+      new CreateSnapshotsCommand({
+        InstanceSpecification: {
+          InstanceId: request.instanceId,
+          ExcludeBootVolume: root !== undefined && !wanted.has(root.volumeId),
+          ExcludeDataVolumeIds: attached.filter((v) => !v.root && !wanted.has(v.volumeId)).map((v) => v.volumeId),
+        },
+        Description: request.description,
+        TagSpecifications: tagSpecifications,
+        ...(request.copyVolumeTags && { CopyTagsFromSource: 'volume' as const }),
+      }),
+    );
+    for (const info of response.Snapshots ?? []) {
+      if (info.VolumeId && info.SnapshotId && wanted.has(info.VolumeId)) result.set(info.VolumeId, info.SnapshotId);
+    }
+  }
+  const missing = request.volumeIds.filter((v) => !result.has(v));
+  if (missing.length) throw new RuntimeFailure(`AWS returned no snapshot for volume(s) ${missing.join(', ')}`);
+  // One tag spec serves every snapshot of a CreateSnapshots call; the volume tag differs per snapshot.
+  for (const [volumeId, snapshotId] of result) {
+    await ec2.send(new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: TAG.volume, Value: volumeId }] }));
+  }
+  return result;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until every snapshot is completed; fails on an error state or after `timeoutS`. */
+export async function waitForSnapshots(ec2: EC2Client, snapshotIds: string[], timeoutS: number, log: Logger): Promise<Snapshot[]> {
+  const deadline = Date.now() + timeoutS * 1000;
+  let delay = 250;
+  let lastReport = 0;
+  for (;;) {
+    const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
+    const failed = Snapshots.find((s) => s.State === 'error');
+    if (failed) {
+      throw new RuntimeFailure(`snapshot ${failed.SnapshotId} of ${failed.VolumeId} failed: ${failed.StateMessage ?? 'state error'}`);
+    }
+    if (Snapshots.length === snapshotIds.length && Snapshots.every((s) => s.State === 'completed')) return Snapshots;
+    if (Date.now() >= deadline) {
+      const pending = Snapshots.filter((s) => s.State !== 'completed').map((s) => `${s.SnapshotId} (${s.Progress ?? '?'})`);
+      throw new RuntimeFailure(
+        `snapshots still pending after ${timeoutS}s: ${pending.join(', ')}. Raise [backup] snapshot-timeout or retry later.`,
+      );
+    }
+    if (Date.now() - lastReport > 30_000) {
+      lastReport = Date.now();
+      log.info(`waiting for snapshots: ${Snapshots.map((s) => `${s.SnapshotId} ${s.Progress ?? ''}`.trim()).join(', ')}`);
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 5000);
+  }
+}
+
+export async function setStreamState(ec2: EC2Client, snapshotIds: string[], state: StreamState): Promise<void> {
+  if (snapshotIds.length === 0) return;
+  await ec2.send(new CreateTagsCommand({ Resources: snapshotIds, Tags: [{ Key: TAG.state, Value: state }] }));
+}

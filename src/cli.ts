@@ -1,0 +1,183 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { Logger } from 'pino';
+import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
+import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
+import { captureProcessWarnings, createLogger, type LogFormat } from './log.js';
+
+export { VERSION } from './version.js';
+import { VERSION } from './version.js';
+
+interface CommonOptions {
+  config?: string;
+  logFormat: LogFormat;
+  logLevel: string;
+  region?: string;
+}
+
+/** Command-line flags that set a config key, validated exactly as the INI file is. */
+const FLAG_KEYS: Record<string, [SectionName, string]> = {
+  workers: ['backup', 'workers'],
+  restoreWorkers: ['restore', 'workers'],
+  instanceType: ['restore', 'instance-type'],
+  subnetId: ['restore', 'subnet-id'],
+  securityGroupIds: ['restore', 'security-group-ids'],
+  keyName: ['restore', 'key-name'],
+  placementGroup: ['restore', 'placement-group'],
+  partitionNumber: ['restore', 'partition-number'],
+  kmsKeyId: ['restore', 'kms-key-id'],
+  keepImage: ['restore', 'keep-image'],
+  stateDir: ['bacula', 'state-dir'],
+};
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export interface CommandContext {
+  config: Config;
+  log: Logger;
+  stdout: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+}
+
+export type Handler = (ctx: CommandContext, options: Record<string, unknown>, args: string[]) => Promise<void>;
+
+/** Loads the config (or the defaults), then applies the flags on top. */
+function buildConfig(common: CommonOptions, options: Record<string, unknown>, section: 'backup' | 'restore'): Config {
+  const config = common.config !== undefined ? loadConfig(common.config) : defaultConfig();
+  if (common.region !== undefined) setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');
+  for (const [flag, [sectionName, key]] of Object.entries(FLAG_KEYS)) {
+    const value = options[flag];
+    if (value === undefined) continue;
+    setKey(config, sectionName, key, typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value), `--${kebab(flag)}`);
+  }
+  validate(config, common.config ?? 'command line');
+  return config;
+}
+
+async function loadHandler(name: string): Promise<Handler> {
+  switch (name) {
+    case 'backup':
+      return (await import('./backup.js')).backupCommand;
+    case 'restore':
+      return (await import('./restore/command.js')).restoreCommand;
+    case 'verify':
+      return (await import('./verify.js')).verifyCommand;
+    default:
+      return () => Promise.reject(new RuntimeFailure(`ec2-bpipe ${name} is not available in this version yet.`));
+  }
+}
+
+export function buildProgram(run: (name: string, common: CommonOptions, options: Record<string, unknown>, args: string[]) => Promise<void>): Command {
+  const program = new Command('ec2-bpipe')
+    .description('Back up EC2 instances and EBS volumes into Bacula through bpipe, and restore them.')
+    .version(VERSION)
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => process.stderr.write(s), writeErr: (s) => process.stderr.write(s) });
+
+  const common = (cmd: Command): Command =>
+    cmd
+      .option('--config <file>', 'INI config file (see examples/ec2-bpipe.ini)')
+      .option('--region <region>', 'AWS region (backup: the source; restore: the target)')
+      .addOption(new Option('--log-format <format>', 'log line format on stderr').choices(['human', 'json']).default('human'))
+      .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'));
+
+  const unit = (cmd: Command): Command =>
+    cmd
+      .option('--instance <id>', 'back up this instance (all its EBS volumes, crash-consistent)')
+      .option('--volume <ids>', 'back up these volumes (comma-separated)')
+      .option('--workers <n>', 'parallel EBS block reads (default 8)');
+
+  const action = (name: string) =>
+    function (this: Command, ...rest: unknown[]): Promise<void> {
+      const args = (rest.find((r) => Array.isArray(r)) as string[] | undefined) ?? [];
+      const options = this.opts();
+      return run(name, options as CommonOptions, options, args);
+    };
+
+  unit(common(program.command('backup')))
+    .description('Snapshot, read the blocks and write one tar stream to stdout')
+    .option('--job <name>', 'job name recorded in the stream and in snapshot tags (Bacula: %j)')
+    .addOption(new Option('--level <level>', 'backup level (Bacula: %l)').default('Full'))
+    .option('--prev-job <name>', 'job the level is based on (Bacula: %S)')
+    .option('--finalizer', 'write the chain finalizer (restore.json) instead of data')
+    .action(action('backup'));
+
+  common(program.command('restore'))
+    .description('Read streams (files, or stdin) and restore them to AWS or to a directory')
+    .argument('[files...]', 'stream files, applied in the order given; stdin when none')
+    .option('--to-dir <dir>', 'write raw images and metadata under this directory')
+    .option('--where <path>', 'Bacula restore location (%w): empty or / restores to AWS, else to files under it')
+    .option('--replace <code>', 'Bacula replace code (%r), recorded for the log')
+    .option('--restore-workers <n>', 'parallel EBS block writes (default 8)')
+    .option('--instance-type <type>', 'launch with this instance type')
+    .option('--subnet-id <id>', 'launch in this subnet (its AZ wins over the stored one)')
+    .option('--security-group-ids <ids>', 'comma-separated security groups')
+    .option('--key-name <name>', 'key pair for the new instance')
+    .option('--placement-group <name>', 'placement group')
+    .option('--partition-number <n>', 'partition in the placement group')
+    .option('--kms-key-id <arn>', 're-encrypt restored snapshots with this KMS key')
+    .option('--keep-image', 'keep the AMI registered after launch')
+    .option('--no-launch', 'restore snapshots only, launch no instance')
+    .option('--state-dir <dir>', 'where the restore journal lives')
+    .action(action('restore'));
+
+  common(program.command('verify'))
+    .description('Check streams without AWS: structure, every block digest, aggregates, end marker')
+    .argument('[files...]', 'stream files; stdin when none')
+    .action(action('verify'));
+
+  common(program.command('list'))
+    .description('Print the bpipe plugin lines for a Bacula job (FileSet generator)')
+    .option('--job <name>', 'Bacula %j')
+    .option('--level <level>', 'Bacula %l')
+    .option('--prev-job <name>', 'Bacula %S')
+    .action(action('list'));
+
+  unit(common(program.command('estimate')))
+    .description('Say what a backup would move and how many workers the bandwidth calls for')
+    .option('--bandwidth <MiB/s>', 'available bandwidth in MiB/s')
+    .action(action('estimate'));
+
+  return program;
+}
+
+export interface RunIo {
+  stdout: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+}
+
+/** Runs one command line; resolves to the process exit code. */
+export async function run(argv: string[], io: RunIo = { stdout: process.stdout, stdin: process.stdin }): Promise<number> {
+  let log: Logger | undefined;
+  let exitCode = 0;
+  const program = buildProgram(async (name, common, options, args) => {
+    log = createLogger({ format: common.logFormat, level: common.logLevel });
+    captureProcessWarnings(log);
+    const config = buildConfig(common, options, name === 'restore' ? 'restore' : 'backup');
+    const handler = await loadHandler(name);
+    await handler({ config, log, stdout: io.stdout, stdin: io.stdin }, options, args);
+  });
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; everything else is a usage error.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    exitCode = exitCodeOf(err);
+    const message = messageOf(err);
+    if (log) log.error(message);
+    else process.stderr.write(`error: ${message}\n`);
+    if (!(err instanceof UsageError) && !(err instanceof RuntimeFailure) && log) {
+      log.debug({ stack: err instanceof Error ? err.stack : undefined }, 'unexpected failure');
+    }
+  }
+  return exitCode;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const code = await run(argv);
+  process.exitCode = code;
+}

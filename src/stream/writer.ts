@@ -1,0 +1,103 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { mapEntry, mapHead, mapTail, SparseMapSize } from './sparse.js';
+import { sparseHeaderName } from './format.js';
+
+type Entry = ReturnType<tar.Pack['entry']>;
+
+async function write(entry: Entry, chunk: Buffer): Promise<void> {
+  if (!entry.write(chunk)) await once(entry, 'drain');
+}
+
+/**
+ * Writes the tar stream (pax headers) to a destination, with backpressure: a member's data is
+ * only produced as fast as the destination takes it.
+ */
+export class StreamWriter {
+  private readonly pack = tar.pack();
+  private readonly done: Promise<void>;
+  private readonly mtime = new Date();
+
+  constructor(destination: Writable | NodeJS.WritableStream) {
+    this.done = pipeline(this.pack, destination as Writable, { end: destination !== process.stdout });
+    this.done.catch(() => undefined);
+  }
+
+  async json(name: string, value: unknown): Promise<void> {
+    const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    await new Promise<void>((resolve, reject) => {
+      this.pack.entry({ name, size: body.length, mode: 0o600, mtime: this.mtime }, body, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /**
+   * Writes a GNU sparse 1.0 member whose regions are whole blocks. `regions` is how many blocks
+   * will follow, and `map` their byte size as counted beforehand; `indices` and `blocks` must then
+   * deliver exactly those, in ascending order.
+   */
+  async sparse(
+    name: string,
+    realSize: number,
+    blockSize: number,
+    map: SparseMapSize,
+    indices: AsyncIterable<number>,
+    blocks: AsyncIterable<Buffer>,
+  ): Promise<void> {
+    const mapLength = map.paddedLength(realSize);
+    const size = mapLength + map.regions * blockSize;
+    const entry = this.pack.entry({
+      name: sparseHeaderName(name),
+      size,
+      mode: 0o600,
+      mtime: this.mtime,
+      pax: {
+        'GNU.sparse.major': '1',
+        'GNU.sparse.minor': '0',
+        'GNU.sparse.name': name,
+        'GNU.sparse.realsize': String(realSize),
+      },
+    });
+    const finished = new Promise<void>((resolve, reject) => {
+      entry.on('error', reject);
+      entry.on('finish', resolve);
+    });
+    let text = mapHead(map.regions);
+    let written = 0;
+    let count = 0;
+    for await (const index of indices) {
+      text += mapEntry(index * blockSize, blockSize);
+      count++;
+      if (text.length >= 64 * 1024) {
+        await write(entry, Buffer.from(text, 'latin1'));
+        written += text.length;
+        text = '';
+      }
+    }
+    if (count !== map.regions) throw new Error(`${name}: the block list changed between two passes (${count} vs ${map.regions})`);
+    const head = Buffer.from(text, 'latin1');
+    await write(entry, Buffer.concat([head, mapTail(realSize, written + head.length)]));
+    let blocksWritten = 0;
+    for await (const block of blocks) {
+      if (block.length !== blockSize) throw new Error(`${name}: a block of ${block.length} bytes`);
+      await write(entry, block);
+      blocksWritten++;
+    }
+    if (blocksWritten !== map.regions) {
+      throw new Error(`${name}: ${blocksWritten} blocks delivered, ${map.regions} announced`);
+    }
+    entry.end(undefined);
+    await finished;
+  }
+
+  async finish(): Promise<void> {
+    this.pack.finalize();
+    await this.done;
+  }
+
+  /** Stops the stream without the tar end blocks, so a reader sees it truncated. */
+  abort(err: Error): void {
+    this.pack.destroy(err);
+  }
+}

@@ -1,0 +1,27 @@
+import type { Handler } from './cli.js';
+import { RuntimeFailure } from './errors.js';
+import { streamInputs } from './inputs.js';
+import { readStream } from './stream/reader.js';
+
+/** `ec2-bpipe verify`: checks streams offline and prints one line per volume. */
+export const verifyCommand: Handler = async (ctx, _options, files) => {
+  const failures: string[] = [];
+  for (const input of await streamInputs(files, ctx.stdin)) {
+    try {
+      const report = await readStream(input.open(), input.name);
+      const m = report.manifest;
+      for (const v of report.volumes) {
+        ctx.stdout.write(
+          `ok ${input.name} ${m.resourceId} ${v.volumeId} ${m.level} job=${m.job} blocks=${v.blocks} ` +
+            `bytes=${v.sizeBytes} sha256-linear=${v.checksum}\n`,
+        );
+      }
+      ctx.log.info(`${input.name}: complete and intact (${report.volumes.length} volume(s), job ${m.job})`);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.stdout.write(`FAILED ${message}\n`);
+      failures.push(message);
+    }
+  }
+  if (failures.length) throw new RuntimeFailure(`${failures.length} stream(s) failed verification: ${failures.join('; ')}`);
+};
