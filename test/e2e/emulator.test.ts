@@ -1,0 +1,542 @@
+import { createHash } from 'node:crypto';
+import {
+  CompleteSnapshotCommand,
+  EBSClient,
+  GetSnapshotBlockCommand,
+  ListChangedBlocksCommand,
+  ListSnapshotBlocksCommand,
+  PutSnapshotBlockCommand,
+  StartSnapshotCommand,
+} from '@aws-sdk/client-ebs';
+import {
+  CreateSnapshotCommand,
+  CreateSnapshotsCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClients } from '../../src/aws/clients.js';
+import { defaultConfig } from '../../src/config.js';
+import { BLOCK, emulator, sdkConfig } from '../helpers.js';
+
+type Em = Awaited<ReturnType<typeof emulator>>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha = (b: Buffer) => createHash('sha256').update(b).digest();
+const block = (fill: number) => Buffer.alloc(BLOCK, fill);
+
+async function errorOf(p: Promise<unknown>): Promise<any> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+async function completedSnapshot(em: Em, ec2: EC2Client, volumeId: string): Promise<string> {
+  const { SnapshotId } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
+  await waitCompleted(ec2, SnapshotId!);
+  return SnapshotId!;
+}
+
+async function waitCompleted(ec2: EC2Client, id: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const { Snapshots } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }));
+    if (Snapshots?.[0]?.State === 'completed') return;
+    await sleep(20);
+  }
+  throw new Error(`${id} never completed`);
+}
+
+async function started(ebs: EBSClient, input: Partial<ConstructorParameters<typeof StartSnapshotCommand>[0]> = {}) {
+  return ebs.send(new StartSnapshotCommand({ VolumeSize: 1, ...input }));
+}
+
+async function put(ebs: EBSClient, snapshotId: string, index: number, data: Buffer, checksum = sha(data).toString('base64')) {
+  return ebs.send(
+    new PutSnapshotBlockCommand({
+      SnapshotId: snapshotId,
+      BlockIndex: index,
+      BlockData: data,
+      DataLength: data.length,
+      Checksum: checksum,
+      ChecksumAlgorithm: 'SHA256',
+    }),
+  );
+}
+
+function linear(blocks: Buffer[]): string {
+  const h = createHash('sha256');
+  for (const b of blocks) h.update(sha(b));
+  return h.digest('base64');
+}
+
+describe('emulator, through the real SDK over HTTP', () => {
+  let em: Em;
+  let ec2: EC2Client;
+  let ebs: EBSClient;
+
+  beforeAll(async () => {
+    em = await emulator();
+    ec2 = new EC2Client(sdkConfig(em));
+    ebs = new EBSClient(sdkConfig(em));
+  });
+  afterAll(async () => {
+    ec2.destroy();
+    ebs.destroy();
+    await em.close();
+  });
+
+  it('lists only written blocks, ascending, paged by MaxResults (at least 100) and NextToken', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 250, seed: 11 } });
+    const snap = await completedSnapshot(em, ec2, volumeId);
+    const sizes: number[] = [];
+    const indices: number[] = [];
+    let token: string | undefined;
+    do {
+      const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap, MaxResults: 100, NextToken: token }));
+      sizes.push(page.Blocks!.length);
+      indices.push(...page.Blocks!.map((b) => b.BlockIndex!));
+      expect(page.BlockSize).toBe(BLOCK);
+      expect(page.VolumeSize).toBe(1);
+      token = page.NextToken;
+    } while (token);
+    expect(sizes).toEqual([100, 100, 50]);
+    expect(indices).toEqual([...indices].sort((a, b) => a - b));
+    expect(new Set(indices).size).toBe(250);
+    const blocks = (await em.admin.call<{ blocks: number[] }>('GET', `snapshots/${snap}/blocks`)).blocks;
+    expect(indices).toEqual(blocks);
+    const small = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap, MaxResults: 10 }));
+    expect(small.Blocks!.length).toBe(100);
+  });
+
+  it('captures the volume at snapshot time: later writes do not reach the snapshot', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 20, seed: 12 } });
+    const snap = await completedSnapshot(em, ec2, volumeId);
+    const before = await em.admin.snapshotDigest(snap);
+    const mutated = await em.admin.call<{ written: number[] }>('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 5, seed: 99 } });
+    expect(mutated.written).toHaveLength(5);
+    expect(await em.admin.snapshotDigest(snap)).toEqual(before);
+    expect((await em.admin.volumeDigest(volumeId)).digest).not.toBe(before.digest);
+  });
+
+  it('refuses EBS direct reads while the snapshot is pending', async () => {
+    em.options.pendingMs = 400;
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 13 } });
+      const { SnapshotId } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
+      const err = await errorOf(ebs.send(new ListSnapshotBlocksCommand({ SnapshotId })));
+      expect(err.name).toBe('ValidationException');
+      expect(err.message).toMatch(/not in the completed state/);
+      await waitCompleted(ec2, SnapshotId!);
+      const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId }));
+      expect(page.Blocks).toHaveLength(3);
+    } finally {
+      em.options.pendingMs = 50;
+    }
+  });
+
+  it('returns each block with a correct SHA-256 checksum, and the admin digest matches the data', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 4, seed: 14 } });
+    const snap = await completedSnapshot(em, ec2, volumeId);
+    const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap }));
+    const digest = createHash('sha256');
+    for (const b of page.Blocks!) {
+      const got = await ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: b.BlockIndex, BlockToken: b.BlockToken }));
+      const data = Buffer.from(await got.BlockData!.transformToByteArray());
+      expect(got.ChecksumAlgorithm).toBe('SHA256');
+      expect(got.DataLength).toBe(BLOCK);
+      expect(got.Checksum).toBe(sha(data).toString('base64'));
+      const index = Buffer.alloc(8);
+      index.writeBigUInt64BE(BigInt(b.BlockIndex!));
+      digest.update(index).update(sha(data));
+    }
+    expect((await em.admin.snapshotDigest(snap)).digest).toBe(digest.digest('hex'));
+  });
+
+  it('expires block tokens and page tokens', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 150, seed: 15 } });
+    const snap = await completedSnapshot(em, ec2, volumeId);
+    em.options.blockTokenTtlMs = 50;
+    em.options.pageTokenTtlMs = 50;
+    try {
+      const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap, MaxResults: 100 }));
+      expect(page.NextToken).toBeDefined();
+      await sleep(80);
+      const b = page.Blocks![0]!;
+      const blockErr = await errorOf(ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: b.BlockIndex, BlockToken: b.BlockToken })));
+      expect(blockErr.name).toBe('ValidationException');
+      expect(blockErr.Reason).toBe('INVALID_BLOCK_TOKEN');
+      const pageErr = await errorOf(ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap, NextToken: page.NextToken })));
+      expect(pageErr.name).toBe('ValidationException');
+      expect(pageErr.Reason).toBe('INVALID_PAGE_TOKEN');
+    } finally {
+      em.options.blockTokenTtlMs = 7 * 86400_000;
+      em.options.pageTokenTtlMs = 3600_000;
+    }
+  });
+
+  it('refuses a block token used for another block', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 16 } });
+    const snap = await completedSnapshot(em, ec2, volumeId);
+    const [a, b] = (await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap }))).Blocks!;
+    const err = await errorOf(ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: a!.BlockIndex, BlockToken: b!.BlockToken })));
+    expect(err.Reason).toBe('INVALID_BLOCK_TOKEN');
+  });
+
+  it('ListChangedBlocks: changes across a lineage, blocks in one side only, empty pages with a NextToken', async () => {
+    em.options.changedBlocksWindow = 256;
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 4, fill: { blocks: 30, seed: 17 } });
+      const first = await completedSnapshot(em, ec2, volumeId);
+      const before = (await em.admin.call<{ blocks: number[] }>('GET', `snapshots/${first}/blocks`)).blocks;
+      const mutation = await em.admin.call<{ written: number[]; unwritten: number[] }>('POST', `volumes/${volumeId}/mutate`, {
+        write: { blocks: 4, seed: 77 },
+        unwrite: before.slice(0, 2),
+      });
+      const second = await completedSnapshot(em, ec2, volumeId);
+      const changed: { BlockIndex?: number; FirstBlockToken?: string; SecondBlockToken?: string }[] = [];
+      let token: string | undefined;
+      let pages = 0;
+      let emptyWithToken = 0;
+      do {
+        const page = await ebs.send(new ListChangedBlocksCommand({ FirstSnapshotId: first, SecondSnapshotId: second, NextToken: token }));
+        pages++;
+        if (page.ChangedBlocks!.length === 0 && page.NextToken) emptyWithToken++;
+        changed.push(...page.ChangedBlocks!);
+        token = page.NextToken;
+      } while (token);
+      expect(pages).toBe(8192 / 256);
+      expect(emptyWithToken).toBeGreaterThan(0);
+      const expected = [...new Set([...mutation.written, ...mutation.unwritten])].sort((a, b) => a - b);
+      expect(changed.map((c) => c.BlockIndex)).toEqual(expected);
+      for (const c of changed) {
+        const unwritten = mutation.unwritten.includes(c.BlockIndex!) && !mutation.written.includes(c.BlockIndex!);
+        expect(c.SecondBlockToken === undefined).toBe(unwritten);
+      }
+    } finally {
+      em.options.changedBlocksWindow = 65536;
+    }
+  });
+
+  it('ListChangedBlocks refuses snapshots that share no lineage', async () => {
+    const a = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 1, seed: 18 } });
+    const b = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 1, seed: 19 } });
+    const sa = await completedSnapshot(em, ec2, a.volumeId);
+    const sb = await completedSnapshot(em, ec2, b.volumeId);
+    const err = await errorOf(ebs.send(new ListChangedBlocksCommand({ FirstSnapshotId: sa, SecondSnapshotId: sb })));
+    expect(err.name).toBe('ValidationException');
+    expect(err.Reason).toBe('UNRELATED_SNAPSHOTS');
+    expect(err.$metadata.httpStatusCode).toBe(400);
+  });
+
+  it('PutSnapshotBlock verifies the checksum it is sent', async () => {
+    const s = await started(ebs);
+    const err = await errorOf(put(ebs, s.SnapshotId!, 0, block(1), sha(block(2)).toString('base64')));
+    expect(err.name).toBe('ValidationException');
+    expect(err.message).toMatch(/checksum/);
+  });
+
+  it('StartSnapshot with ParentSnapshotId inherits the parent blocks; the chain shares a lineage', async () => {
+    const parent = await started(ebs, { VolumeSize: 1 });
+    await put(ebs, parent.SnapshotId!, 1, block(1));
+    await put(ebs, parent.SnapshotId!, 5, block(5));
+    await ebs.send(new CompleteSnapshotCommand({ SnapshotId: parent.SnapshotId, ChangedBlocksCount: 2 }));
+    await waitCompleted(ec2, parent.SnapshotId!);
+    const child = await started(ebs, { VolumeSize: 2, ParentSnapshotId: parent.SnapshotId });
+    expect(child.ParentSnapshotId).toBe(parent.SnapshotId);
+    await put(ebs, child.SnapshotId!, 5, block(55));
+    await put(ebs, child.SnapshotId!, 9, block(9));
+    await ebs.send(
+      new CompleteSnapshotCommand({
+        SnapshotId: child.SnapshotId,
+        ChangedBlocksCount: 2,
+        Checksum: linear([block(55), block(9)]),
+        ChecksumAlgorithm: 'SHA256',
+        ChecksumAggregationMethod: 'LINEAR',
+      }),
+    );
+    await waitCompleted(ec2, child.SnapshotId!);
+    const blocks = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: child.SnapshotId }));
+    expect(blocks.Blocks!.map((b) => b.BlockIndex)).toEqual([1, 5, 9]);
+    const changed = await ebs.send(new ListChangedBlocksCommand({ FirstSnapshotId: parent.SnapshotId, SecondSnapshotId: child.SnapshotId }));
+    expect(changed.ChangedBlocks!.map((b) => b.BlockIndex)).toEqual([5, 9]);
+  });
+
+  it('StartSnapshot refuses a parent larger than the new volume, or one not completed', async () => {
+    const big = await started(ebs, { VolumeSize: 4 });
+    await ebs.send(new CompleteSnapshotCommand({ SnapshotId: big.SnapshotId, ChangedBlocksCount: 0 }));
+    const pendingErr = await errorOf(started(ebs, { VolumeSize: 4, ParentSnapshotId: big.SnapshotId }));
+    expect(pendingErr.name).toBe('ValidationException');
+    await waitCompleted(ec2, big.SnapshotId!);
+    const err = await errorOf(started(ebs, { VolumeSize: 2, ParentSnapshotId: big.SnapshotId }));
+    expect(err.name).toBe('ValidationException');
+    expect(err.Reason).toBe('INVALID_VOLUME_SIZE');
+  });
+
+  it('StartSnapshot is idempotent for a ClientToken, and a reused token with other parameters is a ConflictException', async () => {
+    const a = await started(ebs, { VolumeSize: 3, ClientToken: 'restore-job-1' });
+    const b = await started(ebs, { VolumeSize: 3, ClientToken: 'restore-job-1' });
+    expect(b.SnapshotId).toBe(a.SnapshotId);
+    const err = await errorOf(started(ebs, { VolumeSize: 4, ClientToken: 'restore-job-1' }));
+    expect(err.name).toBe('ConflictException');
+    expect(err.$metadata.httpStatusCode).toBe(409);
+  });
+
+  it('StartSnapshot honours Encrypted and KmsKeyArn', async () => {
+    const key = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const s = await started(ebs, { Encrypted: true, KmsKeyArn: key });
+    expect(s.KmsKeyArn).toBe(key);
+    expect(s.SseType).toBe('sse-kms');
+    const err = await errorOf(started(ebs, { KmsKeyArn: key }));
+    expect(err.name).toBe('ValidationException');
+  });
+
+  it('a started snapshot that is never completed goes to error after its Timeout', async () => {
+    const s = await started(ebs, { Timeout: 10 });
+    const record = em.world.snapshots.get(s.SnapshotId!)!;
+    record.deadline = Date.now() - 1;
+    const { Snapshots } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [s.SnapshotId!] }));
+    expect(Snapshots![0]!.State).toBe('error');
+    const err = await errorOf(put(ebs, s.SnapshotId!, 0, block(3)));
+    expect(err.name).toBe('ValidationException');
+  });
+
+  it('CompleteSnapshot checks ChangedBlocksCount and the LINEAR aggregate', async () => {
+    const s = await started(ebs);
+    await put(ebs, s.SnapshotId!, 2, block(2));
+    await put(ebs, s.SnapshotId!, 3, block(3));
+    const countErr = await errorOf(ebs.send(new CompleteSnapshotCommand({ SnapshotId: s.SnapshotId, ChangedBlocksCount: 3 })));
+    expect(countErr.name).toBe('ValidationException');
+    expect(countErr.message).toMatch(/ChangedBlocksCount 3/);
+    const wrongOrder = linear([block(3), block(2)]);
+    const aggErr = await errorOf(
+      ebs.send(
+        new CompleteSnapshotCommand({
+          SnapshotId: s.SnapshotId,
+          ChangedBlocksCount: 2,
+          Checksum: wrongOrder,
+          ChecksumAlgorithm: 'SHA256',
+          ChecksumAggregationMethod: 'LINEAR',
+        }),
+      ),
+    );
+    expect(aggErr.name).toBe('ValidationException');
+    expect(aggErr.message).toMatch(/aggregate/);
+    const ok = await ebs.send(
+      new CompleteSnapshotCommand({
+        SnapshotId: s.SnapshotId,
+        ChangedBlocksCount: 2,
+        Checksum: linear([block(2), block(3)]),
+        ChecksumAlgorithm: 'SHA256',
+        ChecksumAggregationMethod: 'LINEAR',
+      }),
+    );
+    expect(ok.Status).toBe('pending');
+    await waitCompleted(ec2, s.SnapshotId!);
+  });
+
+  it('answers ResourceNotFoundException for a while after StartSnapshot (eventual consistency)', async () => {
+    em.options.startDelayMs = 300;
+    try {
+      const s = await started(ebs);
+      const err = await errorOf(put(ebs, s.SnapshotId!, 0, block(1)));
+      expect(err.name).toBe('ResourceNotFoundException');
+      expect(err.$metadata.httpStatusCode).toBe(404);
+      await sleep(350);
+      const ok = await put(ebs, s.SnapshotId!, 0, block(1));
+      expect(ok.Checksum).toBe(sha(block(1)).toString('base64'));
+    } finally {
+      em.options.startDelayMs = 0;
+    }
+  });
+
+  it('CreateSnapshots snapshots an instance’s volumes together, honouring ExcludeDataVolumeIds', async () => {
+    const inst = await em.admin.instance({ volumes: [{ sizeGiB: 1 }, { sizeGiB: 1 }, { sizeGiB: 1 }] });
+    const out = await ec2.send(
+      new CreateSnapshotsCommand({
+        InstanceSpecification: { InstanceId: inst.instanceId, ExcludeDataVolumeIds: [inst.volumeIds[2]!] },
+        TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'k', Value: 'v' }] }],
+      }),
+    );
+    expect(out.Snapshots!.map((s) => s.VolumeId).sort()).toEqual(inst.volumeIds.slice(0, 2).sort());
+    const tagged = await ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: 'tag:k', Values: ['v'] }], OwnerIds: ['self'] }));
+    expect(tagged.Snapshots!.map((s) => s.SnapshotId).sort()).toEqual(out.Snapshots!.map((s) => s.SnapshotId).sort());
+    const rootErr = await errorOf(
+      ec2.send(new CreateSnapshotsCommand({ InstanceSpecification: { InstanceId: inst.instanceId, ExcludeDataVolumeIds: [inst.volumeIds[0]!] } })),
+    );
+    expect(rootErr.name).toBe('InvalidParameterValue');
+  });
+
+  it('rejects an unknown filter name and an unknown instance as AWS does', async () => {
+    const filterErr = await errorOf(ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'no-such-filter', Values: ['x'] }] })));
+    expect(filterErr.name).toBe('InvalidParameterValue');
+    const idErr = await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })));
+    expect(idErr.name).toBe('InvalidInstanceID.NotFound');
+  });
+
+  it('rejects a wrong secret key on every service', async () => {
+    const bad = { ...sdkConfig(em), credentials: { accessKeyId: 'test', secretAccessKey: 'wrong' } };
+    const ec2Err = await errorOf(new EC2Client(bad).send(new DescribeInstancesCommand({})));
+    expect(ec2Err.name).toBe('AuthFailure');
+    const ebsErr = await errorOf(new EBSClient(bad).send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0123456789abcdef0' })));
+    expect(ebsErr.name).toBe('InvalidSignatureException');
+    const unknown = { ...sdkConfig(em), credentials: { accessKeyId: 'AKIAUNKNOWN', secretAccessKey: 'test' } };
+    const unknownErr = await errorOf(new EBSClient(unknown).send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0123456789abcdef0' })));
+    expect(unknownErr.name).toBe('UnrecognizedClientException');
+  });
+
+  it('serves one region per signing scope: resources of one region are invisible from another', async () => {
+    const inst = await em.admin.instance({ region: 'eu-west-1', volumes: [{ sizeGiB: 1 }] });
+    const eu = new EC2Client(sdkConfig(em, 'eu-west-1'));
+    const found = await eu.send(new DescribeInstancesCommand({ InstanceIds: [inst.instanceId] }));
+    expect(found.Reservations![0]!.Instances![0]!.Placement!.AvailabilityZone).toBe('eu-west-1a');
+    const err = await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: [inst.instanceId] })));
+    expect(err.name).toBe('InvalidInstanceID.NotFound');
+    eu.destroy();
+  });
+});
+
+describe('emulator fault injection', () => {
+  let em: Em;
+  let ebs: EBSClient;
+  let ec2: EC2Client;
+  let snap: string;
+  let first: { BlockIndex?: number; BlockToken?: string };
+
+  beforeAll(async () => {
+    em = await emulator();
+    ec2 = new EC2Client(sdkConfig(em));
+    ebs = new EBSClient({ ...sdkConfig(em), maxAttempts: 3 });
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 20 } });
+    snap = await completedSnapshot(em, ec2, volumeId);
+    first = (await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap }))).Blocks![0]!;
+  });
+  afterAll(async () => {
+    ebs.destroy();
+    ec2.destroy();
+    await em.close();
+  });
+
+  const get = () => ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: first.BlockIndex, BlockToken: first.BlockToken }));
+
+  it('throttles with RequestThrottledException (400), which the SDK retries', async () => {
+    em.options.throttleRate = 1;
+    try {
+      const err = await errorOf(get());
+      expect(err.name).toBe('RequestThrottledException');
+      expect(err.$metadata.httpStatusCode).toBe(400);
+      expect(err.Reason).toBe('ACCOUNT_THROTTLED');
+      expect(err.$metadata.attempts).toBe(3);
+    } finally {
+      em.options.throttleRate = 0;
+    }
+  });
+
+  it('fails with InternalServerException (500), which the SDK retries', async () => {
+    em.options.errorRate = 1;
+    try {
+      const err = await errorOf(get());
+      expect(err.name).toBe('InternalServerException');
+      expect(err.$metadata.httpStatusCode).toBe(500);
+      expect(err.$metadata.attempts).toBe(3);
+    } finally {
+      em.options.errorRate = 0;
+    }
+  });
+
+  it('EC2 throttles with RequestLimitExceeded (503)', async () => {
+    em.options.ec2ThrottleRate = 1;
+    try {
+      const client = new EC2Client({ ...sdkConfig(em), maxAttempts: 2 });
+      const err = await errorOf(client.send(new DescribeInstancesCommand({})));
+      expect(err.name).toBe('RequestLimitExceeded');
+      expect(err.$metadata.httpStatusCode).toBe(503);
+      expect(err.$metadata.attempts).toBe(2);
+    } finally {
+      em.options.ec2ThrottleRate = 0;
+    }
+  });
+
+  it('resets the connection in the middle of a block body: the SDK has returned, reading the body fails', async () => {
+    em.options.resetRate = 1;
+    try {
+      const response = await get();
+      await expect(response.BlockData!.transformToByteArray()).rejects.toThrow();
+    } finally {
+      em.options.resetRate = 0;
+    }
+  });
+
+  it('corrupts block data so it no longer matches its checksum', async () => {
+    em.options.corruptRate = 1;
+    try {
+      const response = await get();
+      const data = Buffer.from(await response.BlockData!.transformToByteArray());
+      expect(sha(data).toString('base64')).not.toBe(response.Checksum);
+    } finally {
+      em.options.corruptRate = 0;
+    }
+  });
+
+  it('adds latency and caps bandwidth', async () => {
+    em.options.latencyMs = 100;
+    try {
+      const t0 = Date.now();
+      await (await get()).BlockData!.transformToByteArray();
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(95);
+    } finally {
+      em.options.latencyMs = 0;
+    }
+    em.options.bandwidthMbps = 20; // 2.5 MB/s: four blocks take about 0.8 s
+    try {
+      const t0 = Date.now();
+      for (let i = 0; i < 4; i++) await (await get()).BlockData!.transformToByteArray();
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(700);
+    } finally {
+      em.options.bandwidthMbps = 0;
+    }
+  });
+});
+
+describe('STS AssumeRole through the client factory', () => {
+  it('hands out expiring credentials that the factory refreshes during a long operation', async () => {
+    const em = await emulator({ stsDurationS: 1 });
+    try {
+      const config = defaultConfig();
+      config.aws = {
+        ...config.aws,
+        region: 'us-east-1',
+        endpointUrl: em.url,
+        accessKeyId: 'test',
+        secretAccessKey: 'test',
+        roleArn: 'arn:aws:iam::123456789012:role/backup',
+      };
+      const clients = createClients(config.aws);
+      const identity = await clients.credentials();
+      expect(identity.accessKeyId).toMatch(/^ASIA/);
+      expect(identity.expiration!.getTime() - Date.now()).toBeLessThanOrEqual(1000);
+      // The same temporary key, used directly after it expired, is refused.
+      await sleep(1100);
+      const stale = new EC2Client({ ...sdkConfig(em), credentials: identity });
+      const err = await errorOf(stale.send(new DescribeInstancesCommand({})));
+      expect(err.name).toBe('RequestExpired');
+      stale.destroy();
+      // A long operation through the factory's clients outlives several credential lifetimes.
+      const until = Date.now() + 3500;
+      let calls = 0;
+      while (Date.now() < until) {
+        await clients.ec2.send(new DescribeInstancesCommand({}));
+        calls++;
+        await sleep(100);
+      }
+      expect(calls).toBeGreaterThan(10);
+      expect((await em.admin.requests())['sts:AssumeRole']).toBeGreaterThanOrEqual(3);
+      clients.destroy();
+    } finally {
+      await em.close();
+    }
+  });
+});

@@ -1,0 +1,135 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startEmulator, type Emulator } from './emulator/server.js';
+import type { EmulatorOptions } from './emulator/state.js';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const BIN = join(ROOT, 'bin', 'ec2-bpipe');
+export const BLOCK = 512 * 1024;
+
+export function tempDir(prefix = 'ec2-bpipe-test-'): { path: string; cleanup(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export async function emulator(options: Partial<EmulatorOptions> = {}): Promise<Emulator & { admin: Admin }> {
+  const em = await startEmulator({ pendingMs: 50, ...options });
+  return Object.assign(em, { admin: new Admin(em.url) });
+}
+
+export class Admin {
+  constructor(private readonly url: string) {}
+
+  async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await fetch(`${this.url}/_admin/${path}`, {
+      method,
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`admin ${method} ${path}: ${response.status} ${text}`);
+    return JSON.parse(text) as T;
+  }
+
+  instance(body: Record<string, unknown>): Promise<{ instanceId: string; volumeIds: string[] }> {
+    return this.call('POST', 'instances', body);
+  }
+
+  volume(body: Record<string, unknown>): Promise<{ volumeId: string }> {
+    return this.call('POST', 'volumes', body);
+  }
+
+  snapshotDigest(id: string): Promise<{ digest: string; blocks: number }> {
+    return this.call('GET', `snapshots/${id}/digest`);
+  }
+
+  volumeDigest(id: string): Promise<{ digest: string; blocks: number }> {
+    return this.call('GET', `volumes/${id}/digest`);
+  }
+
+  requests(): Promise<Record<string, number>> {
+    return this.call('GET', 'requests');
+  }
+
+  state(): Promise<{ instances: any[]; volumes: any[]; snapshots: any[]; images: any[] }> {
+    return this.call('GET', 'state');
+  }
+}
+
+export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+
+export function sdkConfig(em: { url: string }, region = 'us-east-1') {
+  return { region, endpoint: em.url, credentials };
+}
+
+/** Writes an INI config (mode 0600) pointing at the emulator; `extra` is appended as-is. */
+export function writeConfig(dir: string, em: { url: string }, extra = '', name = 'test'): string {
+  const file = join(dir, `${name}.ini`);
+  writeFileSync(
+    file,
+    `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\naccess-key-id = test\nsecret-access-key = test\n${extra}`,
+  );
+  chmodSync(file, 0o600);
+  return file;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs the real command, as Bacula or a user would. */
+export function cli(args: string[], options: { stdin?: Buffer | string; stdoutFile?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    let sink: Promise<void> | undefined;
+    if (options.stdoutFile) {
+      sink = open(options.stdoutFile, 'w').then(async (fh) => {
+        for await (const chunk of child.stdout) await fh.write(chunk as Buffer);
+        await fh.close();
+      });
+    } else {
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+    }
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      void Promise.resolve(sink).then(() => resolvePromise({ code: code ?? -1, stdout: Buffer.concat(out), stderr: err }));
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/** The admin API's content digest, computed from a raw image file. */
+export async function imageDigest(path: string): Promise<{ digest: string; blocks: number }> {
+  const fh = await open(path, 'r');
+  const hash = createHash('sha256');
+  const buffer = Buffer.alloc(BLOCK);
+  const zero = Buffer.alloc(BLOCK);
+  const index = Buffer.alloc(8);
+  let blocks = 0;
+  try {
+    for (let i = 0; ; i++) {
+      const { bytesRead } = await fh.read(buffer, 0, BLOCK, i * BLOCK);
+      if (bytesRead === 0) break;
+      const block = bytesRead === BLOCK ? buffer : Buffer.concat([buffer.subarray(0, bytesRead), zero.subarray(bytesRead)]);
+      if (block.equals(zero)) continue;
+      index.writeBigUInt64BE(BigInt(i));
+      hash.update(index).update(createHash('sha256').update(block).digest());
+      blocks++;
+    }
+  } finally {
+    await fh.close();
+  }
+  return { digest: hash.digest('hex'), blocks };
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
+    // End-to-end files start their own emulator and spawn the CLI; two at a time suits 2 cores.
+    maxWorkers: 2,
+    reporters: ['default'],
+  },
+});
