@@ -114,19 +114,23 @@ export function cli(args: string[], options: { stdin?: Buffer | string; stdoutFi
 export async function imageDigest(path: string): Promise<{ digest: string; blocks: number }> {
   const fh = await open(path, 'r');
   const hash = createHash('sha256');
-  const buffer = Buffer.alloc(BLOCK);
+  const CHUNK = 32 * BLOCK;
+  const buffer = Buffer.alloc(CHUNK);
   const zero = Buffer.alloc(BLOCK);
   const index = Buffer.alloc(8);
   let blocks = 0;
   try {
-    for (let i = 0; ; i++) {
-      const { bytesRead } = await fh.read(buffer, 0, BLOCK, i * BLOCK);
+    for (let base = 0; ; base += CHUNK) {
+      const { bytesRead } = await fh.read(buffer, 0, CHUNK, base);
       if (bytesRead === 0) break;
-      const block = bytesRead === BLOCK ? buffer : Buffer.concat([buffer.subarray(0, bytesRead), zero.subarray(bytesRead)]);
-      if (block.equals(zero)) continue;
-      index.writeBigUInt64BE(BigInt(i));
-      hash.update(index).update(createHash('sha256').update(block).digest());
-      blocks++;
+      buffer.fill(0, bytesRead);
+      for (let off = 0; off < bytesRead; off += BLOCK) {
+        const block = buffer.subarray(off, off + BLOCK);
+        if (block.equals(zero)) continue;
+        index.writeBigUInt64BE(BigInt((base + off) / BLOCK));
+        hash.update(index).update(createHash('sha256').update(block).digest());
+        blocks++;
+      }
     }
   } finally {
     await fh.close();

@@ -111,6 +111,19 @@ export function transientBlockError(err: unknown): boolean {
   );
 }
 
+/** Reads a block body straight into one buffer: no intermediate chunk list, no second copy. */
+async function readBody(body: AsyncIterable<Uint8Array>, blockSize: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(blockSize);
+  let filled = 0;
+  for await (const chunk of body) {
+    if (filled + chunk.length > blockSize) throw new ChecksumMismatch(`body longer than ${blockSize} bytes`);
+    data.set(chunk, filled);
+    filled += chunk.length;
+  }
+  if (filled !== blockSize) throw new ChecksumMismatch(`body of ${filled} bytes, expected ${blockSize}`);
+  return data;
+}
+
 export interface ReadBlock {
   data: Buffer;
   /** The 32-byte SHA-256 of `data`, which matched AWS's checksum. */
@@ -130,8 +143,7 @@ export async function readBlock(ebs: EBSClient, snapshotId: string, ref: BlockRe
           new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: ref.index, BlockToken: ref.token }),
         );
         if (!response.BlockData) throw new ChecksumMismatch('no body');
-        const data = Buffer.from(await response.BlockData.transformToByteArray());
-        if (data.length !== blockSize) throw new ChecksumMismatch(`body of ${data.length} bytes, expected ${blockSize}`);
+        const data = await readBody(response.BlockData as AsyncIterable<Uint8Array>, blockSize);
         if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
           throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
         }

@@ -30,8 +30,11 @@ export interface StreamVisitor {
   manifest?(manifest: Manifest): Promise<void> | void;
   instance?(meta: InstanceMeta): Promise<void> | void;
   volumeStart?(meta: VolumeMeta): Promise<void> | void;
-  /** One block, in ascending index order. Its digest is part of the volume's aggregate, checked at volumeEnd. */
-  block?(meta: VolumeMeta, index: number, data: Buffer): Promise<void> | void;
+  /**
+   * One block, in ascending index order, with its 32-byte SHA-256. The digest is part of the
+   * volume's aggregate, which is checked at volumeEnd.
+   */
+  block?(meta: VolumeMeta, index: number, data: Buffer, digest: Buffer): Promise<void> | void;
   /** The volume's aggregate checksum matched every block read. */
   volumeEnd?(meta: VolumeMeta, sum: VolumeSum): Promise<void> | void;
   /** The end marker was read and nothing follows it: the stream is complete. */
@@ -164,8 +167,9 @@ export async function readStream(input: Readable, source: string, visitor: Strea
         }
         digests = createHash('sha256');
         blocksRead = await readBlocks(entry, header.size, meta, source, name, (index, data) => {
-          digests!.update(createHash('sha256').update(data).digest());
-          return visitor.block?.(meta, index, data);
+          const digest = createHash('sha256').update(data).digest();
+          digests!.update(digest);
+          return visitor.block?.(meta, index, data, digest);
         });
         if (blocksRead !== meta.blockCount) {
           throw new StreamDefect(source, `member ${name}: ${blocksRead} blocks, but ${member.volumeMeta(meta.volumeId)} announced ${meta.blockCount}`);

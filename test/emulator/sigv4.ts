@@ -1,4 +1,4 @@
-import { Sha256 } from '@aws-crypto/sha256-js';
+import { Hash } from '@smithy/hash-node';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { IncomingMessage } from 'node:http';
@@ -90,7 +90,7 @@ export async function verifySignature(
     credentials: { accessKeyId: accessKeyId!, secretAccessKey: key.secretAccessKey, sessionToken: key.sessionToken },
     region: region!,
     service: service!,
-    sha256: Sha256,
+    sha256: Hash.bind(null, 'sha256'),
   });
   const signed = await signer.sign(request, { signingDate: date, signingRegion: region, signingService: service });
   const expected = /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization ?? ''))?.[1];

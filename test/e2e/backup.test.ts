@@ -1,0 +1,346 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readStream } from '../../src/stream/reader.js';
+import { BIN, cli, emulator, imageDigest, tempDir, writeConfig } from '../helpers.js';
+
+type Em = Awaited<ReturnType<typeof emulator>>;
+
+/** Copies a tar member by member, leaving one out (GNU tar --delete refuses sparse pax members). */
+async function dropMember(from: string, to: string, name: string): Promise<void> {
+  const extract = tar.extract();
+  const pack = tar.pack();
+  const written = pipeline(pack, createWriteStream(to));
+  createReadStream(from).pipe(extract);
+  for await (const entry of extract) {
+    const pax = (entry.header.pax ?? {}) as Record<string, string>;
+    const chunks: Buffer[] = [];
+    for await (const chunk of entry) chunks.push(chunk as Buffer);
+    if ((pax['GNU.sparse.name'] ?? entry.header.name) === name) continue;
+    await new Promise<void>((resolve, reject) =>
+      pack.entry({ ...entry.header, pax }, Buffer.concat(chunks), (err) => (err ? reject(err) : resolve())),
+    );
+  }
+  pack.finalize();
+  await written;
+}
+
+const TAGS = { Name: 'web-1', Env: 'prod' };
+
+describe('full backup of an instance with three volumes', () => {
+  let em: Em;
+  const dir = tempDir();
+  let config: string;
+  let instanceId: string;
+  let volumeIds: string[];
+  let tarFile: string;
+  let backup: Awaited<ReturnType<typeof cli>>;
+
+  beforeAll(async () => {
+    em = await emulator();
+    ({ instanceId, volumeIds } = await em.admin.instance({
+      tags: TAGS,
+      userData: Buffer.from('#!/bin/sh\necho hi\n').toString('base64'),
+      volumes: [
+        { sizeGiB: 2, fill: { blocks: 30, seed: 1 }, tags: { Role: 'root' } },
+        { sizeGiB: 8, fill: { blocks: 5, seed: 2 }, volumeType: 'io2', iops: 3000 },
+        { sizeGiB: 1, fill: { blocks: 100, seed: 3 }, volumeType: 'gp3', iops: 3000, throughput: 125 },
+      ],
+    }));
+    config = writeConfig(dir.path, em, '[backup]\nsnapshot-tags = Team=ops\n', 'web');
+    tarFile = join(dir.path, 'full.tar');
+    backup = await cli(['backup', `--config=${config}`, `--instance=${instanceId}`, '--job=job-full-1'], { stdoutFile: tarFile });
+  });
+  afterAll(async () => {
+    await em.close();
+    dir.cleanup();
+  });
+
+  async function snapshotOf(volumeId: string): Promise<string> {
+    const state = await em.admin.state();
+    return state.snapshots.find((s) => s.VolumeId === volumeId && s.Tags.some((t: any) => t.Key === 'ec2-bpipe:job' && t.Value === 'job-full-1')).SnapshotId;
+  }
+
+  it('succeeds with only short log lines on stderr, and nothing but the tar on stdout', () => {
+    expect(backup.code).toBe(0);
+    expect(backup.stderr).not.toMatch(/NodeVersionSupportWarning|Warning:/);
+    for (const line of backup.stderr.trim().split('\n')) expect(line.length).toBeLessThan(300);
+    const listing = execFileSync('tar', ['-tvf', tarFile]).toString();
+    const names = listing.trim().split('\n').map((l) => l.split(/\s+/).pop());
+    expect(names).toEqual([
+      'manifest.json',
+      'instance.json',
+      ...volumeIds.flatMap((v) => [`${v}.json`, `${v}.ebs`, `${v}.sum.json`]),
+      'end.json',
+    ]);
+    expect(listing).toMatch(new RegExp(`8589934592 .* ${volumeIds[1]}\\.ebs`));
+  });
+
+  it('GNU tar -xf gives raw sparse images whose content digests equal the snapshots', async () => {
+    const out = join(dir.path, 'gnu');
+    execFileSync('mkdir', ['-p', out]);
+    execFileSync('tar', ['-xf', tarFile, '-C', out]);
+    for (const volumeId of volumeIds) {
+      const image = join(out, `${volumeId}.ebs`);
+      expect(await imageDigest(image)).toEqual(await em.admin.snapshotDigest(await snapshotOf(volumeId)));
+    }
+    const big = statSync(join(out, `${volumeIds[1]}.ebs`));
+    expect(big.size).toBe(8 * 1024 ** 3);
+    expect(big.blocks * 512).toBeLessThan(16 * 1024 ** 2);
+  });
+
+  it('records the metadata of section 6: tags as lists without aws: keys, user data, devices, volume performance', async () => {
+    const out = join(dir.path, 'gnu');
+    const instance = JSON.parse(readFileSync(join(out, 'instance.json'), 'utf8'));
+    expect(instance.instanceId).toBe(instanceId);
+    expect(instance.tags).toEqual([{ Key: 'Name', Value: 'web-1' }, { Key: 'Env', Value: 'prod' }]);
+    expect(Buffer.from(instance.userData, 'base64').toString()).toBe('#!/bin/sh\necho hi\n');
+    expect(instance.blockDeviceMappings.map((m: any) => m.volumeId)).toEqual(volumeIds);
+    expect(instance.metadataOptions.httpTokens).toBe('required');
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(manifest).toMatchObject({ format: 'ec2-bpipe', formatVersion: 1, config: 'web', job: 'job-full-1', level: 'Full', kind: 'instance', resourceId: instanceId, volumes: volumeIds });
+    const root = JSON.parse(readFileSync(join(out, `${volumeIds[0]}.json`), 'utf8'));
+    expect(root).toMatchObject({ deviceName: '/dev/xvda', sizeGiB: 2, blockCount: 30, level: 'Full', tags: [{ Key: 'Role', Value: 'root' }], volumeType: 'gp3' });
+    const io2 = JSON.parse(readFileSync(join(out, `${volumeIds[1]}.json`), 'utf8'));
+    expect(io2).toMatchObject({ volumeType: 'io2', iops: 3000, throughput: null });
+    const gp3 = JSON.parse(readFileSync(join(out, `${volumeIds[2]}.json`), 'utf8'));
+    expect(gp3).toMatchObject({ volumeType: 'gp3', iops: 3000, throughput: 125 });
+  });
+
+  it('tags every snapshot, and marks it complete only after the stream was written', async () => {
+    for (const volumeId of volumeIds) {
+      const state = await em.admin.state();
+      const snap = state.snapshots.find((s) => s.VolumeId === volumeId);
+      const tags = Object.fromEntries(snap.Tags.map((t: any) => [t.Key, t.Value]));
+      expect(tags).toMatchObject({
+        'ec2-bpipe:config': 'web',
+        'ec2-bpipe:job': 'job-full-1',
+        'ec2-bpipe:level': 'Full',
+        'ec2-bpipe:volume': volumeId,
+        'ec2-bpipe:instance': instanceId,
+        'ec2-bpipe:state': 'complete',
+        Team: 'ops',
+      });
+    }
+    const counts = await em.admin.requests();
+    expect(counts['ec2:CreateSnapshots']).toBe(1);
+    expect(counts['ec2:CreateSnapshot']).toBeUndefined();
+  });
+
+  it('verify passes and prints one line per volume', async () => {
+    const result = await cli(['verify', tarFile]);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.toString().trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const [i, v] of volumeIds.entries()) expect(lines[i]).toMatch(new RegExp(`^ok .* ${v} Full job=job-full-1 blocks=`));
+  });
+
+  it('restore --to-dir gives the same images, mode 0600, from a file or from stdin', async () => {
+    const out = join(dir.path, 'restored');
+    const result = await cli(['restore', `--to-dir=${out}`, tarFile]);
+    expect(result.code).toBe(0);
+    const fromStdin = join(dir.path, 'restored-stdin');
+    const piped = await cli(['restore', `--to-dir=${fromStdin}`], { stdin: readFileSync(tarFile) });
+    expect(piped.code).toBe(0);
+    for (const root of [out, fromStdin]) {
+      for (const volumeId of volumeIds) {
+        const image = join(root, instanceId, `${volumeId}.ebs`);
+        expect(statSync(image).mode & 0o777).toBe(0o600);
+        expect(await imageDigest(image)).toEqual(await em.admin.snapshotDigest(await snapshotOf(volumeId)));
+      }
+      expect(readdirSync(join(root, instanceId)).filter((f) => f.endsWith('.partial'))).toEqual([]);
+    }
+  });
+
+  describe('damaged streams are refused by verify and restore, leaving no finished-looking image', () => {
+    const damaged = (name: string, make: (copy: string) => void): string => {
+      const copy = join(dir.path, name);
+      writeFileSync(copy, readFileSync(tarFile));
+      make(copy);
+      return copy;
+    };
+
+    async function expectRefused(file: string, pattern: RegExp): Promise<void> {
+      const verify = await cli(['verify', file]);
+      expect(verify.code).toBe(1);
+      expect(verify.stderr).toMatch(pattern);
+      const out = join(dir.path, `out-${file.split('/').pop()}`);
+      const restore = await cli(['restore', `--to-dir=${out}`, file]);
+      expect(restore.code).toBe(1);
+      expect(restore.stderr).toMatch(pattern);
+      const left = readdirSync(out, { recursive: true }).map(String);
+      expect(left.filter((f) => f.endsWith('.ebs') || f.endsWith('.partial'))).toEqual([]);
+    }
+
+    it('one flipped data byte', async () => {
+      const file = damaged('flipped.tar', (copy) => {
+        const bytes = readFileSync(copy);
+        // Fifty blocks before the end lies inside the last volume's data.
+        const at = bytes.length - 50 * 512 * 1024;
+        bytes[at] = bytes[at]! ^ 0x01;
+        writeFileSync(copy, bytes);
+      });
+      await expectRefused(file, new RegExp(`${volumeIds[2]}\\.ebs: the blocks do not match their aggregate checksum`));
+    });
+
+    it('a truncated stream', async () => {
+      const file = damaged('truncated.tar', (copy) => truncateSync(copy, Math.floor(statSync(copy).size / 2)));
+      await expectRefused(file, /truncated/);
+    });
+
+    it('a stream with a dropped member', async () => {
+      const file = join(dir.path, 'dropped.tar');
+      await dropMember(tarFile, file, `${volumeIds[1]}.sum.json`);
+      await expectRefused(file, new RegExp(`expected member ${volumeIds[1]}\\.sum\\.json, found ${volumeIds[2]}\\.json`));
+    });
+
+    it('a stream without its end marker', async () => {
+      const file = join(dir.path, 'no-end.tar');
+      await dropMember(tarFile, file, 'end.json');
+      await expectRefused(file, /incomplete: member end\.json is missing/);
+    });
+  });
+});
+
+describe('volume mode', () => {
+  it('snapshots two volumes of one instance with one CreateSnapshots call, excluding the others', async () => {
+    const em = await emulator();
+    const dir = tempDir();
+    try {
+      const { volumeIds } = await em.admin.instance({
+        volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 4 } }, { sizeGiB: 1, fill: { blocks: 4, seed: 5 } }, { sizeGiB: 1, fill: { blocks: 5, seed: 6 } }],
+      });
+      const config = writeConfig(dir.path, em);
+      const wanted = [volumeIds[1]!, volumeIds[2]!];
+      const file = join(dir.path, 'vols.tar');
+      const result = await cli(['backup', `--config=${config}`, `--volume=${wanted.join(',')}`, '--job=v1'], { stdoutFile: file });
+      expect(result.code).toBe(0);
+      const counts = await em.admin.requests();
+      expect(counts['ec2:CreateSnapshots']).toBe(1);
+      expect(counts['ec2:CreateSnapshot']).toBeUndefined();
+      const state = await em.admin.state();
+      expect(state.snapshots.map((s) => s.VolumeId).sort()).toEqual([...wanted].sort());
+      const verify = await cli(['verify', file]);
+      expect(verify.stdout.toString()).toMatch(new RegExp(`${wanted[0]}.*blocks=4[\\s\\S]*${wanted[1]}.*blocks=5`));
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+
+  it('snapshots a detached volume with CreateSnapshot', async () => {
+    const em = await emulator();
+    const dir = tempDir();
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 7 } });
+      const config = writeConfig(dir.path, em);
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=d1'], { stdoutFile: join(dir.path, 'd.tar') });
+      expect(result.code).toBe(0);
+      expect((await em.admin.requests())['ec2:CreateSnapshot']).toBe(1);
+      const verify = await cli(['verify', join(dir.path, 'd.tar')]);
+      expect(verify.code).toBe(0);
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe('block reads under faults', () => {
+  it('retries corrupted blocks and broken bodies, and still streams exactly the snapshot', async () => {
+    const em = await emulator({ corruptRate: 0.15, resetRate: 0.15, throttleRate: 0.1, errorRate: 0.05 });
+    const dir = tempDir();
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 120, seed: 8 } });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'f.tar');
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=f1'], { stdoutFile: file });
+      expect(result.code).toBe(0);
+      em.options.corruptRate = em.options.resetRate = em.options.throttleRate = em.options.errorRate = 0;
+      const out = join(dir.path, 'x');
+      execFileSync('mkdir', ['-p', out]);
+      execFileSync('tar', ['-xf', file, '-C', out]);
+      const snapshot = (await em.admin.state()).snapshots[0];
+      expect(await imageDigest(join(out, `${volumeId}.ebs`))).toEqual(await em.admin.snapshotDigest(snapshot.SnapshotId));
+      expect((await em.admin.requests())['ebs:GetSnapshotBlock']).toBeGreaterThan(120);
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+
+  it('fails, naming the block and snapshot, when a block never verifies; the snapshot is not marked complete', async () => {
+    const em = await emulator({ corruptRate: 1 });
+    const dir = tempDir();
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 9 } });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'bad.tar');
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=b1'], { stdoutFile: file });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/block \d+ of snapshot snap-[0-9a-f]+ could not be read and verified \(ChecksumMismatch/);
+      const snapshot = (await em.admin.state()).snapshots[0];
+      expect(snapshot.Tags.find((t: any) => t.Key === 'ec2-bpipe:state').Value).toBe('streaming');
+      const verify = await cli(['verify', file]);
+      expect(verify.code).toBe(1);
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe('a volume with 20,000 written blocks', () => {
+  it('streams every block in ascending order with the right data, in bounded memory', async () => {
+    const em = await emulator();
+    const dir = tempDir();
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 16, fill: { blocks: 20_000, seed: 10 } });
+      const config = writeConfig(dir.path, em, '[backup]\nworkers = 8\n');
+      const child = spawn(process.execPath, [BIN, 'backup', `--config=${config}`, `--volume=${volumeId}`, '--job=big'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const digest = createHash('sha256');
+      const indexBytes = Buffer.alloc(8);
+      let last = -1;
+      let count = 0;
+      let peakRss = 0;
+      const rssTimer = setInterval(() => {
+        try {
+          const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+          peakRss = Math.max(peakRss, Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0));
+        } catch {
+          /* the process has ended */
+        }
+      }, 200);
+      const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+      const report = await readStream(child.stdout, 'backup', {
+        block: (_meta, index, _data, blockDigest) => {
+          expect(index).toBeGreaterThan(last);
+          last = index;
+          count++;
+          indexBytes.writeBigUInt64BE(BigInt(index));
+          digest.update(indexBytes).update(blockDigest);
+        },
+      });
+      clearInterval(rssTimer);
+      expect(await exited).toBe(0);
+      expect(count).toBe(20_000);
+      expect(report.volumes[0]!.blocks).toBe(20_000);
+      const snapshot = (await em.admin.state()).snapshots[0];
+      expect({ digest: digest.digest('hex'), blocks: count }).toEqual(await em.admin.snapshotDigest(snapshot.SnapshotId));
+      // 8 workers and a window of 16 blocks: memory stays far below the 10 GiB streamed.
+      expect(peakRss).toBeGreaterThan(0);
+      expect(peakRss).toBeLessThan(400 * 1024);
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  }, 300_000);
+});
