@@ -4,7 +4,7 @@ import type { EC2Client, Instance, Tag as AwsTag, Volume } from '@aws-sdk/client
 import type { Logger } from 'pino';
 import { type BlockRef, readBlock, snapshotBlocks } from './aws/blocks.js';
 import { createClients } from './aws/clients.js';
-import { describeInstance, describeVolumes, instanceMeta, type InstanceMeta, performance, userTags } from './aws/metadata.js';
+import { describeInstance, describeVolumes, instanceMeta, performance, userTags } from './aws/metadata.js';
 import { setStreamState, TAG, takeSnapshots, waitForSnapshots } from './aws/snapshots.js';
 import { resolveUnit, type Unit } from './selection.js';
 import type { Handler } from './cli.js';
@@ -36,7 +36,9 @@ export function parseLevel(raw: string | undefined): Level {
 
 export function checkJobName(job: string, flag: string): string {
   if (!/^[\w.-]{1,128}$/.test(job)) {
-    throw new UsageError(`${flag}=${job}: a job name may hold only letters, digits, ".", "_" and "-" (at most 128).`);
+    throw new UsageError(
+      `${flag}=${job}: a job name may hold only letters, digits, ".", "_" and "-" (at most 128).`,
+    );
   }
   return job;
 }
@@ -89,14 +91,20 @@ export class Backup {
     // Until chains land, every stream is a Full; the manifest says so whatever was asked for.
     const level: Level = 'Full';
     if (request.requestedLevel !== 'Full') {
-      this.log.warn(`${request.requestedLevel} asked for ${unit.resourceId}; no usable base snapshot is known, taking a Full`);
+      this.log.warn(
+        `${request.requestedLevel} asked for ${unit.resourceId}; no usable base snapshot is known, taking a Full`,
+      );
     }
     const snapshotIds = new Map<string, string>();
     for (const group of groups) {
       const taken = await takeSnapshots(this.ec2, {
-        ...(group.instance && { instanceId: group.instance.InstanceId!, attached: attachedVolumes(group.instance) }),
+        ...(group.instance && {
+          instanceId: group.instance.InstanceId!,
+          attached: attachedVolumes(group.instance),
+        }),
         volumeIds: group.volumeIds,
-        description: this.config.backup.snapshotDescription ?? `ec2-bpipe ${this.config.name} ${job} ${unit.resourceId}`,
+        description:
+          this.config.backup.snapshotDescription ?? `ec2-bpipe ${this.config.name} ${job} ${unit.resourceId}`,
         tags: this.snapshotTags(job, level, null, group.instance?.InstanceId),
         copyVolumeTags: this.config.backup.copyVolumeTags,
       });
@@ -156,20 +164,31 @@ export class Backup {
         );
       }
       const kept = mappings.filter((m) => !excluded.has(m.Ebs!.VolumeId!));
-      const described = await describeVolumes(this.ec2, kept.map((m) => m.Ebs!.VolumeId!));
+      const described = await describeVolumes(
+        this.ec2,
+        kept.map((m) => m.Ebs!.VolumeId!),
+      );
       const volumes = kept.map((m) => ({
         volume: described.get(m.Ebs!.VolumeId!)!,
         deviceName: m.DeviceName ?? null,
         deleteOnTermination: m.Ebs!.DeleteOnTermination ?? null,
       }));
-      return { instance, volumes: sortByDevice(volumes, instance.RootDeviceName), groups: [{ instance, volumeIds: volumes.map((v) => v.volume.VolumeId!) }] };
+      return {
+        instance,
+        volumes: sortByDevice(volumes, instance.RootDeviceName),
+        groups: [{ instance, volumeIds: volumes.map((v) => v.volume.VolumeId!) }],
+      };
     }
     const described = await describeVolumes(this.ec2, unit.volumeIds);
     const volumes = unit.volumeIds.map((id) => {
       const volume = described.get(id);
       if (!volume) throw new RuntimeFailure(`volume ${id} was not found in ${this.region}`);
       const attachment = volume.Attachments?.[0];
-      return { volume, deviceName: attachment?.Device ?? null, deleteOnTermination: attachment?.DeleteOnTermination ?? null };
+      return {
+        volume,
+        deviceName: attachment?.Device ?? null,
+        deleteOnTermination: attachment?.DeleteOnTermination ?? null,
+      };
     });
     // Volumes attached to one instance are snapshotted in one CreateSnapshots call, so they are
     // crash-consistent with each other; detached volumes get a CreateSnapshot each.
@@ -186,7 +205,12 @@ export class Backup {
     return { volumes, groups };
   }
 
-  private snapshotTags(job: string, level: Level, baseJob: string | null, instanceId: string | undefined): AwsTag[] {
+  private snapshotTags(
+    job: string,
+    level: Level,
+    baseJob: string | null,
+    instanceId: string | undefined,
+  ): AwsTag[] {
     const tags: Record<string, string> = {
       ...this.config.backup.snapshotTags,
       [TAG.config]: this.config.name,
@@ -240,7 +264,9 @@ export class Backup {
       tags: userTags(planned.volume.Tags),
     };
     await writer.json(member.volumeMeta(volumeId), meta);
-    this.log.info(`${volumeId}: ${map.regions} blocks (${((map.regions * BLOCK_SIZE) / 2 ** 20).toFixed(0)} MiB) from ${snapshotId}`);
+    this.log.info(
+      `${volumeId}: ${map.regions} blocks (${((map.regions * BLOCK_SIZE) / 2 ** 20).toFixed(0)} MiB) from ${snapshotId}`,
+    );
 
     const aggregate = createHash('sha256');
     const started = Date.now();
@@ -272,7 +298,9 @@ export class Backup {
         if (Date.now() - lastReport >= 10_000) {
           lastReport = Date.now();
           const mib = (done * BLOCK_SIZE) / 2 ** 20;
-          log.info(`${volumeId}: ${done}/${map.regions} blocks, ${(mib / ((Date.now() - started) / 1000)).toFixed(1)} MiB/s`);
+          log.info(
+            `${volumeId}: ${done}/${map.regions} blocks, ${(mib / ((Date.now() - started) / 1000)).toFixed(1)} MiB/s`,
+          );
         }
         yield block.data;
       }
@@ -308,7 +336,10 @@ function sortByDevice(volumes: PlannedVolume[], root: string | undefined): Plann
 }
 
 export const backupCommand: Handler = async (ctx, options) => {
-  const job = checkJobName((options.job as string | undefined) ?? `manual-${new Date().toISOString().replace(/[:.]/g, '-')}`, '--job');
+  const job = checkJobName(
+    (options.job as string | undefined) ?? `manual-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    '--job',
+  );
   const requestedLevel = parseLevel(options.level as string | undefined);
   if (options.finalizer) throw new RuntimeFailure('backup --finalizer is not available in this version yet.');
   const clients = createClients(ctx.config.aws, { workers: ctx.config.backup.workers });

@@ -40,16 +40,31 @@ export interface CommandContext {
   stdin: NodeJS.ReadableStream;
 }
 
-export type Handler = (ctx: CommandContext, options: Record<string, unknown>, args: string[]) => Promise<void>;
+export type Handler = (
+  ctx: CommandContext,
+  options: Record<string, unknown>,
+  args: string[],
+) => Promise<void>;
 
 /** Loads the config (or the defaults), then applies the flags on top. */
-function buildConfig(common: CommonOptions, options: Record<string, unknown>, section: 'backup' | 'restore'): Config {
+function buildConfig(
+  common: CommonOptions,
+  options: Record<string, unknown>,
+  section: 'backup' | 'restore',
+): Config {
   const config = common.config !== undefined ? loadConfig(common.config) : defaultConfig();
-  if (common.region !== undefined) setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');
+  if (common.region !== undefined)
+    setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');
   for (const [flag, [sectionName, key]] of Object.entries(FLAG_KEYS)) {
     const value = options[flag];
     if (value === undefined) continue;
-    setKey(config, sectionName, key, typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value), `--${kebab(flag)}`);
+    setKey(
+      config,
+      sectionName,
+      key,
+      typeof value === 'string' ? value : value === true ? 'yes' : 'no',
+      `--${kebab(flag)}`,
+    );
   }
   validate(config, common.config ?? 'command line');
   return config;
@@ -64,23 +79,41 @@ async function loadHandler(name: string): Promise<Handler> {
     case 'verify':
       return (await import('./verify.js')).verifyCommand;
     default:
-      return () => Promise.reject(new RuntimeFailure(`ec2-bpipe ${name} is not available in this version yet.`));
+      return () =>
+        Promise.reject(new RuntimeFailure(`ec2-bpipe ${name} is not available in this version yet.`));
   }
 }
 
-export function buildProgram(run: (name: string, common: CommonOptions, options: Record<string, unknown>, args: string[]) => Promise<void>): Command {
+export function buildProgram(
+  run: (
+    name: string,
+    common: CommonOptions,
+    options: Record<string, unknown>,
+    args: string[],
+  ) => Promise<void>,
+): Command {
   const program = new Command('ec2-bpipe')
     .description('Back up EC2 instances and EBS volumes into Bacula through bpipe, and restore them.')
     .version(VERSION)
     .showHelpAfterError()
+    // Inherited by the subcommands below: commander errors come back to run() and exit 2, not 1.
+    .exitOverride()
     .configureOutput({ writeOut: (s) => process.stderr.write(s), writeErr: (s) => process.stderr.write(s) });
 
   const common = (cmd: Command): Command =>
     cmd
       .option('--config <file>', 'INI config file (see examples/ec2-bpipe.ini)')
       .option('--region <region>', 'AWS region (backup: the source; restore: the target)')
-      .addOption(new Option('--log-format <format>', 'log line format on stderr').choices(['human', 'json']).default('human'))
-      .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'));
+      .addOption(
+        new Option('--log-format <format>', 'log line format on stderr')
+          .choices(['human', 'json'])
+          .default('human'),
+      )
+      .addOption(
+        new Option('--log-level <level>', 'least severe level logged')
+          .choices(['debug', 'info', 'warn', 'error'])
+          .default('info'),
+      );
 
   const unit = (cmd: Command): Command =>
     cmd
@@ -107,7 +140,10 @@ export function buildProgram(run: (name: string, common: CommonOptions, options:
     .description('Read streams (files, or stdin) and restore them to AWS or to a directory')
     .argument('[files...]', 'stream files, applied in the order given; stdin when none')
     .option('--to-dir <dir>', 'write raw images and metadata under this directory')
-    .option('--where <path>', 'Bacula restore location (%w): empty or / restores to AWS, else to files under it')
+    .option(
+      '--where <path>',
+      'Bacula restore location (%w): empty or / restores to AWS, else to files under it',
+    )
     .option('--replace <code>', 'Bacula replace code (%r), recorded for the log')
     .option('--restore-workers <n>', 'parallel EBS block writes (default 8)')
     .option('--instance-type <type>', 'launch with this instance type')
@@ -148,7 +184,10 @@ export interface RunIo {
 }
 
 /** Runs one command line; resolves to the process exit code. */
-export async function run(argv: string[], io: RunIo = { stdout: process.stdout, stdin: process.stdin }): Promise<number> {
+export async function run(
+  argv: string[],
+  io: RunIo = { stdout: process.stdout, stdin: process.stdin },
+): Promise<number> {
   let log: Logger | undefined;
   let exitCode = 0;
   const program = buildProgram(async (name, common, options, args) => {
@@ -158,7 +197,6 @@ export async function run(argv: string[], io: RunIo = { stdout: process.stdout, 
     const handler = await loadHandler(name);
     await handler({ config, log, stdout: io.stdout, stdin: io.stdin }, options, args);
   });
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
   } catch (err) {

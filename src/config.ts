@@ -145,7 +145,10 @@ const url: Pick<KeySpec, 'parse' | 'expects'> = {
   expects: 'an http:// or https:// URL',
 };
 
-const region = { parse: matching(/^[a-z]{2}(-[a-z]+)+-\d+$/), expects: 'an AWS region name such as eu-west-1' };
+const region = {
+  parse: matching(/^[a-z]{2}(-[a-z]+)+-\d+$/),
+  expects: 'an AWS region name such as eu-west-1',
+};
 const instanceIds = list(/^i-[0-9a-f]{8,17}$/, 'instance id (i-...)');
 const volumeIds = list(/^vol-[0-9a-f]{8,17}$/, 'volume id (vol-...)');
 
@@ -160,7 +163,11 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
   aws: {
     region: { prop: 'region', ...region },
     profile: { prop: 'profile', ...text },
-    'access-key-id': { prop: 'accessKeyId', parse: matching(/^[A-Z0-9]{4,128}$|^test$/), expects: 'an AWS access key id' },
+    'access-key-id': {
+      prop: 'accessKeyId',
+      parse: matching(/^[A-Z0-9]{4,128}$|^test$/),
+      expects: 'an AWS access key id',
+    },
     'secret-access-key': { prop: 'secretAccessKey', ...text, secret: true },
     'role-arn': {
       prop: 'roleArn',
@@ -174,7 +181,10 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
       expects: '2 to 64 characters of letters, digits and +=,.@_-',
     },
     'session-duration': { prop: 'sessionDuration', ...int(900, 43200) },
-    'endpoint-type': { prop: 'endpointType', ...oneOf(['ipv4', 'dualstack', 'fips', 'dualstack-fips'] as const) },
+    'endpoint-type': {
+      prop: 'endpointType',
+      ...oneOf(['ipv4', 'dualstack', 'fips', 'dualstack-fips'] as const),
+    },
     'endpoint-url': { prop: 'endpointUrl', ...url },
   },
   backup: {
@@ -193,9 +203,20 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
   restore: {
     workers: { prop: 'workers', ...int(1, 256) },
     region: { prop: 'region', ...region },
-    'instance-type': { prop: 'instanceType', parse: matching(/^[a-z0-9-]+\.[a-z0-9-]+$/), expects: 'an instance type such as m5.large' },
-    'subnet-id': { prop: 'subnetId', parse: matching(/^subnet-[0-9a-f]{8,17}$/), expects: 'a subnet id (subnet-...)' },
-    'security-group-ids': { prop: 'securityGroupIds', ...list(/^sg-[0-9a-f]{8,17}$/, 'security group id (sg-...)') },
+    'instance-type': {
+      prop: 'instanceType',
+      parse: matching(/^[a-z0-9-]+\.[a-z0-9-]+$/),
+      expects: 'an instance type such as m5.large',
+    },
+    'subnet-id': {
+      prop: 'subnetId',
+      parse: matching(/^subnet-[0-9a-f]{8,17}$/),
+      expects: 'a subnet id (subnet-...)',
+    },
+    'security-group-ids': {
+      prop: 'securityGroupIds',
+      ...list(/^sg-[0-9a-f]{8,17}$/, 'security group id (sg-...)'),
+    },
     'key-name': { prop: 'keyName', ...text },
     'placement-group': { prop: 'placementGroup', ...text },
     'partition-number': { prop: 'partitionNumber', ...int(1, 7) },
@@ -240,7 +261,8 @@ export function parseTags(raw: string): Tags {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new Error(`"${item}" is not Key=Value`);
     const key = item.slice(0, eq).trim();
-    if (key.toLowerCase().startsWith('aws:')) throw new Error(`tag key "${key}" uses the reserved aws: prefix`);
+    if (key.toLowerCase().startsWith('aws:'))
+      throw new Error(`tag key "${key}" uses the reserved aws: prefix`);
     out[key] = item.slice(eq + 1).trim();
   }
   return out;
@@ -268,7 +290,9 @@ function suggestion(word: string, candidates: string[]): string {
     const d = distance(word, c);
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? ` Did you mean "${best}"?` : '';
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3))
+    ? ` Did you mean "${best}"?`
+    : '';
 }
 
 /**
@@ -289,7 +313,9 @@ export function setKey(config: Config, section: SectionName, key: string, raw: s
   } catch (err) {
     const shown = spec.secret ? '(hidden)' : `"${raw}"`;
     const reason = err instanceof Error && err.message.includes('"') ? ` (${err.message})` : '';
-    throw new UsageError(`${where}: [${section}] ${key} = ${shown} is invalid${reason}: expected ${spec.expects}.`);
+    throw new UsageError(
+      `${where}: [${section}] ${key} = ${shown} is invalid${reason}: expected ${spec.expects}.`,
+    );
   }
   (config[section] as unknown as Record<string, unknown>)[spec.prop] = value;
 }
@@ -320,13 +346,17 @@ export function loadConfig(file: string): Config {
   const config = defaultConfig(basename(file, extname(file)));
   config.file = file;
   if (!/^[\w.-]+$/.test(config.name)) {
-    throw new UsageError(`${file}: the config name "${config.name}" (the file name) may hold only letters, digits, ".", "_" and "-".`);
+    throw new UsageError(
+      `${file}: the config name "${config.name}" (the file name) may hold only letters, digits, ".", "_" and "-".`,
+    );
   }
   const parsed = ini.parse(textContent) as Record<string, unknown>;
   let hasSecret = false;
   for (const [sectionName, body] of Object.entries(parsed)) {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new UsageError(`${file}: key "${sectionName}" is outside any section. Put it under [aws], [backup], [restore] or [bacula].`);
+      throw new UsageError(
+        `${file}: key "${sectionName}" is outside any section. Put it under [aws], [backup], [restore] or [bacula].`,
+      );
     }
     if (!(sectionName in SCHEMA)) {
       throw new UsageError(
@@ -337,7 +367,9 @@ export function loadConfig(file: string): Config {
     const section = sectionName as SectionName;
     for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
       if (typeof value === 'object' && value !== null) {
-        throw new UsageError(`${file}: [${section}] ${key} is given as a nested section or a list; give it once as key = value.`);
+        throw new UsageError(
+          `${file}: [${section}] ${key} is given as a nested section or a list; give it once as key = value.`,
+        );
       }
       // `ini` turns true/false into booleans; the schema parses text.
       const raw = String(value);
@@ -354,10 +386,14 @@ export function loadConfig(file: string): Config {
 export function validate(config: Config, where: string): void {
   const { aws } = config;
   if ((aws.accessKeyId === undefined) !== (aws.secretAccessKey === undefined)) {
-    throw new UsageError(`${where}: [aws] access-key-id and secret-access-key go together; set both or neither.`);
+    throw new UsageError(
+      `${where}: [aws] access-key-id and secret-access-key go together; set both or neither.`,
+    );
   }
   if (aws.accessKeyId !== undefined && aws.profile !== undefined) {
-    throw new UsageError(`${where}: [aws] profile and access-key-id both name credentials; keep one of them.`);
+    throw new UsageError(
+      `${where}: [aws] profile and access-key-id both name credentials; keep one of them.`,
+    );
   }
   if ((aws.externalId !== undefined || aws.sessionDuration !== undefined) && aws.roleArn === undefined) {
     throw new UsageError(`${where}: [aws] external-id and session-duration need role-arn.`);

@@ -19,5 +19,8 @@ export async function streamInputs(files: string[], stdin: NodeJS.ReadableStream
       throw new UsageError(`${file}: no such stream file.`);
     }
   }
-  return files.map((file) => ({ name: file, open: () => createReadStream(file, { highWaterMark: 1024 * 1024 }) }));
+  return files.map((file) => ({
+    name: file,
+    open: () => createReadStream(file, { highWaterMark: 1024 * 1024 }),
+  }));
 }

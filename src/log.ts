@@ -9,10 +9,23 @@ export interface LogOptions {
 }
 
 // Key names that can hold a secret, wherever they appear in a log object.
-const SECRET_KEYS = ['secretAccessKey', 'sessionToken', 'SecretAccessKey', 'SessionToken', 'secret-access-key'];
+const SECRET_KEYS = [
+  'secretAccessKey',
+  'sessionToken',
+  'SecretAccessKey',
+  'SessionToken',
+  'secret-access-key',
+];
 const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
 const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 
 /** One short line per record: Bacula shows each stderr line of a reader in the job log. */
@@ -22,7 +35,7 @@ export function formatHuman(record: Record<string, unknown>): string {
   const fields = Object.entries(record)
     .filter(([k]) => !OMIT.has(k))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
-  return `${prefix}${String(record.msg ?? '')}${fields.length ? ` (${fields.join(' ')})` : ''}\n`;
+  return `${prefix}${typeof record.msg === 'string' ? record.msg : ''}${fields.length ? ` (${fields.join(' ')})` : ''}\n`;
 }
 
 export function createLogger(options: LogOptions = {}): Logger {

@@ -1,4 +1,9 @@
-import { DescribeInstancesCommand, DescribeVolumesCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  type EC2Client,
+  type Filter,
+} from '@aws-sdk/client-ec2';
 import type { Config, Tags } from './config.js';
 import { UsageError } from './errors.js';
 
@@ -19,11 +24,17 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
   const { backup } = config;
   const instanceIds = new Set(backup.instanceIds);
   if (Object.keys(backup.instanceTags).length) {
-    const filters = [...tagFilters(backup.instanceTags), { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }];
+    const filters = [
+      ...tagFilters(backup.instanceTags),
+      { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
+    ];
     let nextToken: string | undefined;
     do {
-      const page = await ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: nextToken }));
-      for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) instanceIds.add(i.InstanceId!);
+      const page = await ec2.send(
+        new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: nextToken }),
+      );
+      for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? []))
+        instanceIds.add(i.InstanceId!);
       nextToken = page.NextToken;
     } while (nextToken);
   }
@@ -32,7 +43,11 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
     let nextToken: string | undefined;
     do {
       const page = await ec2.send(
-        new DescribeVolumesCommand({ Filters: tagFilters(backup.volumeTags), MaxResults: 500, NextToken: nextToken }),
+        new DescribeVolumesCommand({
+          Filters: tagFilters(backup.volumeTags),
+          MaxResults: 500,
+          NextToken: nextToken,
+        }),
       );
       for (const v of page.Volumes ?? []) volumeIds.add(v.VolumeId!);
       nextToken = page.NextToken;
@@ -45,25 +60,37 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
 }
 
 /** The unit a `backup` or `estimate` invocation streams: from the flags, else the config's only unit. */
-export async function resolveUnit(config: Config, ec2: EC2Client, options: Record<string, unknown>): Promise<Unit> {
+export async function resolveUnit(
+  config: Config,
+  ec2: EC2Client,
+  options: Record<string, unknown>,
+): Promise<Unit> {
   const instance = options.instance as string | undefined;
   const volume = options.volume as string | undefined;
-  if (instance !== undefined && volume !== undefined) throw new UsageError('Give --instance or --volume, not both.');
+  if (instance !== undefined && volume !== undefined)
+    throw new UsageError('Give --instance or --volume, not both.');
   if (instance !== undefined) {
-    if (!INSTANCE_ID.test(instance)) throw new UsageError(`--instance=${instance}: expected an instance id (i-...).`);
+    if (!INSTANCE_ID.test(instance))
+      throw new UsageError(`--instance=${instance}: expected an instance id (i-...).`);
     return { kind: 'instance', resourceId: instance, instanceId: instance };
   }
   if (volume !== undefined) {
-    const ids = volume.split(',').map((s) => s.trim()).filter(Boolean);
+    const ids = volume
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const bad = ids.find((id) => !VOLUME_ID.test(id));
-    if (bad !== undefined || ids.length === 0) throw new UsageError(`--volume=${volume}: expected volume ids (vol-...), comma-separated.`);
+    if (bad !== undefined || ids.length === 0)
+      throw new UsageError(`--volume=${volume}: expected volume ids (vol-...), comma-separated.`);
     return { kind: 'volumes', resourceId: ids.join('+'), volumeIds: [...new Set(ids)] };
   }
   const units = await selectedUnits(config, ec2);
   if (units.length === 1) return units[0]!;
   const where = config.file ?? 'the command line';
   if (units.length === 0) {
-    throw new UsageError(`${where}: nothing selected. Pass --instance or --volume, or set [backup] instance-ids, instance-tags, volume-ids or volume-tags.`);
+    throw new UsageError(
+      `${where}: nothing selected. Pass --instance or --volume, or set [backup] instance-ids, instance-tags, volume-ids or volume-tags.`,
+    );
   }
   throw new UsageError(
     `${where}: the config selects ${units.length} units (${units.map((u) => u.resourceId).join(', ')}); ` +

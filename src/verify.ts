@@ -23,5 +23,6 @@ export const verifyCommand: Handler = async (ctx, _options, files) => {
       failures.push(message);
     }
   }
-  if (failures.length) throw new RuntimeFailure(`${failures.length} stream(s) failed verification: ${failures.join('; ')}`);
+  if (failures.length)
+    throw new RuntimeFailure(`${failures.length} stream(s) failed verification: ${failures.join('; ')}`);
 };

@@ -83,7 +83,10 @@ export interface CliResult {
 }
 
 /** Runs the real command, as Bacula or a user would. */
-export function cli(args: string[], options: { stdin?: Buffer | string; stdoutFile?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+export function cli(
+  args: string[],
+  options: { stdin?: Buffer | string; stdoutFile?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, ...options.env },
@@ -103,7 +106,9 @@ export function cli(args: string[], options: { stdin?: Buffer | string; stdoutFi
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      void Promise.resolve(sink).then(() => resolvePromise({ code: code ?? -1, stdout: Buffer.concat(out), stderr: err }));
+      void Promise.resolve(sink).then(() =>
+        resolvePromise({ code: code ?? -1, stdout: Buffer.concat(out), stderr: err }),
+      );
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.stdin ?? '');

@@ -62,7 +62,11 @@ export async function* snapshotBlocks(ebs: EBSClient, snapshotId: string): Async
  * and still carry a NextToken. A block present only in the base has no second token: it is
  * yielded without a token and becomes an explicit zero region.
  */
-export async function* changedBlocks(ebs: EBSClient, baseSnapshotId: string, snapshotId: string): AsyncGenerator<BlockRef> {
+export async function* changedBlocks(
+  ebs: EBSClient,
+  baseSnapshotId: string,
+  snapshotId: string,
+): AsyncGenerator<BlockRef> {
   let nextToken: string | undefined;
   let nextIndex = 0;
   for (;;) {
@@ -88,7 +92,10 @@ export async function* changedBlocks(ebs: EBSClient, baseSnapshotId: string, sna
         throw new RuntimeFailure(`ListChangedBlocks for ${snapshotId} returned blocks out of order`);
       }
       nextIndex = block.BlockIndex + 1;
-      yield { index: block.BlockIndex, ...(block.SecondBlockToken !== undefined && { token: block.SecondBlockToken }) };
+      yield {
+        index: block.BlockIndex,
+        ...(block.SecondBlockToken !== undefined && { token: block.SecondBlockToken }),
+      };
     }
     if (!page.NextToken) return;
     nextToken = page.NextToken;
@@ -99,8 +106,18 @@ class ChecksumMismatch extends Error {
   override name = 'ChecksumMismatch';
 }
 
-const TRANSIENT_NAMES = new Set(['ChecksumMismatch', 'ConcurrentLimitExceededException', 'InternalServerException']);
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNREFUSED']);
+const TRANSIENT_NAMES = new Set([
+  'ChecksumMismatch',
+  'ConcurrentLimitExceededException',
+  'InternalServerException',
+]);
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ECONNREFUSED',
+]);
 
 export function transientBlockError(err: unknown): boolean {
   const message = err instanceof Error ? err.message : '';
@@ -134,13 +151,22 @@ export interface ReadBlock {
  * Reads one block and checks it against the SHA-256 AWS sent with it. A mismatch or a broken
  * body is retried: the SDK has already returned when the body breaks, so it cannot.
  */
-export async function readBlock(ebs: EBSClient, snapshotId: string, ref: BlockRef, blockSize: number): Promise<ReadBlock> {
+export async function readBlock(
+  ebs: EBSClient,
+  snapshotId: string,
+  ref: BlockRef,
+  blockSize: number,
+): Promise<ReadBlock> {
   try {
     return await withRetry(
       { attempts: 6, delayMs: (n) => Math.min(200 * 2 ** (n - 2), 5000), retryable: transientBlockError },
       async () => {
         const response = await ebs.send(
-          new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: ref.index, BlockToken: ref.token }),
+          new GetSnapshotBlockCommand({
+            SnapshotId: snapshotId,
+            BlockIndex: ref.index,
+            BlockToken: ref.token,
+          }),
         );
         if (!response.BlockData) throw new ChecksumMismatch('no body');
         const data = await readBody(response.BlockData as AsyncIterable<Uint8Array>, blockSize);
@@ -149,15 +175,20 @@ export async function readBlock(ebs: EBSClient, snapshotId: string, ref: BlockRe
         }
         const digest = createHash('sha256').update(data).digest();
         if (digest.toString('base64') !== response.Checksum) {
-          throw new ChecksumMismatch(`checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`);
+          throw new ChecksumMismatch(
+            `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,
+          );
         }
         return { data, digest };
       },
     );
   } catch (err) {
     const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    throw new RuntimeFailure(`block ${ref.index} of snapshot ${snapshotId} could not be read and verified (${reason})`, {
-      cause: err,
-    });
+    throw new RuntimeFailure(
+      `block ${ref.index} of snapshot ${snapshotId} could not be read and verified (${reason})`,
+      {
+        cause: err,
+      },
+    );
   }
 }

@@ -28,7 +28,11 @@ export interface ClientOptions {
  * chain (environment, shared files, SSO, container and instance roles). An assume-role on top of
  * any of them is refreshed by the SDK before it expires.
  */
-export function credentialProvider(aws: AwsSettings, region: string, handler: NodeHttpHandler): AwsCredentialIdentityProvider {
+export function credentialProvider(
+  aws: AwsSettings,
+  region: string,
+  handler: NodeHttpHandler,
+): AwsCredentialIdentityProvider {
   let base: AwsCredentialIdentity | AwsCredentialIdentityProvider;
   if (aws.accessKeyId !== undefined && aws.secretAccessKey !== undefined) {
     base = { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey };
@@ -37,7 +41,7 @@ export function credentialProvider(aws: AwsSettings, region: string, handler: No
   } else {
     base = fromNodeProviderChain();
   }
-  if (aws.roleArn === undefined) return typeof base === 'function' ? base : async () => base;
+  if (aws.roleArn === undefined) return typeof base === 'function' ? base : () => Promise.resolve(base);
   return fromTemporaryCredentials({
     masterCredentials: base,
     params: {

@@ -91,7 +91,10 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
     ebsOptimized: instance.EbsOptimized ?? null,
     architecture: instance.Architecture ?? null,
     cpuOptions: instance.CpuOptions
-      ? { coreCount: instance.CpuOptions.CoreCount ?? null, threadsPerCore: instance.CpuOptions.ThreadsPerCore ?? null }
+      ? {
+          coreCount: instance.CpuOptions.CoreCount ?? null,
+          threadsPerCore: instance.CpuOptions.ThreadsPerCore ?? null,
+        }
       : null,
     iamInstanceProfileArn: instance.IamInstanceProfile?.Arn ?? null,
     metadataOptions: m
@@ -107,7 +110,11 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
     tags: userTags(instance.Tags),
     blockDeviceMappings: (instance.BlockDeviceMappings ?? [])
       .filter((b) => b.Ebs?.VolumeId)
-      .map((b) => ({ deviceName: b.DeviceName!, volumeId: b.Ebs!.VolumeId!, deleteOnTermination: b.Ebs!.DeleteOnTermination ?? null })),
+      .map((b) => ({
+        deviceName: b.DeviceName!,
+        volumeId: b.Ebs!.VolumeId!,
+        deleteOnTermination: b.Ebs!.DeleteOnTermination ?? null,
+      })),
   };
 }
 

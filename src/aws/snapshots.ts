@@ -45,7 +45,11 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
   if (request.instanceId === undefined) {
     for (const volumeId of request.volumeIds) {
       const snap = await ec2.send(
-        new CreateSnapshotCommand({ VolumeId: volumeId, Description: request.description, TagSpecifications: tagSpecifications }),
+        new CreateSnapshotCommand({
+          VolumeId: volumeId,
+          Description: request.description,
+          TagSpecifications: tagSpecifications,
+        }),
       );
       result.set(volumeId, snap.SnapshotId!);
     }
@@ -58,7 +62,9 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
         InstanceSpecification: {
           InstanceId: request.instanceId,
           ExcludeBootVolume: root !== undefined && !wanted.has(root.volumeId),
-          ExcludeDataVolumeIds: attached.filter((v) => !v.root && !wanted.has(v.volumeId)).map((v) => v.volumeId),
+          ExcludeDataVolumeIds: attached
+            .filter((v) => !v.root && !wanted.has(v.volumeId))
+            .map((v) => v.volumeId),
         },
         Description: request.description,
         TagSpecifications: tagSpecifications,
@@ -66,14 +72,18 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
       }),
     );
     for (const info of response.Snapshots ?? []) {
-      if (info.VolumeId && info.SnapshotId && wanted.has(info.VolumeId)) result.set(info.VolumeId, info.SnapshotId);
+      if (info.VolumeId && info.SnapshotId && wanted.has(info.VolumeId))
+        result.set(info.VolumeId, info.SnapshotId);
     }
   }
   const missing = request.volumeIds.filter((v) => !result.has(v));
-  if (missing.length) throw new RuntimeFailure(`AWS returned no snapshot for volume(s) ${missing.join(', ')}`);
+  if (missing.length)
+    throw new RuntimeFailure(`AWS returned no snapshot for volume(s) ${missing.join(', ')}`);
   // One tag spec serves every snapshot of a CreateSnapshots call; the volume tag differs per snapshot.
   for (const [volumeId, snapshotId] of result) {
-    await ec2.send(new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: TAG.volume, Value: volumeId }] }));
+    await ec2.send(
+      new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: TAG.volume, Value: volumeId }] }),
+    );
   }
   return result;
 }
@@ -81,7 +91,12 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls until every snapshot is completed; fails on an error state or after `timeoutS`. */
-export async function waitForSnapshots(ec2: EC2Client, snapshotIds: string[], timeoutS: number, log: Logger): Promise<Snapshot[]> {
+export async function waitForSnapshots(
+  ec2: EC2Client,
+  snapshotIds: string[],
+  timeoutS: number,
+  log: Logger,
+): Promise<Snapshot[]> {
   const deadline = Date.now() + timeoutS * 1000;
   let delay = 250;
   let lastReport = 0;
@@ -89,25 +104,36 @@ export async function waitForSnapshots(ec2: EC2Client, snapshotIds: string[], ti
     const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
     const failed = Snapshots.find((s) => s.State === 'error');
     if (failed) {
-      throw new RuntimeFailure(`snapshot ${failed.SnapshotId} of ${failed.VolumeId} failed: ${failed.StateMessage ?? 'state error'}`);
+      throw new RuntimeFailure(
+        `snapshot ${failed.SnapshotId} of ${failed.VolumeId} failed: ${failed.StateMessage ?? 'state error'}`,
+      );
     }
-    if (Snapshots.length === snapshotIds.length && Snapshots.every((s) => s.State === 'completed')) return Snapshots;
+    if (Snapshots.length === snapshotIds.length && Snapshots.every((s) => s.State === 'completed'))
+      return Snapshots;
     if (Date.now() >= deadline) {
-      const pending = Snapshots.filter((s) => s.State !== 'completed').map((s) => `${s.SnapshotId} (${s.Progress ?? '?'})`);
+      const pending = Snapshots.filter((s) => s.State !== 'completed').map(
+        (s) => `${s.SnapshotId} (${s.Progress ?? '?'})`,
+      );
       throw new RuntimeFailure(
         `snapshots still pending after ${timeoutS}s: ${pending.join(', ')}. Raise [backup] snapshot-timeout or retry later.`,
       );
     }
     if (Date.now() - lastReport > 30_000) {
       lastReport = Date.now();
-      log.info(`waiting for snapshots: ${Snapshots.map((s) => `${s.SnapshotId} ${s.Progress ?? ''}`.trim()).join(', ')}`);
+      log.info(
+        `waiting for snapshots: ${Snapshots.map((s) => `${s.SnapshotId} ${s.Progress ?? ''}`.trim()).join(', ')}`,
+      );
     }
     await sleep(delay);
     delay = Math.min(delay * 2, 5000);
   }
 }
 
-export async function setStreamState(ec2: EC2Client, snapshotIds: string[], state: StreamState): Promise<void> {
+export async function setStreamState(
+  ec2: EC2Client,
+  snapshotIds: string[],
+  state: StreamState,
+): Promise<void> {
   if (snapshotIds.length === 0) return;
   await ec2.send(new CreateTagsCommand({ Resources: snapshotIds, Tags: [{ Key: TAG.state, Value: state }] }));
 }

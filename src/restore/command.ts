@@ -10,7 +10,9 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
   if (toDir !== undefined && where !== undefined) throw new UsageError('Give --to-dir or --where, not both.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
   if (dir === undefined) {
-    throw new RuntimeFailure('Restore to AWS is not available in this version yet; restore to files with --to-dir=DIR.');
+    throw new RuntimeFailure(
+      'Restore to AWS is not available in this version yet; restore to files with --to-dir=DIR.',
+    );
   }
   if (dir === '') throw new UsageError('--to-dir needs a directory.');
   const target = new FilesRestore(dir, ctx.log);

@@ -61,7 +61,9 @@ export class FilesRestore {
         },
         end: async () => {
           for (const [name, value] of metadata) {
-            await writeFile(join(dir, name + PARTIAL), `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+            await writeFile(join(dir, name + PARTIAL), `${JSON.stringify(value, null, 2)}\n`, {
+              mode: 0o600,
+            });
             partials.push(join(dir, name + PARTIAL));
           }
           for (const partial of partials) {

@@ -58,14 +58,20 @@ type Json = Record<string, unknown>;
 
 function require(source: string, name: string, value: Json, fields: Record<string, string>): void {
   for (const [field, type] of Object.entries(fields)) {
-    const actual = value[field] === null ? 'null' : Array.isArray(value[field]) ? 'array' : typeof value[field];
+    const actual =
+      value[field] === null ? 'null' : Array.isArray(value[field]) ? 'array' : typeof value[field];
     if (!type.split('|').includes(actual)) {
       throw new StreamDefect(source, `member ${name}: field "${field}" is ${actual}, expected ${type}`);
     }
   }
 }
 
-async function readAll(entry: AsyncIterable<unknown>, limit: number, source: string, name: string): Promise<Buffer> {
+async function readAll(
+  entry: AsyncIterable<unknown>,
+  limit: number,
+  source: string,
+  name: string,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const item of entry) {
@@ -92,7 +98,11 @@ async function readJson(entry: AsyncIterable<unknown>, source: string, name: str
  * Reads one stream, checks its structure, every block against the volume's aggregate, and the end
  * marker, and reports what it held. Throws StreamDefect at the first problem.
  */
-export async function readStream(input: Readable, source: string, visitor: StreamVisitor = {}): Promise<StreamReport> {
+export async function readStream(
+  input: Readable,
+  source: string,
+  visitor: StreamVisitor = {},
+): Promise<StreamReport> {
   const extract = tar.extract();
   let feedError: unknown;
   const feeding = pipeline(input, extract).catch((err: unknown) => {
@@ -113,21 +123,36 @@ export async function readStream(input: Readable, source: string, visitor: Strea
       if (ended) throw new StreamDefect(source, `member ${name} follows ${member.end}`);
       const want = expected.shift();
       if (name !== want) {
-        throw new StreamDefect(source, want === undefined ? `unexpected member ${name}` : `expected member ${want}, found ${name}`);
+        throw new StreamDefect(
+          source,
+          want === undefined ? `unexpected member ${name}` : `expected member ${want}, found ${name}`,
+        );
       }
       if (name === member.manifest) {
         const value = await readJson(entry, source, name);
         require(source, name, value, {
-          format: 'string', formatVersion: 'number', job: 'string', level: 'string', region: 'string',
-          kind: 'string', resourceId: 'string', volumes: 'array', config: 'string',
+          format: 'string',
+          formatVersion: 'number',
+          job: 'string',
+          level: 'string',
+          region: 'string',
+          kind: 'string',
+          resourceId: 'string',
+          volumes: 'array',
+          config: 'string',
         });
-        if (value.format !== FORMAT_NAME) throw new StreamDefect(source, `member ${name}: not an ${FORMAT_NAME} stream`);
+        if (value.format !== FORMAT_NAME)
+          throw new StreamDefect(source, `member ${name}: not an ${FORMAT_NAME} stream`);
         if (value.formatVersion !== FORMAT_VERSION) {
-          throw new StreamDefect(source, `format version ${String(value.formatVersion)} is not supported (this tool reads ${FORMAT_VERSION})`);
+          throw new StreamDefect(
+            source,
+            `format version ${String(value.formatVersion)} is not supported (this tool reads ${FORMAT_VERSION})`,
+          );
         }
         manifest = value as unknown as Manifest;
         if (manifest.kind === 'instance') expected.push(member.instance);
-        for (const id of manifest.volumes) expected.push(member.volumeMeta(id), member.volumeData(id), member.volumeSum(id));
+        for (const id of manifest.volumes)
+          expected.push(member.volumeMeta(id), member.volumeData(id), member.volumeSum(id));
         expected.push(member.end);
         await visitor.manifest?.(manifest);
       } else if (name === member.instance) {
@@ -136,7 +161,8 @@ export async function readStream(input: Readable, source: string, visitor: Strea
         await visitor.instance?.(value as unknown as InstanceMeta);
       } else if (name === member.end) {
         const value = await readJson(entry, source, name);
-        if (value.complete !== true) throw new StreamDefect(source, `member ${name} does not mark the stream complete`);
+        if (value.complete !== true)
+          throw new StreamDefect(source, `member ${name} does not mark the stream complete`);
         ended = true;
         await visitor.end?.(value as unknown as EndMarker);
       } else if (name.endsWith('.sum.json')) {
@@ -145,7 +171,10 @@ export async function readStream(input: Readable, source: string, visitor: Strea
         const sum = value as unknown as VolumeSum;
         const meta = current!;
         if (sum.volumeId !== meta.volumeId || sum.blockCount !== blocksRead) {
-          throw new StreamDefect(source, `member ${name}: ${sum.blockCount} blocks announced, ${blocksRead} read`);
+          throw new StreamDefect(
+            source,
+            `member ${name}: ${sum.blockCount} blocks announced, ${blocksRead} read`,
+          );
         }
         const actual = digests!.digest('base64');
         if (actual !== sum.checksum) {
@@ -154,16 +183,29 @@ export async function readStream(input: Readable, source: string, visitor: Strea
             `member ${member.volumeData(meta.volumeId)}: the blocks do not match their aggregate checksum (read ${actual}, recorded ${sum.checksum}); the data is damaged`,
           );
         }
-        reports.push({ volumeId: meta.volumeId, level: meta.level, blocks: blocksRead, sizeBytes: meta.sizeBytes, checksum: sum.checksum });
+        reports.push({
+          volumeId: meta.volumeId,
+          level: meta.level,
+          blocks: blocksRead,
+          sizeBytes: meta.sizeBytes,
+          checksum: sum.checksum,
+        });
         await visitor.volumeEnd?.(meta, sum);
         current = undefined;
       } else if (name.endsWith('.ebs')) {
         const meta = current!;
-        if (header.name !== sparseHeaderName(name) || pax['GNU.sparse.major'] !== '1' || pax['GNU.sparse.minor'] !== '0') {
+        if (
+          header.name !== sparseHeaderName(name) ||
+          pax['GNU.sparse.major'] !== '1' ||
+          pax['GNU.sparse.minor'] !== '0'
+        ) {
           throw new StreamDefect(source, `member ${name} is not a GNU sparse 1.0 member`);
         }
         if (Number(pax['GNU.sparse.realsize']) !== meta.sizeBytes) {
-          throw new StreamDefect(source, `member ${name}: real size ${pax['GNU.sparse.realsize']} differs from the volume's ${meta.sizeBytes}`);
+          throw new StreamDefect(
+            source,
+            `member ${name}: real size ${pax['GNU.sparse.realsize']} differs from the volume's ${meta.sizeBytes}`,
+          );
         }
         digests = createHash('sha256');
         blocksRead = await readBlocks(entry, header.size, meta, source, name, (index, data) => {
@@ -172,16 +214,26 @@ export async function readStream(input: Readable, source: string, visitor: Strea
           return visitor.block?.(meta, index, data, digest);
         });
         if (blocksRead !== meta.blockCount) {
-          throw new StreamDefect(source, `member ${name}: ${blocksRead} blocks, but ${member.volumeMeta(meta.volumeId)} announced ${meta.blockCount}`);
+          throw new StreamDefect(
+            source,
+            `member ${name}: ${blocksRead} blocks, but ${member.volumeMeta(meta.volumeId)} announced ${meta.blockCount}`,
+          );
         }
       } else {
         const value = await readJson(entry, source, name);
         require(source, name, value, {
-          volumeId: 'string', snapshotId: 'string', sizeBytes: 'number', blockSize: 'number', blockCount: 'number', level: 'string',
+          volumeId: 'string',
+          snapshotId: 'string',
+          sizeBytes: 'number',
+          blockSize: 'number',
+          blockCount: 'number',
+          level: 'string',
         });
         current = value as unknown as VolumeMeta;
-        if (member.volumeMeta(current.volumeId) !== name) throw new StreamDefect(source, `member ${name} describes ${current.volumeId}`);
-        if (current.blockSize !== BLOCK_SIZE) throw new StreamDefect(source, `member ${name}: block size ${current.blockSize} is not supported`);
+        if (member.volumeMeta(current.volumeId) !== name)
+          throw new StreamDefect(source, `member ${name} describes ${current.volumeId}`);
+        if (current.blockSize !== BLOCK_SIZE)
+          throw new StreamDefect(source, `member ${name}: block size ${current.blockSize} is not supported`);
         await visitor.volumeStart?.(current);
       }
     }
@@ -190,10 +242,17 @@ export async function readStream(input: Readable, source: string, visitor: Strea
     if (err instanceof StreamDefect) throw err;
     if (err instanceof RuntimeFailure) throw err;
     const message = err instanceof Error ? err.message : String(err);
-    throw new StreamDefect(source, `${/unexpected end|premature/i.test(message) ? 'the stream is truncated' : 'the stream is not a valid tar'} (${message})`);
+    throw new StreamDefect(
+      source,
+      `${/unexpected end|premature/i.test(message) ? 'the stream is truncated' : 'the stream is not a valid tar'} (${message})`,
+    );
   }
   await feeding;
-  if (feedError !== undefined) throw new StreamDefect(source, `reading failed (${(feedError as Error).message ?? String(feedError)})`);
+  if (feedError !== undefined)
+    throw new StreamDefect(
+      source,
+      `reading failed (${feedError instanceof Error ? feedError.message : 'unknown error'})`,
+    );
   if (!ended) {
     const missing = expected.length ? `member ${expected[0]} is missing` : 'the end marker is missing';
     throw new StreamDefect(source, `the stream is incomplete: ${manifest ? missing : 'it is empty'}`);
@@ -244,7 +303,10 @@ async function readBlocks(
   if (seen !== memberSize) throw new StreamDefect(source, `member ${name} is truncated`);
   if (!parser.done) throw new StreamDefect(source, `member ${name}: the sparse map is incomplete`);
   if (filled !== 0 || count !== parser.blocks.length) {
-    throw new StreamDefect(source, `member ${name}: ${count} blocks of data for ${parser.blocks.length} map entries`);
+    throw new StreamDefect(
+      source,
+      `member ${name}: ${count} blocks of data for ${parser.blocks.length} map entries`,
+    );
   }
   return count;
 }

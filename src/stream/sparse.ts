@@ -133,12 +133,20 @@ export class SparseMapParser {
     }
     if (last) {
       if (this.offset !== this.realSize || value !== 0) {
-        throw new Error(`sparse map: the last entry must be (${this.realSize}, 0), found (${this.offset}, ${value})`);
+        throw new Error(
+          `sparse map: the last entry must be (${this.realSize}, 0), found (${this.offset}, ${value})`,
+        );
       }
       return;
     }
-    if (value !== this.blockSize || this.offset % this.blockSize !== 0 || this.offset + value > this.realSize) {
-      throw new Error(`sparse map: region (${this.offset}, ${value}) is not one whole block inside the volume`);
+    if (
+      value !== this.blockSize ||
+      this.offset % this.blockSize !== 0 ||
+      this.offset + value > this.realSize
+    ) {
+      throw new Error(
+        `sparse map: region (${this.offset}, ${value}) is not one whole block inside the volume`,
+      );
     }
     const index = this.offset / this.blockSize;
     if (this.blocks.length > 0 && index <= this.blocks.at(this.blocks.length - 1)) {

@@ -28,7 +28,9 @@ export class StreamWriter {
   async json(name: string, value: unknown): Promise<void> {
     const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
     await new Promise<void>((resolve, reject) => {
-      this.pack.entry({ name, size: body.length, mode: 0o600, mtime: this.mtime }, body, (err) => (err ? reject(err) : resolve()));
+      this.pack.entry({ name, size: body.length, mode: 0o600, mtime: this.mtime }, body, (err) =>
+        err ? reject(err) : resolve(),
+      );
     });
   }
 
@@ -75,7 +77,8 @@ export class StreamWriter {
         text = '';
       }
     }
-    if (count !== map.regions) throw new Error(`${name}: the block list changed between two passes (${count} vs ${map.regions})`);
+    if (count !== map.regions)
+      throw new Error(`${name}: the block list changed between two passes (${count} vs ${map.regions})`);
     const head = Buffer.from(text, 'latin1');
     await write(entry, Buffer.concat([head, mapTail(realSize, written + head.length)]));
     let blocksWritten = 0;

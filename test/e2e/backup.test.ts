@@ -1,6 +1,14 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { join } from 'node:path';
@@ -53,7 +61,9 @@ describe('full backup of an instance with three volumes', () => {
     }));
     config = writeConfig(dir.path, em, '[backup]\nsnapshot-tags = Team=ops\n', 'web');
     tarFile = join(dir.path, 'full.tar');
-    backup = await cli(['backup', `--config=${config}`, `--instance=${instanceId}`, '--job=job-full-1'], { stdoutFile: tarFile });
+    backup = await cli(['backup', `--config=${config}`, `--instance=${instanceId}`, '--job=job-full-1'], {
+      stdoutFile: tarFile,
+    });
   });
   afterAll(async () => {
     await em.close();
@@ -62,7 +72,11 @@ describe('full backup of an instance with three volumes', () => {
 
   async function snapshotOf(volumeId: string): Promise<string> {
     const state = await em.admin.state();
-    return state.snapshots.find((s) => s.VolumeId === volumeId && s.Tags.some((t: any) => t.Key === 'ec2-bpipe:job' && t.Value === 'job-full-1')).SnapshotId;
+    return state.snapshots.find(
+      (s) =>
+        s.VolumeId === volumeId &&
+        s.Tags.some((t: any) => t.Key === 'ec2-bpipe:job' && t.Value === 'job-full-1'),
+    ).SnapshotId;
   }
 
   it('succeeds with only short log lines on stderr, and nothing but the tar on stdout', () => {
@@ -70,7 +84,10 @@ describe('full backup of an instance with three volumes', () => {
     expect(backup.stderr).not.toMatch(/NodeVersionSupportWarning|Warning:/);
     for (const line of backup.stderr.trim().split('\n')) expect(line.length).toBeLessThan(300);
     const listing = execFileSync('tar', ['-tvf', tarFile]).toString();
-    const names = listing.trim().split('\n').map((l) => l.split(/\s+/).pop());
+    const names = listing
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/).pop());
     expect(names).toEqual([
       'manifest.json',
       'instance.json',
@@ -97,14 +114,33 @@ describe('full backup of an instance with three volumes', () => {
     const out = join(dir.path, 'gnu');
     const instance = JSON.parse(readFileSync(join(out, 'instance.json'), 'utf8'));
     expect(instance.instanceId).toBe(instanceId);
-    expect(instance.tags).toEqual([{ Key: 'Name', Value: 'web-1' }, { Key: 'Env', Value: 'prod' }]);
+    expect(instance.tags).toEqual([
+      { Key: 'Name', Value: 'web-1' },
+      { Key: 'Env', Value: 'prod' },
+    ]);
     expect(Buffer.from(instance.userData, 'base64').toString()).toBe('#!/bin/sh\necho hi\n');
     expect(instance.blockDeviceMappings.map((m: any) => m.volumeId)).toEqual(volumeIds);
     expect(instance.metadataOptions.httpTokens).toBe('required');
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
-    expect(manifest).toMatchObject({ format: 'ec2-bpipe', formatVersion: 1, config: 'web', job: 'job-full-1', level: 'Full', kind: 'instance', resourceId: instanceId, volumes: volumeIds });
+    expect(manifest).toMatchObject({
+      format: 'ec2-bpipe',
+      formatVersion: 1,
+      config: 'web',
+      job: 'job-full-1',
+      level: 'Full',
+      kind: 'instance',
+      resourceId: instanceId,
+      volumes: volumeIds,
+    });
     const root = JSON.parse(readFileSync(join(out, `${volumeIds[0]}.json`), 'utf8'));
-    expect(root).toMatchObject({ deviceName: '/dev/xvda', sizeGiB: 2, blockCount: 30, level: 'Full', tags: [{ Key: 'Role', Value: 'root' }], volumeType: 'gp3' });
+    expect(root).toMatchObject({
+      deviceName: '/dev/xvda',
+      sizeGiB: 2,
+      blockCount: 30,
+      level: 'Full',
+      tags: [{ Key: 'Role', Value: 'root' }],
+      volumeType: 'gp3',
+    });
     const io2 = JSON.parse(readFileSync(join(out, `${volumeIds[1]}.json`), 'utf8'));
     expect(io2).toMatchObject({ volumeType: 'io2', iops: 3000, throughput: null });
     const gp3 = JSON.parse(readFileSync(join(out, `${volumeIds[2]}.json`), 'utf8'));
@@ -136,7 +172,8 @@ describe('full backup of an instance with three volumes', () => {
     expect(result.code).toBe(0);
     const lines = result.stdout.toString().trim().split('\n');
     expect(lines).toHaveLength(3);
-    for (const [i, v] of volumeIds.entries()) expect(lines[i]).toMatch(new RegExp(`^ok .* ${v} Full job=job-full-1 blocks=`));
+    for (const [i, v] of volumeIds.entries())
+      expect(lines[i]).toMatch(new RegExp(`^ok .* ${v} Full job=job-full-1 blocks=`));
   });
 
   it('restore --to-dir gives the same images, mode 0600, from a file or from stdin', async () => {
@@ -184,18 +221,26 @@ describe('full backup of an instance with three volumes', () => {
         bytes[at] = bytes[at]! ^ 0x01;
         writeFileSync(copy, bytes);
       });
-      await expectRefused(file, new RegExp(`${volumeIds[2]}\\.ebs: the blocks do not match their aggregate checksum`));
+      await expectRefused(
+        file,
+        new RegExp(`${volumeIds[2]}\\.ebs: the blocks do not match their aggregate checksum`),
+      );
     });
 
     it('a truncated stream', async () => {
-      const file = damaged('truncated.tar', (copy) => truncateSync(copy, Math.floor(statSync(copy).size / 2)));
+      const file = damaged('truncated.tar', (copy) =>
+        truncateSync(copy, Math.floor(statSync(copy).size / 2)),
+      );
       await expectRefused(file, /truncated/);
     });
 
     it('a stream with a dropped member', async () => {
       const file = join(dir.path, 'dropped.tar');
       await dropMember(tarFile, file, `${volumeIds[1]}.sum.json`);
-      await expectRefused(file, new RegExp(`expected member ${volumeIds[1]}\\.sum\\.json, found ${volumeIds[2]}\\.json`));
+      await expectRefused(
+        file,
+        new RegExp(`expected member ${volumeIds[1]}\\.sum\\.json, found ${volumeIds[2]}\\.json`),
+      );
     });
 
     it('a stream without its end marker', async () => {
@@ -212,12 +257,18 @@ describe('volume mode', () => {
     const dir = tempDir();
     try {
       const { volumeIds } = await em.admin.instance({
-        volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 4 } }, { sizeGiB: 1, fill: { blocks: 4, seed: 5 } }, { sizeGiB: 1, fill: { blocks: 5, seed: 6 } }],
+        volumes: [
+          { sizeGiB: 1, fill: { blocks: 3, seed: 4 } },
+          { sizeGiB: 1, fill: { blocks: 4, seed: 5 } },
+          { sizeGiB: 1, fill: { blocks: 5, seed: 6 } },
+        ],
       });
       const config = writeConfig(dir.path, em);
       const wanted = [volumeIds[1]!, volumeIds[2]!];
       const file = join(dir.path, 'vols.tar');
-      const result = await cli(['backup', `--config=${config}`, `--volume=${wanted.join(',')}`, '--job=v1'], { stdoutFile: file });
+      const result = await cli(['backup', `--config=${config}`, `--volume=${wanted.join(',')}`, '--job=v1'], {
+        stdoutFile: file,
+      });
       expect(result.code).toBe(0);
       const counts = await em.admin.requests();
       expect(counts['ec2:CreateSnapshots']).toBe(1);
@@ -225,7 +276,9 @@ describe('volume mode', () => {
       const state = await em.admin.state();
       expect(state.snapshots.map((s) => s.VolumeId).sort()).toEqual([...wanted].sort());
       const verify = await cli(['verify', file]);
-      expect(verify.stdout.toString()).toMatch(new RegExp(`${wanted[0]}.*blocks=4[\\s\\S]*${wanted[1]}.*blocks=5`));
+      expect(verify.stdout.toString()).toMatch(
+        new RegExp(`${wanted[0]}.*blocks=4[\\s\\S]*${wanted[1]}.*blocks=5`),
+      );
     } finally {
       await em.close();
       dir.cleanup();
@@ -238,7 +291,9 @@ describe('volume mode', () => {
     try {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 7 } });
       const config = writeConfig(dir.path, em);
-      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=d1'], { stdoutFile: join(dir.path, 'd.tar') });
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=d1'], {
+        stdoutFile: join(dir.path, 'd.tar'),
+      });
       expect(result.code).toBe(0);
       expect((await em.admin.requests())['ec2:CreateSnapshot']).toBe(1);
       const verify = await cli(['verify', join(dir.path, 'd.tar')]);
@@ -258,14 +313,18 @@ describe('block reads under faults', () => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 120, seed: 8 } });
       const config = writeConfig(dir.path, em);
       const file = join(dir.path, 'f.tar');
-      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=f1'], { stdoutFile: file });
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=f1'], {
+        stdoutFile: file,
+      });
       expect(result.code).toBe(0);
       em.options.corruptRate = em.options.resetRate = em.options.throttleRate = em.options.errorRate = 0;
       const out = join(dir.path, 'x');
       execFileSync('mkdir', ['-p', out]);
       execFileSync('tar', ['-xf', file, '-C', out]);
       const snapshot = (await em.admin.state()).snapshots[0];
-      expect(await imageDigest(join(out, `${volumeId}.ebs`))).toEqual(await em.admin.snapshotDigest(snapshot.SnapshotId));
+      expect(await imageDigest(join(out, `${volumeId}.ebs`))).toEqual(
+        await em.admin.snapshotDigest(snapshot.SnapshotId),
+      );
       expect((await em.admin.requests())['ebs:GetSnapshotBlock']).toBeGreaterThan(120);
     } finally {
       await em.close();
@@ -280,9 +339,13 @@ describe('block reads under faults', () => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 9 } });
       const config = writeConfig(dir.path, em);
       const file = join(dir.path, 'bad.tar');
-      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=b1'], { stdoutFile: file });
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=b1'], {
+        stdoutFile: file,
+      });
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/block \d+ of snapshot snap-[0-9a-f]+ could not be read and verified \(ChecksumMismatch/);
+      expect(result.stderr).toMatch(
+        /block \d+ of snapshot snap-[0-9a-f]+ could not be read and verified \(ChecksumMismatch/,
+      );
       const snapshot = (await em.admin.state()).snapshots[0];
       expect(snapshot.Tags.find((t: any) => t.Key === 'ec2-bpipe:state').Value).toBe('streaming');
       const verify = await cli(['verify', file]);
@@ -301,9 +364,13 @@ describe('a volume with 20,000 written blocks', () => {
     try {
       const { volumeId } = await em.admin.volume({ sizeGiB: 16, fill: { blocks: 20_000, seed: 10 } });
       const config = writeConfig(dir.path, em, '[backup]\nworkers = 8\n');
-      const child = spawn(process.execPath, [BIN, 'backup', `--config=${config}`, `--volume=${volumeId}`, '--job=big'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [BIN, 'backup', `--config=${config}`, `--volume=${volumeId}`, '--job=big'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
       const digest = createHash('sha256');
@@ -334,7 +401,9 @@ describe('a volume with 20,000 written blocks', () => {
       expect(count).toBe(20_000);
       expect(report.volumes[0]!.blocks).toBe(20_000);
       const snapshot = (await em.admin.state()).snapshots[0];
-      expect({ digest: digest.digest('hex'), blocks: count }).toEqual(await em.admin.snapshotDigest(snapshot.SnapshotId));
+      expect({ digest: digest.digest('hex'), blocks: count }).toEqual(
+        await em.admin.snapshotDigest(snapshot.SnapshotId),
+      );
       // 8 workers and a window of 16 blocks: memory stays far below the 10 GiB streamed.
       expect(peakRss).toBeGreaterThan(0);
       expect(peakRss).toBeLessThan(400 * 1024);

@@ -50,11 +50,20 @@ async function waitCompleted(ec2: EC2Client, id: string): Promise<void> {
   throw new Error(`${id} never completed`);
 }
 
-async function started(ebs: EBSClient, input: Partial<ConstructorParameters<typeof StartSnapshotCommand>[0]> = {}) {
+async function started(
+  ebs: EBSClient,
+  input: Partial<ConstructorParameters<typeof StartSnapshotCommand>[0]> = {},
+) {
   return ebs.send(new StartSnapshotCommand({ VolumeSize: 1, ...input }));
 }
 
-async function put(ebs: EBSClient, snapshotId: string, index: number, data: Buffer, checksum = sha(data).toString('base64')) {
+async function put(
+  ebs: EBSClient,
+  snapshotId: string,
+  index: number,
+  data: Buffer,
+  checksum = sha(data).toString('base64'),
+) {
   return ebs.send(
     new PutSnapshotBlockCommand({
       SnapshotId: snapshotId,
@@ -96,7 +105,9 @@ describe('emulator, through the real SDK over HTTP', () => {
     const indices: number[] = [];
     let token: string | undefined;
     do {
-      const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap, MaxResults: 100, NextToken: token }));
+      const page = await ebs.send(
+        new ListSnapshotBlocksCommand({ SnapshotId: snap, MaxResults: 100, NextToken: token }),
+      );
       sizes.push(page.Blocks!.length);
       indices.push(...page.Blocks!.map((b) => b.BlockIndex!));
       expect(page.BlockSize).toBe(BLOCK);
@@ -116,7 +127,9 @@ describe('emulator, through the real SDK over HTTP', () => {
     const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 20, seed: 12 } });
     const snap = await completedSnapshot(em, ec2, volumeId);
     const before = await em.admin.snapshotDigest(snap);
-    const mutated = await em.admin.call<{ written: number[] }>('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 5, seed: 99 } });
+    const mutated = await em.admin.call<{ written: number[] }>('POST', `volumes/${volumeId}/mutate`, {
+      write: { blocks: 5, seed: 99 },
+    });
     expect(mutated.written).toHaveLength(5);
     expect(await em.admin.snapshotDigest(snap)).toEqual(before);
     expect((await em.admin.volumeDigest(volumeId)).digest).not.toBe(before.digest);
@@ -144,7 +157,9 @@ describe('emulator, through the real SDK over HTTP', () => {
     const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap }));
     const digest = createHash('sha256');
     for (const b of page.Blocks!) {
-      const got = await ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: b.BlockIndex, BlockToken: b.BlockToken }));
+      const got = await ebs.send(
+        new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: b.BlockIndex, BlockToken: b.BlockToken }),
+      );
       const data = Buffer.from(await got.BlockData!.transformToByteArray());
       expect(got.ChecksumAlgorithm).toBe('SHA256');
       expect(got.DataLength).toBe(BLOCK);
@@ -166,10 +181,20 @@ describe('emulator, through the real SDK over HTTP', () => {
       expect(page.NextToken).toBeDefined();
       await sleep(80);
       const b = page.Blocks![0]!;
-      const blockErr = await errorOf(ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: b.BlockIndex, BlockToken: b.BlockToken })));
+      const blockErr = await errorOf(
+        ebs.send(
+          new GetSnapshotBlockCommand({
+            SnapshotId: snap,
+            BlockIndex: b.BlockIndex,
+            BlockToken: b.BlockToken,
+          }),
+        ),
+      );
       expect(blockErr.name).toBe('ValidationException');
       expect(blockErr.Reason).toBe('INVALID_BLOCK_TOKEN');
-      const pageErr = await errorOf(ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap, NextToken: page.NextToken })));
+      const pageErr = await errorOf(
+        ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap, NextToken: page.NextToken })),
+      );
       expect(pageErr.name).toBe('ValidationException');
       expect(pageErr.Reason).toBe('INVALID_PAGE_TOKEN');
     } finally {
@@ -182,7 +207,15 @@ describe('emulator, through the real SDK over HTTP', () => {
     const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 16 } });
     const snap = await completedSnapshot(em, ec2, volumeId);
     const [a, b] = (await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap }))).Blocks!;
-    const err = await errorOf(ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: a!.BlockIndex, BlockToken: b!.BlockToken })));
+    const err = await errorOf(
+      ebs.send(
+        new GetSnapshotBlockCommand({
+          SnapshotId: snap,
+          BlockIndex: a!.BlockIndex,
+          BlockToken: b!.BlockToken,
+        }),
+      ),
+    );
     expect(err.Reason).toBe('INVALID_BLOCK_TOKEN');
   });
 
@@ -192,17 +225,27 @@ describe('emulator, through the real SDK over HTTP', () => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 4, fill: { blocks: 30, seed: 17 } });
       const first = await completedSnapshot(em, ec2, volumeId);
       const before = (await em.admin.call<{ blocks: number[] }>('GET', `snapshots/${first}/blocks`)).blocks;
-      const mutation = await em.admin.call<{ written: number[]; unwritten: number[] }>('POST', `volumes/${volumeId}/mutate`, {
-        write: { blocks: 4, seed: 77 },
-        unwrite: before.slice(0, 2),
-      });
+      const mutation = await em.admin.call<{ written: number[]; unwritten: number[] }>(
+        'POST',
+        `volumes/${volumeId}/mutate`,
+        {
+          write: { blocks: 4, seed: 77 },
+          unwrite: before.slice(0, 2),
+        },
+      );
       const second = await completedSnapshot(em, ec2, volumeId);
       const changed: { BlockIndex?: number; FirstBlockToken?: string; SecondBlockToken?: string }[] = [];
       let token: string | undefined;
       let pages = 0;
       let emptyWithToken = 0;
       do {
-        const page = await ebs.send(new ListChangedBlocksCommand({ FirstSnapshotId: first, SecondSnapshotId: second, NextToken: token }));
+        const page = await ebs.send(
+          new ListChangedBlocksCommand({
+            FirstSnapshotId: first,
+            SecondSnapshotId: second,
+            NextToken: token,
+          }),
+        );
         pages++;
         if (page.ChangedBlocks!.length === 0 && page.NextToken) emptyWithToken++;
         changed.push(...page.ChangedBlocks!);
@@ -213,7 +256,8 @@ describe('emulator, through the real SDK over HTTP', () => {
       const expected = [...new Set([...mutation.written, ...mutation.unwritten])].sort((a, b) => a - b);
       expect(changed.map((c) => c.BlockIndex)).toEqual(expected);
       for (const c of changed) {
-        const unwritten = mutation.unwritten.includes(c.BlockIndex!) && !mutation.written.includes(c.BlockIndex!);
+        const unwritten =
+          mutation.unwritten.includes(c.BlockIndex!) && !mutation.written.includes(c.BlockIndex!);
         expect(c.SecondBlockToken === undefined).toBe(unwritten);
       }
     } finally {
@@ -226,7 +270,9 @@ describe('emulator, through the real SDK over HTTP', () => {
     const b = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 1, seed: 19 } });
     const sa = await completedSnapshot(em, ec2, a.volumeId);
     const sb = await completedSnapshot(em, ec2, b.volumeId);
-    const err = await errorOf(ebs.send(new ListChangedBlocksCommand({ FirstSnapshotId: sa, SecondSnapshotId: sb })));
+    const err = await errorOf(
+      ebs.send(new ListChangedBlocksCommand({ FirstSnapshotId: sa, SecondSnapshotId: sb })),
+    );
     expect(err.name).toBe('ValidationException');
     expect(err.Reason).toBe('UNRELATED_SNAPSHOTS');
     expect(err.$metadata.httpStatusCode).toBe(400);
@@ -261,7 +307,12 @@ describe('emulator, through the real SDK over HTTP', () => {
     await waitCompleted(ec2, child.SnapshotId!);
     const blocks = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: child.SnapshotId }));
     expect(blocks.Blocks!.map((b) => b.BlockIndex)).toEqual([1, 5, 9]);
-    const changed = await ebs.send(new ListChangedBlocksCommand({ FirstSnapshotId: parent.SnapshotId, SecondSnapshotId: child.SnapshotId }));
+    const changed = await ebs.send(
+      new ListChangedBlocksCommand({
+        FirstSnapshotId: parent.SnapshotId,
+        SecondSnapshotId: child.SnapshotId,
+      }),
+    );
     expect(changed.ChangedBlocks!.map((b) => b.BlockIndex)).toEqual([5, 9]);
   });
 
@@ -308,7 +359,9 @@ describe('emulator, through the real SDK over HTTP', () => {
     const s = await started(ebs);
     await put(ebs, s.SnapshotId!, 2, block(2));
     await put(ebs, s.SnapshotId!, 3, block(3));
-    const countErr = await errorOf(ebs.send(new CompleteSnapshotCommand({ SnapshotId: s.SnapshotId, ChangedBlocksCount: 3 })));
+    const countErr = await errorOf(
+      ebs.send(new CompleteSnapshotCommand({ SnapshotId: s.SnapshotId, ChangedBlocksCount: 3 })),
+    );
     expect(countErr.name).toBe('ValidationException');
     expect(countErr.message).toMatch(/ChangedBlocksCount 3/);
     const wrongOrder = linear([block(3), block(2)]);
@@ -362,18 +415,30 @@ describe('emulator, through the real SDK over HTTP', () => {
       }),
     );
     expect(out.Snapshots!.map((s) => s.VolumeId).sort()).toEqual(inst.volumeIds.slice(0, 2).sort());
-    const tagged = await ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: 'tag:k', Values: ['v'] }], OwnerIds: ['self'] }));
-    expect(tagged.Snapshots!.map((s) => s.SnapshotId).sort()).toEqual(out.Snapshots!.map((s) => s.SnapshotId).sort());
+    const tagged = await ec2.send(
+      new DescribeSnapshotsCommand({ Filters: [{ Name: 'tag:k', Values: ['v'] }], OwnerIds: ['self'] }),
+    );
+    expect(tagged.Snapshots!.map((s) => s.SnapshotId).sort()).toEqual(
+      out.Snapshots!.map((s) => s.SnapshotId).sort(),
+    );
     const rootErr = await errorOf(
-      ec2.send(new CreateSnapshotsCommand({ InstanceSpecification: { InstanceId: inst.instanceId, ExcludeDataVolumeIds: [inst.volumeIds[0]!] } })),
+      ec2.send(
+        new CreateSnapshotsCommand({
+          InstanceSpecification: { InstanceId: inst.instanceId, ExcludeDataVolumeIds: [inst.volumeIds[0]!] },
+        }),
+      ),
     );
     expect(rootErr.name).toBe('InvalidParameterValue');
   });
 
   it('rejects an unknown filter name and an unknown instance as AWS does', async () => {
-    const filterErr = await errorOf(ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'no-such-filter', Values: ['x'] }] })));
+    const filterErr = await errorOf(
+      ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'no-such-filter', Values: ['x'] }] })),
+    );
     expect(filterErr.name).toBe('InvalidParameterValue');
-    const idErr = await errorOf(ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })));
+    const idErr = await errorOf(
+      ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })),
+    );
     expect(idErr.name).toBe('InvalidInstanceID.NotFound');
   });
 
@@ -381,10 +446,17 @@ describe('emulator, through the real SDK over HTTP', () => {
     const bad = { ...sdkConfig(em), credentials: { accessKeyId: 'test', secretAccessKey: 'wrong' } };
     const ec2Err = await errorOf(new EC2Client(bad).send(new DescribeInstancesCommand({})));
     expect(ec2Err.name).toBe('AuthFailure');
-    const ebsErr = await errorOf(new EBSClient(bad).send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0123456789abcdef0' })));
+    const ebsErr = await errorOf(
+      new EBSClient(bad).send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0123456789abcdef0' })),
+    );
     expect(ebsErr.name).toBe('InvalidSignatureException');
-    const unknown = { ...sdkConfig(em), credentials: { accessKeyId: 'AKIAUNKNOWN', secretAccessKey: 'test' } };
-    const unknownErr = await errorOf(new EBSClient(unknown).send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0123456789abcdef0' })));
+    const unknown = {
+      ...sdkConfig(em),
+      credentials: { accessKeyId: 'AKIAUNKNOWN', secretAccessKey: 'test' },
+    };
+    const unknownErr = await errorOf(
+      new EBSClient(unknown).send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0123456789abcdef0' })),
+    );
     expect(unknownErr.name).toBe('UnrecognizedClientException');
   });
 
@@ -420,7 +492,14 @@ describe('emulator fault injection', () => {
     await em.close();
   });
 
-  const get = () => ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: first.BlockIndex, BlockToken: first.BlockToken }));
+  const get = () =>
+    ebs.send(
+      new GetSnapshotBlockCommand({
+        SnapshotId: snap,
+        BlockIndex: first.BlockIndex,
+        BlockToken: first.BlockToken,
+      }),
+    );
 
   it('throttles with RequestThrottledException (400), which the SDK retries', async () => {
     em.options.throttleRate = 1;

@@ -29,7 +29,12 @@ function fail(message: string): never {
 
 let mutation = 0;
 
-function fill(world: World, blocks: Map<number, Block>, sizeGiB: number, spec: FillSpec | undefined): number[] {
+function fill(
+  world: World,
+  blocks: Map<number, Block>,
+  sizeGiB: number,
+  spec: FillSpec | undefined,
+): number[] {
   if (!spec) return [];
   const indices = pickIndices(spec.blocks, world.blocksPerVolume(sizeGiB), spec.seed);
   // Every write gets fresh content, so a later write of the same index differs from the earlier one.
@@ -73,9 +78,18 @@ export class AdminApi {
       case 'POST faults':
         return this.setFaults(body);
       case 'POST subnets':
-        return this.world.addSubnet(String(body.region), String(body.availabilityZone), String(body.vpcId ?? this.world.region(String(body.region)).vpcId), String(body.cidr ?? '10.1.0.0/24'));
+        return this.world.addSubnet(
+          String(body.region),
+          String(body.availabilityZone),
+          String(body.vpcId ?? this.world.region(String(body.region)).vpcId),
+          String(body.cidr ?? '10.1.0.0/24'),
+        );
       case 'POST security-groups':
-        return this.world.addSecurityGroup(String(body.region), String(body.vpcId ?? this.world.region(String(body.region)).vpcId), String(body.groupName ?? newId('group')));
+        return this.world.addSecurityGroup(
+          String(body.region),
+          String(body.vpcId ?? this.world.region(String(body.region)).vpcId),
+          String(body.groupName ?? newId('group')),
+        );
       case 'POST key-pairs':
         this.world.region(String(body.region)).keyPairs.add(String(body.keyName));
         return {};
@@ -100,7 +114,9 @@ export class AdminApi {
     if (!Number.isInteger(spec.sizeGiB) || spec.sizeGiB < 1) fail('sizeGiB must be a whole number of GiB');
     const record = this.world.createVolume(region, zone, spec.sizeGiB, spec.volumeType ?? 'gp3', {
       Encrypted: spec.encrypted ?? false,
-      ...(spec.encrypted && { KmsKeyId: spec.kmsKeyId ?? `arn:aws:kms:${region}:${ACCOUNT_ID}:key/${newId('k').slice(2)}` }),
+      ...(spec.encrypted && {
+        KmsKeyId: spec.kmsKeyId ?? `arn:aws:kms:${region}:${ACCOUNT_ID}:key/${newId('k').slice(2)}`,
+      }),
       ...(spec.iops !== undefined && { Iops: spec.iops }),
       ...(spec.throughput !== undefined && { Throughput: spec.throughput }),
       Tags: tagsFrom(spec.tags),
@@ -122,7 +138,9 @@ export class AdminApi {
     const subnet = subnetId
       ? this.world.subnets.get(subnetId)?.subnet
       : [...this.world.subnets.values()].find(
-          (s) => s.region === region && s.subnet.AvailabilityZone === String(body.availabilityZone ?? `${region}a`),
+          (s) =>
+            s.region === region &&
+            s.subnet.AvailabilityZone === String(body.availabilityZone ?? `${region}a`),
         )?.subnet;
     if (!subnet) fail(`no subnet ${subnetId ?? ''} in ${region}`);
     const zone = this.world.zone(region, subnet.AvailabilityZone!);
@@ -137,13 +155,30 @@ export class AdminApi {
       const deleteOnTermination = spec.deleteOnTermination ?? n === 0;
       record.volume.State = 'in-use';
       record.volume.Attachments = [
-        { VolumeId: record.volume.VolumeId, InstanceId: instanceId, Device: device, State: 'attached', AttachTime: now, DeleteOnTermination: deleteOnTermination },
+        {
+          VolumeId: record.volume.VolumeId,
+          InstanceId: instanceId,
+          Device: device,
+          State: 'attached',
+          AttachTime: now,
+          DeleteOnTermination: deleteOnTermination,
+        },
       ];
-      mappings.push({ DeviceName: device, Ebs: { VolumeId: record.volume.VolumeId, Status: 'attached', AttachTime: now, DeleteOnTermination: deleteOnTermination } });
+      mappings.push({
+        DeviceName: device,
+        Ebs: {
+          VolumeId: record.volume.VolumeId,
+          Status: 'attached',
+          AttachTime: now,
+          DeleteOnTermination: deleteOnTermination,
+        },
+      });
       volumeIds.push(record.volume.VolumeId!);
     });
     const groupIds = (body.securityGroupIds as string[] | undefined) ?? [
-      [...this.world.securityGroups.values()].find((g) => g.region === region && g.group.VpcId === subnet.VpcId)!.group.GroupId!,
+      [...this.world.securityGroups.values()].find(
+        (g) => g.region === region && g.group.VpcId === subnet.VpcId,
+      )!.group.GroupId!,
     ];
     const keyName = body.keyName as string | undefined;
     if (keyName) regionRecord.keyPairs.add(keyName);
@@ -153,10 +188,18 @@ export class AdminApi {
       InstanceType: String(body.instanceType ?? 't3.micro') as Instance['InstanceType'],
       State: { Code: 16, Name: 'running' },
       LaunchTime: new Date(),
-      Placement: { AvailabilityZone: zone.ZoneName, AvailabilityZoneId: zone.ZoneId, GroupName: '', Tenancy: 'default' },
+      Placement: {
+        AvailabilityZone: zone.ZoneName,
+        AvailabilityZoneId: zone.ZoneId,
+        GroupName: '',
+        Tenancy: 'default',
+      },
       SubnetId: subnet.SubnetId,
       VpcId: subnet.VpcId,
-      SecurityGroups: groupIds.map((g) => ({ GroupId: g, GroupName: this.world.securityGroups.get(g)?.group.GroupName })),
+      SecurityGroups: groupIds.map((g) => ({
+        GroupId: g,
+        GroupName: this.world.securityGroups.get(g)?.group.GroupName,
+      })),
       ...(keyName && { KeyName: keyName }),
       Architecture: 'x86_64',
       RootDeviceName: mappings[0]!.DeviceName,
@@ -167,7 +210,14 @@ export class AdminApi {
       CurrentInstanceBootMode: 'uefi',
       EbsOptimized: true,
       BlockDeviceMappings: mappings,
-      MetadataOptions: { State: 'applied', HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled', HttpProtocolIpv6: 'disabled', InstanceMetadataTags: 'disabled' },
+      MetadataOptions: {
+        State: 'applied',
+        HttpTokens: 'required',
+        HttpPutResponseHopLimit: 2,
+        HttpEndpoint: 'enabled',
+        HttpProtocolIpv6: 'disabled',
+        InstanceMetadataTags: 'disabled',
+      },
       CpuOptions: { CoreCount: 1, ThreadsPerCore: 2 },
       Tags: tagsFrom(body.tags as Record<string, string> | undefined),
       ...(body.attributes as Partial<Instance> | undefined),
@@ -194,7 +244,11 @@ export class AdminApi {
   private state(): unknown {
     this.world.settle();
     return {
-      instances: [...this.world.instances.values()].map((r) => ({ ...r.instance, Region: r.region, UserData: r.userData })),
+      instances: [...this.world.instances.values()].map((r) => ({
+        ...r.instance,
+        Region: r.region,
+        UserData: r.userData,
+      })),
       volumes: [...this.world.volumes.values()].map((r) => ({ ...r.volume, Region: r.region })),
       snapshots: [...this.world.snapshots.values()].map((r) => ({
         ...r.snapshot,
@@ -207,7 +261,9 @@ export class AdminApi {
   }
 
   private setFaults(body: Body): unknown {
-    const numeric = Object.keys(this.options).filter((k) => typeof this.options[k as keyof EmulatorOptions] === 'number');
+    const numeric = Object.keys(this.options).filter(
+      (k) => typeof this.options[k as keyof EmulatorOptions] === 'number',
+    );
     for (const [key, value] of Object.entries(body)) {
       if (!numeric.includes(key) || typeof value !== 'number') fail(`unknown or non-numeric option ${key}`);
       (this.options as unknown as Record<string, number>)[key] = value;

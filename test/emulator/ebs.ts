@@ -89,7 +89,10 @@ export class EbsService {
     const record = this.world.snapshots.get(id);
     if (!record || record.region !== region) throw notFound(`The snapshot '${id}' does not exist.`);
     if (record.snapshot.State !== 'completed') {
-      throw validation(`The snapshot '${id}' is not in the completed state (${record.snapshot.State}).`, 'INVALID_SNAPSHOT_ID');
+      throw validation(
+        `The snapshot '${id}' is not in the completed state (${record.snapshot.State}).`,
+        'INVALID_SNAPSHOT_ID',
+      );
     }
     return record;
   }
@@ -108,7 +111,10 @@ export class EbsService {
   private startIndex(query: URLSearchParams, kind: string, snapshots: string[]): number {
     const pageToken = query.get('pageToken');
     if (pageToken !== null) {
-      const token = this.unsign<{ k: string; s: string[]; i: number; e: number }>(pageToken, 'INVALID_PAGE_TOKEN');
+      const token = this.unsign<{ k: string; s: string[]; i: number; e: number }>(
+        pageToken,
+        'INVALID_PAGE_TOKEN',
+      );
       if (token.k !== kind || token.s.join() !== snapshots.join()) {
         throw validation('The pagination token does not belong to this request', 'INVALID_PAGE_TOKEN');
       }
@@ -118,12 +124,18 @@ export class EbsService {
     const raw = query.get('startingBlockIndex');
     if (raw === null) return 0;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0) throw validation('StartingBlockIndex must be 0 or more', 'INVALID_PARAMETER_VALUE');
+    if (!Number.isInteger(n) || n < 0)
+      throw validation('StartingBlockIndex must be 0 or more', 'INVALID_PARAMETER_VALUE');
     return n;
   }
 
   private blockToken(snapshotId: string, index: number): string {
-    return this.sign({ k: 'block', s: snapshotId, i: index, e: Date.now() + this.world.options.blockTokenTtlMs });
+    return this.sign({
+      k: 'block',
+      s: snapshotId,
+      i: index,
+      e: Date.now() + this.world.options.blockTokenTtlMs,
+    });
   }
 
   private pageToken(kind: string, snapshots: string[], next: number): string {
@@ -162,7 +174,10 @@ export class EbsService {
       throw validation(`The snapshots ${firstId} and ${secondId} are not related`, 'UNRELATED_SNAPSHOTS');
     }
     if (first && first.startedAt > second.startedAt) {
-      throw validation(`The first snapshot ${firstId} must be older than the second snapshot ${secondId}`, 'INVALID_PARAMETER_VALUE');
+      throw validation(
+        `The first snapshot ${firstId} must be older than the second snapshot ${secondId}`,
+        'INVALID_PARAMETER_VALUE',
+      );
     }
     const size = this.pageSize(query);
     const ids = [firstId ?? '', secondId];
@@ -178,7 +193,8 @@ export class EbsService {
       .filter((i) => first?.blocks.get(i) !== second.blocks.get(i))
       .sort((a, b) => a - b);
     const page = changed.slice(0, size);
-    const next = changed.length > size ? page[page.length - 1]! + 1 : windowEnd < totalBlocks ? windowEnd : undefined;
+    const next =
+      changed.length > size ? page[page.length - 1]! + 1 : windowEnd < totalBlocks ? windowEnd : undefined;
     return {
       action: 'ListChangedBlocks',
       status: 200,
@@ -198,18 +214,30 @@ export class EbsService {
 
   private blockIndex(raw: string, record: SnapshotRecord): number {
     const index = Number(raw);
-    if (!Number.isInteger(index) || index < 0 || index >= this.world.blocksPerVolume(record.snapshot.VolumeSize ?? 0)) {
+    if (
+      !Number.isInteger(index) ||
+      index < 0 ||
+      index >= this.world.blocksPerVolume(record.snapshot.VolumeSize ?? 0)
+    ) {
       throw validation(`Block index ${raw} is outside the snapshot`, 'INVALID_BLOCK');
     }
     return index;
   }
 
-  private getSnapshotBlock(region: string, id: string, rawIndex: string, query: URLSearchParams): EbsResponse {
+  private getSnapshotBlock(
+    region: string,
+    id: string,
+    rawIndex: string,
+    query: URLSearchParams,
+  ): EbsResponse {
     const record = this.readable(region, id);
     const index = this.blockIndex(rawIndex, record);
     const tokenText = query.get('blockToken');
     if (tokenText === null) throw validation('BlockToken is required', 'INVALID_BLOCK_TOKEN');
-    const token = this.unsign<{ k: string; s: string; i: number; e: number }>(tokenText, 'INVALID_BLOCK_TOKEN');
+    const token = this.unsign<{ k: string; s: string; i: number; e: number }>(
+      tokenText,
+      'INVALID_BLOCK_TOKEN',
+    );
     if (token.k !== 'block' || token.s !== id || token.i !== index) {
       throw validation('The block token does not match this snapshot and block', 'INVALID_BLOCK_TOKEN');
     }
@@ -237,7 +265,12 @@ export class EbsService {
       throw validation('The request body is not JSON', 'INVALID_PARAMETER_VALUE');
     }
     const volumeSize = input.VolumeSize;
-    if (typeof volumeSize !== 'number' || !Number.isInteger(volumeSize) || volumeSize < 1 || volumeSize > 65536) {
+    if (
+      typeof volumeSize !== 'number' ||
+      !Number.isInteger(volumeSize) ||
+      volumeSize < 1 ||
+      volumeSize > 65536
+    ) {
       throw validation('VolumeSize must be a whole number of GiB from 1 to 65536', 'INVALID_VOLUME_SIZE');
     }
     const timeout = (input.Timeout as number | undefined) ?? 60;
@@ -247,10 +280,16 @@ export class EbsService {
     const clientToken = input.ClientToken as string | undefined;
     const fingerprint = JSON.stringify({ ...input, ClientToken: undefined });
     if (clientToken !== undefined) {
-      const earlier = [...this.world.snapshots.values()].find((s) => s.region === region && s.clientToken === clientToken);
+      const earlier = [...this.world.snapshots.values()].find(
+        (s) => s.region === region && s.clientToken === clientToken,
+      );
       if (earlier) {
         if (earlier.requestFingerprint !== fingerprint) {
-          throw new ApiError('ConflictException', `ClientToken ${clientToken} was used with different parameters`, 409);
+          throw new ApiError(
+            'ConflictException',
+            `ClientToken ${clientToken} was used with different parameters`,
+            409,
+          );
         }
         return { action: 'StartSnapshot', status: 201, json: this.describeStarted(earlier) };
       }
@@ -260,15 +299,23 @@ export class EbsService {
     if (parentId !== undefined) {
       parent = this.world.snapshots.get(parentId);
       if (!parent || parent.region !== region) {
-        throw new ApiError('ResourceNotFoundException', `The parent snapshot '${parentId}' does not exist.`, 404, {
-          Reason: 'DEPENDENCY_RESOURCE_NOT_FOUND',
-        });
+        throw new ApiError(
+          'ResourceNotFoundException',
+          `The parent snapshot '${parentId}' does not exist.`,
+          404,
+          {
+            Reason: 'DEPENDENCY_RESOURCE_NOT_FOUND',
+          },
+        );
       }
       if (parent.snapshot.State !== 'completed') {
         throw validation(`The parent snapshot ${parentId} is not completed`, 'INVALID_PARAMETER_VALUE');
       }
       if ((parent.snapshot.VolumeSize ?? 0) > volumeSize) {
-        throw validation(`The parent snapshot ${parentId} is larger than ${volumeSize} GiB`, 'INVALID_VOLUME_SIZE');
+        throw validation(
+          `The parent snapshot ${parentId} is larger than ${volumeSize} GiB`,
+          'INVALID_VOLUME_SIZE',
+        );
       }
     }
     const encrypted = input.Encrypted === true;
@@ -276,15 +323,22 @@ export class EbsService {
     if (kmsKeyArn !== undefined && !encrypted) {
       throw validation('KmsKeyArn needs Encrypted=true', 'INVALID_PARAMETER_VALUE');
     }
-    if (kmsKeyArn !== undefined && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/.test(kmsKeyArn)) {
+    if (
+      kmsKeyArn !== undefined &&
+      !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/.test(kmsKeyArn)
+    ) {
       throw validation(`KmsKeyArn ${kmsKeyArn} is not a KMS key ARN`, 'INVALID_CUSTOMER_KEY');
     }
     if (parent?.snapshot.Encrypted && !encrypted) {
-      throw validation(`The parent snapshot ${parentId} is encrypted: set Encrypted=true`, 'INVALID_PARAMETER_VALUE');
+      throw validation(
+        `The parent snapshot ${parentId} is encrypted: set Encrypted=true`,
+        'INVALID_PARAMETER_VALUE',
+      );
     }
     const tags = (input.Tags as Tag[] | undefined) ?? [];
     for (const tag of tags) {
-      if (!tag.Key || tag.Key.toLowerCase().startsWith('aws:')) throw validation(`Invalid tag key ${tag.Key}`, 'INVALID_TAG');
+      if (!tag.Key || tag.Key.toLowerCase().startsWith('aws:'))
+        throw validation(`Invalid tag key ${tag.Key}`, 'INVALID_TAG');
     }
     const now = Date.now();
     const id = newId('snap');
@@ -300,7 +354,10 @@ export class EbsService {
         Description: (input.Description as string | undefined) ?? '',
         OwnerId: ACCOUNT_ID,
         Encrypted: encrypted,
-        ...(encrypted && { KmsKeyId: kmsKeyArn ?? parent?.snapshot.KmsKeyId ?? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs` }),
+        ...(encrypted && {
+          KmsKeyId:
+            kmsKeyArn ?? parent?.snapshot.KmsKeyId ?? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs`,
+        }),
         Tags: tags,
         StorageTier: 'standard',
       },
@@ -338,11 +395,18 @@ export class EbsService {
   private writable(region: string, id: string): SnapshotRecord {
     const record = this.world.snapshots.get(id);
     // Right after StartSnapshot the snapshot is not yet visible to the data plane (eventual consistency).
-    if (!record || record.region !== region || Date.now() < record.startedAt + this.world.options.startDelayMs) {
+    if (
+      !record ||
+      record.region !== region ||
+      Date.now() < record.startedAt + this.world.options.startDelayMs
+    ) {
       throw notFound(`The snapshot '${id}' does not exist.`);
     }
     if (record.origin !== 'direct' || record.snapshot.State !== 'pending' || record.readyAt !== undefined) {
-      throw validation(`The snapshot ${id} is not open for writes (${record.snapshot.State})`, 'INVALID_SNAPSHOT_ID');
+      throw validation(
+        `The snapshot ${id} is not open for writes (${record.snapshot.State})`,
+        'INVALID_SNAPSHOT_ID',
+      );
     }
     return record;
   }
@@ -379,8 +443,10 @@ export class EbsService {
   private completeSnapshot(region: string, id: string, req: EbsRequest): EbsResponse {
     const record = this.world.snapshots.get(id);
     if (!record || record.region !== region) throw notFound(`The snapshot '${id}' does not exist.`);
-    if (record.origin !== 'direct') throw validation(`The snapshot ${id} was not started with StartSnapshot`, 'INVALID_SNAPSHOT_ID');
-    if (record.snapshot.State === 'error') throw validation(`The snapshot ${id} is in the error state`, 'INVALID_SNAPSHOT_ID');
+    if (record.origin !== 'direct')
+      throw validation(`The snapshot ${id} was not started with StartSnapshot`, 'INVALID_SNAPSHOT_ID');
+    if (record.snapshot.State === 'error')
+      throw validation(`The snapshot ${id} is in the error state`, 'INVALID_SNAPSHOT_ID');
     if (record.readyAt !== undefined) {
       return { action: 'CompleteSnapshot', status: 202, json: { Status: record.snapshot.State } };
     }
@@ -398,13 +464,23 @@ export class EbsService {
     }
     const checksum = this.header(req, 'x-amz-Checksum');
     if (checksum !== undefined) {
-      if (this.header(req, 'x-amz-Checksum-Algorithm') !== 'SHA256' || this.header(req, 'x-amz-Checksum-Aggregation-Method') !== 'LINEAR') {
-        throw validation('Checksum needs ChecksumAlgorithm=SHA256 and ChecksumAggregationMethod=LINEAR', 'INVALID_PARAMETER_VALUE');
+      if (
+        this.header(req, 'x-amz-Checksum-Algorithm') !== 'SHA256' ||
+        this.header(req, 'x-amz-Checksum-Aggregation-Method') !== 'LINEAR'
+      ) {
+        throw validation(
+          'Checksum needs ChecksumAlgorithm=SHA256 and ChecksumAggregationMethod=LINEAR',
+          'INVALID_PARAMETER_VALUE',
+        );
       }
       const aggregate = createHash('sha256');
-      for (const i of [...session.written].sort((a, b) => a - b)) aggregate.update(record.blocks.get(i)!.sha256());
+      for (const i of [...session.written].sort((a, b) => a - b))
+        aggregate.update(record.blocks.get(i)!.sha256());
       if (aggregate.digest('base64') !== checksum) {
-        throw validation(`The aggregate checksum does not match the blocks written to ${id}`, 'INVALID_PARAMETER_VALUE');
+        throw validation(
+          `The aggregate checksum does not match the blocks written to ${id}`,
+          'INVALID_PARAMETER_VALUE',
+        );
       }
     }
     record.readyAt = Date.now() + this.world.options.pendingMs;

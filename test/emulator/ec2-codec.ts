@@ -23,7 +23,7 @@ const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1)
 
 function queryName(member: string, schema: NormalizedSchema): string {
   const traits = schema.getMergedTraits();
-  return (traits.ec2QueryName as string | undefined) ?? capitalize((traits.xmlName as string | undefined) ?? member);
+  return (traits.ec2QueryName as string | undefined) ?? capitalize(traits.xmlName ?? member);
 }
 
 /** Decodes the form parameters into an object shaped like the SDK's input type. Unknown keys throw. */
@@ -79,21 +79,26 @@ function encodeValue(schema: NormalizedSchema, value: unknown, name: string): st
     const object = value as Record<string, unknown>;
     let inner = '';
     for (const [member, memberSchema] of schema.structIterator()) {
-      const xmlName = (memberSchema.getMergedTraits().xmlName as string | undefined) ?? member;
+      const xmlName = memberSchema.getMergedTraits().xmlName ?? member;
       inner += encodeValue(memberSchema, object[member], xmlName);
     }
     return `<${name}>${inner}</${name}>`;
   }
   if (schema.isListSchema()) {
     const item = schema.getValueSchema();
-    const itemName = (item.getMergedTraits().xmlName as string | undefined) ?? 'member';
+    const itemName = item.getMergedTraits().xmlName ?? 'member';
     return `<${name}>${(value as unknown[]).map((v) => encodeValue(item, v, itemName)).join('')}</${name}>`;
   }
   if (value instanceof Date) return `<${name}>${value.toISOString()}</${name}>`;
-  return `<${name}>${escapeXml(String(value as string | number | boolean))}</${name}>`;
+  return `<${name}>${escapeXml(String(value))}</${name}>`;
 }
 
-export function encodeResponse(action: string, op: Operation, output: Record<string, unknown>, requestId: string): string {
+export function encodeResponse(
+  action: string,
+  op: Operation,
+  output: Record<string, unknown>,
+  requestId: string,
+): string {
   const body = encodeValue(op.output, output, 'x').replace(/^<x>|<\/x>$/g, '');
   return (
     `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">` +

@@ -25,7 +25,10 @@ function tagValues(tags: Tag[] | undefined, name: string): (string | undefined)[
 }
 
 function wildcard(pattern: string): RegExp {
-  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const escaped = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${escaped}$`);
 }
 
@@ -75,17 +78,26 @@ function mergeTags(existing: Tag[] | undefined, added: Tag[]): Tag[] {
   return [...map].map(([Key, Value]) => ({ Key, Value }));
 }
 
-function paginate<T>(items: T[], input: Input, min: number, max: number, idsGiven: boolean): { page: T[]; next?: string } {
+function paginate<T>(
+  items: T[],
+  input: Input,
+  min: number,
+  max: number,
+  idsGiven: boolean,
+): { page: T[]; next?: string } {
   const maxResults = input.MaxResults as number | undefined;
   if (maxResults === undefined) {
-    if (input.NextToken !== undefined) throw new ApiError('InvalidParameterValue', 'NextToken needs MaxResults');
+    if (input.NextToken !== undefined)
+      throw new ApiError('InvalidParameterValue', 'NextToken needs MaxResults');
     return { page: items };
   }
-  if (idsGiven) throw new ApiError('InvalidParameterCombination', 'MaxResults cannot be used with resource IDs');
+  if (idsGiven)
+    throw new ApiError('InvalidParameterCombination', 'MaxResults cannot be used with resource IDs');
   if (maxResults < min || maxResults > max) {
     throw new ApiError('InvalidParameterValue', `MaxResults must be between ${min} and ${max}`);
   }
-  const start = input.NextToken === undefined ? 0 : Number(Buffer.from(String(input.NextToken), 'base64url').toString());
+  const start =
+    input.NextToken === undefined ? 0 : Number(Buffer.from(String(input.NextToken), 'base64url').toString());
   if (!Number.isInteger(start) || start < 0 || start > items.length) {
     throw new ApiError('InvalidParameterValue', 'The NextToken is invalid');
   }
@@ -94,7 +106,12 @@ function paginate<T>(items: T[], input: Input, min: number, max: number, idsGive
   return { page, ...(end < items.length && { next: Buffer.from(String(end)).toString('base64url') }) };
 }
 
-function requireIds<T>(ids: string[] | undefined, found: (id: string) => T | undefined, code: string, what: string): T[] {
+function requireIds<T>(
+  ids: string[] | undefined,
+  found: (id: string) => T | undefined,
+  code: string,
+  what: string,
+): T[] {
   return (ids ?? []).map((id) => {
     const item = found(id);
     if (item === undefined) throw new ApiError(code, `The ${what} '${id}' does not exist`);
@@ -116,7 +133,9 @@ export class Ec2Service {
 
   handle(action: string, region: string, input: Input): Output {
     this.world.settle();
-    const handler = (this as unknown as Record<string, ((r: string, i: Input) => Output) | undefined>)[action];
+    const handler = (this as unknown as Record<string, ((r: string, i: Input) => Output) | undefined>)[
+      action
+    ];
     if (typeof handler !== 'function' || !/^[A-Z]/.test(action)) {
       throw new ApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
     }
@@ -133,7 +152,13 @@ export class Ec2Service {
     }));
     return {
       AvailabilityZones: applyFilters(zones, input.Filters as Filter[], (z, n) =>
-        n === 'zone-name' ? [z.ZoneName] : n === 'zone-id' ? [z.ZoneId] : n === 'region-name' ? [region] : undefined,
+        n === 'zone-name'
+          ? [z.ZoneName]
+          : n === 'zone-id'
+            ? [z.ZoneId]
+            : n === 'region-name'
+              ? [region]
+              : undefined,
       ),
     };
   }
@@ -145,7 +170,12 @@ export class Ec2Service {
   DescribeInstances(region: string, input: Input): Output {
     const ids = input.InstanceIds as string[] | undefined;
     let items = ids?.length
-      ? requireIds(ids, (id) => this.world.instanceRecord(id, region).instance, 'InvalidInstanceID.NotFound', 'instance ID')
+      ? requireIds(
+          ids,
+          (id) => this.world.instanceRecord(id, region).instance,
+          'InvalidInstanceID.NotFound',
+          'instance ID',
+        )
       : this.instancesIn(region);
     items = applyFilters(items, input.Filters as Filter[], (i, n) => {
       switch (n) {
@@ -191,14 +221,22 @@ export class Ec2Service {
       case 'instanceInitiatedShutdownBehavior':
         return { ...base, InstanceInitiatedShutdownBehavior: { Value: 'stop' } };
       default:
-        throw new ApiError('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid.`);
+        throw new ApiError(
+          'InvalidParameterValue',
+          `Value (${attribute}) for parameter attribute is invalid.`,
+        );
     }
   }
 
   DescribeVolumes(region: string, input: Input): Output {
     const ids = input.VolumeIds as string[] | undefined;
     let items = ids?.length
-      ? requireIds(ids, (id) => this.world.volumeRecord(id, region).volume, 'InvalidVolume.NotFound', 'volume')
+      ? requireIds(
+          ids,
+          (id) => this.world.volumeRecord(id, region).volume,
+          'InvalidVolume.NotFound',
+          'volume',
+        )
       : [...this.world.volumes.values()].filter((v) => v.region === region).map((v) => v.volume);
     items = applyFilters(items, input.Filters as Filter[], (v, n) => {
       switch (n) {
@@ -231,22 +269,34 @@ export class Ec2Service {
 
   CreateSnapshots(region: string, input: Input): Output {
     const spec = require(input.InstanceSpecification as Input | undefined, 'InstanceSpecification');
-    const instance = this.world.instanceRecord(require(spec.InstanceId as string, 'InstanceSpecification.InstanceId'), region);
+    const instance = this.world.instanceRecord(
+      require(spec.InstanceId as string, 'InstanceSpecification.InstanceId'),
+      region,
+    );
     const exclude = new Set((spec.ExcludeDataVolumeIds as string[] | undefined) ?? []);
     const rootDevice = instance.instance.RootDeviceName;
     for (const id of exclude) {
       const mapping = instance.instance.BlockDeviceMappings?.find((m) => m.Ebs?.VolumeId === id);
       if (!mapping) {
-        throw new ApiError('InvalidParameterValue', `Volume ${id} is not attached to instance ${instance.instance.InstanceId}`);
+        throw new ApiError(
+          'InvalidParameterValue',
+          `Volume ${id} is not attached to instance ${instance.instance.InstanceId}`,
+        );
       }
       if (mapping.DeviceName === rootDevice) {
-        throw new ApiError('InvalidParameterValue', `The root volume ${id} cannot be excluded with ExcludeDataVolumeIds`);
+        throw new ApiError(
+          'InvalidParameterValue',
+          `The root volume ${id} cannot be excluded with ExcludeDataVolumeIds`,
+        );
       }
     }
     const tags = tagSpecs(input.TagSpecifications as TagSpecification[], 'snapshot');
     const copyTags = input.CopyTagsFromSource as string | undefined;
     if (copyTags !== undefined && copyTags !== 'volume') {
-      throw new ApiError('InvalidParameterValue', `Value (${copyTags}) for parameter CopyTagsFromSource is invalid.`);
+      throw new ApiError(
+        'InvalidParameterValue',
+        `Value (${copyTags}) for parameter CopyTagsFromSource is invalid.`,
+      );
     }
     const snapshots: Output[] = [];
     for (const mapping of instance.instance.BlockDeviceMappings ?? []) {
@@ -280,9 +330,17 @@ export class Ec2Service {
       }
     }
     let items: Snapshot[] = ids?.length
-      ? requireIds(ids, (id) => this.world.snapshotRecord(id, region).snapshot, 'InvalidSnapshot.NotFound', 'snapshot')
+      ? requireIds(
+          ids,
+          (id) => this.world.snapshotRecord(id, region).snapshot,
+          'InvalidSnapshot.NotFound',
+          'snapshot',
+        )
       : [...this.world.snapshots.values()].filter((s) => s.region === region).map((s) => s.snapshot);
-    if ((input.OwnerIds as string[] | undefined)?.includes('amazon') && !(input.OwnerIds as string[]).includes('self')) {
+    if (
+      (input.OwnerIds as string[] | undefined)?.includes('amazon') &&
+      !(input.OwnerIds as string[]).includes('self')
+    ) {
       items = [];
     }
     items = applyFilters(items, input.Filters as Filter[], (s, n) => {
@@ -357,10 +415,14 @@ export class Ec2Service {
     }
     for (const other of this.world.images.values()) {
       if (other.region === region && other.image.Name === name && other.image.State !== 'deregistered') {
-        throw new ApiError('InvalidAMIName.Duplicate', `AMI name ${name} is already in use by AMI ${other.image.ImageId}`);
+        throw new ApiError(
+          'InvalidAMIName.Duplicate',
+          `AMI name ${name} is already in use by AMI ${other.image.ImageId}`,
+        );
       }
     }
-    const mappings = require(input.BlockDeviceMappings as BlockDeviceMapping[] | undefined, 'BlockDeviceMapping');
+    const mappings = require(input.BlockDeviceMappings as
+      BlockDeviceMapping[] | undefined, 'BlockDeviceMapping');
     const root = require(input.RootDeviceName as string, 'RootDeviceName');
     for (const mapping of mappings) {
       const ebs = mapping.Ebs;
@@ -371,13 +433,19 @@ export class Ec2Service {
           throw new ApiError('IncorrectState', `Snapshot ${ebs.SnapshotId} is not completed`);
         }
         if (ebs.VolumeSize !== undefined && ebs.VolumeSize < (snap.snapshot.VolumeSize ?? 0)) {
-          throw new ApiError('InvalidBlockDeviceMapping', `Volume of ${ebs.VolumeSize} GiB is smaller than snapshot ${ebs.SnapshotId}`);
+          throw new ApiError(
+            'InvalidBlockDeviceMapping',
+            `Volume of ${ebs.VolumeSize} GiB is smaller than snapshot ${ebs.SnapshotId}`,
+          );
         }
       }
       this.checkVolumeSpec(ebs.VolumeType, ebs.Iops, ebs.Throughput);
     }
     if (!mappings.some((m) => m.DeviceName === root && m.Ebs?.SnapshotId)) {
-      throw new ApiError('InvalidBlockDeviceMapping', `The root device ${root} has no snapshot in the block device mappings`);
+      throw new ApiError(
+        'InvalidBlockDeviceMapping',
+        `The root device ${root} has no snapshot in the block device mappings`,
+      );
     }
     const image: Image = {
       ImageId: newId('ami'),
@@ -400,7 +468,11 @@ export class Ec2Service {
       Public: false,
       Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'image'),
     };
-    this.world.images.set(image.ImageId!, { region, image, readyAt: Date.now() + this.world.options.pendingMs });
+    this.world.images.set(image.ImageId!, {
+      region,
+      image,
+      readyAt: Date.now() + this.world.options.pendingMs,
+    });
     return { ImageId: image.ImageId };
   }
 
@@ -433,19 +505,32 @@ export class Ec2Service {
     return { Return: true };
   }
 
-  private checkVolumeSpec(type: string | undefined, iops: number | undefined, throughput: number | undefined): void {
+  private checkVolumeSpec(
+    type: string | undefined,
+    iops: number | undefined,
+    throughput: number | undefined,
+  ): void {
     if (type !== undefined && !VOLUME_TYPES.has(type)) {
       throw new ApiError('InvalidParameterValue', `Value (${type}) for parameter volumeType is invalid.`);
     }
     const t = type ?? 'gp2';
     if (iops !== undefined && !['io1', 'io2', 'gp3'].includes(t)) {
-      throw new ApiError('InvalidParameterCombination', `The parameter iops is not supported for ${t} volumes.`);
+      throw new ApiError(
+        'InvalidParameterCombination',
+        `The parameter iops is not supported for ${t} volumes.`,
+      );
     }
     if ((t === 'io1' || t === 'io2') && iops === undefined) {
-      throw new ApiError('InvalidParameterCombination', `The parameter iops must be specified for ${t} volumes.`);
+      throw new ApiError(
+        'InvalidParameterCombination',
+        `The parameter iops must be specified for ${t} volumes.`,
+      );
     }
     if (throughput !== undefined && t !== 'gp3') {
-      throw new ApiError('InvalidParameterCombination', `The parameter throughput is not supported for ${t} volumes.`);
+      throw new ApiError(
+        'InvalidParameterCombination',
+        `The parameter throughput is not supported for ${t} volumes.`,
+      );
     }
   }
 
@@ -457,9 +542,13 @@ export class Ec2Service {
       throw new ApiError('IncorrectState', `Snapshot ${snapshotId} is not completed`);
     }
     const size = (input.Size as number | undefined) ?? snap?.snapshot.VolumeSize;
-    if (size === undefined) throw new ApiError('MissingParameter', 'The request must contain the parameter size or snapshotId');
+    if (size === undefined)
+      throw new ApiError('MissingParameter', 'The request must contain the parameter size or snapshotId');
     if (snap && size < (snap.snapshot.VolumeSize ?? 0)) {
-      throw new ApiError('InvalidParameterValue', `Volume of ${size} GiB is smaller than snapshot ${snapshotId}`);
+      throw new ApiError(
+        'InvalidParameterValue',
+        `Volume of ${size} GiB is smaller than snapshot ${snapshotId}`,
+      );
     }
     const type = (input.VolumeType as string | undefined) ?? 'gp2';
     this.checkVolumeSpec(type, input.Iops as number | undefined, input.Throughput as number | undefined);
@@ -486,9 +575,13 @@ export class Ec2Service {
   RunInstances(region: string, input: Input): Output {
     const imageId = require(input.ImageId as string, 'ImageId');
     const image = this.imageRecord(region, imageId).image;
-    if (image.State !== 'available') throw new ApiError('IncorrectInstanceState', `Image ${imageId} is not available`);
+    if (image.State !== 'available')
+      throw new ApiError('IncorrectInstanceState', `Image ${imageId} is not available`);
     if (input.MinCount !== 1 || input.MaxCount !== 1) {
-      throw new ApiError('InvalidParameterValue', 'The emulator launches exactly one instance (MinCount=MaxCount=1)');
+      throw new ApiError(
+        'InvalidParameterValue',
+        'The emulator launches exactly one instance (MinCount=MaxCount=1)',
+      );
     }
     const placement = (input.Placement as Input | undefined) ?? {};
     const subnetId = input.SubnetId as string | undefined;
@@ -497,20 +590,33 @@ export class Ec2Service {
       throw new ApiError('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
     }
     const regionRecord = this.world.region(region);
-    const zoneName = subnet?.subnet.AvailabilityZone ?? (placement.AvailabilityZone as string | undefined) ?? regionRecord.zones[0]!.ZoneName;
+    const zoneName =
+      subnet?.subnet.AvailabilityZone ??
+      (placement.AvailabilityZone as string | undefined) ??
+      regionRecord.zones[0]!.ZoneName;
     if (subnet && placement.AvailabilityZone !== undefined && placement.AvailabilityZone !== zoneName) {
-      throw new ApiError('InvalidParameterCombination', `Subnet ${subnetId} is not in availability zone ${String(placement.AvailabilityZone)}`);
+      throw new ApiError(
+        'InvalidParameterCombination',
+        `Subnet ${subnetId} is not in availability zone ${String(placement.AvailabilityZone)}`,
+      );
     }
     const zone = this.world.zone(region, zoneName);
     const vpcId = subnet?.subnet.VpcId ?? regionRecord.vpcId;
     const effectiveSubnet =
-      subnet?.subnet ?? [...this.world.subnets.values()].find((s) => s.region === region && s.subnet.AvailabilityZone === zoneName && s.subnet.VpcId === vpcId)?.subnet;
+      subnet?.subnet ??
+      [...this.world.subnets.values()].find(
+        (s) => s.region === region && s.subnet.AvailabilityZone === zoneName && s.subnet.VpcId === vpcId,
+      )?.subnet;
     const groupIds = (input.SecurityGroupIds as string[] | undefined) ?? [];
     const groups = groupIds.map((id) => {
       const g = this.world.securityGroups.get(id);
-      if (!g || g.region !== region) throw new ApiError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
+      if (!g || g.region !== region)
+        throw new ApiError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
       if (g.group.VpcId !== vpcId) {
-        throw new ApiError('InvalidParameter', `Security group ${id} and subnet ${effectiveSubnet?.SubnetId} belong to different networks.`);
+        throw new ApiError(
+          'InvalidParameter',
+          `Security group ${id} and subnet ${effectiveSubnet?.SubnetId} belong to different networks.`,
+        );
       }
       return { GroupId: g.group.GroupId, GroupName: g.group.GroupName };
     });
@@ -525,7 +631,9 @@ export class Ec2Service {
     const instanceId = newId('i');
     const now = new Date();
     const volumeTags = tagSpecs(input.TagSpecifications as TagSpecification[], 'volume');
-    const overrides = new Map(((input.BlockDeviceMappings as BlockDeviceMapping[] | undefined) ?? []).map((m) => [m.DeviceName, m]));
+    const overrides = new Map(
+      ((input.BlockDeviceMappings as BlockDeviceMapping[] | undefined) ?? []).map((m) => [m.DeviceName, m]),
+    );
     const mappings: InstanceBlockDeviceMapping[] = [];
     for (const mapping of image.BlockDeviceMappings ?? []) {
       const ebs = { ...mapping.Ebs, ...overrides.get(mapping.DeviceName)?.Ebs };
@@ -545,11 +653,23 @@ export class Ec2Service {
       record.volume.Tags = [...volumeTags];
       const deleteOnTermination = ebs.DeleteOnTermination ?? true;
       record.volume.Attachments = [
-        { VolumeId: volume.VolumeId, InstanceId: instanceId, Device: mapping.DeviceName, State: 'attached', AttachTime: now, DeleteOnTermination: deleteOnTermination },
+        {
+          VolumeId: volume.VolumeId,
+          InstanceId: instanceId,
+          Device: mapping.DeviceName,
+          State: 'attached',
+          AttachTime: now,
+          DeleteOnTermination: deleteOnTermination,
+        },
       ];
       mappings.push({
         DeviceName: mapping.DeviceName,
-        Ebs: { VolumeId: volume.VolumeId, Status: 'attached', AttachTime: now, DeleteOnTermination: deleteOnTermination },
+        Ebs: {
+          VolumeId: volume.VolumeId,
+          Status: 'attached',
+          AttachTime: now,
+          DeleteOnTermination: deleteOnTermination,
+        },
       });
     }
     const metadata = (input.MetadataOptions as Input | undefined) ?? {};
@@ -563,7 +683,9 @@ export class Ec2Service {
         AvailabilityZone: zone.ZoneName,
         AvailabilityZoneId: zone.ZoneId,
         GroupName: (placement.GroupName as string | undefined) ?? '',
-        ...(placement.PartitionNumber !== undefined && { PartitionNumber: placement.PartitionNumber as number }),
+        ...(placement.PartitionNumber !== undefined && {
+          PartitionNumber: placement.PartitionNumber as number,
+        }),
         Tenancy: (placement.Tenancy as 'default' | 'dedicated' | 'host' | undefined) ?? 'default',
       },
       SubnetId: effectiveSubnet?.SubnetId,
@@ -595,7 +717,8 @@ export class Ec2Service {
         HttpPutResponseHopLimit: (metadata.HttpPutResponseHopLimit as number | undefined) ?? 2,
         HttpEndpoint: (metadata.HttpEndpoint as 'enabled' | 'disabled' | undefined) ?? 'enabled',
         HttpProtocolIpv6: (metadata.HttpProtocolIpv6 as 'enabled' | 'disabled' | undefined) ?? 'disabled',
-        InstanceMetadataTags: (metadata.InstanceMetadataTags as 'enabled' | 'disabled' | undefined) ?? 'disabled',
+        InstanceMetadataTags:
+          (metadata.InstanceMetadataTags as 'enabled' | 'disabled' | undefined) ?? 'disabled',
       },
       ...(input.CpuOptions !== undefined && { CpuOptions: input.CpuOptions as Instance['CpuOptions'] }),
       Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'instance'),
@@ -632,7 +755,9 @@ export class Ec2Service {
 
   DescribeSecurityGroups(region: string, input: Input): Output {
     const ids = input.GroupIds as string[] | undefined;
-    const all = [...this.world.securityGroups.values()].filter((g) => g.region === region).map((g) => g.group);
+    const all = [...this.world.securityGroups.values()]
+      .filter((g) => g.region === region)
+      .map((g) => g.group);
     let items = ids?.length
       ? requireIds(ids, (id) => all.find((g) => g.GroupId === id), 'InvalidGroup.NotFound', 'security group')
       : all;

@@ -99,7 +99,14 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
   function sendError(res: ServerResponse, service: string, err: ApiError): void {
     const requestId = randomUUID();
     if (service === 'ec2') {
-      const status = err.code === 'RequestLimitExceeded' ? 503 : err.status >= 500 ? err.status : err.status === 401 ? 401 : 400;
+      const status =
+        err.code === 'RequestLimitExceeded'
+          ? 503
+          : err.status >= 500
+            ? err.status
+            : err.status === 401
+              ? 401
+              : 400;
       res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
       res.end(encodeError(err.code, err.message, requestId));
     } else if (service === 'sts') {
@@ -149,14 +156,20 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     );
   }
 
-  async function handleEbs(req: IncomingMessage, res: ServerResponse, region: string, body: Buffer): Promise<void> {
+  async function handleEbs(
+    req: IncomingMessage,
+    res: ServerResponse,
+    region: string,
+    body: Buffer,
+  ): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const action = EbsService.actionOf(req.method ?? 'GET', url.pathname) ?? 'Unknown';
     world.count(`ebs:${action}`);
     if (Math.random() < options.throttleRate) {
       throw new ApiError('RequestThrottledException', 'Rate exceeded', 400, { Reason: 'ACCOUNT_THROTTLED' });
     }
-    if (Math.random() < options.errorRate) throw new ApiError('InternalServerException', 'Internal error', 500);
+    if (Math.random() < options.errorRate)
+      throw new ApiError('InternalServerException', 'Internal error', 500);
     if (action === 'PutSnapshotBlock') await bandwidth(body.length);
     const response = ebs.handle(region, {
       method: req.method ?? 'GET',
@@ -175,7 +188,10 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       if (Math.random() < options.resetRate) {
         // Headers and part of the body go out, then the connection dies: the SDK has already
         // returned the response, so only the caller can notice and retry.
-        res.writeHead(response.status, { ...response.headers, 'content-length': String(response.data.length) });
+        res.writeHead(response.status, {
+          ...response.headers,
+          'content-length': String(response.data.length),
+        });
         res.write(response.data.subarray(0, response.data.length >> 1));
         await sleep(5);
         res.socket?.destroy();
@@ -206,15 +222,18 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       const params = new URLSearchParams(body.toString());
       const action = params.get('Action') ?? '';
       if (service === 'sts') {
-        if (action !== 'AssumeRole') throw new ApiError('InvalidAction', `Could not find operation ${action}`, 400);
+        if (action !== 'AssumeRole')
+          throw new ApiError('InvalidAction', `Could not find operation ${action}`, 400);
         const xml = assumeRole(params, auth.accessKeyId);
         res.writeHead(200, { 'content-type': 'text/xml' });
         res.end(xml);
         return;
       }
-      if (service !== 'ec2') throw new ApiError('UnknownService', `The emulator does not serve ${service}`, 400);
+      if (service !== 'ec2')
+        throw new ApiError('UnknownService', `The emulator does not serve ${service}`, 400);
       world.count(`ec2:${action}`);
-      if (Math.random() < options.ec2ThrottleRate) throw new ApiError('RequestLimitExceeded', 'Request limit exceeded.', 503);
+      if (Math.random() < options.ec2ThrottleRate)
+        throw new ApiError('RequestLimitExceeded', 'Request limit exceeded.', 503);
       const op = operation(action);
       if (!op || params.get('Version') !== '2016-11-15') {
         throw new ApiError('InvalidAction', `The action ${action} is not valid for this web service.`);

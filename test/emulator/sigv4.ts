@@ -63,7 +63,10 @@ export async function verifySignature(
   const date = parseAmzDate(String(req.headers['x-amz-date'] ?? ''));
   if (!date) return { kind: 'missing', message: 'Missing or malformed X-Amz-Date header' };
   if (Math.abs(now - date.getTime()) > 15 * 60 * 1000) {
-    return { kind: 'skewed', message: 'Signature expired: the request time is more than 15 minutes from the server time.' };
+    return {
+      kind: 'skewed',
+      message: 'Signature expired: the request time is more than 15 minutes from the server time.',
+    };
   }
   const url = new URL(req.url ?? '/', 'http://emulator');
   const headers: Record<string, string> = {};
@@ -87,12 +90,20 @@ export async function verifySignature(
     body,
   });
   const signer = new SignatureV4({
-    credentials: { accessKeyId: accessKeyId!, secretAccessKey: key.secretAccessKey, sessionToken: key.sessionToken },
+    credentials: {
+      accessKeyId: accessKeyId!,
+      secretAccessKey: key.secretAccessKey,
+      sessionToken: key.sessionToken,
+    },
     region: region!,
     service: service!,
     sha256: Hash.bind(null, 'sha256'),
   });
-  const signed = await signer.sign(request, { signingDate: date, signingRegion: region, signingService: service });
+  const signed = await signer.sign(request, {
+    signingDate: date,
+    signingRegion: region,
+    signingService: service,
+  });
   const expected = /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization ?? ''))?.[1];
   if (expected !== signature) {
     return {

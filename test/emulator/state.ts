@@ -148,7 +148,12 @@ export class World {
 
   region(name: string): RegionRecord {
     const region = this.regions.get(name);
-    if (!region) throw new ApiError('UnrecognizedClientException', `The region ${name} is not known to the emulator`, 400);
+    if (!region)
+      throw new ApiError(
+        'UnrecognizedClientException',
+        `The region ${name} is not known to the emulator`,
+        400,
+      );
     return region;
   }
 
@@ -207,7 +212,8 @@ export class World {
       if (i.image.State === 'pending' && now >= i.readyAt) i.image.State = 'available';
     }
     for (const i of this.instances.values()) {
-      if (i.instance.State?.Name === 'pending' && now >= i.readyAt) i.instance.State = { Code: 16, Name: 'running' };
+      if (i.instance.State?.Name === 'pending' && now >= i.readyAt)
+        i.instance.State = { Code: 16, Name: 'running' };
     }
   }
 

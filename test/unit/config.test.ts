@@ -1,7 +1,7 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig, parseTags } from '../../src/config.js';
+import { knownKeys, loadConfig, parseTags } from '../../src/config.js';
 import { UsageError } from '../../src/errors.js';
 import { tempDir } from '../helpers.js';
 
@@ -71,7 +71,12 @@ describe('config loading', () => {
     );
     const config = loadConfig(path);
     expect(config.name).toBe('web');
-    expect(config.aws).toMatchObject({ region: 'eu-west-1', sessionDuration: 3600, endpointType: 'dualstack-fips', roleSessionName: 'ec2-bpipe' });
+    expect(config.aws).toMatchObject({
+      region: 'eu-west-1',
+      sessionDuration: 3600,
+      endpointType: 'dualstack-fips',
+      roleSessionName: 'ec2-bpipe',
+    });
     expect(config.backup).toMatchObject({
       instanceIds: ['i-0123456789abcdef0', 'i-0123456789abcdef1'],
       instanceTags: { Backup: 'daily', Env: 'prod' },
@@ -80,8 +85,17 @@ describe('config loading', () => {
       keepSnapshots: 3,
       snapshotTimeout: 7200,
     });
-    expect(config.restore).toMatchObject({ workers: 4, keepImage: true, partitionNumber: 2, securityGroupIds: ['sg-0123456789abcdef0', 'sg-0123456789abcdef1'] });
-    expect(config.bacula).toMatchObject({ stateDir: '/var/tmp/ec2-bpipe', logFile: '/var/log/ec2-bpipe.log', allowEmpty: false });
+    expect(config.restore).toMatchObject({
+      workers: 4,
+      keepImage: true,
+      partitionNumber: 2,
+      securityGroupIds: ['sg-0123456789abcdef0', 'sg-0123456789abcdef1'],
+    });
+    expect(config.bacula).toMatchObject({
+      stateDir: '/var/tmp/ec2-bpipe',
+      logFile: '/var/log/ec2-bpipe.log',
+      allowEmpty: false,
+    });
   });
 
   it('names an unknown key and suggests the nearest known one', () => {
@@ -101,18 +115,39 @@ describe('config loading', () => {
   });
 
   it.each([
-    ['[backup]\nworkers = many\n', /\[backup\] workers = "many" is invalid: expected a whole number from 1 to 256/],
+    [
+      '[backup]\nworkers = many\n',
+      /\[backup\] workers = "many" is invalid: expected a whole number from 1 to 256/,
+    ],
     ['[backup]\nworkers = 0\n', /\[backup\] workers = "0" is invalid: expected a whole number from 1 to 256/],
     ['[backup]\ncopy-volume-tags = perhaps\n', /copy-volume-tags = "perhaps" is invalid: expected yes or no/],
-    ['[backup]\ninstance-ids = i-123,web\n', /instance-ids = "i-123,web" is invalid \("i-123" is not instance id/],
-    ['[backup]\ninstance-tags = Backup\n', /instance-tags = "Backup" is invalid \("Backup" is not Key=Value\)/],
+    [
+      '[backup]\ninstance-ids = i-123,web\n',
+      /instance-ids = "i-123,web" is invalid \("i-123" is not instance id/,
+    ],
+    [
+      '[backup]\ninstance-tags = Backup\n',
+      /instance-tags = "Backup" is invalid \("Backup" is not Key=Value\)/,
+    ],
     ['[backup]\nsnapshot-tags = aws:x=1\n', /reserved aws: prefix/],
-    ['[aws]\nendpoint-type = ipv6\n', /endpoint-type = "ipv6" is invalid: expected one of ipv4, dualstack, fips, dualstack-fips/],
-    ['[aws]\nendpoint-url = ftp://x\n', /endpoint-url = "ftp:\/\/x" is invalid: expected an http:\/\/ or https:\/\/ URL/],
+    [
+      '[aws]\nendpoint-type = ipv6\n',
+      /endpoint-type = "ipv6" is invalid: expected one of ipv4, dualstack, fips, dualstack-fips/,
+    ],
+    [
+      '[aws]\nendpoint-url = ftp://x\n',
+      /endpoint-url = "ftp:\/\/x" is invalid: expected an http:\/\/ or https:\/\/ URL/,
+    ],
     ['[aws]\nregion = Europe\n', /region = "Europe" is invalid: expected an AWS region name/],
     ['[aws]\nrole-arn = backup\n', /role-arn = "backup" is invalid: expected an IAM role ARN/],
-    ['[restore]\npartition-number = 9\n', /partition-number = "9" is invalid: expected a whole number from 1 to 7/],
-    ['[bacula]\nstate-dir = relative/dir\n', /state-dir = "relative\/dir" is invalid: expected an absolute directory path/],
+    [
+      '[restore]\npartition-number = 9\n',
+      /partition-number = "9" is invalid: expected a whole number from 1 to 7/,
+    ],
+    [
+      '[bacula]\nstate-dir = relative/dir\n',
+      /state-dir = "relative\/dir" is invalid: expected an absolute directory path/,
+    ],
   ])('refuses a bad value and says what is expected: %s', (content, pattern) => {
     expect(failure(content).message).toMatch(pattern);
   });
@@ -125,7 +160,10 @@ describe('config loading', () => {
   it.each([
     ['[aws]\naccess-key-id = AKIAEXAMPLE\n', /access-key-id and secret-access-key go together/],
     ['[aws]\nexternal-id = x\n', /external-id and session-duration need role-arn/],
-    ['[aws]\nprofile = p\naccess-key-id = AKIAEXAMPLE\nsecret-access-key = s\n', /profile and access-key-id both name credentials/],
+    [
+      '[aws]\nprofile = p\naccess-key-id = AKIAEXAMPLE\nsecret-access-key = s\n',
+      /profile and access-key-id both name credentials/,
+    ],
     ['[restore]\npartition-number = 2\n', /partition-number needs placement-group/],
   ])('refuses keys that need another key: %s', (content, pattern) => {
     expect(failure(content).message).toMatch(pattern);
@@ -143,10 +181,31 @@ describe('config loading', () => {
   });
 
   it('names a missing file', () => {
-    expect(() => loadConfig(join(dir.path, 'absent.ini'))).toThrow(/absent\.ini: cannot read the config file \(ENOENT\)/);
+    expect(() => loadConfig(join(dir.path, 'absent.ini'))).toThrow(
+      /absent\.ini: cannot read the config file \(ENOENT\)/,
+    );
   });
 
   it('parses tags with empty values and trims spaces', () => {
     expect(parseTags(' A = 1 , B= ,C=x=y')).toEqual({ A: '1', B: '', C: 'x=y' });
+  });
+});
+
+describe('examples/ec2-bpipe.ini', () => {
+  const example = join(import.meta.dirname, '..', '..', 'examples', 'ec2-bpipe.ini');
+
+  it('loads as it ships', () => {
+    const config = loadConfig(example);
+    expect(config.backup.instanceIds).toEqual(['i-0123456789abcdef0']);
+  });
+
+  it('documents every key the loader knows', async () => {
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(example, 'utf8');
+    for (const section of ['aws', 'backup', 'restore', 'bacula'] as const) {
+      const body = text.split(`\n[${section}]\n`)[1]!.split(/^\[/m)[0]!;
+      for (const key of knownKeys(section))
+        expect(body, `[${section}] ${key}`).toMatch(new RegExp(`^;?${key} =`, 'm'));
+    }
   });
 });

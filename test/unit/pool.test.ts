@@ -55,7 +55,8 @@ describe('orderedMap (the reordering window)', () => {
     for await (const v of orderedMap(from([1, 2, 3, 4, 5, 6, 7, 8]), 8, async (v) => {
       await sleep(100);
       return v;
-    })) out.push(v);
+    }))
+      out.push(v);
     expect(out).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(Date.now() - t0).toBeLessThan(400);
   });
@@ -69,7 +70,8 @@ describe('orderedMap (the reordering window)', () => {
         settled++;
         if (v === 1) throw new Error('block 1 failed');
         return v;
-      })) out.push(v);
+      }))
+        out.push(v);
       return out;
     };
     await expect(run()).rejects.toThrow('block 1 failed');

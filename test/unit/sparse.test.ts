@@ -17,7 +17,11 @@ function encode(indices: number[], realSize: number): Buffer {
   return map;
 }
 
-function parseInChunks(bytes: Buffer, cuts: number[], realSize: number): { parser: SparseMapParser; rest: Buffer } {
+function parseInChunks(
+  bytes: Buffer,
+  cuts: number[],
+  realSize: number,
+): { parser: SparseMapParser; rest: Buffer } {
   const parser = new SparseMapParser(BS, realSize);
   const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
   let last = 0;
@@ -44,7 +48,9 @@ describe('GNU sparse 1.0 map', () => {
           const bytes = Buffer.concat([map, Buffer.from(trailing)]);
           const { parser, rest } = parseInChunks(bytes, cuts, realSize);
           expect(parser.done).toBe(true);
-          expect(Array.from({ length: parser.blocks.length }, (_, i) => parser.blocks.at(i))).toEqual(indices);
+          expect(Array.from({ length: parser.blocks.length }, (_, i) => parser.blocks.at(i))).toEqual(
+            indices,
+          );
           expect(rest).toEqual(Buffer.from(trailing));
         },
       ),
@@ -53,7 +59,9 @@ describe('GNU sparse 1.0 map', () => {
   });
 
   it('writes the text GNU tar expects', () => {
-    const map = encode([0, 3], 8 * BS).toString('latin1').replace(/\0+$/, '');
+    const map = encode([0, 3], 8 * BS)
+      .toString('latin1')
+      .replace(/\0+$/, '');
     expect(map).toBe(`3\n0\n${BS}\n${3 * BS}\n${BS}\n${8 * BS}\n0\n`);
   });
 

@@ -1,0 +1,166 @@
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, emulator, tempDir, writeConfig } from '../helpers.js';
+
+type Em = Awaited<ReturnType<typeof emulator>>;
+
+describe('command line', () => {
+  const dir = tempDir();
+  let em: Em;
+
+  beforeAll(async () => {
+    em = await emulator({ keys: { test: 'test', AKIAIOSFODNN7EXAMPLE: 'wJalrXUtnFEMI-very-secret-KEY' } });
+  });
+  afterAll(async () => {
+    await em.close();
+    dir.cleanup();
+  });
+
+  it.each([
+    [
+      'backup',
+      [
+        '--config',
+        '--instance',
+        '--volume',
+        '--workers',
+        '--job',
+        '--level',
+        '--prev-job',
+        '--finalizer',
+        '--log-format',
+      ],
+    ],
+    [
+      'restore',
+      [
+        '--to-dir',
+        '--where',
+        '--replace',
+        '--restore-workers',
+        '--instance-type',
+        '--subnet-id',
+        '--security-group-ids',
+        '--key-name',
+        '--placement-group',
+        '--partition-number',
+        '--kms-key-id',
+        '--keep-image',
+        '--no-launch',
+      ],
+    ],
+    ['verify', ['--config', '--log-format']],
+    ['list', ['--job', '--level', '--prev-job']],
+    ['estimate', ['--instance', '--volume', '--bandwidth']],
+  ])('%s --help documents every option and exits 0', async (command, options) => {
+    const result = await cli([command, '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout.length).toBe(0);
+    for (const option of options) expect(result.stderr).toContain(option);
+  });
+
+  it('exits 2 on an unknown option or command, printing nothing on stdout', async () => {
+    for (const args of [['backup', '--no-such-flag'], ['frobnicate']]) {
+      const result = await cli(args);
+      expect(result.code).toBe(2);
+      expect(result.stdout.length).toBe(0);
+      expect(result.stderr).toMatch(/unknown (option|command)/);
+    }
+  });
+
+  it('exits 2 on a config error, naming file, section and key', async () => {
+    const file = join(dir.path, 'typo.ini');
+    writeFileSync(file, '[backup]\nkeep-snapshot = 3\n');
+    const result = await cli(['backup', `--config=${file}`, '--volume=vol-0123456789abcdef0']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      `${file}: unknown key "keep-snapshot" in [backup]. Did you mean "keep-snapshots"?`,
+    );
+    expect(result.stdout.length).toBe(0);
+  });
+
+  it('exits 2 on a bad flag value, naming the flag', async () => {
+    const config = writeConfig(dir.path, em);
+    const result = await cli([
+      'backup',
+      `--config=${config}`,
+      '--volume=vol-0123456789abcdef0',
+      '--workers=0',
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--workers: \[backup\] workers = "0" is invalid/);
+    const level = await cli([
+      'backup',
+      `--config=${config}`,
+      '--volume=vol-0123456789abcdef0',
+      '--level=Weekly',
+    ]);
+    expect(level.code).toBe(2);
+    expect(level.stderr).toMatch(/--level=Weekly: expected Full, Incremental or Differential/);
+  });
+
+  it('exits 1 on a runtime failure, naming the resource', async () => {
+    const config = writeConfig(dir.path, em);
+    const result = await cli(['backup', `--config=${config}`, '--instance=i-0123456789abcdef0']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/i-0123456789abcdef0/);
+    expect(result.stdout.length).toBe(0);
+  });
+
+  it('logs JSON lines with --log-format=json, and never a secret, even at debug level', async () => {
+    const file = join(dir.path, 'secret.ini');
+    writeFileSync(
+      file,
+      `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\naccess-key-id = AKIAIOSFODNN7EXAMPLE\nsecret-access-key = wJalrXUtnFEMI-very-secret-KEY\n`,
+    );
+    chmodSync(file, 0o600);
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 1 } });
+    const result = await cli([
+      'backup',
+      `--config=${file}`,
+      `--volume=${volumeId}`,
+      '--log-format=json',
+      '--log-level=debug',
+    ]);
+    expect(result.code).toBe(0);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(2);
+    for (const line of lines) {
+      const record = JSON.parse(line) as { level: number; msg: string; time: string };
+      expect(typeof record.msg).toBe('string');
+      expect(record.time).toMatch(/^\d{4}-\d\d-\d\dT/);
+    }
+    expect(result.stderr).not.toContain('very-secret');
+    // The SDK's Node-version warning is routed into the logger, never printed raw.
+    expect(result.stderr).not.toMatch(/^\(node:\d+\)/m);
+  });
+
+  it('refuses --instance and --volume together', async () => {
+    const config = writeConfig(dir.path, em);
+    const result = await cli([
+      'backup',
+      `--config=${config}`,
+      '--instance=i-0123456789abcdef0',
+      '--volume=vol-0123456789abcdef0',
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/Give --instance or --volume, not both/);
+  });
+
+  it('selects the one unit a config names by tag, and refuses when it names several', async () => {
+    await em.admin.instance({
+      tags: { Backup: 'nightly-one' },
+      volumes: [{ sizeGiB: 1, fill: { blocks: 1, seed: 2 } }],
+    });
+    const one = writeConfig(dir.path, em, '[backup]\ninstance-tags = Backup=nightly-one\n', 'one');
+    const ok = await cli(['backup', `--config=${one}`, '--job=t1']);
+    expect(ok.code).toBe(0);
+    await em.admin.instance({ tags: { Backup: 'nightly-two' }, volumes: [{ sizeGiB: 1 }] });
+    await em.admin.instance({ tags: { Backup: 'nightly-two' }, volumes: [{ sizeGiB: 1 }] });
+    const two = writeConfig(dir.path, em, '[backup]\ninstance-tags = Backup=nightly-two\n', 'two');
+    const refused = await cli(['backup', `--config=${two}`]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/selects 2 units \(i-[0-9a-f]+, i-[0-9a-f]+\); a backup streams one/);
+  });
+});
