@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator } from '../test/emulator/server.js';
-import { cli, imageDigest } from '../test/helpers.js';
+import { Admin, cli, imageDigest } from '../test/helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'ec2-bpipe-demo-'));
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -23,13 +23,10 @@ async function run(args: string[], stdoutFile?: string): Promise<void> {
 
 const emulator = await startEmulator({ pendingMs: 300 });
 try {
-  const admin = async (method: string, path: string, body?: unknown) =>
-    (await (
-      await fetch(`${emulator.url}/_admin/${path}`, { method, body: body && JSON.stringify(body) })
-    ).json()) as any;
+  const admin = new Admin(emulator.url);
 
   say(`emulator: EC2, EBS direct and STS on ${emulator.url}`);
-  const { instanceId, volumeIds } = (await admin('POST', 'instances', {
+  const { instanceId, volumeIds } = await admin.instance({
     region: 'us-east-1',
     instanceType: 'm5.large',
     tags: { Name: 'demo-web', Env: 'demo' },
@@ -39,7 +36,7 @@ try {
       { device: '/dev/sdf', sizeGiB: 8, fill: { blocks: 6, seed: 2 } },
       { device: '/dev/sdg', sizeGiB: 1, fill: { blocks: 60, seed: 3 }, volumeType: 'gp3', throughput: 250 },
     ],
-  })) as { instanceId: string; volumeIds: string[] };
+  });
   say(`seeded ${instanceId} with ${volumeIds.join(', ')} (the second is a sparse 8 GiB volume)`);
 
   const config = join(work, 'demo.ini');
@@ -66,11 +63,11 @@ try {
   await run(['verify', tarFile]);
 
   say('\nsummary: snapshot digest (emulator) vs restored image digest');
-  const state = await admin('GET', 'state');
+  const state = await admin.state();
   let allMatch = true;
   for (const volumeId of volumeIds) {
-    const snapshot = state.snapshots.find((s: any) => s.VolumeId === volumeId);
-    const expected = await admin('GET', `snapshots/${snapshot.SnapshotId}/digest`);
+    const snapshot = state.snapshots.find((s) => s.VolumeId === volumeId) as { SnapshotId: string };
+    const expected = await admin.snapshotDigest(snapshot.SnapshotId);
     const actual = await imageDigest(join(restored, instanceId, `${volumeId}.ebs`));
     const match = expected.digest === actual.digest && expected.blocks === actual.blocks;
     allMatch &&= match;

@@ -21,6 +21,10 @@ export async function emulator(options: Partial<EmulatorOptions> = {}): Promise<
   return Object.assign(em, { admin: new Admin(em.url) });
 }
 
+/** One resource as the admin API's state lists it, shaped like EC2's Describe* output. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the emulator, read field by field in tests
+export type AdminRecord = Record<string, any>;
+
 export class Admin {
   constructor(private readonly url: string) {}
 
@@ -54,7 +58,12 @@ export class Admin {
     return this.call('GET', 'requests');
   }
 
-  state(): Promise<{ instances: any[]; volumes: any[]; snapshots: any[]; images: any[] }> {
+  state(): Promise<{
+    instances: AdminRecord[];
+    volumes: AdminRecord[];
+    snapshots: AdminRecord[];
+    images: AdminRecord[];
+  }> {
     return this.call('GET', 'state');
   }
 }
