@@ -22,7 +22,6 @@ export async function emulator(options: Partial<EmulatorOptions> = {}): Promise<
 }
 
 /** One resource as the admin API's state lists it, shaped like EC2's Describe* output. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the emulator, read field by field in tests
 export type AdminRecord = Record<string, any>;
 
 export class Admin {

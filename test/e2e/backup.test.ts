@@ -76,7 +76,7 @@ describe('full backup of an instance with three volumes', () => {
       (s) =>
         s.VolumeId === volumeId &&
         s.Tags.some((t: any) => t.Key === 'ec2-bpipe:job' && t.Value === 'job-full-1'),
-    ).SnapshotId;
+    )!.SnapshotId;
   }
 
   it('succeeds with only short log lines on stderr, and nothing but the tar on stdout', () => {
@@ -150,7 +150,7 @@ describe('full backup of an instance with three volumes', () => {
   it('tags every snapshot, and marks it complete only after the stream was written', async () => {
     for (const volumeId of volumeIds) {
       const state = await em.admin.state();
-      const snap = state.snapshots.find((s) => s.VolumeId === volumeId);
+      const snap = state.snapshots.find((s) => s.VolumeId === volumeId)!;
       const tags = Object.fromEntries(snap.Tags.map((t: any) => [t.Key, t.Value]));
       expect(tags).toMatchObject({
         'ec2-bpipe:config': 'web',
@@ -321,7 +321,7 @@ describe('block reads under faults', () => {
       const out = join(dir.path, 'x');
       execFileSync('mkdir', ['-p', out]);
       execFileSync('tar', ['-xf', file, '-C', out]);
-      const snapshot = (await em.admin.state()).snapshots[0];
+      const snapshot = (await em.admin.state()).snapshots[0]!;
       expect(await imageDigest(join(out, `${volumeId}.ebs`))).toEqual(
         await em.admin.snapshotDigest(snapshot.SnapshotId),
       );
@@ -346,7 +346,7 @@ describe('block reads under faults', () => {
       expect(result.stderr).toMatch(
         /block \d+ of snapshot snap-[0-9a-f]+ could not be read and verified \(ChecksumMismatch/,
       );
-      const snapshot = (await em.admin.state()).snapshots[0];
+      const snapshot = (await em.admin.state()).snapshots[0]!;
       expect(snapshot.Tags.find((t: any) => t.Key === 'ec2-bpipe:state').Value).toBe('streaming');
       const verify = await cli(['verify', file]);
       expect(verify.code).toBe(1);
@@ -400,7 +400,7 @@ describe('a volume with 20,000 written blocks', () => {
       expect(await exited).toBe(0);
       expect(count).toBe(20_000);
       expect(report.volumes[0]!.blocks).toBe(20_000);
-      const snapshot = (await em.admin.state()).snapshots[0];
+      const snapshot = (await em.admin.state()).snapshots[0]!;
       expect({ digest: digest.digest('hex'), blocks: count }).toEqual(
         await em.admin.snapshotDigest(snapshot.SnapshotId),
       );
