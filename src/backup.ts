@@ -131,6 +131,7 @@ export class Backup {
         resourceId: unit.resourceId,
         createdAt: new Date().toISOString(),
         volumes: volumes.map((v) => v.volume.VolumeId!),
+        encryptedVolumes: volumes.filter((v) => v.volume.Encrypted).map((v) => v.volume.VolumeId!),
       };
       await writer.json(member.manifest, manifest);
       if (meta) await writer.json(member.instance, meta);

@@ -26,6 +26,8 @@ const FLAG_KEYS: Record<string, [SectionName, string]> = {
   partitionNumber: ['restore', 'partition-number'],
   kmsKeyId: ['restore', 'kms-key-id'],
   keepImage: ['restore', 'keep-image'],
+  createVolume: ['restore', 'create-volume'],
+  availabilityZone: ['restore', 'availability-zone'],
   stateDir: ['bacula', 'state-dir'],
 };
 
@@ -155,6 +157,8 @@ export function buildProgram(
     .option('--kms-key-id <arn>', 're-encrypt restored snapshots with this KMS key')
     .option('--keep-image', 'keep the AMI registered after launch')
     .option('--no-launch', 'restore snapshots only, launch no instance')
+    .option('--create-volume', 'volume streams: also create a volume from each restored snapshot')
+    .option('--availability-zone <az>', 'zone for --create-volume')
     .option('--state-dir <dir>', 'where the restore journal lives')
     .action(action('restore'));
 

@@ -46,6 +46,9 @@ export interface RestoreSettings {
   kmsKeyId?: string;
   keepImage: boolean;
   tags: Tags;
+  /** Volume-mode streams: also create a volume from each restored snapshot. */
+  createVolume: boolean;
+  availabilityZone?: string;
 }
 
 export interface BaculaSettings {
@@ -220,7 +223,17 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     'key-name': { prop: 'keyName', ...text },
     'placement-group': { prop: 'placementGroup', ...text },
     'partition-number': { prop: 'partitionNumber', ...int(1, 7) },
-    'kms-key-id': { prop: 'kmsKeyId', ...text },
+    'kms-key-id': {
+      prop: 'kmsKeyId',
+      parse: matching(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/),
+      expects: 'a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), as the EBS direct APIs take it',
+    },
+    'create-volume': { prop: 'createVolume', ...bool },
+    'availability-zone': {
+      prop: 'availabilityZone',
+      parse: matching(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/),
+      expects: 'an availability zone such as eu-west-1a',
+    },
     'keep-image': { prop: 'keepImage', ...bool },
     tags: { prop: 'tags', ...tags },
   },
@@ -247,7 +260,7 @@ export function defaultConfig(name = 'default'): Config {
       keepSnapshots: 1,
       snapshotTimeout: 3600,
     },
-    restore: { workers: 8, securityGroupIds: [], keepImage: false, tags: {} },
+    restore: { workers: 8, securityGroupIds: [], keepImage: false, tags: {}, createVolume: false },
     bacula: { stateDir: '/var/lib/ec2-bpipe', allowEmpty: false },
   };
 }

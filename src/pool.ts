@@ -52,3 +52,30 @@ export async function* orderedMap<T, R>(
     if (!exhausted) await iterator.return?.();
   }
 }
+
+/**
+ * Runs tasks with at most `limit` in flight. `run` waits for a free slot, so a producer that
+ * awaits it is held back (backpressure); the first failure is thrown by the next `run` or `drain`.
+ */
+export class Slots {
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  async run(task: () => Promise<void>): Promise<void> {
+    while (this.inFlight.size >= this.limit) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure.error;
+    const promise: Promise<void> = task()
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.inFlight.delete(promise));
+    this.inFlight.add(promise);
+  }
+
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure.error;
+  }
+}

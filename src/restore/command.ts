@@ -1,23 +1,33 @@
 import type { Handler } from '../cli.js';
-import { RuntimeFailure, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { streamInputs } from '../inputs.js';
+import { AwsRestore } from './aws.js';
 import { FilesRestore } from './files.js';
 
-/** `ec2-bpipe restore`: to a directory with --to-dir (or a Bacula --where other than / and empty), else to AWS. */
+/**
+ * `ec2-bpipe restore`: to a directory with --to-dir (or a Bacula --where other than / and empty),
+ * else to AWS. Streams are applied in the order given.
+ */
 export const restoreCommand: Handler = async (ctx, options, files) => {
   const toDir = options.toDir as string | undefined;
   const where = options.where as string | undefined;
   if (toDir !== undefined && where !== undefined) throw new UsageError('Give --to-dir or --where, not both.');
+  if (toDir === '') throw new UsageError('--to-dir needs a directory.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
+  const inputs = await streamInputs(files, ctx.stdin);
+  const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   if (dir === undefined) {
-    throw new RuntimeFailure(
-      'Restore to AWS is not available in this version yet; restore to files with --to-dir=DIR.',
-    );
+    const target = new AwsRestore(ctx.config, ctx.log, { launch: options.launch !== false }, print);
+    try {
+      for (const input of inputs) await target.apply(input);
+    } finally {
+      target.close();
+    }
+    return;
   }
-  if (dir === '') throw new UsageError('--to-dir needs a directory.');
   const target = new FilesRestore(dir, ctx.log);
-  for (const input of await streamInputs(files, ctx.stdin)) {
+  for (const input of inputs) {
     const written = await target.apply(input);
-    for (const path of written.filter((p) => p.endsWith('.ebs'))) ctx.stdout.write(`image ${path}\n`);
+    for (const path of written.filter((p) => p.endsWith('.ebs'))) print(`image ${path}`);
   }
 };

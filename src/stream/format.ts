@@ -27,6 +27,8 @@ export interface Manifest {
   resourceId: string;
   createdAt: string;
   volumes: string[];
+  /** The volumes among `volumes` that are encrypted: a restore checks its KMS settings before it creates anything. */
+  encryptedVolumes: string[];
 }
 
 export interface VolumeMeta {

@@ -25,6 +25,22 @@ export class StreamDefect extends RuntimeFailure {
   }
 }
 
+/** Carries an error a visitor threw through the reader untouched, so it is not taken for a tar defect. */
+class VisitorError extends Error {
+  constructor(readonly inner: unknown) {
+    super('visitor failed');
+  }
+}
+
+/** Calls a visitor method so that whatever it throws passes through the reader as it is. */
+async function visit(call: () => Promise<void> | void | undefined): Promise<void> {
+  try {
+    await call();
+  } catch (err) {
+    throw new VisitorError(err);
+  }
+}
+
 /** Called as the stream is read; every call happens only after the data it carries was checked as far as it can be. */
 export interface StreamVisitor {
   manifest?(manifest: Manifest): Promise<void> | void;
@@ -154,17 +170,18 @@ export async function readStream(
         for (const id of manifest.volumes)
           expected.push(member.volumeMeta(id), member.volumeData(id), member.volumeSum(id));
         expected.push(member.end);
-        await visitor.manifest?.(manifest);
+        const read = manifest;
+        await visit(() => visitor.manifest?.(read));
       } else if (name === member.instance) {
         const value = await readJson(entry, source, name);
         require(source, name, value, { instanceId: 'string', blockDeviceMappings: 'array', tags: 'array' });
-        await visitor.instance?.(value as unknown as InstanceMeta);
+        await visit(() => visitor.instance?.(value as unknown as InstanceMeta));
       } else if (name === member.end) {
         const value = await readJson(entry, source, name);
         if (value.complete !== true)
           throw new StreamDefect(source, `member ${name} does not mark the stream complete`);
         ended = true;
-        await visitor.end?.(value as unknown as EndMarker);
+        await visit(() => visitor.end?.(value as unknown as EndMarker));
       } else if (name.endsWith('.sum.json')) {
         const value = await readJson(entry, source, name);
         require(source, name, value, { volumeId: 'string', blockCount: 'number', checksum: 'string' });
@@ -190,7 +207,7 @@ export async function readStream(
           sizeBytes: meta.sizeBytes,
           checksum: sum.checksum,
         });
-        await visitor.volumeEnd?.(meta, sum);
+        await visit(() => visitor.volumeEnd?.(meta, sum));
         current = undefined;
       } else if (name.endsWith('.ebs')) {
         const meta = current!;
@@ -211,7 +228,7 @@ export async function readStream(
         blocksRead = await readBlocks(entry, header.size, meta, source, name, (index, data) => {
           const digest = createHash('sha256').update(data).digest();
           digests!.update(digest);
-          return visitor.block?.(meta, index, data, digest);
+          return visit(() => visitor.block?.(meta, index, data, digest));
         });
         if (blocksRead !== meta.blockCount) {
           throw new StreamDefect(
@@ -234,13 +251,14 @@ export async function readStream(
           throw new StreamDefect(source, `member ${name} describes ${current.volumeId}`);
         if (current.blockSize !== BLOCK_SIZE)
           throw new StreamDefect(source, `member ${name}: block size ${current.blockSize} is not supported`);
-        await visitor.volumeStart?.(current);
+        const started = current;
+        await visit(() => visitor.volumeStart?.(started));
       }
     }
   } catch (err) {
     input.destroy();
+    if (err instanceof VisitorError) throw err.inner;
     if (err instanceof StreamDefect) throw err;
-    if (err instanceof RuntimeFailure) throw err;
     const message = err instanceof Error ? err.message : String(err);
     throw new StreamDefect(
       source,
@@ -295,7 +313,7 @@ async function readBlocks(
       }
     }
   } catch (err) {
-    if (err instanceof StreamDefect) throw err;
+    if (err instanceof StreamDefect || err instanceof VisitorError) throw err;
     const message = (err as Error).message;
     if (/sparse map|more data/.test(message)) throw new StreamDefect(source, `member ${name}: ${message}`);
     throw err;

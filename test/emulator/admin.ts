@@ -90,6 +90,27 @@ export class AdminApi {
           String(body.vpcId ?? this.world.region(String(body.region)).vpcId),
           String(body.groupName ?? newId('group')),
         );
+      case 'POST placement-groups':
+        this.world.region(String(body.region)).placementGroups.set(String(body.groupName), {
+          strategy: String(body.strategy ?? 'partition'),
+          ...(body.partitionCount !== undefined && { partitionCount: Number(body.partitionCount) }),
+        });
+        return {};
+      case 'POST fail': {
+        // The next `count` calls of `action` answer `code` (default 1 call).
+        const action = String(body.action);
+        const errors = Array.from(
+          { length: Number(body.count ?? 1) },
+          () =>
+            new ApiError(
+              String(body.code ?? 'InternalError'),
+              String(body.message ?? 'Injected failure'),
+              Number(body.status ?? 400),
+            ),
+        );
+        this.world.failures.set(action, [...(this.world.failures.get(action) ?? []), ...errors]);
+        return {};
+      }
       case 'POST key-pairs':
         this.world.region(String(body.region)).keyPairs.add(String(body.keyName));
         return {};

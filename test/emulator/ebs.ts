@@ -49,6 +49,7 @@ export class EbsService {
   handle(region: string, req: EbsRequest): EbsResponse {
     this.world.settle();
     const action = EbsService.actionOf(req.method, req.path);
+    if (action) this.world.injectedFailure(action);
     const parts = req.path.split('/').map(decodeURIComponent);
     switch (action) {
       case 'StartSnapshot':

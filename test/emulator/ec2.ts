@@ -140,6 +140,7 @@ export class Ec2Service {
       throw new ApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
     }
     this.world.region(region);
+    this.world.injectedFailure(action);
     return handler.call(this, region, input);
   }
 
@@ -624,6 +625,24 @@ export class Ec2Service {
     if (keyName !== undefined && !regionRecord.keyPairs.has(keyName)) {
       throw new ApiError('InvalidKeyPair.NotFound', `The key pair '${keyName}' does not exist`);
     }
+    const groupName = placement.GroupName as string | undefined;
+    const partition = placement.PartitionNumber as number | undefined;
+    if (groupName !== undefined && groupName !== '') {
+      const group = regionRecord.placementGroups.get(groupName);
+      if (!group)
+        throw new ApiError('InvalidPlacementGroup.Unknown', `The Placement Group '${groupName}' is unknown.`);
+      if (
+        partition !== undefined &&
+        (group.strategy !== 'partition' || partition < 1 || partition > (group.partitionCount ?? 0))
+      ) {
+        throw new ApiError(
+          'InvalidParameterValue',
+          `Partition number ${partition} is not valid for placement group ${groupName}`,
+        );
+      }
+    } else if (partition !== undefined) {
+      throw new ApiError('InvalidParameterCombination', 'PartitionNumber needs a placement GroupName');
+    }
     const instanceType = (input.InstanceType as string | undefined) ?? 'm1.small';
     if (!/^[a-z0-9-]+\.[a-z0-9-]+$/.test(instanceType)) {
       throw new ApiError('InvalidParameterValue', `Invalid value '${instanceType}' for InstanceType.`);
@@ -730,6 +749,39 @@ export class Ec2Service {
       readyAt: Date.now() + this.world.options.pendingMs,
     });
     return { ReservationId: newId('r'), OwnerId: ACCOUNT_ID, Groups: [], Instances: [instance] };
+  }
+
+  DescribeKeyPairs(region: string, input: Input): Output {
+    const names = [...this.world.region(region).keyPairs];
+    const wanted = input.KeyNames as string[] | undefined;
+    const items = wanted?.length
+      ? requireIds(wanted, (n) => (names.includes(n) ? n : undefined), 'InvalidKeyPair.NotFound', 'key pair')
+      : names;
+    return {
+      KeyPairs: items.map((KeyName) => ({
+        KeyName,
+        KeyPairId: `key-${Buffer.from(KeyName).toString('hex').slice(0, 17)}`,
+        KeyType: 'ed25519',
+      })),
+    };
+  }
+
+  DescribePlacementGroups(region: string, input: Input): Output {
+    const groups = this.world.region(region).placementGroups;
+    const wanted = (input.GroupNames as string[] | undefined) ?? [...groups.keys()];
+    return {
+      PlacementGroups: wanted.map((name) => {
+        const group = groups.get(name);
+        if (!group)
+          throw new ApiError('InvalidPlacementGroup.Unknown', `The Placement Group '${name}' is unknown.`);
+        return {
+          GroupName: name,
+          Strategy: group.strategy,
+          PartitionCount: group.partitionCount,
+          State: 'available',
+        };
+      }),
+    };
   }
 
   DescribeSubnets(region: string, input: Input): Output {

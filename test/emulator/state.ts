@@ -102,6 +102,7 @@ export interface RegionRecord {
   zones: { ZoneName: string; ZoneId: string }[];
   vpcId: string;
   keyPairs: Set<string>;
+  placementGroups: Map<string, { strategy: string; partitionCount?: number }>;
 }
 
 export function newId(prefix: string): string {
@@ -121,6 +122,8 @@ export class World {
   readonly subnets = new Map<string, { region: string; subnet: Subnet }>();
   readonly securityGroups = new Map<string, { region: string; group: SecurityGroup }>();
   readonly requestCounts = new Map<string, number>();
+  /** Injected failures: action name to the errors its next calls answer (test-only). */
+  readonly failures = new Map<string, ApiError[]>();
 
   constructor(readonly options: EmulatorOptions) {
     for (const [name, zones, prefix] of [
@@ -139,6 +142,7 @@ export class World {
       zones: zoneLetters.map((l, i) => ({ ZoneName: `${name}${l}`, ZoneId: `${idPrefix}-az${i + 1}` })),
       vpcId,
       keyPairs: new Set(['default-key']),
+      placementGroups: new Map(),
     };
     this.regions.set(name, record);
     record.zones.forEach((zone, i) => this.addSubnet(name, zone.ZoneName, vpcId, `10.0.${i}.0/24`));
@@ -193,6 +197,13 @@ export class World {
 
   count(key: string): void {
     this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
+  }
+
+  /** Throws the next injected failure for `action`, if any. */
+  injectedFailure(action: string): void {
+    const queue = this.failures.get(action);
+    const failure = queue?.shift();
+    if (failure) throw failure;
   }
 
   /** Moves time-driven states forward: pending snapshots, images and instances. */

@@ -1,0 +1,104 @@
+import {
+  CompleteSnapshotCommand,
+  type EBSClient,
+  PutSnapshotBlockCommand,
+  StartSnapshotCommand,
+  type StartSnapshotResponse,
+  type Tag,
+} from '@aws-sdk/client-ebs';
+import { RuntimeFailure } from '../errors.js';
+import { errorCode, errorName, withRetry } from '../retry.js';
+
+/** EBS discards a started snapshot that sees no write and no completion for this long (the maximum). */
+export const START_TIMEOUT_MINUTES = 4320;
+
+export interface StartRequest {
+  sizeGiB: number;
+  parentSnapshotId?: string;
+  encrypted: boolean;
+  kmsKeyArn?: string;
+  clientToken: string;
+  description: string;
+  tags: Tag[];
+}
+
+export async function startSnapshot(ebs: EBSClient, request: StartRequest): Promise<StartSnapshotResponse> {
+  return ebs.send(
+    new StartSnapshotCommand({
+      VolumeSize: request.sizeGiB,
+      ...(request.parentSnapshotId !== undefined && { ParentSnapshotId: request.parentSnapshotId }),
+      ...(request.encrypted && { Encrypted: true }),
+      ...(request.kmsKeyArn !== undefined && { KmsKeyArn: request.kmsKeyArn }),
+      ClientToken: request.clientToken,
+      Description: request.description,
+      Tags: request.tags,
+      Timeout: START_TIMEOUT_MINUTES,
+    }),
+  );
+}
+
+const RETRYABLE_PUT = new Set([
+  // Right after StartSnapshot the snapshot may not be visible to the data plane yet.
+  'ResourceNotFoundException',
+  'ConcurrentLimitExceededException',
+  'RequestThrottledException',
+  'InternalServerException',
+]);
+
+export function retryablePut(err: unknown): boolean {
+  return (
+    RETRYABLE_PUT.has(errorName(err)) ||
+    ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(errorCode(err) ?? '') ||
+    /socket hang up/i.test(err instanceof Error ? err.message : '')
+  );
+}
+
+/**
+ * Writes one block with its SHA-256. ResourceNotFound on a snapshot we just started is retried
+ * for about two minutes with linear back-off, as AWS's own coldsnap does.
+ */
+export async function putBlock(
+  ebs: EBSClient,
+  snapshotId: string,
+  index: number,
+  data: Buffer,
+  checksum: string,
+  backoffMs = 1500,
+): Promise<void> {
+  try {
+    await withRetry({ attempts: 12, delayMs: (n) => backoffMs * (n - 1), retryable: retryablePut }, () =>
+      ebs.send(
+        new PutSnapshotBlockCommand({
+          SnapshotId: snapshotId,
+          BlockIndex: index,
+          BlockData: data,
+          DataLength: data.length,
+          Checksum: checksum,
+          ChecksumAlgorithm: 'SHA256',
+        }),
+      ),
+    );
+  } catch (err) {
+    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    throw new RuntimeFailure(`block ${index} could not be written to snapshot ${snapshotId} (${reason})`, {
+      cause: err,
+    });
+  }
+}
+
+export async function completeSnapshot(
+  ebs: EBSClient,
+  snapshotId: string,
+  changedBlocks: number,
+  aggregate: string,
+): Promise<void> {
+  await ebs.send(
+    new CompleteSnapshotCommand({
+      SnapshotId: snapshotId,
+      ChangedBlocksCount: changedBlocks,
+      Checksum: aggregate,
+      ChecksumAlgorithm: 'SHA256',
+      ChecksumAggregationMethod: 'LINEAR',
+    }),
+  );
+}

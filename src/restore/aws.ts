@@ -1,0 +1,229 @@
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import { type AwsClients, createClients } from '../aws/clients.js';
+import type { InstanceMeta } from '../aws/metadata.js';
+import { waitForSnapshots } from '../aws/snapshots.js';
+import { completeSnapshot, putBlock, startSnapshot } from '../aws/writes.js';
+import type { Config } from '../config.js';
+import { RuntimeFailure } from '../errors.js';
+import type { Input } from '../inputs.js';
+import { Slots } from '../pool.js';
+import type { Manifest, VolumeMeta, VolumeSum } from '../stream/format.js';
+import { readStream } from '../stream/reader.js';
+import { CreateTagsCommand } from '@aws-sdk/client-ec2';
+import {
+  createVolumes,
+  idempotencyToken,
+  launchInstance,
+  RESTORE_TAG,
+  type RestoredVolume,
+  restoreTags,
+  type Target,
+  validateTarget,
+} from './launch.js';
+
+/** Tags a restored snapshot carries from StartSnapshot on: they are its journal entry in AWS. */
+export const JOURNAL_TAG = {
+  config: 'ec2-bpipe:config',
+  job: 'ec2-bpipe:source-job',
+  volume: 'ec2-bpipe:source-volume',
+  snapshot: 'ec2-bpipe:source-snapshot',
+} as const;
+
+interface VolumeSession {
+  meta: VolumeMeta;
+  snapshotId: string;
+  /** Completed by an earlier run with the same source: its blocks are read and checked, not written again. */
+  alreadyComplete: boolean;
+  slots: Slots;
+  sum?: VolumeSum;
+}
+
+export interface AwsRestoreOptions {
+  launch: boolean;
+  /** Linear back-off step for PutSnapshotBlock retries (tests shorten it). */
+  putBackoffMs?: number;
+}
+
+/**
+ * Restores a stream to AWS: one EBS snapshot per volume (StartSnapshot, PutSnapshotBlock through
+ * the restore workers, CompleteSnapshot with the stream's LINEAR aggregate), then the instance.
+ * No snapshot is completed before the whole stream, end marker included, has been read and checked.
+ */
+export class AwsRestore {
+  private readonly clients = new Map<string, AwsClients>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly options: AwsRestoreOptions,
+    private readonly print: (line: string) => void,
+  ) {}
+
+  private clientsFor(region: string): AwsClients {
+    let clients = this.clients.get(region);
+    if (!clients) {
+      clients = createClients(this.config.aws, { region, workers: this.config.restore.workers });
+      this.clients.set(region, clients);
+    }
+    return clients;
+  }
+
+  close(): void {
+    for (const clients of this.clients.values()) clients.destroy();
+  }
+
+  async apply(input: Input): Promise<void> {
+    const settings = this.config.restore;
+    let manifest: Manifest | undefined;
+    let instance: InstanceMeta | undefined;
+    let target: Target | undefined;
+    let clients: AwsClients | undefined;
+    let current: VolumeSession | undefined;
+    const sessions: VolumeSession[] = [];
+    const prepare = async (): Promise<void> => {
+      if (target) return;
+      target = await validateTarget(clients!.ec2, settings, manifest!, instance, clients!.region);
+    };
+    try {
+      await readStream(input.open(), input.name, {
+        manifest: (m) => {
+          manifest = m;
+          clients = this.clientsFor(settings.region ?? m.region);
+          this.log.info(`restoring ${m.resourceId} job ${m.job} (${m.level}) to ${clients.region}`);
+        },
+        instance: async (meta) => {
+          instance = meta;
+          await prepare();
+        },
+        volumeStart: async (meta) => {
+          await prepare();
+          current = await this.start(clients!, manifest!, meta);
+          sessions.push(current);
+        },
+        block: async (_meta, index, data, digest) => {
+          const session = current!;
+          if (session.alreadyComplete) return;
+          const checksum = digest.toString('base64');
+          await session.slots.run(() =>
+            putBlock(clients!.ebs, session.snapshotId, index, data, checksum, this.options.putBackoffMs),
+          );
+        },
+        volumeEnd: async (_meta, sum) => {
+          await current!.slots.drain();
+          current!.sum = sum;
+        },
+        end: async () => {
+          // The whole stream is read and every aggregate matched: only now are snapshots completed.
+          for (const session of sessions) {
+            if (session.alreadyComplete) continue;
+            await completeSnapshot(
+              clients!.ebs,
+              session.snapshotId,
+              session.sum!.blockCount,
+              session.sum!.checksum,
+            );
+          }
+        },
+      });
+    } catch (err) {
+      for (const session of sessions) await session.slots.drain().catch(() => undefined);
+      const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
+      if (open.length) {
+        this.log.error(`not completed (EBS discards them after their timeout): ${open.join(', ')}`);
+      }
+      throw err;
+    }
+    const { ec2 } = clients!;
+    const ids = sessions.map((s) => s.snapshotId);
+    await waitForSnapshots(ec2, ids, 6 * 3600, this.log);
+    const date = new Date().toISOString();
+    await ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: RESTORE_TAG.date, Value: date }] }));
+    const restored = new Map<string, RestoredVolume>(
+      sessions.map((s) => [s.meta.volumeId, { meta: s.meta, snapshotId: s.snapshotId }]),
+    );
+    for (const s of sessions)
+      this.print(`snapshot ${s.snapshotId} source=${s.meta.volumeId} region=${clients!.region}`);
+    await this.finish(ec2, manifest!, instance, target!, restored);
+  }
+
+  private async start(clients: AwsClients, manifest: Manifest, meta: VolumeMeta): Promise<VolumeSession> {
+    if (meta.level !== 'Full') {
+      throw new RuntimeFailure(
+        `job ${manifest.job} is a ${meta.level} stream of ${meta.volumeId}; restoring chains to AWS is not available in this version.`,
+      );
+    }
+    const settings = this.config.restore;
+    const kmsKeyArn =
+      settings.kmsKeyId ??
+      (meta.encrypted && clients.region === manifest.region ? (meta.kmsKeyId ?? undefined) : undefined);
+    const encrypted = meta.encrypted || kmsKeyArn !== undefined;
+    const tags = [
+      { Key: JOURNAL_TAG.config, Value: manifest.config },
+      { Key: JOURNAL_TAG.job, Value: manifest.job },
+      { Key: JOURNAL_TAG.volume, Value: meta.volumeId },
+      { Key: JOURNAL_TAG.snapshot, Value: meta.snapshotId },
+      ...restoreTags(settings, meta.volumeId, '').filter((t) => t.Key !== RESTORE_TAG.date),
+    ];
+    // The same source restored again gets the same token: a crashed restore resumes its snapshot
+    // instead of leaving a second one. A snapshot that failed earlier makes way for a new token.
+    let salt = '';
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const started = await startSnapshot(clients.ebs, {
+        sizeGiB: meta.sizeGiB,
+        encrypted,
+        ...(kmsKeyArn !== undefined && { kmsKeyArn }),
+        clientToken: idempotencyToken(
+          manifest.config,
+          manifest.job,
+          meta.volumeId,
+          meta.snapshotId,
+          clients.region,
+          kmsKeyArn ?? '',
+          salt,
+        ),
+        description: `ec2-bpipe restore of ${meta.volumeId} (${meta.snapshotId}), job ${manifest.job}`,
+        tags,
+      });
+      const snapshotId = started.SnapshotId!;
+      if (started.Status === 'error') {
+        this.log.warn(
+          `${snapshotId}, left by an earlier attempt, is in the error state; starting a new snapshot`,
+        );
+        salt = snapshotId;
+        continue;
+      }
+      const alreadyComplete = started.Status === 'completed';
+      this.log.info(
+        `${meta.volumeId}: ${alreadyComplete ? 'already restored as' : 'writing'} ${snapshotId} (${meta.blockCount} blocks)`,
+      );
+      return { meta, snapshotId, alreadyComplete, slots: new Slots(settings.workers) };
+    }
+    throw new RuntimeFailure(
+      `could not start a snapshot for ${meta.volumeId}: earlier attempts left snapshots in the error state`,
+    );
+  }
+
+  private async finish(
+    ec2: EC2Client,
+    manifest: Manifest,
+    instance: InstanceMeta | undefined,
+    target: Target,
+    restored: Map<string, RestoredVolume>,
+  ): Promise<void> {
+    const settings = this.config.restore;
+    if (manifest.kind === 'instance' && instance && this.options.launch) {
+      const result = await launchInstance(ec2, settings, manifest, instance, target, restored, this.log);
+      for (const v of result.volumes)
+        this.print(`volume ${v.volumeId} source=${v.source} device=${v.device}`);
+      if (result.imageKept) this.print(`image ${result.imageId} source=${instance.instanceId}`);
+      this.print(
+        `instance ${result.instanceId} source=${instance.instanceId} region=${target.region} az=${result.availabilityZone}`,
+      );
+    } else if (manifest.kind === 'volumes' && settings.createVolume) {
+      for (const v of await createVolumes(ec2, settings, target, restored)) {
+        this.print(`volume ${v.volumeId} source=${v.source} az=${v.availabilityZone}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,402 @@
+import { createHash } from 'node:crypto';
+import {
+  CreateTagsCommand,
+  CreateVolumeCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeKeyPairsCommand,
+  DescribePlacementGroupsCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  type EC2Client,
+  type Instance,
+  RegisterImageCommand,
+  RunInstancesCommand,
+  type RunInstancesCommandInput,
+  type SecurityGroup,
+  type Tag,
+  type VolumeType,
+} from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import type { InstanceMeta } from '../aws/metadata.js';
+import type { RestoreSettings } from '../config.js';
+import { RuntimeFailure, UsageError } from '../errors.js';
+import type { Manifest, VolumeMeta } from '../stream/format.js';
+
+export const RESTORE_TAG = {
+  restored: 'ec2-bpipe:restored',
+  date: 'ec2-bpipe:restore-date',
+  source: 'ec2-bpipe:source',
+} as const;
+
+/** Tags on everything a restore creates: the restore flag, an RFC 3339 date, the original id, and the user's tags. */
+export function restoreTags(settings: RestoreSettings, source: string, date: string): Tag[] {
+  return [
+    ...Object.entries(settings.tags).map(([Key, Value]) => ({ Key, Value })),
+    { Key: RESTORE_TAG.restored, Value: 'true' },
+    { Key: RESTORE_TAG.date, Value: date },
+    { Key: RESTORE_TAG.source, Value: source },
+  ];
+}
+
+/** A restored volume: what the stream said, and the completed snapshot that now holds it. */
+export interface RestoredVolume {
+  meta: VolumeMeta;
+  snapshotId: string;
+}
+
+export interface Target {
+  region: string;
+  crossRegion: boolean;
+  /** Subnet the instance lands in, with its VPC and zone, when one is known. */
+  subnet?: { id: string; vpcId: string; availabilityZone: string };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function pollUntil<T>(what: string, timeoutS: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutS * 1000;
+  let delay = 250;
+  for (;;) {
+    const result = await probe();
+    if (result !== undefined) return result;
+    if (Date.now() >= deadline) throw new RuntimeFailure(`${what} did not happen within ${timeoutS}s`);
+    await sleep(delay);
+    delay = Math.min(delay * 2, 5000);
+  }
+}
+
+function notFound(err: unknown): boolean {
+  return err instanceof Error && /NotFound|Unknown|Malformed/.test(err.name);
+}
+
+/**
+ * Checks the restore settings against the target region before anything is created: what a
+ * cross-region restore needs, and that the subnet, groups, key and placement group exist there.
+ */
+export async function validateTarget(
+  ec2: EC2Client,
+  settings: RestoreSettings,
+  manifest: Manifest,
+  instance: InstanceMeta | undefined,
+  region: string,
+): Promise<Target> {
+  const crossRegion = region !== manifest.region;
+  const missing: string[] = [];
+  if (crossRegion && manifest.kind === 'instance' && settings.subnetId === undefined)
+    missing.push('subnet-id');
+  if (crossRegion && manifest.kind === 'instance' && settings.securityGroupIds.length === 0) {
+    missing.push('security-group-ids');
+  }
+  if (crossRegion && (manifest.encryptedVolumes ?? []).length > 0 && settings.kmsKeyId === undefined) {
+    missing.push(`kms-key-id (for encrypted ${manifest.encryptedVolumes.join(', ')})`);
+  }
+  if (missing.length) {
+    throw new UsageError(
+      `restoring ${manifest.resourceId} from ${manifest.region} to ${region} needs [restore] ${missing.join(', ')} ` +
+        '(or the matching flags): the originals do not exist in the target region.',
+    );
+  }
+  if (settings.kmsKeyId !== undefined && settings.kmsKeyId.split(':')[3] !== region) {
+    throw new UsageError(`[restore] kms-key-id ${settings.kmsKeyId} is not a key of ${region}.`);
+  }
+  if (
+    manifest.kind === 'volumes' &&
+    settings.createVolume &&
+    settings.availabilityZone === undefined &&
+    crossRegion
+  ) {
+    throw new UsageError(`[restore] create-volume in another region needs availability-zone.`);
+  }
+  const target: Target = { region, crossRegion };
+  const subnetId = settings.subnetId ?? (crossRegion ? undefined : (instance?.subnetId ?? undefined));
+  if (subnetId !== undefined && manifest.kind === 'instance') {
+    try {
+      const { Subnets = [] } = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }));
+      const subnet = Subnets[0]!;
+      target.subnet = { id: subnetId, vpcId: subnet.VpcId!, availabilityZone: subnet.AvailabilityZone! };
+    } catch (err) {
+      if (!notFound(err)) throw err;
+      throw new UsageError(`subnet ${subnetId} does not exist in ${region}; check [restore] subnet-id.`);
+    }
+  }
+  if (settings.securityGroupIds.length && manifest.kind === 'instance') {
+    let groups: SecurityGroup[];
+    try {
+      ({ SecurityGroups: groups = [] } = await ec2.send(
+        new DescribeSecurityGroupsCommand({ GroupIds: settings.securityGroupIds }),
+      ));
+    } catch (err) {
+      if (!notFound(err)) throw err;
+      throw new UsageError(
+        `security groups ${settings.securityGroupIds.join(', ')}: not all exist in ${region} (${(err as Error).message}).`,
+      );
+    }
+    const foreign = groups.filter((g) => target.subnet && g.VpcId !== target.subnet.vpcId);
+    if (foreign.length) {
+      throw new UsageError(
+        `security groups ${foreign.map((g) => g.GroupId).join(', ')} are not in ${target.subnet!.vpcId}, the VPC of subnet ${target.subnet!.id}.`,
+      );
+    }
+  }
+  if (settings.keyName !== undefined && manifest.kind === 'instance') {
+    try {
+      await ec2.send(new DescribeKeyPairsCommand({ KeyNames: [settings.keyName] }));
+    } catch (err) {
+      if (!notFound(err)) throw err;
+      throw new UsageError(
+        `key pair ${settings.keyName} does not exist in ${region}; check [restore] key-name.`,
+      );
+    }
+  }
+  if (settings.placementGroup !== undefined && manifest.kind === 'instance') {
+    try {
+      await ec2.send(new DescribePlacementGroupsCommand({ GroupNames: [settings.placementGroup] }));
+    } catch (err) {
+      if (!notFound(err)) throw err;
+      throw new UsageError(
+        `placement group ${settings.placementGroup} does not exist in ${region}; check [restore] placement-group.`,
+      );
+    }
+  }
+  return target;
+}
+
+const TAKES_IOPS = new Set(['io1', 'io2', 'gp3']);
+
+function volumeSpec(meta: VolumeMeta): { VolumeType?: VolumeType; Iops?: number; Throughput?: number } {
+  const type = meta.volumeType ?? undefined;
+  return {
+    ...(type !== undefined && { VolumeType: type as VolumeType }),
+    ...(type !== undefined && TAKES_IOPS.has(type) && meta.iops !== null && { Iops: meta.iops }),
+    ...(type === 'gp3' && meta.throughput !== null && { Throughput: meta.throughput }),
+  };
+}
+
+export interface LaunchResult {
+  instanceId: string;
+  availabilityZone: string;
+  imageId: string;
+  imageKept: boolean;
+  volumes: { volumeId: string; source: string; device: string }[];
+}
+
+/** A deterministic token, so a retried restore does not launch a second instance. */
+export function idempotencyToken(...parts: string[]): string {
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 64);
+}
+
+/**
+ * Registers an AMI from the restored snapshots, launches the instance as it was (with the
+ * overrides), tags its volumes, and deregisters the AMI unless it is to be kept.
+ */
+export async function launchInstance(
+  ec2: EC2Client,
+  settings: RestoreSettings,
+  manifest: Manifest,
+  meta: InstanceMeta,
+  target: Target,
+  restored: Map<string, RestoredVolume>,
+  log: Logger,
+): Promise<LaunchResult> {
+  const date = new Date().toISOString();
+  const mappings = meta.blockDeviceMappings.filter((m) => restored.has(m.volumeId));
+  const rootDevice = meta.rootDeviceName ?? mappings[0]?.deviceName;
+  if (!mappings.some((m) => m.deviceName === rootDevice)) {
+    throw new RuntimeFailure(
+      `the stream of ${meta.instanceId} holds no root volume (${rootDevice}); it cannot be launched. Use --no-launch.`,
+    );
+  }
+  const image = await ec2.send(
+    new RegisterImageCommand({
+      Name: `ec2-bpipe-${meta.instanceId}-${manifest.job}-${Date.now()}`.slice(0, 128),
+      Description: `ec2-bpipe restore of ${meta.instanceId}, job ${manifest.job}`,
+      Architecture: (meta.architecture ?? 'x86_64') as never,
+      RootDeviceName: rootDevice,
+      VirtualizationType: meta.virtualizationType ?? 'hvm',
+      ...(meta.bootMode !== null && { BootMode: meta.bootMode as never }),
+      ...(meta.tpmSupport !== null && { TpmSupport: meta.tpmSupport as never }),
+      ...(meta.enaSupport !== null && { EnaSupport: meta.enaSupport }),
+      ...(meta.sriovNetSupport !== null && { SriovNetSupport: meta.sriovNetSupport }),
+      BlockDeviceMappings: mappings.map((m) => {
+        const volume = restored.get(m.volumeId)!;
+        return {
+          DeviceName: m.deviceName,
+          Ebs: {
+            SnapshotId: volume.snapshotId,
+            VolumeSize: volume.meta.sizeGiB,
+            DeleteOnTermination: m.deleteOnTermination ?? true,
+            ...volumeSpec(volume.meta),
+          },
+        };
+      }),
+      TagSpecifications: [{ ResourceType: 'image', Tags: restoreTags(settings, meta.instanceId, date) }],
+    }),
+  );
+  const imageId = image.ImageId!;
+  log.info(`registered ${imageId} from ${mappings.length} restored snapshot(s)`);
+  let keep = settings.keepImage;
+  try {
+    await pollUntil(`image ${imageId} becoming available`, 1800, async () => {
+      const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+      if (Images[0]?.State === 'failed')
+        throw new RuntimeFailure(`image ${imageId} failed: ${Images[0].StateReason?.Message ?? ''}`);
+      return Images[0]?.State === 'available' ? true : undefined;
+    });
+    const input = runInstancesInput(settings, manifest, meta, target, imageId, date);
+    const run = await ec2.send(new RunInstancesCommand(input));
+    const instanceId = run.Instances![0]!.InstanceId!;
+    log.info(`launched ${instanceId}, waiting for it to run`);
+    const running: Instance = await pollUntil(`instance ${instanceId} running`, 1800, async () => {
+      const { Reservations = [] } = await ec2.send(
+        new DescribeInstancesCommand({ InstanceIds: [instanceId] }),
+      );
+      const instance = Reservations[0]?.Instances?.[0];
+      const state = instance?.State?.Name;
+      if (state === 'terminated' || state === 'shutting-down') {
+        throw new RuntimeFailure(
+          `instance ${instanceId} ended (${instance?.StateReason?.Message ?? state}) right after launch`,
+        );
+      }
+      return state === 'running' ? instance : undefined;
+    });
+    const volumes: LaunchResult['volumes'] = [];
+    for (const mapping of running.BlockDeviceMappings ?? []) {
+      const source = mappings.find((m) => m.deviceName === mapping.DeviceName);
+      const volumeId = mapping.Ebs?.VolumeId;
+      if (!source || !volumeId) continue;
+      const original = restored.get(source.volumeId)!.meta.tags;
+      await ec2.send(
+        new CreateTagsCommand({
+          Resources: [volumeId],
+          Tags: [...original, ...restoreTags(settings, source.volumeId, date)],
+        }),
+      );
+      volumes.push({ volumeId, source: source.volumeId, device: source.deviceName });
+    }
+    return {
+      instanceId,
+      availabilityZone: running.Placement?.AvailabilityZone ?? '',
+      imageId,
+      imageKept: keep,
+      volumes,
+    };
+  } catch (err) {
+    keep = false;
+    const snapshots = [...restored.values()].map((v) => v.snapshotId).join(', ');
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new RuntimeFailure(
+      `launching ${meta.instanceId} failed (${reason}). AMI ${imageId} was deregistered; the restored snapshots are kept: ${snapshots}.`,
+      { cause: err },
+    );
+  } finally {
+    if (!keep) {
+      await ec2.send(new DeregisterImageCommand({ ImageId: imageId })).catch((e: unknown) => {
+        log.error(
+          `could not deregister ${imageId}: ${e instanceof Error ? e.message : String(e)}; deregister it by hand`,
+        );
+      });
+    }
+  }
+}
+
+function runInstancesInput(
+  settings: RestoreSettings,
+  manifest: Manifest,
+  meta: InstanceMeta,
+  target: Target,
+  imageId: string,
+  date: string,
+): RunInstancesCommandInput {
+  const same = !target.crossRegion;
+  const typeOverridden = settings.instanceType !== undefined && settings.instanceType !== meta.instanceType;
+  const groupName = settings.placementGroup ?? (same ? meta.placement.groupName : null) ?? undefined;
+  const partition =
+    settings.partitionNumber ??
+    (groupName === meta.placement.groupName ? meta.placement.partitionNumber : null);
+  const m = meta.metadataOptions;
+  const securityGroups = settings.securityGroupIds.length
+    ? settings.securityGroupIds
+    : same
+      ? meta.securityGroupIds
+      : [];
+  const keyName = settings.keyName ?? (same ? meta.keyName : null);
+  return {
+    ImageId: imageId,
+    MinCount: 1,
+    MaxCount: 1,
+    InstanceType: (settings.instanceType ?? meta.instanceType ?? undefined) as never,
+    ClientToken: idempotencyToken(manifest.config, manifest.job, meta.instanceId, target.region, imageId),
+    Placement: {
+      // The subnet decides the zone; only without one does the stored zone apply.
+      ...(target.subnet === undefined &&
+        same &&
+        meta.placement.availabilityZone !== null && {
+          AvailabilityZone: meta.placement.availabilityZone,
+        }),
+      ...(groupName !== undefined && { GroupName: groupName }),
+      ...(groupName !== undefined &&
+        partition !== null &&
+        partition !== undefined && { PartitionNumber: partition }),
+      ...(meta.placement.tenancy !== null && { Tenancy: meta.placement.tenancy as never }),
+    },
+    ...(target.subnet !== undefined && { SubnetId: target.subnet.id }),
+    ...(securityGroups.length > 0 && { SecurityGroupIds: securityGroups }),
+    ...(keyName !== null && { KeyName: keyName }),
+    ...(meta.iamInstanceProfileArn !== null && { IamInstanceProfile: { Arn: meta.iamInstanceProfileArn } }),
+    ...(m !== null && {
+      MetadataOptions: {
+        ...(m.httpTokens !== null && { HttpTokens: m.httpTokens as never }),
+        ...(m.httpPutResponseHopLimit !== null && { HttpPutResponseHopLimit: m.httpPutResponseHopLimit }),
+        ...(m.httpEndpoint !== null && { HttpEndpoint: m.httpEndpoint as never }),
+        ...(m.httpProtocolIpv6 !== null && { HttpProtocolIpv6: m.httpProtocolIpv6 as never }),
+        ...(m.instanceMetadataTags !== null && { InstanceMetadataTags: m.instanceMetadataTags as never }),
+      },
+    }),
+    ...(meta.userData !== null && { UserData: meta.userData }),
+    // CPU options belong to the original type; another type may not accept them.
+    ...(!typeOverridden &&
+      meta.cpuOptions !== null && {
+        CpuOptions: {
+          ...(meta.cpuOptions.coreCount !== null && { CoreCount: meta.cpuOptions.coreCount }),
+          ...(meta.cpuOptions.threadsPerCore !== null && { ThreadsPerCore: meta.cpuOptions.threadsPerCore }),
+        },
+      }),
+    ...(meta.ebsOptimized !== null && { EbsOptimized: meta.ebsOptimized }),
+    TagSpecifications: [
+      { ResourceType: 'instance', Tags: [...meta.tags, ...restoreTags(settings, meta.instanceId, date)] },
+    ],
+  };
+}
+
+/** Volume-mode streams with create-volume: a volume from each restored snapshot. */
+export async function createVolumes(
+  ec2: EC2Client,
+  settings: RestoreSettings,
+  target: Target,
+  restored: Map<string, RestoredVolume>,
+): Promise<{ volumeId: string; source: string; availabilityZone: string }[]> {
+  const date = new Date().toISOString();
+  const out = [];
+  for (const [source, volume] of restored) {
+    const zone =
+      settings.availabilityZone ??
+      (target.crossRegion ? undefined : (volume.meta.availabilityZone ?? undefined));
+    if (zone === undefined)
+      throw new UsageError(`[restore] create-volume needs availability-zone for ${source}.`);
+    const created = await ec2.send(
+      new CreateVolumeCommand({
+        AvailabilityZone: zone,
+        SnapshotId: volume.snapshotId,
+        Size: volume.meta.sizeGiB,
+        ...volumeSpec(volume.meta),
+        TagSpecifications: [
+          { ResourceType: 'volume', Tags: [...volume.meta.tags, ...restoreTags(settings, source, date)] },
+        ],
+      }),
+    );
+    out.push({ volumeId: created.VolumeId!, source, availabilityZone: zone });
+  }
+  return out;
+}
