@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { EC2Client, Instance, Tag as AwsTag, Volume } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { type BlockRef, readBlock, snapshotBlocks } from './aws/blocks.js';
+import { type BlockRef, changedBlocks, readBlock, snapshotBlocks } from './aws/blocks.js';
+import { applyRetention, type ChainLink, chooseBase, volumeLinks } from './chain.js';
 import { createClients } from './aws/clients.js';
 import { describeInstance, describeVolumes, instanceMeta, performance, userTags } from './aws/metadata.js';
 import { setStreamState, TAG, takeSnapshots, waitForSnapshots } from './aws/snapshots.js';
@@ -89,12 +90,7 @@ export class Backup {
     const { instance, volumes, groups } = await this.plan(unit);
     const meta = instance ? await instanceMeta(this.ec2, instance) : undefined;
     // Until chains land, every stream is a Full; the manifest says so whatever was asked for.
-    const level: Level = 'Full';
-    if (request.requestedLevel !== 'Full') {
-      this.log.warn(
-        `${request.requestedLevel} asked for ${unit.resourceId}; no usable base snapshot is known, taking a Full`,
-      );
-    }
+    const { level, baseJob, bases, baseCreatedAt } = await this.chooseLevel(request, volumes);
     const snapshotIds = new Map<string, string>();
     for (const group of groups) {
       const taken = await takeSnapshots(this.ec2, {
@@ -105,7 +101,7 @@ export class Backup {
         volumeIds: group.volumeIds,
         description:
           this.config.backup.snapshotDescription ?? `ec2-bpipe ${this.config.name} ${job} ${unit.resourceId}`,
-        tags: this.snapshotTags(job, level, null, group.instance?.InstanceId),
+        tags: this.snapshotTags(job, level, baseJob, group.instance?.InstanceId),
         copyVolumeTags: this.config.backup.copyVolumeTags,
       });
       for (const [volumeId, snapshotId] of taken) snapshotIds.set(volumeId, snapshotId);
@@ -125,7 +121,8 @@ export class Backup {
         job,
         level,
         requestedLevel: request.requestedLevel,
-        baseJob: null,
+        baseJob,
+        baseCreatedAt,
         region: this.region,
         kind: unit.kind,
         resourceId: unit.resourceId,
@@ -140,8 +137,11 @@ export class Backup {
         const volumeId = planned.volume.VolumeId!;
         const snapshotId = snapshotIds.get(volumeId)!;
         const sizeGiB = bySnapshot.get(snapshotId)?.VolumeSize ?? planned.volume.Size!;
-        const source: BlockSource = () => snapshotBlocks(this.ebs, snapshotId);
-        totalBlocks += await this.streamVolume(writer, planned, snapshotId, sizeGiB, level, source);
+        const base = bases.get(volumeId);
+        const source: BlockSource = base
+          ? () => changedBlocks(this.ebs, base.snapshotId, snapshotId)
+          : () => snapshotBlocks(this.ebs, snapshotId);
+        totalBlocks += await this.streamVolume(writer, planned, snapshotId, sizeGiB, level, base, source);
       }
       await writer.json(member.end, { complete: true, volumes: volumes.length, blocks: totalBlocks });
       await writer.finish();
@@ -150,7 +150,66 @@ export class Backup {
       throw err;
     }
     await setStreamState(this.ec2, ids, 'complete');
-    this.log.info(`stream complete: ${unit.resourceId} job ${job}, ${volumes.length} volume(s)`);
+    this.log.info(`stream complete: ${unit.resourceId} job ${job} (${level}), ${volumes.length} volume(s)`);
+    for (const planned of volumes) {
+      await applyRetention(
+        this.ec2,
+        this.config.name,
+        planned.volume.VolumeId!,
+        this.config.backup.keepSnapshots,
+        this.log,
+      );
+    }
+  }
+
+  /**
+   * The level the stream really gets. Every volume needs a usable base from the same job; when
+   * one has none, the whole stream becomes a Full and the log says why (it reaches the job log).
+   */
+  private async chooseLevel(
+    request: BackupRequest,
+    volumes: PlannedVolume[],
+  ): Promise<{
+    level: Level;
+    baseJob: string | null;
+    bases: Map<string, ChainLink>;
+    baseCreatedAt: string | null;
+  }> {
+    const full = {
+      level: 'Full' as const,
+      baseJob: null,
+      bases: new Map<string, ChainLink>(),
+      baseCreatedAt: null,
+    };
+    if (request.requestedLevel === 'Full') return full;
+    const bases = new Map<string, ChainLink>();
+    for (const planned of volumes) {
+      const volumeId = planned.volume.VolumeId!;
+      const links = await volumeLinks(this.ec2, this.config.name, volumeId);
+      const choice = chooseBase(links, request.requestedLevel, request.prevJob, planned.volume.Size!);
+      if (!choice.base) {
+        this.log.warn(
+          `${request.requestedLevel} of ${volumeId} not possible: ${choice.reason}; taking a Full`,
+        );
+        return full;
+      }
+      bases.set(volumeId, choice.base);
+    }
+    const jobs = new Set([...bases.values()].map((b) => b.job));
+    if (jobs.size > 1) {
+      this.log.warn(`the volumes' bases come from different jobs (${[...jobs].join(', ')}); taking a Full`);
+      return full;
+    }
+    const base = [...bases.values()][0]!;
+    this.log.info(
+      `${request.requestedLevel} based on job ${base.job} (${base.level}, ${base.startTime.toISOString()})`,
+    );
+    return {
+      level: request.requestedLevel,
+      baseJob: base.job,
+      bases,
+      baseCreatedAt: base.startTime.toISOString(),
+    };
   }
 
   private async plan(unit: Unit): Promise<Plan> {
@@ -231,6 +290,7 @@ export class Backup {
     snapshotId: string,
     sizeGiB: number,
     level: Level,
+    base: ChainLink | undefined,
     source: BlockSource,
   ): Promise<number> {
     const volumeId = planned.volume.VolumeId!;
@@ -253,8 +313,8 @@ export class Backup {
       sizeBytes: realSize,
       blockSize: BLOCK_SIZE,
       level,
-      baseSnapshotId: null,
-      baseJob: null,
+      baseSnapshotId: base?.snapshotId ?? null,
+      baseJob: base?.job ?? null,
       blockCount: map.regions,
       volumeType: planned.volume.VolumeType ?? null,
       iops,

@@ -78,7 +78,8 @@ export function writeConfig(dir: string, em: { url: string }, extra = '', name =
   const file = join(dir, `${name}.ini`);
   writeFileSync(
     file,
-    `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\naccess-key-id = test\nsecret-access-key = test\n${extra}`,
+    `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\naccess-key-id = test\nsecret-access-key = test\n${extra}` +
+      (extra.includes('[bacula]') ? '' : `\n[bacula]\nstate-dir = ${join(dir, 'state')}\n`),
   );
   chmodSync(file, 0o600);
   return file;

@@ -1,4 +1,4 @@
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { type AwsClients, createClients } from '../aws/clients.js';
 import type { InstanceMeta } from '../aws/metadata.js';
@@ -10,7 +10,7 @@ import type { Input } from '../inputs.js';
 import { Slots } from '../pool.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/format.js';
 import { readStream } from '../stream/reader.js';
-import { CreateTagsCommand } from '@aws-sdk/client-ec2';
+import { JOURNAL_TAG, RestoreJournal } from './journal.js';
 import {
   createVolumes,
   idempotencyToken,
@@ -22,14 +22,6 @@ import {
   validateTarget,
 } from './launch.js';
 
-/** Tags a restored snapshot carries from StartSnapshot on: they are its journal entry in AWS. */
-export const JOURNAL_TAG = {
-  config: 'ec2-bpipe:config',
-  job: 'ec2-bpipe:source-job',
-  volume: 'ec2-bpipe:source-volume',
-  snapshot: 'ec2-bpipe:source-snapshot',
-} as const;
-
 interface VolumeSession {
   meta: VolumeMeta;
   snapshotId: string;
@@ -39,26 +31,40 @@ interface VolumeSession {
   sum?: VolumeSum;
 }
 
+/** What one stream left in AWS: enough to launch its instance once the chain is applied. */
+export interface AppliedStream {
+  manifest: Manifest;
+  instance?: InstanceMeta;
+  target: Target;
+  clients: AwsClients;
+  restored: Map<string, RestoredVolume>;
+}
+
 export interface AwsRestoreOptions {
+  /** Whether an instance will be launched at the end: only then are subnet and groups needed. */
   launch: boolean;
   /** Linear back-off step for PutSnapshotBlock retries (tests shorten it). */
   putBackoffMs?: number;
 }
 
 /**
- * Restores a stream to AWS: one EBS snapshot per volume (StartSnapshot, PutSnapshotBlock through
- * the restore workers, CompleteSnapshot with the stream's LINEAR aggregate), then the instance.
- * No snapshot is completed before the whole stream, end marker included, has been read and checked.
+ * Restores streams to AWS: one EBS snapshot per volume (StartSnapshot, with the restored snapshot
+ * of the base job as parent for an Incremental or Differential; PutSnapshotBlock through the
+ * restore workers; CompleteSnapshot with the stream's LINEAR aggregate). No snapshot is completed
+ * before the whole stream, end marker included, has been read and checked.
  */
 export class AwsRestore {
   private readonly clients = new Map<string, AwsClients>();
+  private readonly journal: RestoreJournal;
 
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
-    private readonly options: AwsRestoreOptions,
     private readonly print: (line: string) => void,
-  ) {}
+    private readonly options: AwsRestoreOptions,
+  ) {
+    this.journal = new RestoreJournal(config.bacula.stateDir, log);
+  }
 
   private clientsFor(region: string): AwsClients {
     let clients = this.clients.get(region);
@@ -73,17 +79,27 @@ export class AwsRestore {
     for (const clients of this.clients.values()) clients.destroy();
   }
 
-  async apply(input: Input): Promise<void> {
+  async apply(input: Input): Promise<AppliedStream> {
     const settings = this.config.restore;
     let manifest: Manifest | undefined;
     let instance: InstanceMeta | undefined;
     let target: Target | undefined;
     let clients: AwsClients | undefined;
+    let parents = new Map<string, string>();
     let current: VolumeSession | undefined;
     const sessions: VolumeSession[] = [];
+    // Runs once, before the first snapshot is started: nothing is created when the target or the chain is wrong.
     const prepare = async (): Promise<void> => {
       if (target) return;
-      target = await validateTarget(clients!.ec2, settings, manifest!, instance, clients!.region);
+      target = await validateTarget(
+        clients!.ec2,
+        settings,
+        manifest!,
+        instance,
+        clients!.region,
+        this.options.launch,
+      );
+      parents = await this.parents(clients!, manifest!);
     };
     try {
       await readStream(input.open(), input.name, {
@@ -98,7 +114,7 @@ export class AwsRestore {
         },
         volumeStart: async (meta) => {
           await prepare();
-          current = await this.start(clients!, manifest!, meta);
+          current = await this.start(clients!, manifest!, meta, parents.get(meta.volumeId));
           sessions.push(current);
         },
         block: async (_meta, index, data, digest) => {
@@ -129,30 +145,62 @@ export class AwsRestore {
     } catch (err) {
       for (const session of sessions) await session.slots.drain().catch(() => undefined);
       const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
-      if (open.length) {
+      if (open.length)
         this.log.error(`not completed (EBS discards them after their timeout): ${open.join(', ')}`);
-      }
       throw err;
     }
-    const { ec2 } = clients!;
+    const m = manifest!;
+    const { ec2, region } = clients!;
     const ids = sessions.map((s) => s.snapshotId);
     await waitForSnapshots(ec2, ids, 6 * 3600, this.log);
-    const date = new Date().toISOString();
-    await ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: RESTORE_TAG.date, Value: date }] }));
-    const restored = new Map<string, RestoredVolume>(
+    await ec2.send(
+      new CreateTagsCommand({
+        Resources: ids,
+        Tags: [{ Key: RESTORE_TAG.date, Value: new Date().toISOString() }],
+      }),
+    );
+    for (const s of sessions) {
+      await this.journal.record(region, m.config, s.meta.volumeId, m.job, s.snapshotId);
+      this.print(`snapshot ${s.snapshotId} source=${s.meta.volumeId} job=${m.job} region=${region}`);
+    }
+    const restored = new Map(
       sessions.map((s) => [s.meta.volumeId, { meta: s.meta, snapshotId: s.snapshotId }]),
     );
-    for (const s of sessions)
-      this.print(`snapshot ${s.snapshotId} source=${s.meta.volumeId} region=${clients!.region}`);
-    await this.finish(ec2, manifest!, instance, target!, restored);
+    return { manifest: m, ...(instance && { instance }), target: target!, clients: clients!, restored };
   }
 
-  private async start(clients: AwsClients, manifest: Manifest, meta: VolumeMeta): Promise<VolumeSession> {
-    if (meta.level !== 'Full') {
+  /** The restored snapshot of the base job for each volume of a non-Full stream; refuses when one is missing. */
+  private async parents(clients: AwsClients, manifest: Manifest): Promise<Map<string, string>> {
+    const parents = new Map<string, string>();
+    if (manifest.level === 'Full' || manifest.baseJob === null) return parents;
+    const missing: string[] = [];
+    for (const volumeId of manifest.volumes) {
+      const parent = await this.journal.find(
+        clients.ec2,
+        clients.region,
+        manifest.config,
+        volumeId,
+        manifest.baseJob,
+      );
+      if (parent === undefined) missing.push(volumeId);
+      else parents.set(volumeId, parent);
+    }
+    if (missing.length) {
       throw new RuntimeFailure(
-        `job ${manifest.job} is a ${meta.level} stream of ${meta.volumeId}; restoring chains to AWS is not available in this version.`,
+        `job ${manifest.job} (${manifest.level}) is based on job ${manifest.baseJob} of ${manifest.baseCreatedAt ?? 'an unknown date'}, ` +
+          `which has not been restored to ${clients.region} for ${missing.join(', ')}. Restore job ${manifest.baseJob} first ` +
+          '(in Bacula, restore the whole directory of the resource: it selects every job of the chain).',
       );
     }
+    return parents;
+  }
+
+  private async start(
+    clients: AwsClients,
+    manifest: Manifest,
+    meta: VolumeMeta,
+    parentSnapshotId: string | undefined,
+  ): Promise<VolumeSession> {
     const settings = this.config.restore;
     const kmsKeyArn =
       settings.kmsKeyId ??
@@ -171,6 +219,7 @@ export class AwsRestore {
     for (let attempt = 0; attempt < 3; attempt++) {
       const started = await startSnapshot(clients.ebs, {
         sizeGiB: meta.sizeGiB,
+        ...(parentSnapshotId !== undefined && { parentSnapshotId }),
         encrypted,
         ...(kmsKeyArn !== undefined && { kmsKeyArn }),
         clientToken: idempotencyToken(
@@ -180,6 +229,7 @@ export class AwsRestore {
           meta.snapshotId,
           clients.region,
           kmsKeyArn ?? '',
+          parentSnapshotId ?? '',
           salt,
         ),
         description: `ec2-bpipe restore of ${meta.volumeId} (${meta.snapshotId}), job ${manifest.job}`,
@@ -194,8 +244,9 @@ export class AwsRestore {
         continue;
       }
       const alreadyComplete = started.Status === 'completed';
+      const parent = parentSnapshotId ? ` on ${parentSnapshotId}` : '';
       this.log.info(
-        `${meta.volumeId}: ${alreadyComplete ? 'already restored as' : 'writing'} ${snapshotId} (${meta.blockCount} blocks)`,
+        `${meta.volumeId}: ${alreadyComplete ? 'already restored as' : 'writing'} ${snapshotId}${parent} (${meta.blockCount} blocks)`,
       );
       return { meta, snapshotId, alreadyComplete, slots: new Slots(settings.workers) };
     }
@@ -204,15 +255,12 @@ export class AwsRestore {
     );
   }
 
-  private async finish(
-    ec2: EC2Client,
-    manifest: Manifest,
-    instance: InstanceMeta | undefined,
-    target: Target,
-    restored: Map<string, RestoredVolume>,
-  ): Promise<void> {
+  /** After the chain: launches the head's instance, or creates volumes for a volume stream. */
+  async finish(head: AppliedStream): Promise<void> {
     const settings = this.config.restore;
-    if (manifest.kind === 'instance' && instance && this.options.launch) {
+    const { manifest, instance, target, restored } = head;
+    const { ec2 } = head.clients;
+    if (manifest.kind === 'instance' && instance) {
       const result = await launchInstance(ec2, settings, manifest, instance, target, restored, this.log);
       for (const v of result.volumes)
         this.print(`volume ${v.volumeId} source=${v.source} device=${v.device}`);

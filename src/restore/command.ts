@@ -17,9 +17,13 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   if (dir === undefined) {
-    const target = new AwsRestore(ctx.config, ctx.log, { launch: options.launch !== false }, print);
+    const launch = options.launch !== false;
+    const target = new AwsRestore(ctx.config, ctx.log, print, { launch });
     try {
-      for (const input of inputs) await target.apply(input);
+      let head;
+      for (const input of inputs) head = await target.apply(input);
+      // One instance for the whole chain, from its head: the last stream applied.
+      if (head && launch) await target.finish(head);
     } finally {
       target.close();
     }

@@ -81,12 +81,14 @@ export async function validateTarget(
   manifest: Manifest,
   instance: InstanceMeta | undefined,
   region: string,
+  launch: boolean,
 ): Promise<Target> {
   const crossRegion = region !== manifest.region;
   const missing: string[] = [];
-  if (crossRegion && manifest.kind === 'instance' && settings.subnetId === undefined)
-    missing.push('subnet-id');
-  if (crossRegion && manifest.kind === 'instance' && settings.securityGroupIds.length === 0) {
+  // Subnet and groups are needed only for an instance that will be launched.
+  const launching = launch && manifest.kind === 'instance';
+  if (crossRegion && launching && settings.subnetId === undefined) missing.push('subnet-id');
+  if (crossRegion && launching && settings.securityGroupIds.length === 0) {
     missing.push('security-group-ids');
   }
   if (crossRegion && (manifest.encryptedVolumes ?? []).length > 0 && settings.kmsKeyId === undefined) {

@@ -21,6 +21,8 @@ export interface Manifest {
   level: Level;
   requestedLevel: Level;
   baseJob: string | null;
+  /** When the base job's snapshot was taken, so a refusal can name it; null for a Full. */
+  baseCreatedAt: string | null;
   region: string;
   kind: 'instance' | 'volumes';
   /** The instance id, or the volume id in volume mode: the catalog directory name. */

@@ -30,7 +30,9 @@ describe('retries the SDK leaves to us', () => {
       message: 'You have reached the limit for concurrent API requests',
       count: 4,
     });
-    const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=c1'], { stdoutFile: tarFile });
+    const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=c1'], {
+      stdoutFile: tarFile,
+    });
     expect(result.code, result.stderr).toBe(0);
     expect((await em.admin.requests())['ebs:GetSnapshotBlock']).toBe(16 + 4);
     expect((await cli(['verify', tarFile])).code).toBe(0);
@@ -48,7 +50,9 @@ describe('retries the SDK leaves to us', () => {
       const state = await em.admin.state();
       expect(state.snapshots.find((s) => s.SnapshotId === snapshotId)!.State).toBe('completed');
       const source = state.snapshots.find((s) => s.VolumeId === volumeId)!;
-      expect(await em.admin.snapshotDigest(snapshotId)).toEqual(await em.admin.snapshotDigest(source.SnapshotId));
+      expect(await em.admin.snapshotDigest(snapshotId)).toEqual(
+        await em.admin.snapshotDigest(source.SnapshotId),
+      );
     } finally {
       em.options.startDelayMs = 0;
     }

@@ -1,0 +1,461 @@
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CreateSnapshotCommand,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readStream } from '../../src/stream/reader.js';
+import type { Manifest } from '../../src/stream/format.js';
+import { cli, emulator, imageDigest, sdkConfig, tempDir, writeConfig } from '../helpers.js';
+
+type Em = Awaited<ReturnType<typeof emulator>>;
+
+const BLOCK = 512 * 1024;
+const ZERO = Buffer.alloc(BLOCK);
+const tagMap = (tags: { Key: string; Value: string }[] = []) =>
+  Object.fromEntries(tags.map((t) => [t.Key, t.Value]));
+
+interface StreamContent {
+  manifest: Manifest;
+  blocks: Map<string, number[]>;
+  zeros: Map<string, number[]>;
+}
+
+async function content(file: string): Promise<StreamContent> {
+  const blocks = new Map<string, number[]>();
+  const zeros = new Map<string, number[]>();
+  const report = await readStream(createReadStream(file), file, {
+    volumeStart: (meta) => {
+      blocks.set(meta.volumeId, []);
+      zeros.set(meta.volumeId, []);
+    },
+    block: (meta, index, data) => {
+      blocks.get(meta.volumeId)!.push(index);
+      if (data.equals(ZERO)) zeros.get(meta.volumeId)!.push(index);
+    },
+  });
+  return { manifest: report.manifest, blocks, zeros };
+}
+
+/** What ListChangedBlocks must report between two snapshots, from their block maps and the writes since. */
+function expectedChanges(base: number[], head: number[], writtenSince: number[]): number[] {
+  const b = new Set(base);
+  const h = new Set(head);
+  const out = new Set<number>();
+  for (const i of b) if (!h.has(i)) out.add(i);
+  for (const i of h) if (!b.has(i)) out.add(i);
+  for (const i of writtenSince) if (b.has(i) && h.has(i)) out.add(i);
+  return [...out].sort((x, y) => x - y);
+}
+
+describe('Full, Incremental and Differential chains', () => {
+  let em: Em;
+  const dir = tempDir();
+  let config: string;
+  let instanceId: string;
+  let volumeIds: string[];
+  const files = new Map<string, string>();
+  /** Per job: per volume, the snapshot id and its block indices. */
+  const snaps = new Map<string, Map<string, { id: string; blocks: number[] }>>();
+  /** Per job: per volume, the indices written by the mutation before it. */
+  const writes = new Map<string, Map<string, number[]>>();
+
+  async function backup(job: string, level: string, prevJob?: string, expectCode = 0) {
+    const file = join(dir.path, `${job}.tar`);
+    const result = await cli(
+      [
+        'backup',
+        `--config=${config}`,
+        `--instance=${instanceId}`,
+        `--job=${job}`,
+        `--level=${level}`,
+        ...(prevJob ? [`--prev-job=${prevJob}`] : []),
+      ],
+      { stdoutFile: file },
+    );
+    expect(result.code, result.stderr).toBe(expectCode);
+    files.set(job, file);
+    const state = await em.admin.state();
+    const perVolume = new Map<string, { id: string; blocks: number[] }>();
+    for (const volumeId of volumeIds) {
+      const snap = state.snapshots.find(
+        (s) => s.VolumeId === volumeId && tagMap(s.Tags)['ec2-bpipe:job'] === job,
+      )!;
+      const { blocks } = await em.admin.call<{ blocks: number[] }>(
+        'GET',
+        `snapshots/${snap.SnapshotId}/blocks`,
+      );
+      perVolume.set(volumeId, { id: snap.SnapshotId, blocks });
+    }
+    snaps.set(job, perVolume);
+    return result;
+  }
+
+  async function mutate(beforeJob: string, seed: number) {
+    const perVolume = new Map<string, number[]>();
+    for (const [n, volumeId] of volumeIds.entries()) {
+      const current = (await em.admin.call<{ blocks: number[] }>('GET', `volumes/${volumeId}/blocks`)).blocks;
+      const result = await em.admin.call<{ written: number[]; unwritten: number[] }>(
+        'POST',
+        `volumes/${volumeId}/mutate`,
+        {
+          write: { blocks: 4 + n, seed: seed * 10 + n },
+          unwrite: current.slice(seed % 3, (seed % 3) + 2),
+        },
+      );
+      expect(result.unwritten.length).toBeGreaterThan(0);
+      perVolume.set(volumeId, result.written);
+    }
+    writes.set(beforeJob, perVolume);
+  }
+
+  const digestOf = async (job: string, volumeId: string) =>
+    (await em.admin.snapshotDigest(snaps.get(job)!.get(volumeId)!.id)).digest;
+
+  beforeAll(async () => {
+    em = await emulator();
+    ({ instanceId, volumeIds } = await em.admin.instance({
+      volumes: [
+        { sizeGiB: 2, fill: { blocks: 40, seed: 1 } },
+        { sizeGiB: 1, fill: { blocks: 30, seed: 2 } },
+      ],
+    }));
+    config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 20\n', 'chain');
+    await backup('j1', 'Full');
+    await mutate('j2', 2);
+    await backup('j2', 'Incremental', 'j1');
+    await mutate('j3', 3);
+    await backup('j3', 'incremental', 'j2');
+    await mutate('j4', 4);
+    await backup('j4', 'Differential', 'j3');
+  });
+  afterAll(async () => {
+    await em.close();
+    dir.cleanup();
+  });
+
+  it('each stream holds exactly the changed blocks, with removed blocks as explicit zeros', async () => {
+    for (const [job, base, level] of [
+      ['j2', 'j1', 'Incremental'],
+      ['j3', 'j2', 'Incremental'],
+      ['j4', 'j1', 'Differential'],
+    ] as const) {
+      const stream = await content(files.get(job)!);
+      expect(stream.manifest).toMatchObject({ level, requestedLevel: level, baseJob: base });
+      const since = job === 'j4' ? ['j2', 'j3', 'j4'] : [job];
+      for (const volumeId of volumeIds) {
+        const written = since.flatMap((j) => writes.get(j)!.get(volumeId)!);
+        const baseBlocks = snaps.get(base)!.get(volumeId)!.blocks;
+        const headBlocks = snaps.get(job)!.get(volumeId)!.blocks;
+        expect(stream.blocks.get(volumeId), `${job} ${volumeId}`).toEqual(
+          expectedChanges(baseBlocks, headBlocks, written),
+        );
+        const removed = baseBlocks.filter((i) => !headBlocks.includes(i));
+        expect(removed.length).toBeGreaterThan(0);
+        expect(stream.zeros.get(volumeId)).toEqual(removed);
+      }
+    }
+  });
+
+  it('tags each snapshot with its real level and base job', async () => {
+    const state = await em.admin.state();
+    const tagsOf = (job: string) =>
+      tagMap(state.snapshots.find((s) => s.SnapshotId === snaps.get(job)!.get(volumeIds[0]!)!.id)!.Tags);
+    expect(tagsOf('j1')).toMatchObject({
+      'ec2-bpipe:level': 'Full',
+      'ec2-bpipe:base-job': '',
+      'ec2-bpipe:state': 'complete',
+    });
+    expect(tagsOf('j3')).toMatchObject({ 'ec2-bpipe:level': 'Incremental', 'ec2-bpipe:base-job': 'j2' });
+    expect(tagsOf('j4')).toMatchObject({ 'ec2-bpipe:level': 'Differential', 'ec2-bpipe:base-job': 'j1' });
+  });
+
+  it('refuses a chain whose middle link is missing, naming the job, to files and to AWS', async () => {
+    const out = join(dir.path, 'gap');
+    const files_ = await cli([
+      'restore',
+      `--config=${config}`,
+      `--to-dir=${out}`,
+      files.get('j1')!,
+      files.get('j3')!,
+    ]);
+    expect(files_.code).toBe(1);
+    expect(files_.stderr).toMatch(
+      /job j3 \(Incremental\) is based on job j2 of \d{4}-\d\d-\d\dT.*holds job j1\. Restore job j2/,
+    );
+    const before = (await em.admin.state()).snapshots.length;
+    const aws = await cli([
+      'restore',
+      `--config=${config}`,
+      '--no-launch',
+      '--region=eu-west-1',
+      files.get('j1')!,
+      files.get('j3')!,
+    ]);
+    expect(aws.code).toBe(1);
+    expect(aws.stderr).toMatch(
+      /job j3 \(Incremental\) is based on job j2 of .* which has not been restored to eu-west-1/,
+    );
+    // j1 was restored (2 snapshots); nothing was started for j3.
+    expect((await em.admin.state()).snapshots.length).toBe(before + 2);
+  });
+
+  it('restores Full+Inc+Inc and Full+Diff to files with the digests of their heads', async () => {
+    const a = join(dir.path, 'files-a');
+    const chain = await cli([
+      'restore',
+      `--config=${config}`,
+      `--to-dir=${a}`,
+      files.get('j1')!,
+      files.get('j2')!,
+      files.get('j3')!,
+    ]);
+    expect(chain.code, chain.stderr).toBe(0);
+    for (const volumeId of volumeIds) {
+      expect((await imageDigest(join(a, instanceId, `${volumeId}.ebs`))).digest).toBe(
+        await digestOf('j3', volumeId),
+      );
+    }
+    const b = join(dir.path, 'files-b');
+    for (const job of ['j1', 'j4']) {
+      const step = await cli(['restore', `--config=${config}`, `--to-dir=${b}`, files.get(job)!]);
+      expect(step.code, step.stderr).toBe(0);
+    }
+    for (const volumeId of volumeIds) {
+      expect((await imageDigest(join(b, instanceId, `${volumeId}.ebs`))).digest).toBe(
+        await digestOf('j4', volumeId),
+      );
+    }
+  });
+
+  it('restores Full+Inc+Inc and Full+Diff to AWS, as snapshot chains, with one instance from the head', async () => {
+    const chain = await cli([
+      'restore',
+      `--config=${config}`,
+      files.get('j1')!,
+      files.get('j2')!,
+      files.get('j3')!,
+    ]);
+    expect(chain.code, chain.stderr).toBe(0);
+    const lines = chain.stdout.toString().trim().split('\n');
+    const state = await em.admin.state();
+    for (const volumeId of volumeIds) {
+      const head = lines
+        .find((l) => l.startsWith('snapshot ') && l.includes(`source=${volumeId} job=j3`))!
+        .split(' ')[1]!;
+      expect((await em.admin.snapshotDigest(head)).digest).toBe(await digestOf('j3', volumeId));
+      const parent = state.snapshots.find((s) => s.SnapshotId === head)!.ParentSnapshotId;
+      expect(tagMap(state.snapshots.find((s) => s.SnapshotId === parent)!.Tags)['ec2-bpipe:source-job']).toBe(
+        'j2',
+      );
+    }
+    const instances = lines.filter((l) => l.startsWith('instance '));
+    expect(instances).toHaveLength(1);
+    const launched = state.instances.find((i) => i.InstanceId === instances[0]!.split(' ')[1])!;
+    for (const [n, mapping] of launched.BlockDeviceMappings.entries()) {
+      expect((await em.admin.volumeDigest(mapping.Ebs.VolumeId)).digest).toBe(
+        await digestOf('j3', volumeIds[n]!),
+      );
+    }
+    // A Differential restores on the Full, in a separate writer process as Bacula runs them.
+    const diff = await cli(['restore', `--config=${config}`, '--no-launch', files.get('j4')!]);
+    expect(diff.code, diff.stderr).toBe(0);
+    for (const volumeId of volumeIds) {
+      const head = diff.stdout
+        .toString()
+        .split('\n')
+        .find((l) => l.includes(`source=${volumeId} job=j4`))!
+        .split(' ')[1]!;
+      expect((await em.admin.snapshotDigest(head)).digest).toBe(await digestOf('j4', volumeId));
+    }
+  });
+
+  it('after a failed link, the next Incremental is based on the last complete one and restores correctly', async () => {
+    await mutate('j5', 5);
+    em.options.corruptRate = 1;
+    const failed = await backup('j5', 'Incremental', 'j4', 1);
+    em.options.corruptRate = 0;
+    expect(failed.stderr).toMatch(/could not be read and verified/);
+    await mutate('j6', 6);
+    const next = await backup('j6', 'Incremental', 'j5');
+    expect(next.stderr).toMatch(/Incremental based on job j4/);
+    const stream = await content(files.get('j6')!);
+    expect(stream.manifest.baseJob).toBe('j4');
+
+    const broken = await cli([
+      'restore',
+      `--config=${config}`,
+      `--to-dir=${join(dir.path, 'files-c')}`,
+      files.get('j5')!,
+    ]);
+    expect(broken.code).toBe(1);
+    const c = join(dir.path, 'files-c');
+    const chain = await cli([
+      'restore',
+      `--config=${config}`,
+      `--to-dir=${c}`,
+      files.get('j1')!,
+      files.get('j4')!,
+      files.get('j6')!,
+    ]);
+    expect(chain.code, chain.stderr).toBe(0);
+    for (const volumeId of volumeIds) {
+      expect((await imageDigest(join(c, instanceId, `${volumeId}.ebs`))).digest).toBe(
+        await digestOf('j6', volumeId),
+      );
+    }
+    const aws = await cli(['restore', `--config=${config}`, '--no-launch', files.get('j6')!]);
+    expect(aws.code, aws.stderr).toBe(0);
+    for (const volumeId of volumeIds) {
+      const head = aws.stdout
+        .toString()
+        .split('\n')
+        .find((l) => l.includes(`source=${volumeId} job=j6`))!
+        .split(' ')[1]!;
+      expect((await em.admin.snapshotDigest(head)).digest).toBe(await digestOf('j6', volumeId));
+    }
+  });
+
+  it('takes a Full, and says so, when %S names a job whose snapshot was deleted', async () => {
+    const ec2 = new EC2Client(sdkConfig(em));
+    for (const volumeId of volumeIds)
+      await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snaps.get('j6')!.get(volumeId)!.id }));
+    ec2.destroy();
+    const result = await backup('j7', 'Incremental', 'j6');
+    expect(result.stderr).toMatch(
+      /Incremental of vol-[0-9a-f]+ not possible: no snapshot of job j6 exists .*; taking a Full/,
+    );
+    const stream = await content(files.get('j7')!);
+    expect(stream.manifest).toMatchObject({ level: 'Full', requestedLevel: 'Incremental', baseJob: null });
+  });
+});
+
+describe('retention', () => {
+  it('keeps exactly what DESIGN.md section 5 says across six jobs, and only touches its own snapshots', async () => {
+    const em = await emulator();
+    const dir = tempDir();
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 6, seed: 1 } });
+      const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 2\n', 'ret');
+      const ec2 = new EC2Client(sdkConfig(em));
+      const foreign = (await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }))).SnapshotId!;
+      const other = (await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }))).SnapshotId!;
+      await ec2.send(
+        new CreateTagsCommand({
+          Resources: [other],
+          Tags: [
+            { Key: 'ec2-bpipe:config', Value: 'another' },
+            { Key: 'ec2-bpipe:volume', Value: volumeId },
+            { Key: 'ec2-bpipe:job', Value: 'x' },
+            { Key: 'ec2-bpipe:state', Value: 'complete' },
+          ],
+        }),
+      );
+      ec2.destroy();
+      const jobs: [string, string, string?][] = [
+        ['F1', 'Full'],
+        ['I2', 'Incremental', 'F1'],
+        ['I3', 'Incremental', 'I2'],
+        ['D4', 'Differential', 'I3'],
+        ['I5', 'Incremental', 'D4'],
+        ['F6', 'Full'],
+      ];
+      const expected = [
+        ['F1'],
+        ['I2', 'F1'],
+        ['I3', 'I2', 'F1'],
+        ['D4', 'I3', 'F1'],
+        ['I5', 'D4', 'F1'],
+        ['F6', 'I5'],
+      ];
+      for (const [n, [job, level, prev]] of jobs.entries()) {
+        await em.admin.call('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 1, seed: n + 10 } });
+        const result = await cli(
+          [
+            'backup',
+            `--config=${config}`,
+            `--volume=${volumeId}`,
+            `--job=${job}`,
+            `--level=${level}`,
+            ...(prev ? [`--prev-job=${prev}`] : []),
+          ],
+          { stdoutFile: join(dir.path, `${job}.tar`) },
+        );
+        expect(result.code, result.stderr).toBe(0);
+        const state = await em.admin.state();
+        const ours = state.snapshots
+          .filter((s) => tagMap(s.Tags)['ec2-bpipe:config'] === 'ret')
+          .map((s) => tagMap(s.Tags)['ec2-bpipe:job']);
+        expect(ours.sort(), `after ${job}`).toEqual([...expected[n]!].sort());
+        expect(state.snapshots.some((s) => s.SnapshotId === foreign)).toBe(true);
+        expect(state.snapshots.some((s) => s.SnapshotId === other)).toBe(true);
+        if (job === 'D4') expect(result.stderr).toMatch(/Differential based on job F1/);
+      }
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe('the cost of an Incremental', () => {
+  it('reads 10 blocks after 10 of 20,000 blocks changed', async () => {
+    const em = await emulator();
+    const dir = tempDir();
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 16, fill: { blocks: 20_000, seed: 3 } });
+      const config = writeConfig(dir.path, em, '', 'cost');
+      // A complete Full of this config, made the way backup tags it (streaming it would cost 10 GiB here).
+      const ec2 = new EC2Client(sdkConfig(em));
+      const base = (
+        await ec2.send(
+          new CreateSnapshotCommand({
+            VolumeId: volumeId,
+            TagSpecifications: [
+              {
+                ResourceType: 'snapshot',
+                Tags: [
+                  { Key: 'ec2-bpipe:config', Value: 'cost' },
+                  { Key: 'ec2-bpipe:job', Value: 'full-1' },
+                  { Key: 'ec2-bpipe:level', Value: 'Full' },
+                  { Key: 'ec2-bpipe:volume', Value: volumeId },
+                  { Key: 'ec2-bpipe:state', Value: 'complete' },
+                ],
+              },
+            ],
+          }),
+        )
+      ).SnapshotId!;
+      ec2.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      await em.admin.call('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 10, seed: 99 } });
+      await em.admin.call('POST', 'requests/reset');
+      const file = join(dir.path, 'inc.tar');
+      const result = await cli(
+        [
+          'backup',
+          `--config=${config}`,
+          `--volume=${volumeId}`,
+          '--job=inc-1',
+          '--level=Incremental',
+          '--prev-job=full-1',
+        ],
+        {
+          stdoutFile: file,
+        },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      expect((await em.admin.requests())['ebs:GetSnapshotBlock']).toBe(10);
+      const stream = await content(file);
+      expect(stream.manifest.baseJob).toBe('full-1');
+      expect(stream.blocks.get(volumeId)).toHaveLength(10);
+      void base;
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+});
