@@ -108,13 +108,13 @@ export function chooseBase(
       };
     }
   }
-  if (candidate!.sizeGiB !== sizeGiB) {
+  if (candidate.sizeGiB !== sizeGiB) {
     return {
       base: undefined,
-      reason: `the base ${candidate!.snapshotId} is ${candidate!.sizeGiB} GiB, the volume now ${sizeGiB} GiB`,
+      reason: `the base ${candidate.snapshotId} is ${candidate.sizeGiB} GiB, the volume now ${sizeGiB} GiB`,
     };
   }
-  return { base: candidate! };
+  return { base: candidate };
 }
 
 /**
