@@ -7,6 +7,7 @@ import { applyRetention, type ChainLink, chooseBase, volumeLinks } from './chain
 import { createClients } from './aws/clients.js';
 import { describeInstance, describeVolumes, instanceMeta, performance, userTags } from './aws/metadata.js';
 import { setStreamState, TAG, takeSnapshots, waitForSnapshots } from './aws/snapshots.js';
+import { buildFinalizer } from './finalizer.js';
 import { resolveUnit, type Unit } from './selection.js';
 import type { Handler } from './cli.js';
 import type { Config } from './config.js';
@@ -45,7 +46,7 @@ export function checkJobName(job: string, flag: string): string {
 }
 
 /** One volume of the unit, as it will be streamed. */
-interface PlannedVolume {
+export interface PlannedVolume {
   volume: Volume;
   deviceName: string | null;
   deleteOnTermination: boolean | null;
@@ -58,12 +59,12 @@ export interface BackupRequest {
   prevJob?: string;
 }
 
-interface SnapshotGroup {
+export interface SnapshotGroup {
   instance?: Instance;
   volumeIds: string[];
 }
 
-interface Plan {
+export interface Plan {
   /** Set in instance mode: its metadata goes into the stream. */
   instance?: Instance;
   volumes: PlannedVolume[];
@@ -212,7 +213,7 @@ export class Backup {
     };
   }
 
-  private async plan(unit: Unit): Promise<Plan> {
+  async plan(unit: Unit): Promise<Plan> {
     if (unit.kind === 'instance') {
       const instance = await describeInstance(this.ec2, unit.instanceId);
       const excluded = new Set(this.config.backup.excludeDataVolumeIds);
@@ -303,27 +304,7 @@ export class Backup {
       listing.update(`${ref.index},`);
     }
     const expectedListing = listing.digest('hex');
-    const { iops, throughput } = performance(planned.volume);
-    const meta: VolumeMeta = {
-      volumeId,
-      snapshotId,
-      deviceName: planned.deviceName,
-      deleteOnTermination: planned.deleteOnTermination,
-      sizeGiB,
-      sizeBytes: realSize,
-      blockSize: BLOCK_SIZE,
-      level,
-      baseSnapshotId: base?.snapshotId ?? null,
-      baseJob: base?.job ?? null,
-      blockCount: map.regions,
-      volumeType: planned.volume.VolumeType ?? null,
-      iops,
-      throughput,
-      encrypted: planned.volume.Encrypted ?? false,
-      kmsKeyId: planned.volume.KmsKeyId ?? null,
-      availabilityZone: planned.volume.AvailabilityZone ?? null,
-      tags: userTags(planned.volume.Tags),
-    };
+    const meta = volumeMeta(planned, snapshotId, sizeGiB, level, base, map.regions);
     await writer.json(member.volumeMeta(volumeId), meta);
     this.log.info(
       `${volumeId}: ${map.regions} blocks (${((map.regions * BLOCK_SIZE) / 2 ** 20).toFixed(0)} MiB) from ${snapshotId}`,
@@ -381,6 +362,38 @@ export class Backup {
   }
 }
 
+/** The `<vol-id>.json` member: the volume as the snapshot saw it. */
+export function volumeMeta(
+  planned: PlannedVolume,
+  snapshotId: string,
+  sizeGiB: number,
+  level: Level,
+  base: ChainLink | undefined,
+  blockCount: number,
+): VolumeMeta {
+  const { iops, throughput } = performance(planned.volume);
+  return {
+    volumeId: planned.volume.VolumeId!,
+    snapshotId,
+    deviceName: planned.deviceName,
+    deleteOnTermination: planned.deleteOnTermination,
+    sizeGiB,
+    sizeBytes: sizeGiB * GIB,
+    blockSize: BLOCK_SIZE,
+    level,
+    baseSnapshotId: base?.snapshotId ?? null,
+    baseJob: base?.job ?? null,
+    blockCount,
+    volumeType: planned.volume.VolumeType ?? null,
+    iops,
+    throughput,
+    encrypted: planned.volume.Encrypted ?? false,
+    kmsKeyId: planned.volume.KmsKeyId ?? null,
+    availabilityZone: planned.volume.AvailabilityZone ?? null,
+    tags: userTags(planned.volume.Tags),
+  };
+}
+
 function attachedVolumes(instance: Instance): { volumeId: string; root: boolean }[] {
   return (instance.BlockDeviceMappings ?? [])
     .filter((m) => m.Ebs?.VolumeId !== undefined)
@@ -402,10 +415,22 @@ export const backupCommand: Handler = async (ctx, options) => {
     '--job',
   );
   const requestedLevel = parseLevel(options.level as string | undefined);
-  if (options.finalizer) throw new RuntimeFailure('backup --finalizer is not available in this version yet.');
   const clients = createClients(ctx.config.aws, { workers: ctx.config.backup.workers });
   try {
     const unit = await resolveUnit(ctx.config, clients.ec2, options);
+    if (options.finalizer) {
+      const finalizer = await buildFinalizer(
+        ctx.config,
+        clients.ec2,
+        clients.ebs,
+        clients.region,
+        unit,
+        job,
+        ctx.log,
+      );
+      ctx.stdout.write(`${JSON.stringify(finalizer, null, 2)}\n`);
+      return;
+    }
     const backup = new Backup(ctx.config, clients.ec2, clients.ebs, clients.region, ctx.log);
     await backup.run(
       {

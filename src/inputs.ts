@@ -2,6 +2,8 @@ import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { UsageError } from './errors.js';
+import { FINALIZER_FORMAT, type Finalizer } from './finalizer.js';
+import { RuntimeFailure } from './errors.js';
 
 export interface Input {
   /** What messages call it: the file name, or "stdin". */
@@ -23,4 +25,60 @@ export async function streamInputs(files: string[], stdin: NodeJS.ReadableStream
     name: file,
     open: () => createReadStream(file, { highWaterMark: 1024 * 1024 }),
   }));
+}
+
+export type Classified =
+  { kind: 'stream'; input: Input } | { kind: 'finalizer'; name: string; finalizer: Finalizer };
+
+async function firstChunk(stream: Readable): Promise<Buffer | null> {
+  for (;;) {
+    const chunk = stream.read() as Buffer | null;
+    if (chunk !== null) return chunk;
+    if (stream.readableEnded) return null;
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        stream.off('readable', done);
+        stream.off('end', done);
+        stream.off('error', fail);
+        resolve();
+      };
+      const fail = (err: Error): void => reject(err);
+      stream.once('readable', done);
+      stream.once('end', done);
+      stream.once('error', fail);
+    });
+  }
+}
+
+/**
+ * Tells a data stream (a tar) from a finalizer (`restore.json`, a JSON object) by its first byte.
+ * The input is opened once; the stream handed on starts where the peek began.
+ */
+export async function classify(input: Input): Promise<Classified> {
+  const stream = input.open();
+  const first = await firstChunk(stream);
+  if (first === null || first[0] !== 0x7b /* { */) {
+    if (first !== null) stream.unshift(first);
+    return { kind: 'stream', input: { name: input.name, open: () => stream } };
+  }
+  const chunks = [first];
+  let size = first.length;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > 64 * 1024 * 1024)
+      throw new RuntimeFailure(`${input.name}: a finalizer larger than 64 MiB is not one`);
+    chunks.push(chunk as Buffer);
+  }
+  let finalizer: Finalizer;
+  try {
+    finalizer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Finalizer;
+  } catch (err) {
+    throw new RuntimeFailure(
+      `${input.name}: not a stream and not a valid finalizer (${(err as Error).message})`,
+    );
+  }
+  if (finalizer.format !== FINALIZER_FORMAT || finalizer.formatVersion !== 1) {
+    throw new RuntimeFailure(`${input.name}: JSON that is not an ec2-bpipe finalizer of version 1`);
+  }
+  return { kind: 'finalizer', name: input.name, finalizer };
 }

@@ -10,6 +10,7 @@ import type { Input } from '../inputs.js';
 import { Slots } from '../pool.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/format.js';
 import { readStream } from '../stream/reader.js';
+import { type Finalizer } from '../finalizer.js';
 import { JOURNAL_TAG, RestoreJournal } from './journal.js';
 import {
   createVolumes,
@@ -255,6 +256,55 @@ export class AwsRestore {
     );
   }
 
+  /**
+   * A finalizer (`restore.json`): launches the instance from the restored snapshots of the chain's
+   * head, which earlier writers recorded in the journal. Refuses when the head was not applied.
+   */
+  async applyFinalizer(finalizer: Finalizer, name: string): Promise<AppliedStream> {
+    if (finalizer.head === null) {
+      throw new RuntimeFailure(
+        `${name}: job ${finalizer.job} of ${finalizer.resourceId} has no complete stream to restore`,
+      );
+    }
+    const clients = this.clientsFor(this.config.restore.region ?? finalizer.region);
+    const restored = new Map<string, RestoredVolume>();
+    const missing: string[] = [];
+    for (const meta of finalizer.volumes) {
+      const snapshotId = await this.journal.find(
+        clients.ec2,
+        clients.region,
+        finalizer.config,
+        meta.volumeId,
+        finalizer.head,
+      );
+      if (snapshotId === undefined) missing.push(meta.volumeId);
+      else restored.set(meta.volumeId, { meta, snapshotId });
+    }
+    if (missing.length) {
+      throw new RuntimeFailure(
+        `${name}: the streams of job ${finalizer.head}, the head of ${finalizer.resourceId}, were not all applied ` +
+          `to ${clients.region} (missing ${missing.join(', ')}). Restore the whole directory of the resource, or its chain in order.`,
+      );
+    }
+    const manifest = finalizerManifest(finalizer);
+    const target = await validateTarget(
+      clients.ec2,
+      this.config.restore,
+      manifest,
+      finalizer.instance ?? undefined,
+      clients.region,
+      this.options.launch,
+    );
+    this.log.info(`${name}: the chain of ${finalizer.resourceId} is applied up to job ${finalizer.head}`);
+    return {
+      manifest,
+      ...(finalizer.instance && { instance: finalizer.instance }),
+      target,
+      clients,
+      restored,
+    };
+  }
+
   /** After the chain: launches the head's instance, or creates volumes for a volume stream. */
   async finish(head: AppliedStream): Promise<void> {
     const settings = this.config.restore;
@@ -274,4 +324,25 @@ export class AwsRestore {
       }
     }
   }
+}
+
+/** The manifest a finalizer's head stream had, as far as launching needs it. */
+export function finalizerManifest(finalizer: Finalizer): Manifest {
+  return {
+    format: 'ec2-bpipe',
+    formatVersion: 1,
+    toolVersion: finalizer.toolVersion,
+    config: finalizer.config,
+    job: finalizer.head ?? finalizer.job,
+    level: finalizer.headLevel ?? 'Full',
+    requestedLevel: finalizer.headLevel ?? 'Full',
+    baseJob: null,
+    baseCreatedAt: null,
+    region: finalizer.region,
+    kind: finalizer.kind,
+    resourceId: finalizer.resourceId,
+    createdAt: finalizer.createdAt,
+    volumes: finalizer.volumes.map((v) => v.volumeId),
+    encryptedVolumes: finalizer.volumes.filter((v) => v.encrypted).map((v) => v.volumeId),
+  };
 }

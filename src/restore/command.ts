@@ -1,6 +1,6 @@
 import type { Handler } from '../cli.js';
 import { UsageError } from '../errors.js';
-import { streamInputs } from '../inputs.js';
+import { classify, streamInputs } from '../inputs.js';
 import { AwsRestore } from './aws.js';
 import { FilesRestore } from './files.js';
 
@@ -21,7 +21,13 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
     const target = new AwsRestore(ctx.config, ctx.log, print, { launch });
     try {
       let head;
-      for (const input of inputs) head = await target.apply(input);
+      for (const input of inputs) {
+        const item = await classify(input);
+        head =
+          item.kind === 'stream'
+            ? await target.apply(item.input)
+            : await target.applyFinalizer(item.finalizer, item.name);
+      }
       // One instance for the whole chain, from its head: the last stream applied.
       if (head && launch) await target.finish(head);
     } finally {
@@ -31,7 +37,9 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
   }
   const target = new FilesRestore(dir, ctx.log);
   for (const input of inputs) {
-    const written = await target.apply(input);
-    for (const path of written.filter((p) => p.endsWith('.ebs'))) print(`image ${path}`);
+    const item = await classify(input);
+    const images =
+      item.kind === 'stream' ? await target.apply(item.input) : await target.close(item.finalizer, item.name);
+    for (const path of images) print(`image ${path}`);
   }
 };

@@ -2,6 +2,7 @@ import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'n
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { RuntimeFailure } from '../errors.js';
+import type { Finalizer } from '../finalizer.js';
 import type { Input } from '../inputs.js';
 import { BLOCK_SIZE, type Manifest, member, type VolumeMeta } from '../stream/format.js';
 import { readStream } from '../stream/reader.js';
@@ -98,6 +99,31 @@ export class FilesRestore {
           `but ${join(dir, member.volumeData(volumeId))} ${now}. Restore job ${manifest.baseJob} (and the chain before it) first.`,
       );
     }
+  }
+
+  /** A finalizer closes a files restore: every image must hold the chain's head. */
+  async close(finalizer: Finalizer, name: string): Promise<string[]> {
+    const dir = join(this.root, finalizer.resourceId);
+    const state = await this.loadState(dir);
+    if (finalizer.head === null) {
+      throw new RuntimeFailure(
+        `${name}: job ${finalizer.job} of ${finalizer.resourceId} has no complete stream to restore`,
+      );
+    }
+    const behind = finalizer.volumes.filter(
+      (v) => state?.volumes[v.volumeId]?.job !== finalizer.head || state.applying,
+    );
+    if (behind.length) {
+      const held = behind
+        .map((v) => `${v.volumeId} holds ${state?.volumes[v.volumeId]?.job ?? 'nothing'}`)
+        .join(', ');
+      throw new RuntimeFailure(
+        `${name}: the images in ${dir} do not hold job ${finalizer.head}, the head of the chain (${held}). ` +
+          'Restore the whole directory of the resource, or its chain in order.',
+      );
+    }
+    this.log.info(`${dir}: complete at job ${finalizer.head}`);
+    return finalizer.volumes.map((v) => join(dir, member.volumeData(v.volumeId)));
   }
 
   async apply(input: Input): Promise<string[]> {

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CreateSnapshotCommand,
@@ -453,6 +453,107 @@ describe('the cost of an Incremental', () => {
       expect(stream.manifest.baseJob).toBe('full-1');
       expect(stream.blocks.get(volumeId)).toHaveLength(10);
       void base;
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe('the finalizer (restore.json)', () => {
+  it('records the chain head, launches from it once applied, and refuses before', async () => {
+    const em = await emulator();
+    const dir = tempDir();
+    try {
+      const { instanceId, volumeIds } = await em.admin.instance({
+        volumes: [{ sizeGiB: 1, fill: { blocks: 9, seed: 7 } }],
+      });
+      const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 5\n', 'fin');
+      const run = async (job: string, level: string, prev?: string, finalizer = false) => {
+        const file = join(dir.path, finalizer ? `${job}-restore.json` : `${job}.tar`);
+        const result = await cli(
+          [
+            'backup',
+            `--config=${config}`,
+            `--instance=${instanceId}`,
+            `--job=${job}`,
+            `--level=${level}`,
+            ...(prev ? [`--prev-job=${prev}`] : []),
+            ...(finalizer ? ['--finalizer'] : []),
+          ],
+          { stdoutFile: file },
+        );
+        return { result, file };
+      };
+      const f1 = await run('f1', 'Full');
+      expect(f1.result.code).toBe(0);
+      await em.admin.call('POST', `volumes/${volumeIds[0]}/mutate`, { write: { blocks: 3, seed: 8 } });
+      const f2 = await run('f2', 'Incremental', 'f1');
+      expect(f2.result.code).toBe(0);
+      const fin2 = await run('f2', 'Incremental', 'f1', true);
+      expect(fin2.result.code, fin2.result.stderr).toBe(0);
+      const json = JSON.parse(readFileSync(fin2.file, 'utf8'));
+      const state = await em.admin.state();
+      const head = state.snapshots.find((s) => tagMap(s.Tags)['ec2-bpipe:job'] === 'f2')!;
+      expect(json).toMatchObject({
+        format: 'ec2-bpipe-finalizer',
+        job: 'f2',
+        head: 'f2',
+        headLevel: 'Incremental',
+        kind: 'instance',
+        resourceId: instanceId,
+      });
+      expect(json.volumes.map((v: { snapshotId: string }) => v.snapshotId)).toEqual([head.SnapshotId]);
+      expect(json.instance.instanceId).toBe(instanceId);
+
+      // Before the chain is applied: a clear refusal, to AWS and to files.
+      const early = await cli(['restore', `--config=${config}`, fin2.file]);
+      expect(early.code).toBe(1);
+      expect(early.stderr).toMatch(
+        /the streams of job f2, the head of i-[0-9a-f]+, were not all applied to us-east-1 \(missing vol-/,
+      );
+      const filesDir = join(dir.path, 'files');
+      expect((await cli(['restore', `--config=${config}`, `--to-dir=${filesDir}`, f1.file])).code).toBe(0);
+      const half = await cli(['restore', `--config=${config}`, `--to-dir=${filesDir}`], {
+        stdin: readFileSync(fin2.file),
+      });
+      expect(half.code).toBe(1);
+      expect(half.stderr).toMatch(/do not hold job f2, the head of the chain \(vol-[0-9a-f]+ holds f1\)/);
+      expect((await cli(['restore', `--config=${config}`, `--to-dir=${filesDir}`, f2.file])).code).toBe(0);
+      const closed = await cli(['restore', `--config=${config}`, `--to-dir=${filesDir}`], {
+        stdin: readFileSync(fin2.file),
+      });
+      expect(closed.code, closed.stderr).toBe(0);
+
+      // As Bacula runs them: one writer per file, data with --no-launch, the finalizer last.
+      for (const file of [f1.file, f2.file]) {
+        const step = await cli(['restore', `--config=${config}`, '--no-launch'], {
+          stdin: readFileSync(file),
+        });
+        expect(step.code, step.stderr).toBe(0);
+        expect(step.stdout.toString()).not.toMatch(/^instance /m);
+      }
+      const launched = await cli(['restore', `--config=${config}`], { stdin: readFileSync(fin2.file) });
+      expect(launched.code, launched.stderr).toBe(0);
+      const instanceLine = launched.stdout
+        .toString()
+        .split('\n')
+        .find((l) => l.startsWith('instance '))!;
+      const instance = (await em.admin.state()).instances.find(
+        (i) => i.InstanceId === instanceLine.split(' ')[1],
+      )!;
+      const digest = (await em.admin.snapshotDigest(head.SnapshotId)).digest;
+      expect((await em.admin.volumeDigest(instance.BlockDeviceMappings[0].Ebs.VolumeId)).digest).toBe(digest);
+
+      // A job whose data stream failed: its finalizer points at the last complete head.
+      await em.admin.call('POST', `volumes/${volumeIds[0]}/mutate`, { write: { blocks: 2, seed: 9 } });
+      em.options.corruptRate = 1;
+      expect((await run('f3', 'Incremental', 'f2')).result.code).toBe(1);
+      em.options.corruptRate = 0;
+      const fin3 = await run('f3', 'Incremental', 'f2', true);
+      expect(fin3.result.code).toBe(0);
+      expect(fin3.result.stderr).toMatch(/job f3's own stream is not complete; the head is f2/);
+      expect(JSON.parse(readFileSync(fin3.file, 'utf8')).head).toBe('f2');
     } finally {
       await em.close();
       dir.cleanup();
