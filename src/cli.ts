@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
@@ -72,6 +73,16 @@ function buildConfig(
   return config;
 }
 
+/** The `list` log: [bacula] log-file, else list.log in the state dir; nowhere if neither can be opened. */
+function listLogger(config: Config, format: LogFormat, level: string): Logger {
+  const file = config.bacula.logFile ?? join(config.bacula.stateDir, 'list.log');
+  try {
+    return createLogger({ format, level, file });
+  } catch {
+    return createLogger({ format, level, file: '/dev/null' });
+  }
+}
+
 async function loadHandler(name: string): Promise<Handler> {
   switch (name) {
     case 'backup':
@@ -80,6 +91,8 @@ async function loadHandler(name: string): Promise<Handler> {
       return (await import('./restore/command.js')).restoreCommand;
     case 'verify':
       return (await import('./verify.js')).verifyCommand;
+    case 'list':
+      return (await import('./list.js')).listCommand;
     default:
       return () =>
         Promise.reject(new RuntimeFailure(`ec2-bpipe ${name} is not available in this version yet.`));
@@ -193,11 +206,20 @@ export async function run(
   io: RunIo = { stdout: process.stdout, stdin: process.stdin },
 ): Promise<number> {
   let log: Logger | undefined;
+  let command = '';
   let exitCode = 0;
   const program = buildProgram(async (name, common, options, args) => {
-    log = createLogger({ format: common.logFormat, level: common.logLevel });
+    command = name;
+    const format = common.logFormat;
+    // `list` runs as Bacula's FileSet generator: its stderr would become plugin lines, so it
+    // logs to a file, and never before the config says which.
+    log = createLogger({ format, level: common.logLevel, ...(name === 'list' && { file: '/dev/null' }) });
     captureProcessWarnings(log);
     const config = buildConfig(common, options, name === 'restore' ? 'restore' : 'backup');
+    if (name === 'list') {
+      log = listLogger(config, format, common.logLevel);
+      captureProcessWarnings(log);
+    }
     const handler = await loadHandler(name);
     await handler({ config, log, stdout: io.stdout, stdin: io.stdin }, options, args);
   });
@@ -210,6 +232,7 @@ export async function run(
     }
     exitCode = exitCodeOf(err);
     const message = messageOf(err);
+    if (command === 'list') io.stdout.write(`ec2-bpipe list: ${message.replace(/\s+/g, ' ')}\n`);
     if (log) log.error(message);
     else process.stderr.write(`error: ${message}\n`);
     if (!(err instanceof UsageError) && !(err instanceof RuntimeFailure) && log) {

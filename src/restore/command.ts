@@ -14,6 +14,7 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
   if (toDir !== undefined && where !== undefined) throw new UsageError('Give --to-dir or --where, not both.');
   if (toDir === '') throw new UsageError('--to-dir needs a directory.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
+  if (options.replace !== undefined) ctx.log.debug(`Bacula replace code ${String(options.replace)}`);
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   if (dir === undefined) {
@@ -35,7 +36,7 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
     }
     return;
   }
-  const target = new FilesRestore(dir, ctx.log);
+  const target = new FilesRestore(dir, ctx.log, toDir !== undefined ? 'plain' : 'catalog');
   for (const input of inputs) {
     const item = await classify(input);
     const images =

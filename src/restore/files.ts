@@ -33,10 +33,21 @@ const redoName = (volumeId: string): string => `${member.volumeData(volumeId)}.r
  * records the new head. A failed stream leaves the images and the state as they were.
  */
 export class FilesRestore {
+  /**
+   * `plain` (--to-dir): `<root>/<resource-id>/`. `catalog` (Bacula's --where): the catalog
+   * directory under the restore location, `<root>/@ec2-bpipe/<config>/<region>/<resource-id>/`.
+   */
   constructor(
     private readonly root: string,
     private readonly log: Logger,
+    private readonly layout: 'plain' | 'catalog' = 'plain',
   ) {}
+
+  private dirFor(unit: { config: string; region: string; resourceId: string }): string {
+    return this.layout === 'plain'
+      ? join(this.root, unit.resourceId)
+      : join(this.root, '@ec2-bpipe', unit.config, unit.region, unit.resourceId);
+  }
 
   private async loadState(dir: string): Promise<ImageState | undefined> {
     try {
@@ -103,7 +114,7 @@ export class FilesRestore {
 
   /** A finalizer closes a files restore: every image must hold the chain's head. */
   async close(finalizer: Finalizer, name: string): Promise<string[]> {
-    const dir = join(this.root, finalizer.resourceId);
+    const dir = this.dirFor(finalizer);
     const state = await this.loadState(dir);
     if (finalizer.head === null) {
       throw new RuntimeFailure(
@@ -139,7 +150,7 @@ export class FilesRestore {
       await readStream(input.open(), input.name, {
         manifest: async (m: Manifest) => {
           manifest = m;
-          dir = join(this.root, m.resourceId);
+          dir = this.dirFor(m);
           await mkdir(dir, { recursive: true, mode: 0o700 });
           state = await this.loadState(dir);
           if (state?.applying) {

@@ -1,7 +1,7 @@
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, emulator, tempDir, writeConfig } from '../helpers.js';
+import { BIN, cli, emulator, tempDir, writeConfig } from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -162,5 +162,86 @@ describe('command line', () => {
     const refused = await cli(['backup', `--config=${two}`]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/selects 2 units \(i-[0-9a-f]+, i-[0-9a-f]+\); a backup streams one/);
+  });
+});
+
+describe('list (the FileSet generator)', () => {
+  const dir = tempDir();
+  let em: Em;
+  beforeAll(async () => {
+    em = await emulator();
+  });
+  afterAll(async () => {
+    await em.close();
+    dir.cleanup();
+  });
+
+  it('prints two bpipe lines per unit, nothing on stderr, and logs to its file', async () => {
+    const a = await em.admin.instance({ tags: { Backup: 'gen' }, volumes: [{ sizeGiB: 1 }] });
+    const b = await em.admin.instance({ tags: { Backup: 'gen' }, volumes: [{ sizeGiB: 1 }] });
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, tags: { Backup: 'gen-vol' } });
+    const log = join(dir.path, 'list.log');
+    const config = writeConfig(
+      dir.path,
+      em,
+      `[backup]\ninstance-tags = Backup=gen\nvolume-tags = Backup=gen-vol\n[bacula]\nlog-file = ${log}\n`,
+      'gen',
+    );
+    const before = (await em.admin.state()).snapshots.length;
+    const result = await cli([
+      'list',
+      `--config=${config}`,
+      '--job=ec2job.2026-11-21_23.45.19_03',
+      '--level=Incremental',
+      '--prev-job=',
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    const lines = result.stdout.toString().trim().split('\n');
+    const ids = [a.instanceId, b.instanceId].sort();
+    expect(lines).toHaveLength(6);
+    expect(lines.map((l) => l.split(':')[1])).toEqual([
+      `/@ec2-bpipe/gen/us-east-1/${ids[0]}/ec2job.2026-11-21_23.45.19_03.tar`,
+      `/@ec2-bpipe/gen/us-east-1/${ids[0]}/restore.json`,
+      `/@ec2-bpipe/gen/us-east-1/${ids[1]}/ec2job.2026-11-21_23.45.19_03.tar`,
+      `/@ec2-bpipe/gen/us-east-1/${ids[1]}/restore.json`,
+      `/@ec2-bpipe/gen/us-east-1/${volumeId}/ec2job.2026-11-21_23.45.19_03.tar`,
+      `/@ec2-bpipe/gen/us-east-1/${volumeId}/restore.json`,
+    ]);
+    for (const line of lines) {
+      expect(line).toMatch(/^bpipe:/);
+      expect(line.split(':')).toHaveLength(4);
+      expect(line).toContain(BIN);
+    }
+    expect(readFileSync(log, 'utf8')).toMatch(/job ec2job\.2026-11-21_23\.45\.19_03 \(Incremental\)/);
+    // list changes nothing in AWS: a Bacula estimate runs it too.
+    expect((await em.admin.state()).snapshots.length).toBe(before);
+  });
+
+  it('fails the job with a one-line reason on stdout when the selection is empty, unless allow-empty', async () => {
+    const none = writeConfig(dir.path, em, '[backup]\ninstance-tags = Backup=nobody\n', 'none');
+    const refused = await cli(['list', `--config=${none}`, '--job=j1', '--level=Full']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe('');
+    expect(refused.stdout.toString()).toMatch(
+      /^ec2-bpipe list: .*matches no instance or volume in us-east-1; set \[bacula\] allow-empty = yes/,
+    );
+    expect(refused.stdout.toString().trim().split('\n')).toHaveLength(1);
+    const allowed = writeConfig(
+      dir.path,
+      em,
+      '[backup]\ninstance-tags = Backup=nobody\n[bacula]\nallow-empty = yes\n',
+      'allowed',
+    );
+    const empty = await cli(['list', `--config=${allowed}`, '--job=j1', '--level=Full']);
+    expect(empty.code).toBe(0);
+    expect(empty.stdout.length + empty.stderr.length).toBe(0);
+  });
+
+  it('refuses a job name with a colon, with exit 2', async () => {
+    const config = writeConfig(dir.path, em, '[backup]\ninstance-ids = i-0123456789abcdef0\n', 'colon');
+    const result = await cli(['list', `--config=${config}`, '--job=a:b', '--level=Full']);
+    expect(result.code).toBe(2);
+    expect(result.stdout.toString()).toMatch(/the job name "a:b" holds ":"/);
   });
 });

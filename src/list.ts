@@ -1,0 +1,121 @@
+import { resolve } from 'node:path';
+import { parseLevel } from './backup.js';
+import { createClients } from './aws/clients.js';
+import type { Handler } from './cli.js';
+import { UsageError } from './errors.js';
+import { FINALIZER_NAME } from './finalizer.js';
+import { selectedUnits, type Unit } from './selection.js';
+
+/** Bacula cuts generator lines at 1000 bytes; a cut line would run a different command. */
+export const MAX_LINE = 999;
+
+export interface LineRequest {
+  program: string;
+  config: string;
+  configName: string;
+  region: string;
+  job: string;
+  level: string;
+  prevJob: string;
+}
+
+/**
+ * Bacula splits a bpipe line on `:` and the command on blanks (quotes are not a shell's), so no
+ * value may hold a colon, a blank or a quote.
+ */
+export function checkValue(what: string, value: string): void {
+  const bad = /[:\s"'\\]/.exec(value);
+  if (bad) {
+    const shown = bad[0] === ':' ? '":"' : bad[0].trim() === '' ? 'a blank' : `"${bad[0]}"`;
+    throw new UsageError(
+      `${what} "${value}" holds ${shown}, which a Bacula bpipe line cannot carry. Rename or move it.`,
+    );
+  }
+}
+
+function unitFlag(unit: Unit): string {
+  return unit.kind === 'instance' ? `--instance=${unit.instanceId}` : `--volume=${unit.volumeIds.join(',')}`;
+}
+
+/** The two plugin lines of one unit: its data stream for this job, then the constant-name finalizer. */
+export function bpipeLines(request: LineRequest, unit: Unit): string[] {
+  const dir = `/@ec2-bpipe/${request.configName}/${request.region}/${unit.resourceId}`;
+  const common = `--config=${request.config}`;
+  const reader = [
+    request.program,
+    'backup',
+    common,
+    unitFlag(unit),
+    `--job=${request.job}`,
+    `--level=${request.level}`,
+    `--prev-job=${request.prevJob}`,
+  ].join(' ');
+  const finalizer = [
+    request.program,
+    'backup',
+    '--finalizer',
+    common,
+    unitFlag(unit),
+    `--job=${request.job}`,
+  ].join(' ');
+  // Data writers never launch: the finalizer, restored once after all the data, does.
+  const dataWriter = `${request.program} restore ${common} --where=%w --replace=%r --no-launch`;
+  const finalWriter = `${request.program} restore ${common} --where=%w --replace=%r`;
+  const lines = [
+    `bpipe:${dir}/${request.job}.tar:${reader}:${dataWriter}`,
+    `bpipe:${dir}/${FINALIZER_NAME}:${finalizer}:${finalWriter}`,
+  ];
+  for (const line of lines) {
+    if (Buffer.byteLength(line) > MAX_LINE) {
+      throw new UsageError(
+        `the plugin line for ${unit.resourceId} would be ${Buffer.byteLength(line)} bytes; Bacula cuts lines at 1000. ` +
+          'Shorten the program or config path, or the job name.',
+      );
+    }
+  }
+  return lines;
+}
+
+/** `ec2-bpipe list`: the FileSet generator. Changes nothing in AWS; a Bacula estimate runs it too. */
+export const listCommand: Handler = async (ctx, options) => {
+  const { config } = ctx;
+  if (config.file === undefined)
+    throw new UsageError('list needs --config=FILE (the FileSet line passes it).');
+  const job = (options.job as string | undefined) ?? '';
+  if (job === '') throw new UsageError('list needs --job=%j.');
+  const level = parseLevel((options.level as string | undefined) || 'Full');
+  const prevJob = (options.prevJob as string | undefined) ?? '';
+  const program = resolve(process.argv[1] ?? 'ec2-bpipe');
+  const configPath = resolve(config.file);
+  checkValue('the program path', program);
+  checkValue('the config path', configPath);
+  checkValue('the job name', job);
+  if (prevJob !== '') checkValue('the previous job name', prevJob);
+  const clients = createClients(config.aws);
+  try {
+    const units = await selectedUnits(config, clients.ec2);
+    if (units.length === 0) {
+      if (config.bacula.allowEmpty) {
+        ctx.log.info(`${config.file}: the selection is empty; nothing to back up (allow-empty)`);
+        return;
+      }
+      throw new UsageError(
+        `${config.file}: the selection matches no instance or volume in ${clients.region}; set [bacula] allow-empty = yes if that is fine.`,
+      );
+    }
+    const request = {
+      program,
+      config: configPath,
+      configName: config.name,
+      region: clients.region,
+      job,
+      level,
+      prevJob,
+    };
+    const lines = units.flatMap((unit) => bpipeLines(request, unit));
+    for (const unit of units) ctx.log.info(`job ${job} (${level}): ${unit.kind} ${unit.resourceId}`);
+    ctx.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    clients.destroy();
+  }
+};
