@@ -14,7 +14,7 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
   if (toDir !== undefined && where !== undefined) throw new UsageError('Give --to-dir or --where, not both.');
   if (toDir === '') throw new UsageError('--to-dir needs a directory.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
-  if (options.replace !== undefined) ctx.log.debug(`Bacula replace code ${String(options.replace)}`);
+  if (options.replace !== undefined) ctx.log.debug(`Bacula replace code ${options.replace as string}`);
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   if (dir === undefined) {
