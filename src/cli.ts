@@ -170,6 +170,10 @@ export function buildProgram(
     .option('--kms-key-id <arn>', 're-encrypt restored snapshots with this KMS key')
     .option('--keep-image', 'keep the AMI registered after launch')
     .option('--no-launch', 'restore snapshots only, launch no instance')
+    .option(
+      '--skip-incomplete',
+      'skip, with a warning, a stream cut short by a failed backup (Bacula data lines)',
+    )
     .option('--create-volume', 'volume streams: also create a volume from each restored snapshot')
     .option('--availability-zone <az>', 'zone for --create-volume')
     .option('--state-dir <dir>', 'where the restore journal lives')

@@ -59,7 +59,7 @@ export function bpipeLines(request: LineRequest, unit: Unit): string[] {
     `--job=${request.job}`,
   ].join(' ');
   // Data writers never launch: the finalizer, restored once after all the data, does.
-  const dataWriter = `${request.program} restore ${common} --where=%w --replace=%r --no-launch`;
+  const dataWriter = `${request.program} restore ${common} --where=%w --replace=%r --no-launch --skip-incomplete`;
   const finalWriter = `${request.program} restore ${common} --where=%w --replace=%r`;
   const lines = [
     `bpipe:${dir}/${request.job}.tar:${reader}:${dataWriter}`,

@@ -1,5 +1,6 @@
 import type { Handler } from '../cli.js';
 import { UsageError } from '../errors.js';
+import { StreamDefect } from '../stream/reader.js';
 import { classify, streamInputs } from '../inputs.js';
 import { AwsRestore } from './aws.js';
 import { FilesRestore } from './files.js';
@@ -17,6 +18,19 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
   if (options.replace !== undefined) ctx.log.debug(`Bacula replace code ${options.replace as string}`);
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
+  /**
+   * Under Bacula (the data lines of `list`), a stream cut short is what a failed reader left in
+   * the catalog. Nothing of it is applied either way; skipping it, with a warning, lets the rest
+   * of the chain restore. A later link that needed it is still refused, and so is a finalizer
+   * whose head it was, so skipping never hides missing data.
+   */
+  const skippable = (err: unknown): boolean => {
+    if (!(options.skipIncomplete && err instanceof StreamDefect && err.incomplete)) return false;
+    ctx.log.warn(
+      `${err.message}; skipped: a failed backup leaves its stream incomplete, and nothing of it was applied`,
+    );
+    return true;
+  };
   if (dir === undefined) {
     const launch = options.launch !== false;
     const target = new AwsRestore(ctx.config, ctx.log, print, { launch });
@@ -24,10 +38,14 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
       let head;
       for (const input of inputs) {
         const item = await classify(input);
-        head =
-          item.kind === 'stream'
-            ? await target.apply(item.input)
-            : await target.applyFinalizer(item.finalizer, item.name);
+        try {
+          head =
+            item.kind === 'stream'
+              ? await target.apply(item.input)
+              : await target.applyFinalizer(item.finalizer, item.name);
+        } catch (err) {
+          if (!skippable(err)) throw err;
+        }
       }
       // One instance for the whole chain, from its head: the last stream applied.
       if (head && launch) await target.finish(head);
@@ -39,8 +57,14 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
   const target = new FilesRestore(dir, ctx.log, toDir !== undefined ? 'plain' : 'catalog');
   for (const input of inputs) {
     const item = await classify(input);
-    const images =
-      item.kind === 'stream' ? await target.apply(item.input) : await target.close(item.finalizer, item.name);
-    for (const path of images) print(`image ${path}`);
+    try {
+      const images =
+        item.kind === 'stream'
+          ? await target.apply(item.input)
+          : await target.close(item.finalizer, item.name);
+      for (const path of images) print(`image ${path}`);
+    } catch (err) {
+      if (!skippable(err)) throw err;
+    }
   }
 };

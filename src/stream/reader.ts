@@ -19,7 +19,15 @@ import { SparseMapParser } from './sparse.js';
 
 /** A stream that is not a complete, intact ec2-bpipe stream. The message names the member and what is wrong. */
 export class StreamDefect extends RuntimeFailure {
-  constructor(source: string, message: string) {
+  /**
+   * @param incomplete the stream stops early (empty, truncated, no end marker), as a failed
+   *   backup leaves it, rather than holding wrong data.
+   */
+  constructor(
+    source: string,
+    message: string,
+    readonly incomplete = false,
+  ) {
     super(`${source}: ${message}`);
     this.name = 'StreamDefect';
   }
@@ -260,9 +268,11 @@ export async function readStream(
     if (err instanceof VisitorError) throw err.inner;
     if (err instanceof StreamDefect) throw err;
     const message = err instanceof Error ? err.message : String(err);
+    const truncated = /unexpected end|premature/i.test(message);
     throw new StreamDefect(
       source,
-      `${/unexpected end|premature/i.test(message) ? 'the stream is truncated' : 'the stream is not a valid tar'} (${message})`,
+      `${truncated ? 'the stream is truncated' : 'the stream is not a valid tar'} (${message})`,
+      truncated,
     );
   }
   await feeding;
@@ -273,7 +283,7 @@ export async function readStream(
     );
   if (!ended) {
     const missing = expected.length ? `member ${expected[0]} is missing` : 'the end marker is missing';
-    throw new StreamDefect(source, `the stream is incomplete: ${manifest ? missing : 'it is empty'}`);
+    throw new StreamDefect(source, `the stream is incomplete: ${manifest ? missing : 'it is empty'}`, true);
   }
   return { manifest: manifest!, volumes: reports };
 }
@@ -318,7 +328,7 @@ async function readBlocks(
     if (/sparse map|more data/.test(message)) throw new StreamDefect(source, `member ${name}: ${message}`);
     throw err;
   }
-  if (seen !== memberSize) throw new StreamDefect(source, `member ${name} is truncated`);
+  if (seen !== memberSize) throw new StreamDefect(source, `member ${name} is truncated`, true);
   if (!parser.done) throw new StreamDefect(source, `member ${name}: the sparse map is incomplete`);
   if (filled !== 0 || count !== parser.blocks.length) {
     throw new StreamDefect(

@@ -24,7 +24,7 @@ describe('bpipe plugin lines', () => {
       'bpipe:/@ec2-bpipe/web/eu-west-1/i-0123456789abcdef0/ec2job.2026-11-21_23.45.19_03.tar:' +
         '/usr/local/bin/ec2-bpipe backup --config=/etc/ec2-bpipe/web.ini --instance=i-0123456789abcdef0 ' +
         '--job=ec2job.2026-11-21_23.45.19_03 --level=Incremental --prev-job=ec2job.2026-11-20_23.45.02_58:' +
-        '/usr/local/bin/ec2-bpipe restore --config=/etc/ec2-bpipe/web.ini --where=%w --replace=%r --no-launch',
+        '/usr/local/bin/ec2-bpipe restore --config=/etc/ec2-bpipe/web.ini --where=%w --replace=%r --no-launch --skip-incomplete',
     );
     expect(finalizer).toBe(
       'bpipe:/@ec2-bpipe/web/eu-west-1/i-0123456789abcdef0/restore.json:' +
