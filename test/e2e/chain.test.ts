@@ -1,4 +1,4 @@
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CreateSnapshotCommand,
@@ -292,6 +292,37 @@ describe('Full, Incremental and Differential chains', () => {
       files.get('j5')!,
     ]);
     expect(broken.code).toBe(1);
+    // As Bacula's data writers run it: the cut-short link is skipped with a warning, the chain restores.
+    const skipping = join(dir.path, 'files-skip');
+    const withSkip = await cli([
+      'restore',
+      `--config=${config}`,
+      `--to-dir=${skipping}`,
+      '--skip-incomplete',
+      ...['j1', 'j4', 'j5', 'j6'].map((j) => files.get(j)!),
+    ]);
+    expect(withSkip.code, withSkip.stderr).toBe(0);
+    expect(withSkip.stderr).toMatch(/j5\.tar: the stream is (truncated|incomplete).*skipped/);
+    for (const volumeId of volumeIds) {
+      expect((await imageDigest(join(skipping, instanceId, `${volumeId}.ebs`))).digest).toBe(
+        await digestOf('j6', volumeId),
+      );
+    }
+    // Skipping never hides a link that is needed: an empty stream in its place, and the next link is refused.
+    const empty = join(dir.path, 'empty.tar');
+    writeFileSync(empty, '');
+    const needed = await cli([
+      'restore',
+      `--config=${config}`,
+      `--to-dir=${join(dir.path, 'files-gap')}`,
+      '--skip-incomplete',
+      files.get('j1')!,
+      empty,
+      files.get('j3')!,
+    ]);
+    expect(needed.code).toBe(1);
+    expect(needed.stderr).toMatch(/empty\.tar: the stream is incomplete: it is empty; skipped/);
+    expect(needed.stderr).toMatch(/job j3 \(Incremental\) is based on job j2/);
     const c = join(dir.path, 'files-c');
     const chain = await cli([
       'restore',
