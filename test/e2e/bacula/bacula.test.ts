@@ -72,10 +72,9 @@ describe.skipIf(!available)(
       return { jobId, termination, name };
     }
 
-    /** Restores the resource's directory from the chain's jobs, as a user selecting it in bconsole would. */
+    /** The restore the README gives: all files of the most recent backup, i.e. the whole chain. */
     function restoreCommand(where: string): string {
-      const ids = jobs.map((j) => j.jobId).join(',');
-      return `restore jobid=${ids} client=backup-host-fd where=${where} all done yes`;
+      return `restore client=backup-host-fd fileset=ec2-web where=${where} select current all done yes`;
     }
 
     async function mutate(seed: number): Promise<void> {
