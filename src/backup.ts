@@ -152,14 +152,23 @@ export class Backup {
     }
     await setStreamState(this.ec2, ids, 'complete');
     this.log.info(`stream complete: ${unit.resourceId} job ${job} (${level}), ${volumes.length} volume(s)`);
+    // The stream is whole by now: a retention failure costs storage, not data, so it only warns.
     for (const planned of volumes) {
-      await applyRetention(
-        this.ec2,
-        this.config.name,
-        planned.volume.VolumeId!,
-        this.config.backup.keepSnapshots,
-        this.log,
-      );
+      const volumeId = planned.volume.VolumeId!;
+      try {
+        await applyRetention(
+          this.ec2,
+          this.config.name,
+          volumeId,
+          this.config.backup.keepSnapshots,
+          this.log,
+        );
+      } catch (err) {
+        const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        this.log.warn(
+          `retention for ${volumeId} failed (${reason}); older snapshots are kept until the next job`,
+        );
+      }
     }
   }
 

@@ -591,3 +591,35 @@ describe('the finalizer (restore.json)', () => {
     }
   });
 });
+
+describe('retention failures', () => {
+  it('warn without failing a backup whose stream is complete', async () => {
+    const em = await emulator();
+    const dir = tempDir();
+    try {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 4 } });
+      const config = writeConfig(dir.path, em, '', 'retfail');
+      const run = (job: string) =>
+        cli(['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${job}`], {
+          stdoutFile: join(dir.path, `${job}.tar`),
+        });
+      expect((await run('a')).code).toBe(0);
+      await em.admin.call('POST', 'fail', {
+        action: 'DeleteSnapshot',
+        code: 'UnauthorizedOperation',
+        message: 'not allowed',
+        count: 1,
+      });
+      const second = await run('b');
+      expect(second.code).toBe(0);
+      expect(second.stderr).toMatch(
+        /warn: retention for vol-[0-9a-f]+ failed \(UnauthorizedOperation: not allowed\); older snapshots are kept/,
+      );
+      const states = (await em.admin.state()).snapshots.map((s) => tagMap(s.Tags)['ec2-bpipe:state']);
+      expect(states).toEqual(['complete', 'complete']);
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+});
