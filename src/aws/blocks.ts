@@ -21,64 +21,30 @@ function expiredPage(err: unknown): boolean {
   return err instanceof ValidationException && err.Reason === 'INVALID_PAGE_TOKEN';
 }
 
-/**
- * Pages through ListSnapshotBlocks as the blocks are consumed. Page tokens live 60 minutes; when
- * a slow consumer outlives one, listing resumes from the next block index.
- */
-export async function* snapshotBlocks(ebs: EBSClient, snapshotId: string): AsyncGenerator<BlockRef> {
-  let nextToken: string | undefined;
-  let nextIndex = 0;
-  for (;;) {
-    let page;
-    try {
-      page = await ebs.send(
-        new ListSnapshotBlocksCommand({
-          SnapshotId: snapshotId,
-          MaxResults: PAGE,
-          ...(nextToken !== undefined ? { NextToken: nextToken } : { StartingBlockIndex: nextIndex }),
-        }),
-      );
-    } catch (err) {
-      if (nextToken !== undefined && expiredPage(err)) {
-        nextToken = undefined;
-        continue;
-      }
-      throw err;
-    }
-    for (const block of page.Blocks ?? []) {
-      if (block.BlockIndex === undefined || block.BlockIndex < nextIndex) {
-        throw new RuntimeFailure(`ListSnapshotBlocks for ${snapshotId} returned blocks out of order`);
-      }
-      nextIndex = block.BlockIndex + 1;
-      yield { index: block.BlockIndex, ...(block.BlockToken !== undefined && { token: block.BlockToken }) };
-    }
-    if (!page.NextToken) return;
-    nextToken = page.NextToken;
-  }
+/** Where the next page starts: the page token, or, when there is none, the next block index. */
+type PagePosition = { NextToken: string } | { StartingBlockIndex: number };
+
+interface Page {
+  blocks: BlockRef[];
+  nextToken?: string;
 }
 
 /**
- * Pages through ListChangedBlocks between `baseSnapshotId` and `snapshotId`. Pages may be empty
- * and still carry a NextToken. A block present only in the base has no second token: it is
- * yielded without a token and becomes an explicit zero region.
+ * Pages through a block listing as the blocks are consumed, checking they come in ascending
+ * order. Pages may be empty and still carry a NextToken. Page tokens live 60 minutes; when a slow
+ * consumer outlives one, listing resumes from the next block index.
  */
-export async function* changedBlocks(
-  ebs: EBSClient,
-  baseSnapshotId: string,
-  snapshotId: string,
+async function* pagedBlocks(
+  what: string,
+  fetch: (position: PagePosition) => Promise<Page>,
 ): AsyncGenerator<BlockRef> {
   let nextToken: string | undefined;
   let nextIndex = 0;
   for (;;) {
-    let page;
+    let page: Page;
     try {
-      page = await ebs.send(
-        new ListChangedBlocksCommand({
-          FirstSnapshotId: baseSnapshotId,
-          SecondSnapshotId: snapshotId,
-          MaxResults: PAGE,
-          ...(nextToken !== undefined ? { NextToken: nextToken } : { StartingBlockIndex: nextIndex }),
-        }),
+      page = await fetch(
+        nextToken !== undefined ? { NextToken: nextToken } : { StartingBlockIndex: nextIndex },
       );
     } catch (err) {
       if (nextToken !== undefined && expiredPage(err)) {
@@ -87,19 +53,60 @@ export async function* changedBlocks(
       }
       throw err;
     }
-    for (const block of page.ChangedBlocks ?? []) {
-      if (block.BlockIndex === undefined || block.BlockIndex < nextIndex) {
-        throw new RuntimeFailure(`ListChangedBlocks for ${snapshotId} returned blocks out of order`);
-      }
-      nextIndex = block.BlockIndex + 1;
-      yield {
-        index: block.BlockIndex,
-        ...(block.SecondBlockToken !== undefined && { token: block.SecondBlockToken }),
-      };
+    for (const block of page.blocks) {
+      if (block.index < nextIndex) throw new RuntimeFailure(`${what} returned blocks out of order`);
+      nextIndex = block.index + 1;
+      yield block;
     }
-    if (!page.NextToken) return;
-    nextToken = page.NextToken;
+    if (!page.nextToken) return;
+    nextToken = page.nextToken;
   }
+}
+
+function ref(index: number | undefined, token: string | undefined, what: string): BlockRef {
+  if (index === undefined) throw new RuntimeFailure(`${what} returned a block without an index`);
+  return { index, ...(token !== undefined && { token }) };
+}
+
+/** Every block of a snapshot that holds data (ListSnapshotBlocks). */
+export function snapshotBlocks(ebs: EBSClient, snapshotId: string): AsyncGenerator<BlockRef> {
+  const what = `ListSnapshotBlocks for ${snapshotId}`;
+  return pagedBlocks(what, async (position) => {
+    const page = await ebs.send(
+      new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, MaxResults: PAGE, ...position }),
+    );
+    return {
+      blocks: (page.Blocks ?? []).map((b) => ref(b.BlockIndex, b.BlockToken, what)),
+      ...(page.NextToken && { nextToken: page.NextToken }),
+    };
+  });
+}
+
+/**
+ * The blocks that differ between `baseSnapshotId` and `snapshotId` (ListChangedBlocks). A block
+ * present only in the base has no second token: it is yielded without one and becomes an
+ * explicit zero region.
+ */
+export function changedBlocks(
+  ebs: EBSClient,
+  baseSnapshotId: string,
+  snapshotId: string,
+): AsyncGenerator<BlockRef> {
+  const what = `ListChangedBlocks for ${snapshotId}`;
+  return pagedBlocks(what, async (position) => {
+    const page = await ebs.send(
+      new ListChangedBlocksCommand({
+        FirstSnapshotId: baseSnapshotId,
+        SecondSnapshotId: snapshotId,
+        MaxResults: PAGE,
+        ...position,
+      }),
+    );
+    return {
+      blocks: (page.ChangedBlocks ?? []).map((b) => ref(b.BlockIndex, b.SecondBlockToken, what)),
+      ...(page.NextToken && { nextToken: page.NextToken }),
+    };
+  });
 }
 
 class ChecksumMismatch extends Error {
