@@ -116,6 +116,8 @@ class ChecksumMismatch extends Error {
 const TRANSIENT_NAMES = new Set([
   'ChecksumMismatch',
   'ConcurrentLimitExceededException',
+  // Throttling and 5xx the SDK retries too, until its retry quota runs dry under sustained faults.
+  'RequestThrottledException',
   'InternalServerException',
 ]);
 const TRANSIENT_CODES = new Set([
@@ -166,7 +168,7 @@ export async function readBlock(
 ): Promise<ReadBlock> {
   try {
     return await withRetry(
-      { attempts: 6, delayMs: (n) => Math.min(200 * 2 ** (n - 2), 5000), retryable: transientBlockError },
+      { attempts: 10, delayMs: (n) => Math.min(200 * 2 ** (n - 2), 5000), retryable: transientBlockError },
       async () => {
         const response = await ebs.send(
           new GetSnapshotBlockCommand({

@@ -307,7 +307,7 @@ describe('volume mode', () => {
 
 describe('block reads under faults', () => {
   it('retries corrupted blocks and broken bodies, and still streams exactly the snapshot', async () => {
-    const em = await emulator({ corruptRate: 0.15, resetRate: 0.15, throttleRate: 0.1, errorRate: 0.05 });
+    const em = await emulator({ corruptRate: 0.1, resetRate: 0.1, throttleRate: 0.1, errorRate: 0.05 });
     const dir = tempDir();
     try {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 120, seed: 8 } });
