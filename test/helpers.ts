@@ -151,3 +151,18 @@ export async function imageDigest(path: string): Promise<{ digest: string; block
   }
   return { digest: hash.digest('hex'), blocks };
 }
+
+/** Runs a test body against its own emulator and temporary directory, and cleans both up. */
+export async function withEmulator(
+  options: Partial<EmulatorOptions>,
+  body: (em: Emulator & { admin: Admin }, dir: { path: string; cleanup(): void }) => Promise<void>,
+): Promise<void> {
+  const em = await emulator(options);
+  const dir = tempDir();
+  try {
+    await body(em, dir);
+  } finally {
+    await em.close();
+    dir.cleanup();
+  }
+}

@@ -14,7 +14,7 @@ import tar from 'tar-stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStream } from '../../src/stream/reader.js';
-import { BIN, cli, emulator, imageDigest, tempDir, writeConfig } from '../helpers.js';
+import { BIN, cli, emulator, imageDigest, tempDir, writeConfig, withEmulator } from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -253,9 +253,7 @@ describe('full backup of an instance with three volumes', () => {
 
 describe('volume mode', () => {
   it('snapshots two volumes of one instance with one CreateSnapshots call, excluding the others', async () => {
-    const em = await emulator();
-    const dir = tempDir();
-    try {
+    await withEmulator({}, async (em, dir) => {
       const { volumeIds } = await em.admin.instance({
         volumes: [
           { sizeGiB: 1, fill: { blocks: 3, seed: 4 } },
@@ -279,16 +277,11 @@ describe('volume mode', () => {
       expect(verify.stdout.toString()).toMatch(
         new RegExp(`${wanted[0]}.*blocks=4[\\s\\S]*${wanted[1]}.*blocks=5`),
       );
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    });
   });
 
   it('snapshots a detached volume with CreateSnapshot', async () => {
-    const em = await emulator();
-    const dir = tempDir();
-    try {
+    await withEmulator({}, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 7 } });
       const config = writeConfig(dir.path, em);
       const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=d1'], {
@@ -298,44 +291,37 @@ describe('volume mode', () => {
       expect((await em.admin.requests())['ec2:CreateSnapshot']).toBe(1);
       const verify = await cli(['verify', join(dir.path, 'd.tar')]);
       expect(verify.code).toBe(0);
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    });
   });
 });
 
 describe('block reads under faults', () => {
   it('retries corrupted blocks and broken bodies, and still streams exactly the snapshot', async () => {
-    const em = await emulator({ corruptRate: 0.1, resetRate: 0.1, throttleRate: 0.1, errorRate: 0.05 });
-    const dir = tempDir();
-    try {
-      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 120, seed: 8 } });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'f.tar');
-      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=f1'], {
-        stdoutFile: file,
-      });
-      expect(result.code).toBe(0);
-      em.options.corruptRate = em.options.resetRate = em.options.throttleRate = em.options.errorRate = 0;
-      const out = join(dir.path, 'x');
-      execFileSync('mkdir', ['-p', out]);
-      execFileSync('tar', ['-xf', file, '-C', out]);
-      const snapshot = (await em.admin.state()).snapshots[0]!;
-      expect(await imageDigest(join(out, `${volumeId}.ebs`))).toEqual(
-        await em.admin.snapshotDigest(snapshot.SnapshotId),
-      );
-      expect((await em.admin.requests())['ebs:GetSnapshotBlock']).toBeGreaterThan(120);
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    await withEmulator(
+      { corruptRate: 0.1, resetRate: 0.1, throttleRate: 0.1, errorRate: 0.05 },
+      async (em, dir) => {
+        const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 120, seed: 8 } });
+        const config = writeConfig(dir.path, em);
+        const file = join(dir.path, 'f.tar');
+        const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=f1'], {
+          stdoutFile: file,
+        });
+        expect(result.code).toBe(0);
+        em.options.corruptRate = em.options.resetRate = em.options.throttleRate = em.options.errorRate = 0;
+        const out = join(dir.path, 'x');
+        execFileSync('mkdir', ['-p', out]);
+        execFileSync('tar', ['-xf', file, '-C', out]);
+        const snapshot = (await em.admin.state()).snapshots[0]!;
+        expect(await imageDigest(join(out, `${volumeId}.ebs`))).toEqual(
+          await em.admin.snapshotDigest(snapshot.SnapshotId),
+        );
+        expect((await em.admin.requests())['ebs:GetSnapshotBlock']).toBeGreaterThan(120);
+      },
+    );
   });
 
   it('fails, naming the block and snapshot, when a block never verifies; the snapshot is not marked complete', async () => {
-    const em = await emulator({ corruptRate: 1 });
-    const dir = tempDir();
-    try {
+    await withEmulator({ corruptRate: 1 }, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 9 } });
       const config = writeConfig(dir.path, em);
       const file = join(dir.path, 'bad.tar');
@@ -350,18 +336,13 @@ describe('block reads under faults', () => {
       expect(snapshot.Tags.find((t: any) => t.Key === 'ec2-bpipe:state').Value).toBe('streaming');
       const verify = await cli(['verify', file]);
       expect(verify.code).toBe(1);
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    });
   });
 });
 
 describe('a volume with 20,000 written blocks', () => {
   it('streams every block in ascending order with the right data, in bounded memory', async () => {
-    const em = await emulator();
-    const dir = tempDir();
-    try {
+    await withEmulator({}, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 16, fill: { blocks: 20_000, seed: 10 } });
       const config = writeConfig(dir.path, em, '[backup]\nworkers = 8\n');
       const child = spawn(
@@ -407,9 +388,6 @@ describe('a volume with 20,000 written blocks', () => {
       // 8 workers and a window of 16 blocks: memory stays far below the 10 GiB streamed.
       expect(peakRss).toBeGreaterThan(0);
       expect(peakRss).toBeLessThan(400 * 1024);
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    });
   }, 300_000);
 });

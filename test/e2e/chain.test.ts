@@ -9,7 +9,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStream } from '../../src/stream/reader.js';
 import type { Manifest } from '../../src/stream/format.js';
-import { cli, emulator, imageDigest, sdkConfig, tempDir, writeConfig } from '../helpers.js';
+import { cli, emulator, imageDigest, sdkConfig, tempDir, writeConfig, withEmulator } from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -366,9 +366,7 @@ describe('Full, Incremental and Differential chains', () => {
 
 describe('retention', () => {
   it('keeps exactly what DESIGN.md section 5 says across six jobs, and only touches its own snapshots', async () => {
-    const em = await emulator();
-    const dir = tempDir();
-    try {
+    await withEmulator({}, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 6, seed: 1 } });
       const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 2\n', 'ret');
       const ec2 = new EC2Client(sdkConfig(em));
@@ -425,18 +423,13 @@ describe('retention', () => {
         expect(state.snapshots.some((s) => s.SnapshotId === other)).toBe(true);
         if (job === 'D4') expect(result.stderr).toMatch(/Differential based on job F1/);
       }
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    });
   });
 });
 
 describe('the cost of an Incremental', () => {
   it('reads 10 blocks after 10 of 20,000 blocks changed', async () => {
-    const em = await emulator();
-    const dir = tempDir();
-    try {
+    await withEmulator({}, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 16, fill: { blocks: 20_000, seed: 3 } });
       const config = writeConfig(dir.path, em, '', 'cost');
       // A complete Full of this config, made the way backup tags it (streaming it would cost 10 GiB here).
@@ -484,18 +477,13 @@ describe('the cost of an Incremental', () => {
       expect(stream.manifest.baseJob).toBe('full-1');
       expect(stream.blocks.get(volumeId)).toHaveLength(10);
       void base;
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    });
   });
 });
 
 describe('the finalizer (restore.json)', () => {
   it('records the chain head, launches from it once applied, and refuses before', async () => {
-    const em = await emulator();
-    const dir = tempDir();
-    try {
+    await withEmulator({}, async (em, dir) => {
       const { instanceId, volumeIds } = await em.admin.instance({
         volumes: [{ sizeGiB: 1, fill: { blocks: 9, seed: 7 } }],
       });
@@ -585,18 +573,13 @@ describe('the finalizer (restore.json)', () => {
       expect(fin3.result.code).toBe(0);
       expect(fin3.result.stderr).toMatch(/job f3's own stream is not complete; the head is f2/);
       expect(JSON.parse(readFileSync(fin3.file, 'utf8')).head).toBe('f2');
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    });
   });
 });
 
 describe('retention failures', () => {
   it('warn without failing a backup whose stream is complete', async () => {
-    const em = await emulator();
-    const dir = tempDir();
-    try {
+    await withEmulator({}, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 4 } });
       const config = writeConfig(dir.path, em, '', 'retfail');
       const run = (job: string) =>
@@ -617,9 +600,6 @@ describe('retention failures', () => {
       );
       const states = (await em.admin.state()).snapshots.map((s) => tagMap(s.Tags)['ec2-bpipe:state']);
       expect(states).toEqual(['complete', 'complete']);
-    } finally {
-      await em.close();
-      dir.cleanup();
-    }
+    });
   });
 });
