@@ -1,9 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { UsageError } from './errors.js';
+import { RuntimeFailure, UsageError } from './errors.js';
 import { FINALIZER_FORMAT, type Finalizer } from './finalizer.js';
-import { RuntimeFailure } from './errors.js';
 
 export interface Input {
   /** What messages call it: the file name, or "stdin". */

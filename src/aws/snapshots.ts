@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { RuntimeFailure } from '../errors.js';
+import { pollUntil } from './wait.js';
 
 export const TAG = {
   config: 'ec2-bpipe:config',
@@ -88,8 +89,6 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
   return result;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Polls until every snapshot is completed; fails on an error state or after `timeoutS`. */
 export async function waitForSnapshots(
   ec2: EC2Client,
@@ -97,36 +96,37 @@ export async function waitForSnapshots(
   timeoutS: number,
   log: Logger,
 ): Promise<Snapshot[]> {
-  const deadline = Date.now() + timeoutS * 1000;
-  let delay = 250;
-  let lastReport = 0;
-  for (;;) {
-    const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
-    const failed = Snapshots.find((s) => s.State === 'error');
-    if (failed) {
-      throw new RuntimeFailure(
-        `snapshot ${failed.SnapshotId} of ${failed.VolumeId} failed: ${failed.StateMessage ?? 'state error'}`,
-      );
-    }
-    if (Snapshots.length === snapshotIds.length && Snapshots.every((s) => s.State === 'completed'))
-      return Snapshots;
-    if (Date.now() >= deadline) {
-      const pending = Snapshots.filter((s) => s.State !== 'completed').map(
-        (s) => `${s.SnapshotId} (${s.Progress ?? '?'})`,
-      );
-      throw new RuntimeFailure(
-        `snapshots still pending after ${timeoutS}s: ${pending.join(', ')}. Raise [backup] snapshot-timeout or retry later.`,
-      );
-    }
-    if (Date.now() - lastReport > 30_000) {
-      lastReport = Date.now();
-      log.info(
-        `waiting for snapshots: ${Snapshots.map((s) => `${s.SnapshotId} ${s.Progress ?? ''}`.trim()).join(', ')}`,
-      );
-    }
-    await sleep(delay);
-    delay = Math.min(delay * 2, 5000);
-  }
+  let latest: Snapshot[] = [];
+  let lastReport = Date.now();
+  return pollUntil(
+    'snapshot completion',
+    timeoutS,
+    async () => {
+      const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
+      latest = Snapshots;
+      const failed = Snapshots.find((s) => s.State === 'error');
+      if (failed) {
+        throw new RuntimeFailure(
+          `snapshot ${failed.SnapshotId} of ${failed.VolumeId} failed: ${failed.StateMessage ?? 'state error'}`,
+        );
+      }
+      if (Snapshots.length === snapshotIds.length && Snapshots.every((s) => s.State === 'completed'))
+        return Snapshots;
+      if (Date.now() - lastReport > 30_000) {
+        lastReport = Date.now();
+        log.info(
+          `waiting for snapshots: ${Snapshots.map((s) => `${s.SnapshotId} ${s.Progress ?? ''}`.trim()).join(', ')}`,
+        );
+      }
+      return undefined;
+    },
+    () => {
+      const pending = latest
+        .filter((s) => s.State !== 'completed')
+        .map((s) => `${s.SnapshotId} (${s.Progress ?? '?'})`);
+      return `snapshots still pending after ${timeoutS}s: ${pending.join(', ')}. Raise [backup] snapshot-timeout or retry later.`;
+    },
+  );
 }
 
 export async function setStreamState(

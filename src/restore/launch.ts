@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import type { InstanceMeta } from '../aws/metadata.js';
+import { pollUntil } from '../aws/wait.js';
 import type { RestoreSettings } from '../config.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
 import type { Manifest, VolumeMeta } from '../stream/format.js';
@@ -51,20 +52,6 @@ export interface Target {
   crossRegion: boolean;
   /** Subnet the instance lands in, with its VPC and zone, when one is known. */
   subnet?: { id: string; vpcId: string; availabilityZone: string };
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function pollUntil<T>(what: string, timeoutS: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutS * 1000;
-  let delay = 250;
-  for (;;) {
-    const result = await probe();
-    if (result !== undefined) return result;
-    if (Date.now() >= deadline) throw new RuntimeFailure(`${what} did not happen within ${timeoutS}s`);
-    await sleep(delay);
-    delay = Math.min(delay * 2, 5000);
-  }
 }
 
 function notFound(err: unknown): boolean {
