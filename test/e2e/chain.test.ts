@@ -603,3 +603,29 @@ describe('retention failures', () => {
     });
   });
 });
+
+describe('levels by hand, without Bacula', () => {
+  it('an Incremental without --prev-job is based on the newest complete snapshot, a Differential on the newest Full', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 5, seed: 6 } });
+      const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 5\n', 'cron');
+      const run = async (job: string, level: string) => {
+        const file = join(dir.path, `${job}.tar`);
+        const result = await cli(
+          ['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${job}`, `--level=${level}`],
+          {
+            stdoutFile: file,
+          },
+        );
+        expect(result.code, result.stderr).toBe(0);
+        return (await content(file)).manifest;
+      };
+      expect(await run('c1', 'Full')).toMatchObject({ level: 'Full', baseJob: null });
+      await em.admin.call('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 1, seed: 61 } });
+      expect(await run('c2', 'Incremental')).toMatchObject({ level: 'Incremental', baseJob: 'c1' });
+      await em.admin.call('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 1, seed: 62 } });
+      expect(await run('c3', 'Incremental')).toMatchObject({ level: 'Incremental', baseJob: 'c2' });
+      expect(await run('c4', 'Differential')).toMatchObject({ level: 'Differential', baseJob: 'c1' });
+    });
+  });
+});

@@ -143,6 +143,11 @@ describe('emulator, through the real SDK over HTTP', () => {
       const err = await errorOf(ebs.send(new ListSnapshotBlocksCommand({ SnapshotId })));
       expect(err.name).toBe('ValidationException');
       expect(err.message).toMatch(/not in the completed state/);
+      const getErr = await errorOf(
+        ebs.send(new GetSnapshotBlockCommand({ SnapshotId, BlockIndex: 0, BlockToken: 'AAAA' })),
+      );
+      expect(getErr.name).toBe('ValidationException');
+      expect(getErr.message).toMatch(/not in the completed state/);
       await waitCompleted(ec2, SnapshotId!);
       const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId }));
       expect(page.Blocks).toHaveLength(3);
