@@ -93,9 +93,10 @@ async function loadHandler(name: string): Promise<Handler> {
       return (await import('./verify.js')).verifyCommand;
     case 'list':
       return (await import('./list.js')).listCommand;
+    case 'estimate':
+      return (await import('./estimate.js')).estimateCommand;
     default:
-      return () =>
-        Promise.reject(new RuntimeFailure(`ec2-bpipe ${name} is not available in this version yet.`));
+      throw new Error(`no handler for the ${name} command`);
   }
 }
 
@@ -193,7 +194,9 @@ export function buildProgram(
 
   unit(common(program.command('estimate')))
     .description('Say what a backup would move and how many workers the bandwidth calls for')
-    .option('--bandwidth <MiB/s>', 'available bandwidth in MiB/s')
+    .option('--level <level>', 'level to estimate: Full (default), Incremental or Differential')
+    .option('--prev-job <name>', 'job an Incremental or Differential would be based on')
+    .option('--bandwidth <MiB/s>', 'available bandwidth in MiB/s: prints the workers and time it calls for')
     .action(action('estimate'));
 
   return program;

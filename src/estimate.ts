@@ -1,0 +1,128 @@
+import type { EBSClient } from '@aws-sdk/client-ebs';
+import { type BlockRef, changedBlocks, snapshotBlocks } from './aws/blocks.js';
+import { createClients } from './aws/clients.js';
+import { Backup, parseLevel } from './backup.js';
+import { type ChainLink, chooseBase, volumeLinks } from './chain.js';
+import type { Handler } from './cli.js';
+import { UsageError } from './errors.js';
+import { resolveUnit } from './selection.js';
+import { BLOCK_SIZE, GIB } from './stream/format.js';
+
+/** DESIGN.md section 8: one worker per 0.5 MiB/s of bandwidth, within the config's 1 to 256. */
+export function workersFor(bandwidthMiBps: number): number {
+  return Math.min(256, Math.max(1, Math.ceil(bandwidthMiBps / 0.5)));
+}
+
+async function count(refs: AsyncIterable<BlockRef>): Promise<number> {
+  let n = 0;
+  for await (const _ of refs) n++;
+  return n;
+}
+
+export interface VolumeEstimate {
+  volumeId: string;
+  sizeGiB: number;
+  /** Blocks the stream would hold, or null when no snapshot says. */
+  blocks: number | null;
+  /** True when the figure is a lower bound (changes after the newest snapshot are not visible). */
+  atLeast: boolean;
+  basis: string;
+}
+
+/**
+ * What a backup of one volume would move, from the snapshots that exist: no snapshot is taken
+ * (a real backup takes one at stream time). A Full is estimated from the newest snapshot of the
+ * volume; an Incremental or Differential from the blocks changed between its base and the newest
+ * snapshot, a lower bound.
+ */
+async function estimateVolume(
+  ebs: EBSClient,
+  links: ChainLink[],
+  volumeId: string,
+  sizeGiB: number,
+  level: ReturnType<typeof parseLevel>,
+  prevJob: string | undefined,
+): Promise<VolumeEstimate> {
+  const newest = links.find((l) => l.complete) ?? links[0];
+  if (level !== 'Full') {
+    const choice = chooseBase(links, level, prevJob, sizeGiB);
+    if (choice.base && newest && newest.snapshotId !== choice.base.snapshotId) {
+      const blocks = await count(changedBlocks(ebs, choice.base.snapshotId, newest.snapshotId));
+      return {
+        volumeId,
+        sizeGiB,
+        blocks,
+        atLeast: true,
+        basis: `changed from job ${choice.base.job} to job ${newest.job}`,
+      };
+    }
+    if (choice.base) {
+      return {
+        volumeId,
+        sizeGiB,
+        blocks: 0,
+        atLeast: true,
+        basis: `no snapshot newer than the base job ${choice.base.job}`,
+      };
+    }
+  }
+  if (!newest) return { volumeId, sizeGiB, blocks: null, atLeast: false, basis: 'no ec2-bpipe snapshot yet' };
+  const blocks = await count(snapshotBlocks(ebs, newest.snapshotId));
+  return {
+    volumeId,
+    sizeGiB,
+    blocks,
+    atLeast: false,
+    basis: `written blocks of job ${newest.job}'s snapshot`,
+  };
+}
+
+const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+
+/** `ec2-bpipe estimate`: volumes, blocks and bytes a backup would move, and the workers and time a bandwidth calls for. */
+export const estimateCommand: Handler = async (ctx, options) => {
+  const level = parseLevel(options.level as string | undefined);
+  const prevJob = (options.prevJob as string | undefined) || undefined;
+  const raw = options.bandwidth as string | undefined;
+  const bandwidth = raw === undefined ? undefined : Number(raw);
+  if (bandwidth !== undefined && !(Number.isFinite(bandwidth) && bandwidth > 0)) {
+    throw new UsageError(`--bandwidth=${raw}: expected MiB/s, a number above 0.`);
+  }
+  const clients = createClients(ctx.config.aws);
+  try {
+    const unit = await resolveUnit(ctx.config, clients.ec2, options);
+    const plan = await new Backup(ctx.config, clients.ec2, clients.ebs, clients.region, ctx.log).plan(unit);
+    let bytes = 0;
+    let upperBound = 0;
+    for (const planned of plan.volumes) {
+      const volumeId = planned.volume.VolumeId!;
+      const sizeGiB = planned.volume.Size!;
+      const links = (await volumeLinks(clients.ec2, ctx.config.name, volumeId)).filter(
+        (l) => l.sizeGiB === sizeGiB,
+      );
+      const e = await estimateVolume(clients.ebs, links, volumeId, sizeGiB, level, prevJob);
+      const volumeBytes = e.blocks === null ? sizeGiB * GIB : e.blocks * BLOCK_SIZE;
+      if (e.blocks === null) upperBound += volumeBytes;
+      else bytes += volumeBytes;
+      const amount =
+        e.blocks === null
+          ? `up to ${sizeGiB * 2048} blocks`
+          : `${e.atLeast ? 'at least ' : ''}${e.blocks} blocks`;
+      ctx.stdout.write(
+        `volume ${volumeId} size=${sizeGiB}GiB ${level}: ${amount} (${mib(volumeBytes)}); ${e.basis}\n`,
+      );
+    }
+    const total = bytes + upperBound;
+    ctx.stdout.write(
+      `total ${unit.resourceId}: ${plan.volumes.length} volume(s), ${mib(total)}${upperBound ? ` (of which ${mib(upperBound)} an upper bound)` : ''}\n`,
+    );
+    if (bandwidth !== undefined) {
+      const seconds = total / 2 ** 20 / bandwidth;
+      ctx.stdout.write(
+        `bandwidth ${bandwidth} MiB/s: workers=${workersFor(bandwidth)}, about ${Math.ceil(seconds / 60)} min for the data\n`,
+      );
+    }
+  } finally {
+    clients.destroy();
+  }
+};
