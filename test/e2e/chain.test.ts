@@ -115,6 +115,25 @@ describe('Full, Incremental and Differential chains', () => {
   const digestOf = async (job: string, volumeId: string) =>
     (await em.admin.snapshotDigest(snaps.get(job)!.get(volumeId)!.id)).digest;
 
+  /** Restores the jobs' streams, in order, into a new directory; checks every image holds `head`. */
+  async function expectFilesChain(name: string, chain: string[], head: string, extra: string[] = []) {
+    const out = join(dir.path, name);
+    const result = await cli([
+      'restore',
+      `--config=${config}`,
+      `--to-dir=${out}`,
+      ...extra,
+      ...chain.map((j) => files.get(j)!),
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    for (const volumeId of volumeIds) {
+      expect((await imageDigest(join(out, instanceId, `${volumeId}.ebs`))).digest).toBe(
+        await digestOf(head, volumeId),
+      );
+    }
+    return result;
+  }
+
   beforeAll(async () => {
     em = await emulator();
     ({ instanceId, volumeIds } = await em.admin.instance({
@@ -204,21 +223,7 @@ describe('Full, Incremental and Differential chains', () => {
   });
 
   it('restores Full+Inc+Inc and Full+Diff to files with the digests of their heads', async () => {
-    const a = join(dir.path, 'files-a');
-    const chain = await cli([
-      'restore',
-      `--config=${config}`,
-      `--to-dir=${a}`,
-      files.get('j1')!,
-      files.get('j2')!,
-      files.get('j3')!,
-    ]);
-    expect(chain.code, chain.stderr).toBe(0);
-    for (const volumeId of volumeIds) {
-      expect((await imageDigest(join(a, instanceId, `${volumeId}.ebs`))).digest).toBe(
-        await digestOf('j3', volumeId),
-      );
-    }
+    await expectFilesChain('files-a', ['j1', 'j2', 'j3'], 'j3');
     const b = join(dir.path, 'files-b');
     for (const job of ['j1', 'j4']) {
       const step = await cli(['restore', `--config=${config}`, `--to-dir=${b}`, files.get(job)!]);
@@ -293,21 +298,10 @@ describe('Full, Incremental and Differential chains', () => {
     ]);
     expect(broken.code).toBe(1);
     // As Bacula's data writers run it: the cut-short link is skipped with a warning, the chain restores.
-    const skipping = join(dir.path, 'files-skip');
-    const withSkip = await cli([
-      'restore',
-      `--config=${config}`,
-      `--to-dir=${skipping}`,
+    const withSkip = await expectFilesChain('files-skip', ['j1', 'j4', 'j5', 'j6'], 'j6', [
       '--skip-incomplete',
-      ...['j1', 'j4', 'j5', 'j6'].map((j) => files.get(j)!),
     ]);
-    expect(withSkip.code, withSkip.stderr).toBe(0);
     expect(withSkip.stderr).toMatch(/j5\.tar: the stream is (truncated|incomplete).*skipped/);
-    for (const volumeId of volumeIds) {
-      expect((await imageDigest(join(skipping, instanceId, `${volumeId}.ebs`))).digest).toBe(
-        await digestOf('j6', volumeId),
-      );
-    }
     // Skipping never hides a link that is needed: an empty stream in its place, and the next link is refused.
     const empty = join(dir.path, 'empty.tar');
     writeFileSync(empty, '');
@@ -323,21 +317,7 @@ describe('Full, Incremental and Differential chains', () => {
     expect(needed.code).toBe(1);
     expect(needed.stderr).toMatch(/empty\.tar: the stream is incomplete: it is empty; skipped/);
     expect(needed.stderr).toMatch(/job j3 \(Incremental\) is based on job j2/);
-    const c = join(dir.path, 'files-c');
-    const chain = await cli([
-      'restore',
-      `--config=${config}`,
-      `--to-dir=${c}`,
-      files.get('j1')!,
-      files.get('j4')!,
-      files.get('j6')!,
-    ]);
-    expect(chain.code, chain.stderr).toBe(0);
-    for (const volumeId of volumeIds) {
-      expect((await imageDigest(join(c, instanceId, `${volumeId}.ebs`))).digest).toBe(
-        await digestOf('j6', volumeId),
-      );
-    }
+    await expectFilesChain('files-c', ['j1', 'j4', 'j6'], 'j6');
     const aws = await cli(['restore', `--config=${config}`, '--no-launch', files.get('j6')!]);
     expect(aws.code, aws.stderr).toBe(0);
     for (const volumeId of volumeIds) {
