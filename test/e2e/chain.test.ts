@@ -115,6 +115,18 @@ describe('Full, Incremental and Differential chains', () => {
   const digestOf = async (job: string, volumeId: string) =>
     (await em.admin.snapshotDigest(snaps.get(job)!.get(volumeId)!.id)).digest;
 
+  /** Checks that a restore to AWS printed, per volume, a snapshot of `job` holding that job's data. */
+  async function expectAwsHeads(stdout: Buffer, job: string): Promise<void> {
+    const lines = stdout.toString().split('\n');
+    for (const volumeId of volumeIds) {
+      const line = lines.find(
+        (l) => l.startsWith('snapshot ') && l.includes(`source=${volumeId} job=${job}`),
+      )!;
+      expect(line, `${job} ${volumeId}`).toBeDefined();
+      expect((await em.admin.snapshotDigest(line.split(' ')[1]!)).digest).toBe(await digestOf(job, volumeId));
+    }
+  }
+
   /** Restores the jobs' streams, in order, into a new directory; checks every image holds `head`. */
   async function expectFilesChain(name: string, chain: string[], head: string, extra: string[] = []) {
     const out = join(dir.path, name);
@@ -268,14 +280,7 @@ describe('Full, Incremental and Differential chains', () => {
     // A Differential restores on the Full, in a separate writer process as Bacula runs them.
     const diff = await cli(['restore', `--config=${config}`, '--no-launch', files.get('j4')!]);
     expect(diff.code, diff.stderr).toBe(0);
-    for (const volumeId of volumeIds) {
-      const head = diff.stdout
-        .toString()
-        .split('\n')
-        .find((l) => l.includes(`source=${volumeId} job=j4`))!
-        .split(' ')[1]!;
-      expect((await em.admin.snapshotDigest(head)).digest).toBe(await digestOf('j4', volumeId));
-    }
+    await expectAwsHeads(diff.stdout, 'j4');
   });
 
   it('after a failed link, the next Incremental is based on the last complete one and restores correctly', async () => {
@@ -320,14 +325,7 @@ describe('Full, Incremental and Differential chains', () => {
     await expectFilesChain('files-c', ['j1', 'j4', 'j6'], 'j6');
     const aws = await cli(['restore', `--config=${config}`, '--no-launch', files.get('j6')!]);
     expect(aws.code, aws.stderr).toBe(0);
-    for (const volumeId of volumeIds) {
-      const head = aws.stdout
-        .toString()
-        .split('\n')
-        .find((l) => l.includes(`source=${volumeId} job=j6`))!
-        .split(' ')[1]!;
-      expect((await em.admin.snapshotDigest(head)).digest).toBe(await digestOf('j6', volumeId));
-    }
+    await expectAwsHeads(aws.stdout, 'j6');
   });
 
   it('takes a Full, and says so, when %S names a job whose snapshot was deleted', async () => {
