@@ -12,6 +12,7 @@ import { resolveUnit, type Unit } from './selection.js';
 import type { Handler } from './cli.js';
 import type { Config } from './config.js';
 import { RuntimeFailure, UsageError } from './errors.js';
+import { onInterrupt } from './lifecycle.js';
 import { orderedMap } from './pool.js';
 import { SparseMapSize } from './stream/sparse.js';
 import {
@@ -19,12 +20,10 @@ import {
   FORMAT_NAME,
   FORMAT_VERSION,
   GIB,
-  type Level,
-  type Manifest,
   member,
-  type VolumeMeta,
-  type VolumeSum,
 } from './stream/format.js';
+import { VolumeDigests } from './stream/digests.js';
+import type { Level, Manifest, VolumeMeta, VolumeSum } from './stream/schema.js';
 import { StreamWriter } from './stream/writer.js';
 import { VERSION } from './version.js';
 
@@ -93,6 +92,11 @@ export class Backup {
     // Until chains land, every stream is a Full; the manifest says so whatever was asked for.
     const { level, baseJob, bases, baseCreatedAt } = await this.chooseLevel(request, volumes);
     const snapshotIds = new Map<string, string>();
+    const taking = onInterrupt(() =>
+      snapshotIds.size
+        ? `snapshots ${[...snapshotIds.values()].join(', ')} of job ${job} left streaming; the next job will not base on them`
+        : `no snapshot of job ${job} was taken`,
+    );
     for (const group of groups) {
       const taken = await takeSnapshots(this.ec2, {
         ...(group.instance && {
@@ -144,13 +148,13 @@ export class Backup {
           : () => snapshotBlocks(this.ebs, snapshotId);
         totalBlocks += await this.streamVolume(writer, planned, snapshotId, sizeGiB, level, base, source);
       }
-      await writer.json(member.end, { complete: true, volumes: volumes.length, blocks: totalBlocks });
-      await writer.finish();
+      await writer.end(volumes.length, totalBlocks);
     } catch (err) {
       writer.abort(err instanceof Error ? err : new Error(String(err)));
       throw err;
     }
     await setStreamState(this.ec2, ids, 'complete');
+    taking();
     this.log.info(`stream complete: ${unit.resourceId} job ${job} (${level}), ${volumes.length} volume(s)`);
     // The stream is whole by now: a retention failure costs storage, not data, so it only warns.
     for (const planned of volumes) {
@@ -319,7 +323,7 @@ export class Backup {
       `${volumeId}: ${map.regions} blocks (${((map.regions * BLOCK_SIZE) / 2 ** 20).toFixed(0)} MiB) from ${snapshotId}`,
     );
 
-    const aggregate = createHash('sha256');
+    const digests = new VolumeDigests();
     const started = Date.now();
     let done = 0;
     let lastReport = started;
@@ -341,10 +345,11 @@ export class Backup {
       ref.token === undefined
         ? Promise.resolve({ data: ZERO_BLOCK, digest: ZERO_DIGEST })
         : readBlock(this.ebs, snapshotId, ref, BLOCK_SIZE);
+    const fetchIndexed = async (ref: BlockRef) => ({ index: ref.index, ...(await fetch(ref)) });
     const log = this.log;
     const blocks = async function* (): AsyncGenerator<Buffer> {
-      for await (const block of orderedMap(checkListing(source()), workers, fetch)) {
-        aggregate.update(block.digest);
+      for await (const block of orderedMap(checkListing(source()), workers, fetchIndexed)) {
+        digests.add(block.index, block.digest);
         done++;
         if (Date.now() - lastReport >= 10_000) {
           lastReport = Date.now();
@@ -357,12 +362,14 @@ export class Backup {
       }
     };
     await writer.sparse(member.volumeData(volumeId), realSize, BLOCK_SIZE, map, indices(), blocks());
+    const { blockCount, checksum, indexedSha256 } = digests.finish();
     const sum: VolumeSum = {
       volumeId,
-      blockCount: done,
-      checksum: aggregate.digest('base64'),
+      blockCount,
+      checksum,
       checksumAlgorithm: 'SHA256',
       checksumAggregationMethod: 'LINEAR',
+      indexedSha256,
     };
     await writer.json(member.volumeSum(volumeId), sum);
     const seconds = (Date.now() - started) / 1000;

@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { TAG } from './aws/snapshots.js';
-import type { Level } from './stream/format.js';
+import type { Level } from './stream/schema.js';
 
 /** One ec2-bpipe snapshot of a volume, as its tags describe it. */
 export interface ChainLink {

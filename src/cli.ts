@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
 import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
+import { guardProcess, interruptedState, resetNotes } from './lifecycle.js';
 import { captureProcessWarnings, createLogger, type LogFormat } from './log.js';
 
 export { VERSION } from './version.js';
@@ -207,6 +208,9 @@ export interface RunIo {
   stdin: NodeJS.ReadableStream;
 }
 
+/** What the process-level failure path needs to know of the command under way. */
+const current: { log: Logger | undefined; command: string } = { log: undefined, command: '' };
+
 /** Runs one command line; resolves to the process exit code. */
 export async function run(
   argv: string[],
@@ -215,16 +219,20 @@ export async function run(
   let log: Logger | undefined;
   let command = '';
   let exitCode = 0;
+  resetNotes();
   const program = buildProgram(async (name, common, options, args) => {
     command = name;
+    current.command = name;
     const format = common.logFormat;
     // `list` runs as Bacula's FileSet generator: its stderr would become plugin lines, so it
     // logs to a file, and never before the config says which.
     log = createLogger({ format, level: common.logLevel, ...(name === 'list' && { file: '/dev/null' }) });
+    current.log = log;
     captureProcessWarnings(log);
     const config = buildConfig(common, options, name === 'restore' ? 'restore' : 'backup');
     if (name === 'list') {
       log = listLogger(config, format, common.logLevel);
+      current.log = log;
       captureProcessWarnings(log);
     }
     const handler = await loadHandler(name);
@@ -238,7 +246,8 @@ export async function run(
       return err.exitCode === 0 ? 0 : 2;
     }
     exitCode = exitCodeOf(err);
-    const message = messageOf(err);
+    const state = interruptedState();
+    const message = state ? `${messageOf(err)}; ${state}` : messageOf(err);
     if (command === 'list') io.stdout.write(`ec2-bpipe list: ${message.replace(/\s+/g, ' ')}\n`);
     if (log) log.error(message);
     else process.stderr.write(`error: ${message}\n`);
@@ -250,6 +259,8 @@ export async function run(
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const guard = guardProcess(() => current);
   const code = await run(argv);
+  guard.settle();
   process.exitCode = code;
 }

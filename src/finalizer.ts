@@ -1,40 +1,16 @@
 import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { instanceMeta, type InstanceMeta } from './aws/metadata.js';
+import { instanceMeta } from './aws/metadata.js';
 import { Backup, volumeMeta } from './backup.js';
 import { chooseBase, volumeLinks } from './chain.js';
 import type { Config } from './config.js';
-import type { Level, VolumeMeta } from './stream/format.js';
+import { FINALIZER_FORMAT, type Finalizer, type Level, type VolumeMeta } from './stream/schema.js';
 import type { Unit } from './selection.js';
 import { VERSION } from './version.js';
 
-export const FINALIZER_FORMAT = 'ec2-bpipe-finalizer';
 /** The constant name of the finalizer in the Bacula catalog: printed last, restored once, after all the data. */
 export const FINALIZER_NAME = 'restore.json';
-
-/**
- * The chain's head for one unit, written as `restore.json` after the job's data stream. Restoring
- * it launches the instance from the head's restored snapshots, or closes a files restore.
- */
-export interface Finalizer {
-  format: typeof FINALIZER_FORMAT;
-  formatVersion: 1;
-  toolVersion: string;
-  config: string;
-  /** The job that wrote this finalizer (Bacula's %j). */
-  job: string;
-  /** The newest complete stream: this job's, or, when its data stream failed, the last complete one before it. */
-  head: string | null;
-  headLevel: Level | null;
-  region: string;
-  kind: 'instance' | 'volumes';
-  resourceId: string;
-  createdAt: string;
-  instance: InstanceMeta | null;
-  /** The head's volumes, as its streams described them. */
-  volumes: VolumeMeta[];
-}
 
 export async function buildFinalizer(
   config: Config,

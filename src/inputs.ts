@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { RuntimeFailure, UsageError } from './errors.js';
-import { FINALIZER_FORMAT, type Finalizer } from './finalizer.js';
+import { messageOf, RuntimeFailure, UsageError } from './errors.js';
+import { describeIssues, FINALIZER_FORMAT, type Finalizer, finalizerSchema, resourceIdValid } from './stream/schema.js';
 
 export interface Input {
   /** What messages call it: the file name, or "stdin". */
@@ -68,16 +68,26 @@ export async function classify(input: Input): Promise<Classified> {
       throw new RuntimeFailure(`${input.name}: a finalizer larger than 64 MiB is not one`);
     chunks.push(chunk as Buffer);
   }
-  let finalizer: Finalizer;
+  let value: unknown;
   try {
-    finalizer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Finalizer;
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
   } catch (err) {
-    throw new RuntimeFailure(
-      `${input.name}: not a stream and not a valid finalizer (${(err as Error).message})`,
-    );
+    throw new RuntimeFailure(`${input.name}: not a stream and not a valid finalizer (${messageOf(err)})`);
   }
-  if (finalizer.format !== FINALIZER_FORMAT || finalizer.formatVersion !== 1) {
-    throw new RuntimeFailure(`${input.name}: JSON that is not an ec2-bpipe finalizer of version 1`);
+  const format = (value as { format?: unknown } | null)?.format;
+  if (format !== FINALIZER_FORMAT) {
+    throw new RuntimeFailure(`${input.name}: JSON that is not an ec2-bpipe finalizer`);
+  }
+  const parsed = finalizerSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new RuntimeFailure(`${input.name}: not a valid finalizer of version 1: ${describeIssues(parsed.error)}`);
+  }
+  const finalizer: Finalizer = parsed.data;
+  if (!resourceIdValid(finalizer.kind, finalizer.resourceId)) {
+    throw new RuntimeFailure(`${input.name}: the finalizer's resourceId "${finalizer.resourceId}" is not a ${finalizer.kind} id`);
+  }
+  if ((finalizer.head === null) !== (finalizer.volumes.length === 0)) {
+    throw new RuntimeFailure(`${input.name}: the finalizer's head and its volumes disagree`);
   }
   return { kind: 'finalizer', name: input.name, finalizer };
 }

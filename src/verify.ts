@@ -13,12 +13,21 @@ export const verifyCommand: Handler = async (ctx, _options, files) => {
       for (const v of report.volumes) {
         ctx.stdout.write(
           `ok ${input.name} ${m.resourceId} ${v.volumeId} ${m.level} job=${m.job} blocks=${v.blocks} ` +
-            `bytes=${v.sizeBytes} sha256-linear=${v.checksum}\n`,
+            `bytes=${v.sizeBytes} sha256-linear=${v.checksum}` +
+            (v.indexedSha256 === null ? '' : ` sha256-indexed=${v.indexedSha256}`) +
+            '\n',
+        );
+      }
+      if (report.formatVersion < 2) {
+        ctx.log.warn(
+          `${input.name}: format version ${report.formatVersion}: its blocks match their checksum, but nothing in it ` +
+            'proves where each block belongs nor that its metadata is unaltered; take a new Full to get those proofs',
         );
       }
       ctx.log.info(`${input.name}: complete and intact (${report.volumes.length} volume(s), job ${m.job})`);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      if (!(err instanceof RuntimeFailure)) throw err;
+      const message = err.message;
       ctx.stdout.write(`FAILED ${message}\n`);
       failures.push(message);
     }

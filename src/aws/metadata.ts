@@ -8,7 +8,7 @@ import {
   type Volume,
 } from '@aws-sdk/client-ec2';
 import { RuntimeFailure } from '../errors.js';
-import type { Tag } from '../stream/format.js';
+import type { InstanceMeta, Tag } from '../stream/schema.js';
 
 /** Tags as a JSON list, without the `aws:` ones (AWS refuses to set them on a restore). */
 export function userTags(tags: AwsTag[] | undefined): Tag[] {
@@ -17,43 +17,7 @@ export function userTags(tags: AwsTag[] | undefined): Tag[] {
     .map((t) => ({ Key: t.Key!, Value: t.Value ?? '' }));
 }
 
-/** The instance as restore needs it: see DESIGN.md section 6. */
-export interface InstanceMeta {
-  instanceId: string;
-  instanceType: string | null;
-  placement: {
-    availabilityZone: string | null;
-    availabilityZoneId: string | null;
-    groupName: string | null;
-    partitionNumber: number | null;
-    tenancy: string | null;
-  };
-  subnetId: string | null;
-  vpcId: string | null;
-  securityGroupIds: string[];
-  keyName: string | null;
-  rootDeviceName: string | null;
-  virtualizationType: string | null;
-  bootMode: string | null;
-  tpmSupport: string | null;
-  enaSupport: boolean | null;
-  sriovNetSupport: string | null;
-  ebsOptimized: boolean | null;
-  architecture: string | null;
-  cpuOptions: { coreCount: number | null; threadsPerCore: number | null } | null;
-  iamInstanceProfileArn: string | null;
-  metadataOptions: {
-    httpTokens: string | null;
-    httpPutResponseHopLimit: number | null;
-    httpEndpoint: string | null;
-    httpProtocolIpv6: string | null;
-    instanceMetadataTags: string | null;
-  } | null;
-  /** Base64, as EC2 returns it. */
-  userData: string | null;
-  tags: Tag[];
-  blockDeviceMappings: { deviceName: string; volumeId: string; deleteOnTermination: boolean | null }[];
-}
+export type { InstanceMeta };
 
 export async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Instance> {
   const { Reservations = [] } = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));

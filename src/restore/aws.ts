@@ -1,16 +1,18 @@
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { type AwsClients, createClients } from '../aws/clients.js';
-import type { InstanceMeta } from '../aws/metadata.js';
+import type { InstanceMeta } from '../stream/schema.js';
 import { waitForSnapshots } from '../aws/snapshots.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../aws/writes.js';
 import type { Config } from '../config.js';
 import { RuntimeFailure } from '../errors.js';
 import type { Input } from '../inputs.js';
+import { onInterrupt } from '../lifecycle.js';
 import { Slots } from '../pool.js';
-import type { Manifest, VolumeMeta, VolumeSum } from '../stream/format.js';
+import { FORMAT_NAME, FORMAT_VERSION } from '../stream/format.js';
+import type { Manifest, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { readStream } from '../stream/reader.js';
-import { type Finalizer } from '../finalizer.js';
+import type { Finalizer } from '../stream/schema.js';
 import { JOURNAL_TAG, RestoreJournal } from './journal.js';
 import {
   createVolumes,
@@ -89,6 +91,12 @@ export class AwsRestore {
     let parents = new Map<string, string>();
     let current: VolumeSession | undefined;
     const sessions: VolumeSession[] = [];
+    const pending = onInterrupt(() => {
+      const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
+      return open.length
+        ? `snapshots ${open.join(', ')} left pending, not completed: EBS discards them after their timeout, and the same restore run again resumes them`
+        : undefined;
+    });
     // Runs once, before the first snapshot is started: nothing is created when the target or the chain is wrong.
     const prepare = async (): Promise<void> => {
       if (target) return;
@@ -144,12 +152,11 @@ export class AwsRestore {
         },
       });
     } catch (err) {
+      // The pending note stays: the command's error line says which snapshots were left.
       for (const session of sessions) await session.slots.drain().catch(() => undefined);
-      const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
-      if (open.length)
-        this.log.error(`not completed (EBS discards them after their timeout): ${open.join(', ')}`);
       throw err;
     }
+    pending();
     const m = manifest!;
     const { ec2, region } = clients!;
     const ids = sessions.map((s) => s.snapshotId);
@@ -329,8 +336,8 @@ export class AwsRestore {
 /** The manifest a finalizer's head stream had, as far as launching needs it. */
 export function finalizerManifest(finalizer: Finalizer): Manifest {
   return {
-    format: 'ec2-bpipe',
-    formatVersion: 1,
+    format: FORMAT_NAME,
+    formatVersion: FORMAT_VERSION,
     toolVersion: finalizer.toolVersion,
     config: finalizer.config,
     job: finalizer.head ?? finalizer.job,

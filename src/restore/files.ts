@@ -1,25 +1,56 @@
+import { rmSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { RuntimeFailure } from '../errors.js';
-import type { Finalizer } from '../finalizer.js';
+import { z } from 'zod';
+import { messageOf, RuntimeFailure } from '../errors.js';
+import { CONFIG_NAME, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
 import type { Input } from '../inputs.js';
-import { BLOCK_SIZE, type Manifest, member, type VolumeMeta } from '../stream/format.js';
+import { onInterrupt } from '../lifecycle.js';
+import { BLOCK_SIZE, member } from '../stream/format.js';
 import { readStream } from '../stream/reader.js';
+import { describeIssues, type Finalizer, levelSchema, type Manifest, resourceIdValid } from '../stream/schema.js';
 
 const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+
 const PARTIAL = '.partial';
 const STATE_FILE = 'ec2-bpipe-state.json';
 /** A redo record: the 8-byte block index, then the block. */
 const RECORD = 8 + BLOCK_SIZE;
 
-/** What the images of one resource hold: the state file beside them. */
-export interface ImageState {
-  config: string;
-  resourceId: string;
-  volumes: Record<string, { job: string; level: string; snapshotId: string; chain: string[] }>;
+const jobName = z.string().regex(JOB_NAME);
+const snapshotId = z.string().regex(SNAPSHOT_ID);
+
+/** The state file beside the images (docs/FORMAT.md): which job each image holds. */
+const imageStateSchema = z.object({
+  config: z.string().regex(CONFIG_NAME),
+  resourceId: z.string().max(1024),
+  volumes: z.record(
+    z.string().regex(VOLUME_ID),
+    z.object({ job: jobName, level: levelSchema, snapshotId, chain: z.array(jobName).max(100_000) }),
+  ),
   /** Set while verified changes are being applied; a crash leaves it, and the next run finishes the job. */
-  applying?: { job: string; level: string; volumes: { volumeId: string; snapshotId: string }[] };
+  applying: z
+    .object({
+      job: jobName,
+      level: levelSchema,
+      volumes: z.array(z.object({ volumeId: z.string().regex(VOLUME_ID), snapshotId })),
+    })
+    .optional(),
+});
+type ImageState = z.infer<typeof imageStateSchema>;
+
+/**
+ * `root` joined with names that come from a stream: each was checked against its id pattern
+ * already, and the result must still lie under `root`. A path that does not is never written.
+ */
+function under(root: string, ...parts: string[]): string {
+  const path = resolve(root, ...parts);
+  const rel = relative(resolve(root), path);
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || parts.some((p) => p === '' || p.includes('/'))) {
+    throw new RuntimeFailure(`refusing to write ${path}: it is not a file name inside ${root}`);
+  }
+  return path;
 }
 
 const redoName = (volumeId: string): string => `${member.volumeData(volumeId)}.redo`;
@@ -43,18 +74,43 @@ export class FilesRestore {
     private readonly layout: 'plain' | 'catalog' = 'plain',
   ) {}
 
-  private dirFor(unit: { config: string; region: string; resourceId: string }): string {
+  private dirFor(unit: { config: string; region: string; resourceId: string; kind: 'instance' | 'volumes' }): string {
+    // Checked here again, whatever the caller checked: these names become directories.
+    if (!CONFIG_NAME.test(unit.config) || !REGION.test(unit.region) || !resourceIdValid(unit.kind, unit.resourceId)) {
+      throw new RuntimeFailure(
+        `refusing the unit ${JSON.stringify([unit.config, unit.region, unit.resourceId])}: not a config name, region and resource id`,
+      );
+    }
     return this.layout === 'plain'
-      ? join(this.root, unit.resourceId)
-      : join(this.root, '@ec2-bpipe', unit.config, unit.region, unit.resourceId);
+      ? under(this.root, unit.resourceId)
+      : under(this.root, '@ec2-bpipe', unit.config, unit.region, unit.resourceId);
   }
 
+  /** The state file, or undefined when there is none; a damaged one stops the restore rather than being ignored. */
   private async loadState(dir: string): Promise<ImageState | undefined> {
+    const path = join(dir, STATE_FILE);
+    let text: string;
     try {
-      return JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as ImageState;
-    } catch {
-      return undefined;
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new RuntimeFailure(`${path}: cannot read the image state (${messageOf(err)})`);
     }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new RuntimeFailure(
+        `${path} is not valid JSON (${messageOf(err)}): the images' state is unknown. Move the directory aside and restore the chain again from its Full.`,
+      );
+    }
+    const parsed = imageStateSchema.safeParse(value);
+    if (!parsed.success) {
+      throw new RuntimeFailure(
+        `${path}: ${describeIssues(parsed.error)}. Move the directory aside and restore the chain again from its Full.`,
+      );
+    }
+    return parsed.data;
   }
 
   private async saveState(dir: string, state: ImageState): Promise<void> {
@@ -65,12 +121,18 @@ export class FilesRestore {
 
   /** Applies verified redo files to the images, then records the new head. Safe to repeat after a crash. */
   private async applyRedo(dir: string, state: ImageState): Promise<void> {
-    const applying = state.applying!;
+    const applying = state.applying;
+    if (applying === undefined) return;
     for (const { volumeId, snapshotId } of applying.volumes) {
-      const redo = join(dir, redoName(volumeId));
-      const image = await open(join(dir, member.volumeData(volumeId)), 'r+');
+      const redo = under(dir, redoName(volumeId));
+      const entry = state.volumes[volumeId];
+      if (entry === undefined) {
+        throw new RuntimeFailure(`${join(dir, STATE_FILE)}: applying job ${applying.job} to ${volumeId}, which it does not hold`);
+      }
+      const image = await open(under(dir, member.volumeData(volumeId)), 'r+');
       const log = await open(redo, 'r');
       try {
+        const { size: imageSize } = await image.stat();
         const record = Buffer.allocUnsafe(RECORD);
         for (let offset = 0; ; offset += RECORD) {
           const { bytesRead } = await log.read(record, 0, RECORD, offset);
@@ -78,6 +140,8 @@ export class FilesRestore {
           if (bytesRead !== RECORD)
             throw new RuntimeFailure(`${redo} is damaged; restore the chain again from its Full`);
           const index = Number(record.readBigUInt64BE(0));
+          if (!Number.isSafeInteger(index) || (index + 1) * BLOCK_SIZE > imageSize)
+            throw new RuntimeFailure(`${redo} is damaged (block ${index}); restore the chain again from its Full`);
           await image.write(record, 8, BLOCK_SIZE, index * BLOCK_SIZE);
         }
         await image.sync();
@@ -85,7 +149,6 @@ export class FilesRestore {
         await log.close();
         await image.close();
       }
-      const entry = state.volumes[volumeId]!;
       state.volumes[volumeId] = {
         job: applying.job,
         level: applying.level,
@@ -122,7 +185,7 @@ export class FilesRestore {
       );
     }
     const behind = finalizer.volumes.filter(
-      (v) => state?.volumes[v.volumeId]?.job !== finalizer.head || state.applying,
+      (v) => state === undefined || state.applying !== undefined || state.volumes[v.volumeId]?.job !== finalizer.head,
     );
     if (behind.length) {
       const held = behind
@@ -143,9 +206,18 @@ export class FilesRestore {
     let state: ImageState | undefined;
     const partials: string[] = [];
     const metadata = new Map<string, unknown>();
+    const snapshots = new Map<string, string>();
     let file: FileHandle | undefined;
-    let redoBuffer: Buffer | undefined;
-    const finals: string[] = [];
+    const redoRecord = Buffer.allocUnsafe(RECORD);
+    // A signal or a closed pipe ends the process at once: what is half written goes with it.
+    const forget = onInterrupt(() => {
+      for (const partial of partials) rmSync(partial, { force: true });
+      return partials.length ? `partial files in ${dir} removed; the images are as they were` : undefined;
+    });
+    const currentFile = (): FileHandle => {
+      if (file === undefined) throw new Error('a block came outside a volume');
+      return file;
+    };
     try {
       await readStream(input.open(), input.name, {
         manifest: async (m: Manifest) => {
@@ -163,71 +235,68 @@ export class FilesRestore {
         instance: (meta) => {
           metadata.set(member.instance, meta);
         },
-        volumeStart: async (meta: VolumeMeta) => {
+        volumeStart: async (meta) => {
           metadata.set(member.volumeMeta(meta.volumeId), meta);
-          if (manifest!.level === 'Full') {
-            const path = join(dir, member.volumeData(meta.volumeId) + PARTIAL);
-            partials.push(path);
-            file = await open(path, 'w', 0o600);
-            await file.truncate(meta.sizeBytes);
-          } else {
-            const path = join(dir, redoName(meta.volumeId) + PARTIAL);
-            partials.push(path);
-            file = await open(path, 'w', 0o600);
-            redoBuffer = Buffer.allocUnsafe(RECORD);
-          }
+          snapshots.set(meta.volumeId, meta.snapshotId);
+          const name = meta.level === 'Full' ? member.volumeData(meta.volumeId) : redoName(meta.volumeId);
+          const path = under(dir, name + PARTIAL);
+          partials.push(path);
+          file = await open(path, 'w', 0o600);
+          if (meta.level === 'Full') await file.truncate(meta.sizeBytes);
         },
-        block: async (_meta, index, data) => {
-          if (manifest!.level === 'Full') {
+        block: async (meta, index, data) => {
+          const target = currentFile();
+          if (meta.level === 'Full') {
             // A fresh image reads as zeros already; skipping zero blocks keeps it sparse.
             if (data.equals(ZERO_BLOCK)) return;
-            await file!.write(data, 0, data.length, index * BLOCK_SIZE);
+            await target.write(data, 0, data.length, index * BLOCK_SIZE);
             return;
           }
           // In a chain a zero block is an explicit change: it overwrites what the base held.
-          redoBuffer!.writeBigUInt64BE(BigInt(index), 0);
-          data.copy(redoBuffer!, 8);
-          await file!.write(redoBuffer!, 0, RECORD);
+          redoRecord.writeBigUInt64BE(BigInt(index), 0);
+          data.copy(redoRecord, 8);
+          await target.write(redoRecord, 0, RECORD);
         },
         volumeEnd: async (meta, sum) => {
           metadata.set(member.volumeSum(meta.volumeId), sum);
-          await file!.sync();
-          await file!.close();
+          const done = currentFile();
           file = undefined;
+          await done.sync();
+          await done.close();
         },
+        // Called only after the whole stream, its end records included, verified.
         end: async () => {
           for (const [name, value] of metadata) {
-            await writeFile(join(dir, name + PARTIAL), `${JSON.stringify(value, null, 2)}\n`, {
-              mode: 0o600,
-            });
-            partials.push(join(dir, name + PARTIAL));
+            const path = under(dir, name + PARTIAL);
+            partials.push(path);
+            await writeFile(path, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
           }
-          for (const partial of partials) {
-            const final = partial.slice(0, -PARTIAL.length);
-            await rename(partial, final);
-            finals.push(final);
-          }
+          for (const partial of partials) await rename(partial, partial.slice(0, -PARTIAL.length));
+          partials.length = 0;
         },
       });
     } catch (err) {
       await file?.close().catch(() => undefined);
       await Promise.all(partials.map((p) => rm(p, { force: true })));
       throw err;
+    } finally {
+      forget();
     }
-    await this.record(dir, manifest!, state);
-    const images = manifest!.volumes.map((v) => join(dir, member.volumeData(v)));
-    for (const path of images)
-      this.log.info(`${manifest!.level === 'Full' ? 'restored' : 'updated'} ${path} to job ${manifest!.job}`);
+    if (manifest === undefined) throw new RuntimeFailure(`${input.name}: the stream held no manifest`);
+    await this.record(dir, manifest, snapshots, state);
+    const level = manifest.level;
+    const images = manifest.volumes.map((v) => join(dir, member.volumeData(v)));
+    for (const path of images) this.log.info(`${level === 'Full' ? 'restored' : 'updated'} ${path} to job ${manifest.job}`);
     return images;
   }
 
   /** The stream verified whole: record it as the images' new head, applying a chain link in place. */
-  private async record(dir: string, manifest: Manifest, previous: ImageState | undefined): Promise<void> {
-    const snapshots = new Map<string, string>();
-    for (const volumeId of manifest.volumes) {
-      const meta = JSON.parse(await readFile(join(dir, member.volumeMeta(volumeId)), 'utf8')) as VolumeMeta;
-      snapshots.set(volumeId, meta.snapshotId);
-    }
+  private async record(
+    dir: string,
+    manifest: Manifest,
+    snapshots: Map<string, string>,
+    previous: ImageState | undefined,
+  ): Promise<void> {
     if (manifest.level === 'Full') {
       const state: ImageState = {
         config: manifest.config,
@@ -240,13 +309,14 @@ export class FilesRestore {
       await this.saveState(dir, state);
       return;
     }
-    const state = previous!;
-    state.applying = {
+    // checkBase refused a chain link without a state holding its base.
+    if (previous === undefined) throw new RuntimeFailure(`${dir}: no image state to apply job ${manifest.job} to`);
+    previous.applying = {
       job: manifest.job,
       level: manifest.level,
       volumes: [...snapshots].map(([volumeId, snapshotId]) => ({ volumeId, snapshotId })),
     };
-    await this.saveState(dir, state);
-    await this.applyRedo(dir, state);
+    await this.saveState(dir, previous);
+    await this.applyRedo(dir, previous);
   }
 }

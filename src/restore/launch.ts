@@ -19,11 +19,11 @@ import {
   type VolumeType,
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import type { InstanceMeta } from '../aws/metadata.js';
+import type { InstanceMeta } from '../stream/schema.js';
 import { pollUntil } from '../aws/wait.js';
 import type { RestoreSettings } from '../config.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
-import type { Manifest, VolumeMeta } from '../stream/format.js';
+import type { Manifest, VolumeMeta } from '../stream/schema.js';
 
 export const RESTORE_TAG = {
   restored: 'ec2-bpipe:restored',

@@ -1,67 +1,52 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
-import { RuntimeFailure } from '../errors.js';
-import type { InstanceMeta } from '../aws/metadata.js';
+import type { z } from 'zod';
+import { messageOf, RuntimeFailure } from '../errors.js';
+import { StreamDefect } from './defect.js';
+import { sha256Hex, VolumeDigests } from './digests.js';
+import { BLOCK_SIZE, FORMAT_NAME, MEMBER_MODE, member, READABLE_VERSIONS, sparseHeaderName } from './format.js';
 import {
-  BLOCK_SIZE,
+  describeIssues,
   type EndMarker,
-  FORMAT_NAME,
-  FORMAT_VERSION,
+  endMarkerSchema,
+  type InstanceMeta,
+  instanceMetaSchema,
   type Manifest,
-  member,
-  sparseHeaderName,
+  manifestSchema,
+  manifestV1Schema,
+  type MemberDigest,
+  resourceIdMatches,
   type VolumeMeta,
+  volumeMetaSchema,
   type VolumeSum,
-} from './format.js';
-import { SparseMapParser } from './sparse.js';
+  volumeSumSchema,
+} from './schema.js';
+import { SparseMapError, SparseMapParser } from './sparse.js';
+import { type TarMember, TarReader } from './tar.js';
 
-/** A stream that is not a complete, intact ec2-bpipe stream. The message names the member and what is wrong. */
-export class StreamDefect extends RuntimeFailure {
-  /**
-   * @param incomplete the stream stops early (empty, truncated, no end marker), as a failed
-   *   backup leaves it, rather than holding wrong data.
-   */
-  constructor(
-    source: string,
-    message: string,
-    readonly incomplete = false,
-  ) {
-    super(`${source}: ${message}`);
-    this.name = 'StreamDefect';
-  }
-}
+export { StreamDefect } from './defect.js';
 
-/** Carries an error a visitor threw through the reader untouched, so it is not taken for a tar defect. */
-class VisitorError extends Error {
-  constructor(readonly inner: unknown) {
-    super('visitor failed');
-  }
-}
+/** JSON members are small: the largest, instance.json, holds at most 16 KiB of user data. */
+const MAX_JSON_MEMBER = 1024 * 1024;
+const SPARSE_KEYS = ['GNU.sparse.major', 'GNU.sparse.minor', 'GNU.sparse.name', 'GNU.sparse.realsize'];
 
-/** Calls a visitor method so that whatever it throws passes through the reader as it is. */
-async function visit(call: () => Promise<void> | void | undefined): Promise<void> {
-  try {
-    await call();
-  } catch (err) {
-    throw new VisitorError(err);
-  }
-}
-
-/** Called as the stream is read; every call happens only after the data it carries was checked as far as it can be. */
+/**
+ * Called as the stream is read. Every call but `end` happens before the stream is known to be
+ * whole: a visitor may write to temporary places (a `.partial` file, a pending snapshot) but must
+ * make nothing final before `end`.
+ */
 export interface StreamVisitor {
   manifest?(manifest: Manifest): Promise<void> | void;
   instance?(meta: InstanceMeta): Promise<void> | void;
   volumeStart?(meta: VolumeMeta): Promise<void> | void;
-  /**
-   * One block, in ascending index order, with its 32-byte SHA-256. The digest is part of the
-   * volume's aggregate, which is checked at volumeEnd.
-   */
+  /** One block, in ascending index order, with its 32-byte SHA-256; checked against the volume's sums at volumeEnd. */
   block?(meta: VolumeMeta, index: number, data: Buffer, digest: Buffer): Promise<void> | void;
-  /** The volume's aggregate checksum matched every block read. */
+  /** Every block of the volume matched its recorded checksums. */
   volumeEnd?(meta: VolumeMeta, sum: VolumeSum): Promise<void> | void;
-  /** The end marker was read and nothing follows it: the stream is complete. */
+  /**
+   * The end marker, every member digest (version 2) and the tar end records were read, and
+   * nothing follows: the stream is complete and intact. Only now may anything become final.
+   */
   end?(marker: EndMarker): Promise<void> | void;
 }
 
@@ -70,271 +55,344 @@ export interface VolumeReport {
   level: string;
   blocks: number;
   sizeBytes: number;
+  /** The LINEAR aggregate, base64. */
   checksum: string;
+  /** The index-bound digest, hex; null for a version 1 stream, which has none. */
+  indexedSha256: string | null;
 }
 
 export interface StreamReport {
   manifest: Manifest;
+  formatVersion: number;
   volumes: VolumeReport[];
 }
 
-type Json = Record<string, unknown>;
+/** Read errors of the input itself (a missing file, EIO) name the input, not a member. */
+async function* inputChunks(input: Readable, source: string): AsyncGenerator<unknown> {
+  try {
+    yield* input;
+  } catch (err) {
+    throw new RuntimeFailure(`${source}: reading failed (${messageOf(err)})`);
+  }
+}
 
-function require(source: string, name: string, value: Json, fields: Record<string, string>): void {
-  for (const [field, type] of Object.entries(fields)) {
-    const actual =
-      value[field] === null ? 'null' : Array.isArray(value[field]) ? 'array' : typeof value[field];
-    if (!type.split('|').includes(actual)) {
-      throw new StreamDefect(source, `member ${name}: field "${field}" is ${actual}, expected ${type}`);
+/** The state of one stream being read: what was seen, what must come next. */
+class StreamCheck {
+  private readonly tar: TarReader;
+  private readonly expected: string[] = [member.manifest];
+  private readonly digests: MemberDigest[] = [];
+  private readonly reports: VolumeReport[] = [];
+  private manifest: Manifest | undefined;
+  private version = 0;
+  private volume: VolumeMeta | undefined;
+  private volumeDigests: VolumeDigests | undefined;
+  private marker: EndMarker | undefined;
+  private totalBlocks = 0;
+
+  constructor(
+    input: Readable,
+    private readonly source: string,
+    private readonly visitor: StreamVisitor,
+  ) {
+    this.tar = new TarReader(inputChunks(input, source), source);
+  }
+
+  private invalid(message: string): StreamDefect {
+    return new StreamDefect(this.source, message, 'invalid');
+  }
+
+  private damaged(message: string): StreamDefect {
+    return new StreamDefect(this.source, message, 'damaged');
+  }
+
+  async run(): Promise<StreamReport> {
+    for (;;) {
+      const entry = await this.tar.next();
+      if (entry === null) break;
+      await this.member(entry);
+    }
+    const manifest = this.manifest;
+    const marker = this.marker;
+    if (manifest === undefined) throw new StreamDefect(this.source, 'the stream is empty', 'truncated');
+    if (marker === undefined) {
+      const missing = this.expected[0] ?? member.end;
+      throw new StreamDefect(this.source, `the stream is incomplete: member ${missing} is missing`, 'truncated');
+    }
+    await this.visitor.end?.(marker);
+    return { manifest, formatVersion: this.version, volumes: this.reports };
+  }
+
+  private async member(entry: TarMember): Promise<void> {
+    const name = entry.pax.get('GNU.sparse.name') ?? entry.name;
+    if (this.marker !== undefined) throw this.invalid(`member ${name} follows ${member.end}`);
+    const want = this.expected.shift();
+    if (name !== want) {
+      throw this.invalid(
+        want === undefined ? `unexpected member ${name}` : `expected member ${want}, found ${name}`,
+      );
+    }
+    if (entry.mode !== MEMBER_MODE) {
+      throw this.invalid(`member ${name} has mode ${entry.mode.toString(8)}, not ${MEMBER_MODE.toString(8)}`);
+    }
+    if (name.endsWith('.ebs')) return this.volumeData(entry, name);
+    if (entry.pax.size > 0) throw this.invalid(`member ${name} carries pax records (${[...entry.pax.keys()].join(', ')})`);
+    const body = await this.jsonBody(entry, name);
+    if (name === member.manifest) return this.onManifest(body);
+    if (name === member.instance) return this.onInstance(body);
+    if (name === member.end) return this.onEnd(body);
+    if (name.endsWith('.sum.json')) return this.onSum(body, name);
+    return this.onVolumeMeta(body, name);
+  }
+
+  /** Reads a JSON member whole (it is small), records its digest, and parses it as UTF-8 JSON. */
+  private async jsonBody(entry: TarMember, name: string): Promise<unknown> {
+    if (entry.size > MAX_JSON_MEMBER)
+      throw this.invalid(`member ${name} is ${entry.size} bytes; no JSON member is larger than ${MAX_JSON_MEMBER}`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.tar.body()) chunks.push(chunk);
+    const body = Buffer.concat(chunks);
+    if (name !== member.end) this.digests.push({ name, sha256: sha256Hex(body) });
+    try {
+      return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)) as unknown;
+    } catch (err) {
+      throw this.invalid(`member ${name} is not valid JSON (${messageOf(err)})`);
     }
   }
-}
 
-async function readAll(
-  entry: AsyncIterable<unknown>,
-  limit: number,
-  source: string,
-  name: string,
-): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const item of entry) {
-    const chunk = item as Buffer;
-    size += chunk.length;
-    if (size > limit) throw new StreamDefect(source, `member ${name} is larger than ${limit} bytes`);
-    chunks.push(chunk);
+  private parse<T extends z.ZodType>(schema: T, value: unknown, name: string): z.infer<T> {
+    const result = schema.safeParse(value);
+    if (!result.success) throw this.invalid(`member ${name}: ${describeIssues(result.error)}`);
+    return result.data;
   }
-  return Buffer.concat(chunks);
-}
 
-async function readJson(entry: AsyncIterable<unknown>, source: string, name: string): Promise<Json> {
-  const body = await readAll(entry, 16 * 1024 * 1024, source, name);
-  try {
-    const value = JSON.parse(body.toString('utf8')) as unknown;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
-    return value as Json;
-  } catch (err) {
-    throw new StreamDefect(source, `member ${name} is not valid JSON (${(err as Error).message})`);
+  private requireManifest(): Manifest {
+    if (this.manifest === undefined) throw this.invalid(`no ${member.manifest} before this member`);
+    return this.manifest;
   }
-}
 
-/**
- * Reads one stream, checks its structure, every block against the volume's aggregate, and the end
- * marker, and reports what it held. Throws StreamDefect at the first problem.
- */
-export async function readStream(
-  input: Readable,
-  source: string,
-  visitor: StreamVisitor = {},
-): Promise<StreamReport> {
-  const extract = tar.extract();
-  let feedError: unknown;
-  const feeding = pipeline(input, extract).catch((err: unknown) => {
-    feedError = err;
-  });
-  const expected: string[] = [member.manifest];
-  let manifest: Manifest | undefined;
-  let current: VolumeMeta | undefined;
-  let digests: ReturnType<typeof createHash> | undefined;
-  let blocksRead = 0;
-  const reports: VolumeReport[] = [];
-  let ended = false;
-  try {
-    for await (const entry of extract) {
-      const header = entry.header;
-      const pax = (header.pax ?? {}) as Record<string, string>;
-      const name = pax['GNU.sparse.name'] ?? header.name;
-      if (ended) throw new StreamDefect(source, `member ${name} follows ${member.end}`);
-      const want = expected.shift();
-      if (name !== want) {
-        throw new StreamDefect(
-          source,
-          want === undefined ? `unexpected member ${name}` : `expected member ${want}, found ${name}`,
-        );
-      }
-      if (name === member.manifest) {
-        const value = await readJson(entry, source, name);
-        require(source, name, value, {
-          format: 'string',
-          formatVersion: 'number',
-          job: 'string',
-          level: 'string',
-          region: 'string',
-          kind: 'string',
-          resourceId: 'string',
-          volumes: 'array',
-          config: 'string',
-        });
-        if (value.format !== FORMAT_NAME)
-          throw new StreamDefect(source, `member ${name}: not an ${FORMAT_NAME} stream`);
-        if (value.formatVersion !== FORMAT_VERSION) {
-          throw new StreamDefect(
-            source,
-            `format version ${String(value.formatVersion)} is not supported (this tool reads ${FORMAT_VERSION})`,
-          );
-        }
-        manifest = value as unknown as Manifest;
-        if (manifest.kind === 'instance') expected.push(member.instance);
-        for (const id of manifest.volumes)
-          expected.push(member.volumeMeta(id), member.volumeData(id), member.volumeSum(id));
-        expected.push(member.end);
-        const read = manifest;
-        await visit(() => visitor.manifest?.(read));
-      } else if (name === member.instance) {
-        const value = await readJson(entry, source, name);
-        require(source, name, value, { instanceId: 'string', blockDeviceMappings: 'array', tags: 'array' });
-        await visit(() => visitor.instance?.(value as unknown as InstanceMeta));
-      } else if (name === member.end) {
-        const value = await readJson(entry, source, name);
-        if (value.complete !== true)
-          throw new StreamDefect(source, `member ${name} does not mark the stream complete`);
-        ended = true;
-        await visit(() => visitor.end?.(value as unknown as EndMarker));
-      } else if (name.endsWith('.sum.json')) {
-        const value = await readJson(entry, source, name);
-        require(source, name, value, { volumeId: 'string', blockCount: 'number', checksum: 'string' });
-        const sum = value as unknown as VolumeSum;
-        const meta = current!;
-        if (sum.volumeId !== meta.volumeId || sum.blockCount !== blocksRead) {
-          throw new StreamDefect(
-            source,
-            `member ${name}: ${sum.blockCount} blocks announced, ${blocksRead} read`,
-          );
-        }
-        const actual = digests!.digest('base64');
-        if (actual !== sum.checksum) {
-          throw new StreamDefect(
-            source,
-            `member ${member.volumeData(meta.volumeId)}: the blocks do not match their aggregate checksum (read ${actual}, recorded ${sum.checksum}); the data is damaged`,
-          );
-        }
-        reports.push({
-          volumeId: meta.volumeId,
-          level: meta.level,
-          blocks: blocksRead,
-          sizeBytes: meta.sizeBytes,
-          checksum: sum.checksum,
-        });
-        await visit(() => visitor.volumeEnd?.(meta, sum));
-        current = undefined;
-      } else if (name.endsWith('.ebs')) {
-        const meta = current!;
-        if (
-          header.name !== sparseHeaderName(name) ||
-          pax['GNU.sparse.major'] !== '1' ||
-          pax['GNU.sparse.minor'] !== '0'
-        ) {
-          throw new StreamDefect(source, `member ${name} is not a GNU sparse 1.0 member`);
-        }
-        if (Number(pax['GNU.sparse.realsize']) !== meta.sizeBytes) {
-          throw new StreamDefect(
-            source,
-            `member ${name}: real size ${pax['GNU.sparse.realsize']} differs from the volume's ${meta.sizeBytes}`,
-          );
-        }
-        digests = createHash('sha256');
-        blocksRead = await readBlocks(entry, header.size, meta, source, name, (index, data) => {
-          const digest = createHash('sha256').update(data).digest();
-          digests!.update(digest);
-          return visit(() => visitor.block?.(meta, index, data, digest));
-        });
-        if (blocksRead !== meta.blockCount) {
-          throw new StreamDefect(
-            source,
-            `member ${name}: ${blocksRead} blocks, but ${member.volumeMeta(meta.volumeId)} announced ${meta.blockCount}`,
-          );
-        }
-      } else {
-        const value = await readJson(entry, source, name);
-        require(source, name, value, {
-          volumeId: 'string',
-          snapshotId: 'string',
-          sizeBytes: 'number',
-          blockSize: 'number',
-          blockCount: 'number',
-          level: 'string',
-        });
-        current = value as unknown as VolumeMeta;
-        if (member.volumeMeta(current.volumeId) !== name)
-          throw new StreamDefect(source, `member ${name} describes ${current.volumeId}`);
-        if (current.blockSize !== BLOCK_SIZE)
-          throw new StreamDefect(source, `member ${name}: block size ${current.blockSize} is not supported`);
-        const started = current;
-        await visit(() => visitor.volumeStart?.(started));
-      }
+  private requireVolume(name: string): { meta: VolumeMeta; digests: VolumeDigests } {
+    if (this.volume === undefined || this.volumeDigests === undefined)
+      throw this.invalid(`member ${name} is not preceded by its volume's members`);
+    return { meta: this.volume, digests: this.volumeDigests };
+  }
+
+  private async onManifest(value: unknown): Promise<void> {
+    const name = member.manifest;
+    const raw = typeof value === 'object' && value !== null ? (value as { format?: unknown; formatVersion?: unknown }) : {};
+    if (raw.format !== FORMAT_NAME) throw this.invalid(`member ${name}: not an ${FORMAT_NAME} stream`);
+    const version = raw.formatVersion;
+    if (typeof version !== 'number' || !READABLE_VERSIONS.includes(version)) {
+      throw this.invalid(
+        `format version ${String(version)} is not supported (this tool reads ${READABLE_VERSIONS.join(' and ')}); use a newer ec2-bpipe`,
+      );
     }
-  } catch (err) {
-    input.destroy();
-    if (err instanceof VisitorError) throw err.inner;
-    if (err instanceof StreamDefect) throw err;
-    const message = err instanceof Error ? err.message : String(err);
-    const truncated = /unexpected end|premature/i.test(message);
-    throw new StreamDefect(
-      source,
-      `${truncated ? 'the stream is truncated' : 'the stream is not a valid tar'} (${message})`,
-      truncated,
-    );
+    this.version = version;
+    let manifest: Manifest;
+    if (version === 1) {
+      const v1 = this.parse(manifestV1Schema, value, name);
+      manifest = {
+        ...v1,
+        requestedLevel: v1.requestedLevel ?? v1.level,
+        baseCreatedAt: v1.baseCreatedAt ?? null,
+        encryptedVolumes: v1.encryptedVolumes ?? [],
+      };
+    } else {
+      manifest = this.parse(manifestSchema, value, name);
+    }
+    const { volumes, encryptedVolumes } = manifest;
+    if (new Set(volumes).size !== volumes.length) throw this.invalid(`member ${name}: a volume is listed twice`);
+    const unknownEncrypted = encryptedVolumes.find((v) => !volumes.includes(v));
+    if (unknownEncrypted !== undefined || new Set(encryptedVolumes).size !== encryptedVolumes.length) {
+      throw this.invalid(`member ${name}: encryptedVolumes does not name a subset of volumes`);
+    }
+    if (!resourceIdMatches(manifest.kind, manifest.resourceId, volumes)) {
+      throw this.invalid(`member ${name}: resourceId "${manifest.resourceId}" does not name the ${manifest.kind}`);
+    }
+    if ((manifest.level === 'Full') !== (manifest.baseJob === null)) {
+      throw this.invalid(`member ${name}: a ${manifest.level} must ${manifest.level === 'Full' ? 'not ' : ''}have a baseJob`);
+    }
+    this.manifest = manifest;
+    if (manifest.kind === 'instance') this.expected.push(member.instance);
+    for (const id of volumes) this.expected.push(member.volumeMeta(id), member.volumeData(id), member.volumeSum(id));
+    this.expected.push(member.end);
+    await this.visitor.manifest?.(manifest);
   }
-  await feeding;
-  if (feedError !== undefined)
-    throw new StreamDefect(
-      source,
-      `reading failed (${feedError instanceof Error ? feedError.message : 'unknown error'})`,
-    );
-  if (!ended) {
-    const missing = expected.length ? `member ${expected[0]} is missing` : 'the end marker is missing';
-    throw new StreamDefect(source, `the stream is incomplete: ${manifest ? missing : 'it is empty'}`, true);
-  }
-  return { manifest: manifest!, volumes: reports };
-}
 
-/** Splits a sparse member's data into blocks, after its map; returns how many were read. */
-async function readBlocks(
-  entry: AsyncIterable<unknown>,
-  memberSize: number,
-  meta: VolumeMeta,
-  source: string,
-  name: string,
-  onBlock: (index: number, data: Buffer) => Promise<void> | void,
-): Promise<number> {
-  const parser = new SparseMapParser(BLOCK_SIZE, meta.sizeBytes);
-  let block = Buffer.allocUnsafe(BLOCK_SIZE);
-  let filled = 0;
-  let count = 0;
-  let seen = 0;
-  try {
-    for await (const item of entry) {
-      const chunk = item as Buffer;
-      seen += chunk.length;
-      let data = parser.push(chunk);
+  private async onInstance(value: unknown): Promise<void> {
+    const name = member.instance;
+    const manifest = this.requireManifest();
+    const meta = this.parse(instanceMetaSchema, value, name);
+    if (meta.instanceId !== manifest.resourceId)
+      throw this.invalid(`member ${name} describes ${meta.instanceId}, the manifest ${manifest.resourceId}`);
+    const mapped = new Set(meta.blockDeviceMappings.map((m) => m.volumeId));
+    const unmapped = manifest.volumes.find((v) => !mapped.has(v));
+    if (unmapped !== undefined) throw this.invalid(`member ${name} has no block device mapping for ${unmapped}`);
+    await this.visitor.instance?.(meta);
+  }
+
+  private async onVolumeMeta(value: unknown, name: string): Promise<void> {
+    const manifest = this.requireManifest();
+    const meta = this.parse(volumeMetaSchema, value, name);
+    if (member.volumeMeta(meta.volumeId) !== name) throw this.invalid(`member ${name} describes ${meta.volumeId}`);
+    const mismatch =
+      meta.level !== manifest.level
+        ? `level ${meta.level}, the manifest ${manifest.level}`
+        : meta.baseJob !== manifest.baseJob
+          ? `baseJob ${String(meta.baseJob)}, the manifest ${String(manifest.baseJob)}`
+          : (meta.baseSnapshotId === null) !== (meta.level === 'Full')
+            ? `baseSnapshotId ${String(meta.baseSnapshotId)} for a ${meta.level}`
+            : meta.sizeBytes !== meta.sizeGiB * 1024 ** 3
+              ? `sizeBytes ${meta.sizeBytes} for ${meta.sizeGiB} GiB`
+              : meta.blockCount > meta.sizeBytes / BLOCK_SIZE
+                ? `${meta.blockCount} blocks in a volume of ${meta.sizeBytes / BLOCK_SIZE}`
+                : this.version >= 2 && meta.encrypted !== manifest.encryptedVolumes.includes(meta.volumeId)
+                  ? `encrypted ${meta.encrypted}, unlike the manifest's encryptedVolumes`
+                  : undefined;
+    if (mismatch !== undefined) throw this.invalid(`member ${name}: ${mismatch}`);
+    this.volume = meta;
+    this.volumeDigests = undefined;
+    await this.visitor.volumeStart?.(meta);
+  }
+
+  private async volumeData(entry: TarMember, name: string): Promise<void> {
+    const { meta } = this.requireVolumeMeta(name);
+    const keys = [...entry.pax.keys()].sort();
+    if (entry.name !== sparseHeaderName(name) || keys.join() !== SPARSE_KEYS.join()) {
+      throw this.invalid(`member ${name} is not a GNU sparse 1.0 member as ec2-bpipe writes it`);
+    }
+    if (entry.pax.get('GNU.sparse.major') !== '1' || entry.pax.get('GNU.sparse.minor') !== '0') {
+      throw this.invalid(`member ${name} is not a GNU sparse 1.0 member`);
+    }
+    const realsize = entry.pax.get('GNU.sparse.realsize');
+    if (realsize !== String(meta.sizeBytes)) {
+      throw this.invalid(`member ${name}: real size ${String(realsize)} differs from the volume's ${meta.sizeBytes}`);
+    }
+    const digests = new VolumeDigests();
+    this.volumeDigests = digests;
+    const parser = new SparseMapParser(BLOCK_SIZE, meta.sizeBytes);
+    let block = Buffer.allocUnsafe(BLOCK_SIZE);
+    let filled = 0;
+    let count = 0;
+    const fail = (err: unknown): never => {
+      if (err instanceof SparseMapError) throw this.invalid(`member ${name}: ${err.message}`);
+      throw err;
+    };
+    for await (const chunk of this.tar.body()) {
+      let data: Buffer | undefined;
+      try {
+        const wasDone = parser.done;
+        data = parser.push(chunk);
+        if (!wasDone && parser.done && parser.blocks.length !== meta.blockCount) {
+          throw this.invalid(
+            `member ${name}: the sparse map lists ${parser.blocks.length} blocks, ${member.volumeMeta(meta.volumeId)} ${meta.blockCount}`,
+          );
+        }
+      } catch (err) {
+        fail(err);
+      }
       if (data === undefined) continue;
       while (data.length > 0) {
-        if (count >= parser.blocks.length) throw new Error('more data than the sparse map lists');
+        if (count >= parser.blocks.length) throw this.invalid(`member ${name}: more data than the sparse map lists`);
         const take = Math.min(BLOCK_SIZE - filled, data.length);
         data.copy(block, filled, 0, take);
         filled += take;
         data = data.subarray(take);
         if (filled === BLOCK_SIZE) {
-          await onBlock(parser.blocks.at(count), block);
+          const index = parser.blocks.at(count);
+          const digest = createHash('sha256').update(block).digest();
+          digests.add(index, digest);
+          await this.visitor.block?.(meta, index, block, digest);
           count++;
           block = Buffer.allocUnsafe(BLOCK_SIZE);
           filled = 0;
         }
       }
     }
-  } catch (err) {
-    if (err instanceof StreamDefect || err instanceof VisitorError) throw err;
-    const message = (err as Error).message;
-    if (/sparse map|more data/.test(message)) throw new StreamDefect(source, `member ${name}: ${message}`);
-    throw err;
+    if (!parser.done) throw this.invalid(`member ${name}: the sparse map is incomplete`);
+    if (filled !== 0 || count !== parser.blocks.length) {
+      throw this.invalid(`member ${name}: ${count} whole blocks of data for ${parser.blocks.length} map entries`);
+    }
   }
-  if (seen !== memberSize) throw new StreamDefect(source, `member ${name} is truncated`, true);
-  if (!parser.done) throw new StreamDefect(source, `member ${name}: the sparse map is incomplete`);
-  if (filled !== 0 || count !== parser.blocks.length) {
-    throw new StreamDefect(
-      source,
-      `member ${name}: ${count} blocks of data for ${parser.blocks.length} map entries`,
-    );
+
+  private requireVolumeMeta(name: string): { meta: VolumeMeta } {
+    if (this.volume === undefined) throw this.invalid(`member ${name} is not preceded by its volume's members`);
+    return { meta: this.volume };
   }
-  return count;
+
+  private async onSum(value: unknown, name: string): Promise<void> {
+    const { meta, digests } = this.requireVolume(name);
+    const sum = this.parse(volumeSumSchema, value, name);
+    const data = member.volumeData(meta.volumeId);
+    if (sum.volumeId !== meta.volumeId) throw this.invalid(`member ${name} describes ${sum.volumeId}`);
+    const computed = digests.finish();
+    if (sum.blockCount !== computed.blockCount)
+      throw this.invalid(`member ${name}: ${sum.blockCount} blocks announced, ${computed.blockCount} read`);
+    if (computed.checksum !== sum.checksum) {
+      throw this.damaged(
+        `member ${data}: the blocks do not match their aggregate checksum (read ${computed.checksum}, recorded ${sum.checksum}); the data is damaged`,
+      );
+    }
+    if (this.version >= 2 && sum.indexedSha256 === undefined)
+      throw this.invalid(`member ${name}: field indexedSha256 is missing`);
+    if (sum.indexedSha256 !== undefined && computed.indexedSha256 !== sum.indexedSha256) {
+      throw this.damaged(
+        `member ${data}: the blocks are not where they were (index-bound digest ${computed.indexedSha256}, recorded ${sum.indexedSha256}); the sparse map or the data is damaged`,
+      );
+    }
+    this.reports.push({
+      volumeId: meta.volumeId,
+      level: meta.level,
+      blocks: computed.blockCount,
+      sizeBytes: meta.sizeBytes,
+      checksum: sum.checksum,
+      indexedSha256: sum.indexedSha256 ?? null,
+    });
+    this.totalBlocks += computed.blockCount;
+    await this.visitor.volumeEnd?.(meta, sum);
+    this.volume = undefined;
+    this.volumeDigests = undefined;
+  }
+
+  private onEnd(value: unknown): void {
+    const name = member.end;
+    const manifest = this.requireManifest();
+    const marker = this.parse(endMarkerSchema, value, name);
+    if (marker.volumes !== manifest.volumes.length || marker.blocks !== this.totalBlocks) {
+      throw this.invalid(
+        `member ${name}: ${marker.volumes} volumes and ${marker.blocks} blocks announced, ${manifest.volumes.length} and ${this.totalBlocks} read`,
+      );
+    }
+    if (this.version >= 2 && marker.members === undefined) throw this.invalid(`member ${name}: field members is missing`);
+    if (marker.members !== undefined) {
+      const recorded = marker.members;
+      if (recorded.length !== this.digests.length)
+        throw this.invalid(`member ${name}: ${recorded.length} member digests for ${this.digests.length} members`);
+      this.digests.forEach((read, i) => {
+        const entry = recorded[i];
+        if (entry?.name !== read.name)
+          throw this.invalid(`member ${name}: digest ${i} names ${String(entry?.name)}, the stream has ${read.name}`);
+        if (entry.sha256 !== read.sha256)
+          throw this.damaged(`member ${read.name} does not match its digest in ${name}; it was altered or damaged`);
+      });
+    }
+    this.marker = marker;
+  }
+}
+
+/**
+ * Reads one stream and checks everything in it: every tar header, the member order, each JSON
+ * member's fields, every block against its volume's checksums (and, in version 2, their indices
+ * and every JSON member against end.json), then the end records. Throws StreamDefect at the first
+ * problem; the visitor's `end` is called only once all of it held.
+ */
+export async function readStream(
+  input: Readable,
+  source: string,
+  visitor: StreamVisitor = {},
+): Promise<StreamReport> {
+  try {
+    return await new StreamCheck(input, source, visitor).run();
+  } finally {
+    input.destroy();
+  }
 }

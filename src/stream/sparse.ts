@@ -60,7 +60,17 @@ export class IndexList {
   }
 
   at(i: number): number {
-    return this.data[i]!;
+    const value = this.data[i];
+    if (value === undefined || i >= this.length) throw new RangeError(`index ${i} is past the list's ${this.length}`);
+    return value;
+  }
+}
+
+/** The sparse map of a member is malformed; the message says how. */
+export class SparseMapError extends Error {
+  constructor(reason: string) {
+    super(`sparse map: ${reason}`);
+    this.name = 'SparseMapError';
   }
 }
 
@@ -89,6 +99,8 @@ export class SparseMapParser {
     if (this.done) return chunk;
     const chunkStart = this.seen;
     this.seen += chunk.length;
+    /** Where, in this chunk, the bytes after the map text begin. */
+    let from = 0;
     if (this.mapEnd === undefined) {
       const textStart = chunkStart - this.pending.length;
       this.pending += chunk.toString('latin1');
@@ -100,15 +112,21 @@ export class SparseMapParser {
         pos = nl + 1;
         if (this.count !== undefined && this.numbers === this.count * 2) {
           this.mapEnd = padTo512(textStart + pos);
+          from = textStart + pos - chunkStart;
           break;
         }
       }
       if (this.mapEnd === undefined) {
         this.pending = this.pending.slice(pos);
-        if (this.pending.length > 64) throw new Error('sparse map: a line is too long');
+        if (this.pending.length > 64) throw new SparseMapError('a line is too long');
         return undefined;
       }
       this.pending = '';
+    }
+    // The map is padded with zero bytes: anything else there is damage that nothing would check.
+    const padEnd = Math.min(chunk.length, this.mapEnd - chunkStart);
+    for (let i = from; i < padEnd; i++) {
+      if (chunk[i] !== 0) throw new SparseMapError('the padding after the map is not zero');
     }
     if (this.seen < this.mapEnd) return undefined;
     this.done = true;
@@ -116,11 +134,11 @@ export class SparseMapParser {
   }
 
   private take(line: string): void {
-    if (!/^\d{1,20}$/.test(line)) throw new Error(`sparse map: "${line.slice(0, 20)}" is not a number`);
+    if (!/^\d{1,20}$/.test(line)) throw new SparseMapError(`"${line.slice(0, 20)}" is not a number`);
     const value = Number(line);
-    if (!Number.isSafeInteger(value)) throw new Error('sparse map: a number is too large');
+    if (!Number.isSafeInteger(value)) throw new SparseMapError('a number is too large');
     if (this.count === undefined) {
-      if (value < 1) throw new Error('sparse map: no entries');
+      if (value < 1) throw new SparseMapError('no entries');
       this.count = value;
       return;
     }
@@ -133,8 +151,8 @@ export class SparseMapParser {
     }
     if (last) {
       if (this.offset !== this.realSize || value !== 0) {
-        throw new Error(
-          `sparse map: the last entry must be (${this.realSize}, 0), found (${this.offset}, ${value})`,
+        throw new SparseMapError(
+          `the last entry must be (${this.realSize}, 0), found (${this.offset}, ${value})`,
         );
       }
       return;
@@ -144,13 +162,13 @@ export class SparseMapParser {
       this.offset % this.blockSize !== 0 ||
       this.offset + value > this.realSize
     ) {
-      throw new Error(
-        `sparse map: region (${this.offset}, ${value}) is not one whole block inside the volume`,
+      throw new SparseMapError(
+        `region (${this.offset}, ${value}) is not one whole block inside the volume`,
       );
     }
     const index = this.offset / this.blockSize;
     if (this.blocks.length > 0 && index <= this.blocks.at(this.blocks.length - 1)) {
-      throw new Error(`sparse map: block ${index} is out of ascending order`);
+      throw new SparseMapError(`block ${index} is out of ascending order`);
     }
     this.blocks.push(index);
   }

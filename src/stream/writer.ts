@@ -2,8 +2,10 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
+import { sha256Hex } from './digests.js';
+import { MEMBER_MODE, member, sparseHeaderName } from './format.js';
+import type { EndMarker, MemberDigest } from './schema.js';
 import { mapEntry, mapHead, mapTail, SparseMapSize } from './sparse.js';
-import { sparseHeaderName } from './format.js';
 
 type Entry = ReturnType<tar.Pack['entry']>;
 
@@ -19,6 +21,8 @@ export class StreamWriter {
   private readonly pack = tar.pack();
   private readonly done: Promise<void>;
   private readonly mtime = new Date();
+  /** The SHA-256 of every JSON member written so far: end.json records them (format version 2). */
+  private readonly digests: MemberDigest[] = [];
 
   constructor(destination: Writable | NodeJS.WritableStream) {
     this.done = pipeline(this.pack, destination as Writable, { end: destination !== process.stdout });
@@ -27,11 +31,20 @@ export class StreamWriter {
 
   async json(name: string, value: unknown): Promise<void> {
     const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    this.digests.push({ name, sha256: sha256Hex(body) });
     await new Promise<void>((resolve, reject) => {
-      this.pack.entry({ name, size: body.length, mode: 0o600, mtime: this.mtime }, body, (err) =>
+      this.pack.entry({ name, size: body.length, mode: MEMBER_MODE, mtime: this.mtime }, body, (err) =>
         err ? reject(err) : resolve(),
       );
     });
+  }
+
+  /** Writes end.json, with the digest of every JSON member before it, and closes the tar. */
+  async end(volumes: number, blocks: number): Promise<void> {
+    const marker: EndMarker = { complete: true, volumes, blocks, members: [...this.digests] };
+    await this.json(member.end, marker);
+    this.pack.finalize();
+    await this.done;
   }
 
   /**
@@ -52,7 +65,7 @@ export class StreamWriter {
     const entry = this.pack.entry({
       name: sparseHeaderName(name),
       size,
-      mode: 0o600,
+      mode: MEMBER_MODE,
       mtime: this.mtime,
       pax: {
         'GNU.sparse.major': '1',
@@ -65,6 +78,9 @@ export class StreamWriter {
       entry.on('error', reject);
       entry.on('finish', resolve);
     });
+    // Awaited below only on success; when the blocks fail first, the entry fails too, and that
+    // second report of the same failure must not surface as an unhandled rejection.
+    finished.catch(() => undefined);
     let text = mapHead(map.regions);
     let written = 0;
     let count = 0;
@@ -92,11 +108,6 @@ export class StreamWriter {
     }
     entry.end(undefined);
     await finished;
-  }
-
-  async finish(): Promise<void> {
-    this.pack.finalize();
-    await this.done;
   }
 
   /** Stops the stream without the tar end blocks, so a reader sees it truncated. */

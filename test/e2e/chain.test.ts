@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStream } from '../../src/stream/reader.js';
-import type { Manifest } from '../../src/stream/format.js';
+import type { Manifest } from '../../src/stream/schema.js';
 import { cli, emulator, imageDigest, sdkConfig, tempDir, writeConfig, withEmulator } from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;

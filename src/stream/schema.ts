@@ -1,0 +1,212 @@
+/**
+ * Typed parsers of every JSON member of a stream and of the finalizer: one definition serves the
+ * writer's types and the reader's checks, so `verify` and `restore` accept exactly the same
+ * streams. docs/FORMAT.md describes each field.
+ *
+ * Fields are checked for type and range here; what relates one member to another (a volume's
+ * level equals the manifest's, counts equal what was read) is checked by the reader.
+ */
+import { z } from 'zod';
+import { CONFIG_NAME, INSTANCE_ID, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
+import { BLOCK_SIZE, FORMAT_NAME, GIB } from './format.js';
+
+const LEVELS = ['Full', 'Incremental', 'Differential'] as const;
+export const levelSchema = z.enum(LEVELS);
+export type Level = z.infer<typeof levelSchema>;
+
+/** The largest EBS volume (io2 Block Express): 64 TiB. */
+export const MAX_VOLUME_GIB = 65536;
+
+const instanceId = z.string().regex(INSTANCE_ID, 'expected an instance id (i-…)');
+const volumeId = z.string().regex(VOLUME_ID, 'expected a volume id (vol-…)');
+const snapshotId = z.string().regex(SNAPSHOT_ID, 'expected a snapshot id (snap-…)');
+const jobName = z.string().regex(JOB_NAME, 'expected a job name');
+const region = z.string().regex(REGION, 'expected a region name');
+const timestamp = z.iso.datetime({ offset: true });
+/** A short printable value: names, types, ARNs; never a path the reader builds. */
+const label = z.string().max(2048);
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const base64Sha256 = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected a base64 SHA-256');
+const hexSha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
+
+export const tagSchema = z.object({ Key: z.string().min(1).max(128), Value: z.string().max(256) });
+export type Tag = z.infer<typeof tagSchema>;
+const tags = z.array(tagSchema).max(50);
+
+export const manifestSchema = z.object({
+  format: z.literal(FORMAT_NAME),
+  formatVersion: z.number().int(),
+  toolVersion: label,
+  config: z.string().regex(CONFIG_NAME, 'expected a config name'),
+  job: jobName,
+  /** The level the stream really has, whatever was asked for. */
+  level: levelSchema,
+  requestedLevel: levelSchema,
+  baseJob: jobName.nullable(),
+  /** When the base job's snapshot was taken, so a refusal can name it; null for a Full. */
+  baseCreatedAt: timestamp.nullable(),
+  region,
+  kind: z.enum(['instance', 'volumes']),
+  /** The instance id, or the volume ids joined with `+`: the catalog directory name. */
+  resourceId: z.string().max(1024),
+  createdAt: timestamp,
+  volumes: z.array(volumeId).min(1).max(128),
+  /** The volumes among `volumes` that are encrypted: a restore checks its KMS settings before it creates anything. */
+  encryptedVolumes: z.array(volumeId).max(128),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Version 1 streams were written before `requestedLevel`, `baseCreatedAt` and `encryptedVolumes` were always present. */
+export const manifestV1Schema = manifestSchema.extend({
+  requestedLevel: levelSchema.optional(),
+  baseCreatedAt: timestamp.nullable().optional(),
+  encryptedVolumes: z.array(volumeId).max(128).optional(),
+});
+
+export const instanceMetaSchema = z.object({
+  instanceId,
+  instanceType: z
+    .string()
+    .regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, 'expected an instance type such as m5.large')
+    .nullable(),
+  placement: z.object({
+    availabilityZone: label.nullable(),
+    availabilityZoneId: label.nullable(),
+    groupName: label.nullable(),
+    partitionNumber: count.nullable(),
+    tenancy: label.nullable(),
+  }),
+  subnetId: label.nullable(),
+  vpcId: label.nullable(),
+  securityGroupIds: z.array(label).max(64),
+  keyName: label.nullable(),
+  rootDeviceName: label.nullable(),
+  virtualizationType: label.nullable(),
+  bootMode: label.nullable(),
+  tpmSupport: label.nullable(),
+  enaSupport: z.boolean().nullable(),
+  sriovNetSupport: label.nullable(),
+  ebsOptimized: z.boolean().nullable(),
+  architecture: label.nullable(),
+  cpuOptions: z.object({ coreCount: count.nullable(), threadsPerCore: count.nullable() }).nullable(),
+  iamInstanceProfileArn: label.nullable(),
+  metadataOptions: z
+    .object({
+      httpTokens: label.nullable(),
+      httpPutResponseHopLimit: count.nullable(),
+      httpEndpoint: label.nullable(),
+      httpProtocolIpv6: label.nullable(),
+      instanceMetadataTags: label.nullable(),
+    })
+    .nullable(),
+  /** Base64, as EC2 returns it; EC2 takes at most 16 KiB of user data. */
+  userData: z
+    .string()
+    .max(32 * 1024)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64')
+    .nullable(),
+  tags,
+  blockDeviceMappings: z
+    .array(z.object({ deviceName: label, volumeId, deleteOnTermination: z.boolean().nullable() }))
+    .max(128),
+});
+export type InstanceMeta = z.infer<typeof instanceMetaSchema>;
+
+export const volumeMetaSchema = z.object({
+  volumeId,
+  snapshotId,
+  deviceName: label.nullable(),
+  deleteOnTermination: z.boolean().nullable(),
+  sizeGiB: z.number().int().min(1).max(MAX_VOLUME_GIB),
+  sizeBytes: z
+    .number()
+    .int()
+    .min(GIB)
+    .max(MAX_VOLUME_GIB * GIB),
+  blockSize: z.literal(BLOCK_SIZE),
+  level: levelSchema,
+  baseSnapshotId: snapshotId.nullable(),
+  baseJob: jobName.nullable(),
+  /** Blocks (data and explicit zero regions) in the `.ebs` member. */
+  blockCount: count,
+  volumeType: label.nullable(),
+  iops: count.nullable(),
+  throughput: count.nullable(),
+  encrypted: z.boolean(),
+  kmsKeyId: label.nullable(),
+  availabilityZone: label.nullable(),
+  tags,
+});
+export type VolumeMeta = z.infer<typeof volumeMetaSchema>;
+
+export const volumeSumSchema = z.object({
+  volumeId,
+  blockCount: count,
+  /** Base64 SHA-256 over the concatenated 32-byte SHA-256 digests of the blocks, in map order (EBS LINEAR). */
+  checksum: base64Sha256,
+  checksumAlgorithm: z.literal('SHA256'),
+  checksumAggregationMethod: z.literal('LINEAR'),
+  /**
+   * Version 2: hex SHA-256 over, for each region in map order, its 8-byte big-endian block
+   * index and the 32-byte SHA-256 of its data. Binds every block to where it belongs.
+   */
+  indexedSha256: hexSha256.optional(),
+});
+export type VolumeSum = z.infer<typeof volumeSumSchema>;
+
+export const memberDigestSchema = z.object({ name: z.string().max(256), sha256: hexSha256 });
+export type MemberDigest = z.infer<typeof memberDigestSchema>;
+
+export const endMarkerSchema = z.object({
+  complete: z.literal(true),
+  volumes: count,
+  blocks: count,
+  /** Version 2: the SHA-256 of every JSON member before `end.json`, in stream order. */
+  members: z.array(memberDigestSchema).max(1024).optional(),
+});
+export type EndMarker = z.infer<typeof endMarkerSchema>;
+
+export const FINALIZER_FORMAT = 'ec2-bpipe-finalizer';
+
+export const finalizerSchema = z.object({
+  format: z.literal(FINALIZER_FORMAT),
+  formatVersion: z.literal(1),
+  toolVersion: label,
+  config: z.string().regex(CONFIG_NAME, 'expected a config name'),
+  /** The job that wrote this finalizer (Bacula's %j). */
+  job: jobName,
+  /** The newest complete stream: this job's, or, when its data stream failed, the last complete one before it. */
+  head: jobName.nullable(),
+  headLevel: levelSchema.nullable(),
+  region,
+  kind: z.enum(['instance', 'volumes']),
+  resourceId: z.string().max(1024),
+  createdAt: timestamp,
+  instance: instanceMetaSchema.nullable(),
+  /** The head's volumes, as its streams described them. */
+  volumes: z.array(volumeMetaSchema).max(128),
+});
+export type Finalizer = z.infer<typeof finalizerSchema>;
+
+/** Turns zod's issues into one line that names the member and the field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => {
+      const path = issue.path.length ? issue.path.map(String).join('.') : '(the whole value)';
+      return `field ${path}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+/** Whether `resourceId` is a catalog name of its kind: an instance id, or volume ids joined with `+`. */
+export function resourceIdValid(kind: 'instance' | 'volumes', resourceId: string): boolean {
+  return kind === 'instance'
+    ? INSTANCE_ID.test(resourceId)
+    : resourceId.split('+').every((id) => VOLUME_ID.test(id));
+}
+
+/** Whether `resourceId` names what the manifest's kind says: the instance, or the volumes joined with `+`. */
+export function resourceIdMatches(kind: 'instance' | 'volumes', resourceId: string, volumes: string[]): boolean {
+  return kind === 'instance' ? INSTANCE_ID.test(resourceId) : resourceId === volumes.join('+');
+}
