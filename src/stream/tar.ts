@@ -171,11 +171,16 @@ export class TarReader {
       fields = this.decode(header, memberOffset);
       if (fields.typeflag !== '0')
         throw this.defect('invalid', `a pax header is followed by a member of type "${fields.typeflag}"`, memberOffset);
+      // tar-stream names both headers PaxHeader and gives the real name as the pax path.
       const path = pax.get('path');
-      if (path !== undefined && path !== fields.name) {
-        throw this.defect('invalid', `the pax path "${path}" differs from the header name "${fields.name}"`, offset);
+      if (path !== undefined) {
+        if (fields.name !== 'PaxHeader' && path !== fields.name) {
+          throw this.defect('invalid', `the pax path "${path}" differs from the header name "${fields.name}"`, offset);
+        }
+        if (!/^[\x21-\x7e]{1,255}$/.test(path)) throw this.defect('invalid', 'the pax path is not a printable name', offset);
+        fields.name = path;
+        pax.delete('path');
       }
-      pax.delete('path');
     } else if (fields.typeflag !== '0') {
       throw this.defect(
         'invalid',
