@@ -6,7 +6,7 @@ import { type BlockRef, changedBlocks, readBlock, snapshotBlocks } from './aws/b
 import { applyRetention, type ChainLink, chooseBase, volumeLinks } from './chain.js';
 import { createClients } from './aws/clients.js';
 import { describeInstance, describeVolumes, instanceMeta, performance, userTags } from './aws/metadata.js';
-import { setStreamState, TAG, takeSnapshots, waitForSnapshots } from './aws/snapshots.js';
+import { configPathTag, setStreamState, TAG, takeSnapshots, waitForSnapshots } from './aws/snapshots.js';
 import { buildFinalizer } from './finalizer.js';
 import { resolveUnit, type Unit } from './selection.js';
 import type { Handler } from './cli.js';
@@ -162,7 +162,7 @@ export class Backup {
       try {
         await applyRetention(
           this.ec2,
-          this.config.name,
+          this.config,
           volumeId,
           this.config.backup.keepSnapshots,
           this.log,
@@ -199,7 +199,7 @@ export class Backup {
     const bases = new Map<string, ChainLink>();
     for (const planned of volumes) {
       const volumeId = planned.volume.VolumeId!;
-      const links = await volumeLinks(this.ec2, this.config.name, volumeId);
+      const links = await volumeLinks(this.ec2, this.config, volumeId);
       const choice = chooseBase(links, request.requestedLevel, request.prevJob, planned.volume.Size!);
       if (!choice.base) {
         this.log.warn(
@@ -207,6 +207,7 @@ export class Backup {
         );
         return full;
       }
+      if (choice.note !== undefined) this.log.info(`${volumeId}: ${choice.note}`);
       bases.set(volumeId, choice.base);
     }
     const jobs = new Set([...bases.values()].map((b) => b.job));
@@ -288,6 +289,7 @@ export class Backup {
     const tags: Record<string, string> = {
       ...this.config.backup.snapshotTags,
       [TAG.config]: this.config.name,
+      [TAG.configPath]: configPathTag(this.config.path),
       [TAG.job]: job,
       [TAG.baseJob]: baseJob ?? '',
       [TAG.level]: level,

@@ -5,7 +5,8 @@ import {
   type Snapshot,
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { TAG } from './aws/snapshots.js';
+import { configPathTag, TAG } from './aws/snapshots.js';
+import { UsageError } from './errors.js';
 import type { Level } from './stream/schema.js';
 
 /** One ec2-bpipe snapshot of a volume, as its tags describe it. */
@@ -41,8 +42,23 @@ function toLink(snapshot: Snapshot): ChainLink | undefined {
   };
 }
 
-/** Every snapshot this config took of the volume, newest first. Only snapshots carrying our tags are listed. */
-export async function volumeLinks(ec2: EC2Client, config: string, volumeId: string): Promise<ChainLink[]> {
+/** Who took a snapshot: the config's name, and the file it was read from. */
+export interface ConfigIdentity {
+  name: string;
+  path?: string;
+  /** The name was set with [backup] name: the admin vouches for it, so a moved file keeps its chains. */
+  backup: { name?: string };
+}
+
+/**
+ * Every snapshot this config took of the volume, newest first. Only snapshots carrying our tags
+ * are listed. Refuses when another config file of the same name took some, unless the name was
+ * set explicitly: two files called web.ini in two directories would otherwise share chains and
+ * delete each other's snapshots.
+ */
+export async function volumeLinks(ec2: EC2Client, identity: ConfigIdentity, volumeId: string): Promise<ChainLink[]> {
+  const config = identity.name;
+  const ours = configPathTag(identity.path);
   const links: ChainLink[] = [];
   let nextToken: string | undefined;
   do {
@@ -59,14 +75,24 @@ export async function volumeLinks(ec2: EC2Client, config: string, volumeId: stri
     );
     for (const snapshot of page.Snapshots ?? []) {
       const link = toLink(snapshot);
-      if (link && tag(snapshot, TAG.config) === config && link.volumeId === volumeId) links.push(link);
+      if (!link || tag(snapshot, TAG.config) !== config || link.volumeId !== volumeId) continue;
+      const theirs = tag(snapshot, TAG.configPath);
+      if (identity.backup.name === undefined && theirs !== undefined && theirs !== ours) {
+        throw new UsageError(
+          `${snapshot.SnapshotId} of ${volumeId} was taken by another config file named ${config} (${theirs || 'the command line'}; ` +
+            `this one is ${ours || 'the command line'}). Two configs of one name would share chains and retention: ` +
+            'give each a distinct [backup] name.',
+        );
+      }
+      links.push(link);
     }
     nextToken = page.NextToken;
   } while (nextToken);
   return links.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
 }
 
-export type BaseChoice = { base: ChainLink } | { base: undefined; reason: string };
+/** A base, with a note when it is not the one asked for; or why there is none. */
+export type BaseChoice = { base: ChainLink; note?: string } | { base: undefined; reason: string };
 
 /**
  * The base of an Incremental or Differential for one volume (DESIGN.md section 5):
@@ -83,29 +109,32 @@ export function chooseBase(
   sizeGiB: number,
 ): BaseChoice {
   const byJob = new Map(links.map((l) => [l.job, l]));
+  const usable = (l: ChainLink): boolean => l.complete && (level !== 'Differential' || l.level === 'Full');
+  const want = level === 'Differential' ? 'complete Full' : 'complete stream';
   let candidate: ChainLink | undefined;
-  if (prevJob !== undefined) {
-    let link = byJob.get(prevJob);
-    if (!link)
-      return { base: undefined, reason: `no snapshot of job ${prevJob} exists (deleted, or never taken)` };
+  let note: string | undefined;
+  let link = prevJob === undefined ? undefined : byJob.get(prevJob);
+  if (prevJob !== undefined && link !== undefined) {
     const seen = new Set<string>();
-    while (link && !(link.complete && (level !== 'Differential' || link.level === 'Full'))) {
+    while (link && !usable(link)) {
       seen.add(link.job);
       const next: ChainLink | undefined = link.baseJob ? byJob.get(link.baseJob) : undefined;
       if (!next || seen.has(next.job)) {
-        const want = level === 'Differential' ? 'complete Full' : 'complete stream';
         return { base: undefined, reason: `no ${want} was found going back from job ${prevJob}` };
       }
       link = next;
     }
     candidate = link;
   } else {
-    candidate = links.find((l) => l.complete && (level !== 'Differential' || l.level === 'Full'));
+    // No previous job given, or it left no snapshot at all (it failed before taking one, or its
+    // snapshots were deleted): the newest usable stream is what it would have walked back to.
+    candidate = links.find(usable);
     if (!candidate) {
-      return {
-        base: undefined,
-        reason: `no complete ${level === 'Differential' ? 'Full' : 'stream'} of this volume exists`,
-      };
+      const why = prevJob === undefined ? '' : `job ${prevJob} left no snapshot, and `;
+      return { base: undefined, reason: `${why}no ${want} of this volume exists` };
+    }
+    if (prevJob !== undefined) {
+      note = `job ${prevJob} left no snapshot (it failed before taking one, or they were deleted); the newest ${want} is job ${candidate.job}`;
     }
   }
   if (candidate.sizeGiB !== sizeGiB) {
@@ -114,7 +143,7 @@ export function chooseBase(
       reason: `the base ${candidate.snapshotId} is ${candidate.sizeGiB} GiB, the volume now ${sizeGiB} GiB`,
     };
   }
-  return { base: candidate };
+  return note === undefined ? { base: candidate } : { base: candidate, note };
 }
 
 /**
@@ -124,7 +153,7 @@ export function chooseBase(
  */
 export async function applyRetention(
   ec2: EC2Client,
-  config: string,
+  config: ConfigIdentity,
   volumeId: string,
   keep: number,
   log: Logger,

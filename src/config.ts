@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import ini from 'ini';
 import { UsageError } from './errors.js';
+import { CONFIG_NAME } from './ids.js';
 
 export type EndpointType = 'ipv4' | 'dualstack' | 'fips' | 'dualstack-fips';
 export type Tags = Record<string, string>;
@@ -20,6 +21,8 @@ export interface AwsSettings {
 }
 
 export interface BackupSettings {
+  /** Set explicitly, the config's name; otherwise its file name gives it. */
+  name?: string;
   instanceIds: string[];
   instanceTags: Tags;
   volumeIds: string[];
@@ -60,8 +63,13 @@ export interface BaculaSettings {
 export interface Config {
   /** Path of the INI file, when one was read. */
   file?: string;
-  /** The config's name (file name without extension): it keys snapshot tags and catalog paths. */
+  /**
+   * The config's name: [backup] name, else the file name without extension. It keys snapshot
+   * tags, chains, retention and catalog paths.
+   */
   name: string;
+  /** The config file's real path, tagged on every snapshot so two files of one name cannot share chains. */
+  path?: string;
   aws: AwsSettings;
   backup: BackupSettings;
   restore: RestoreSettings;
@@ -191,6 +199,11 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     'endpoint-url': { prop: 'endpointUrl', ...url },
   },
   backup: {
+    name: {
+      prop: 'name',
+      parse: matching(CONFIG_NAME),
+      expects: 'a name of letters, digits, ".", "_" and "-" (at most 64), unique among your configs',
+    },
     'instance-ids': { prop: 'instanceIds', ...instanceIds },
     'instance-tags': { prop: 'instanceTags', ...tags },
     'volume-ids': { prop: 'volumeIds', ...volumeIds },
@@ -358,11 +371,7 @@ export function loadConfig(file: string): Config {
   }
   const config = defaultConfig(basename(file, extname(file)));
   config.file = file;
-  if (!/^[\w.-]+$/.test(config.name)) {
-    throw new UsageError(
-      `${file}: the config name "${config.name}" (the file name) may hold only letters, digits, ".", "_" and "-".`,
-    );
-  }
+  config.path = realpathSync(file);
   const parsed = ini.parse(textContent) as Record<string, unknown>;
   let hasSecret = false;
   for (const [sectionName, body] of Object.entries(parsed)) {
@@ -391,6 +400,12 @@ export function loadConfig(file: string): Config {
     }
   }
   checkPermissions(file, hasSecret);
+  if (config.backup.name !== undefined) config.name = config.backup.name;
+  else if (!CONFIG_NAME.test(config.name)) {
+    throw new UsageError(
+      `${file}: the config name "${config.name}" (the file name) may hold only letters, digits, ".", "_" and "-" (at most 64). Rename the file or set [backup] name.`,
+    );
+  }
   validate(config, file);
   return config;
 }

@@ -97,7 +97,7 @@ export const estimateCommand: Handler = async (ctx, options) => {
     for (const planned of plan.volumes) {
       const volumeId = planned.volume.VolumeId!;
       const sizeGiB = planned.volume.Size!;
-      const links = (await volumeLinks(clients.ec2, ctx.config.name, volumeId)).filter(
+      const links = (await volumeLinks(clients.ec2, ctx.config, volumeId)).filter(
         (l) => l.sizeGiB === sizeGiB,
       );
       const e = await estimateVolume(clients.ebs, links, volumeId, sizeGiB, level, prevJob);

@@ -27,7 +27,7 @@ export async function buildFinalizer(
   let headLevel: Level | null = null;
   for (const planned of plan.volumes) {
     const volumeId = planned.volume.VolumeId!;
-    const links = await volumeLinks(ec2, config.name, volumeId);
+    const links = await volumeLinks(ec2, config, volumeId);
     const choice = chooseBase(links, 'Incremental', job, planned.volume.Size!);
     if (!choice.base) {
       log.warn(`finalizer: no complete stream of ${volumeId} up to job ${job} (${choice.reason})`);

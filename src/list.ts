@@ -4,7 +4,7 @@ import { createClients } from './aws/clients.js';
 import type { Handler } from './cli.js';
 import { UsageError } from './errors.js';
 import { FINALIZER_NAME } from './finalizer.js';
-import { selectedUnits, type Unit } from './selection.js';
+import { refuseOverlap, selectedUnits, type Unit } from './selection.js';
 
 /** Bacula cuts generator lines at 1000 bytes; a cut line would run a different command. */
 export const MAX_LINE = 999;
@@ -94,6 +94,7 @@ export const listCommand: Handler = async (ctx, options) => {
   const clients = createClients(config.aws);
   try {
     const units = await selectedUnits(config, clients.ec2);
+    await refuseOverlap(config, clients.ec2, units);
     if (units.length === 0) {
       if (config.bacula.allowEmpty) {
         ctx.log.info(`${config.file}: the selection is empty; nothing to back up (allow-empty)`);

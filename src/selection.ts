@@ -3,17 +3,17 @@ import {
   DescribeVolumesCommand,
   type EC2Client,
   type Filter,
+  paginateDescribeInstances,
 } from '@aws-sdk/client-ec2';
 import type { Config, Tags } from './config.js';
-import { UsageError } from './errors.js';
+import { RuntimeFailure, UsageError } from './errors.js';
+import { INSTANCE_ID, VOLUME_ID } from './ids.js';
 
 /** What one backup stream holds: an instance with its volumes, or a set of volumes. */
 export type Unit =
   | { kind: 'instance'; resourceId: string; instanceId: string }
   | { kind: 'volumes'; resourceId: string; volumeIds: string[] };
 
-const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
-const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
 
 export function tagFilters(tags: Tags): Filter[] {
   return Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] }));
@@ -72,7 +72,9 @@ export async function resolveUnit(
   if (instance !== undefined) {
     if (!INSTANCE_ID.test(instance))
       throw new UsageError(`--instance=${instance}: expected an instance id (i-...).`);
-    return { kind: 'instance', resourceId: instance, instanceId: instance };
+    const unit: Unit = { kind: 'instance', resourceId: instance, instanceId: instance };
+    await refuseOverlap(config, ec2, [...(await selectedUnits(config, ec2)), unit]);
+    return unit;
   }
   if (volume !== undefined) {
     const ids = volume
@@ -82,10 +84,14 @@ export async function resolveUnit(
     const bad = ids.find((id) => !VOLUME_ID.test(id));
     if (bad !== undefined || ids.length === 0)
       throw new UsageError(`--volume=${volume}: expected volume ids (vol-...), comma-separated.`);
-    return { kind: 'volumes', resourceId: ids.join('+'), volumeIds: [...new Set(ids)] };
+    const unit: Unit = { kind: 'volumes', resourceId: ids.join('+'), volumeIds: [...new Set(ids)] };
+    await refuseOverlap(config, ec2, [...(await selectedUnits(config, ec2)), unit]);
+    return unit;
   }
   const units = await selectedUnits(config, ec2);
-  if (units.length === 1) return units[0]!;
+  await refuseOverlap(config, ec2, units);
+  const only = units[0];
+  if (units.length === 1 && only !== undefined) return only;
   const where = config.file ?? 'the command line';
   if (units.length === 0) {
     throw new UsageError(
@@ -96,4 +102,60 @@ export async function resolveUnit(
     `${where}: the config selects ${units.length} units (${units.map((u) => u.resourceId).join(', ')}); ` +
       'a backup streams one. Pass --instance or --volume (ec2-bpipe list prints one line per unit).',
   );
+}
+
+const describeUnit = (unit: Unit): string =>
+  unit.kind === 'instance' ? `instance ${unit.instanceId}` : `volumes ${unit.volumeIds.join(', ')}`;
+
+/**
+ * A volume may belong to one unit of a config: chains and retention are keyed by config and
+ * volume, so a volume in two units would be streamed twice per job, and one unit's retention
+ * would delete the other's snapshots. Refuses, naming the volume and both units.
+ */
+export async function refuseOverlap(config: Config, ec2: EC2Client, units: Unit[]): Promise<void> {
+  const owner = new Map<string, Unit>();
+  const distinct = new Map(units.map((u) => [`${u.kind}:${u.resourceId}`, u]));
+  const claim = (volumeId: string, unit: Unit): void => {
+    const other = owner.get(volumeId);
+    if (other !== undefined && other !== unit) {
+      throw new UsageError(
+        `${config.file ?? 'the command line'}: volume ${volumeId} belongs to two units, ${describeUnit(other)} and ${describeUnit(unit)}. ` +
+          'A volume may belong to one unit of a config (its chain and retention are keyed by config and volume): ' +
+          'take it out of [backup] volume-ids or volume-tags, or add it to exclude-data-volume-ids.',
+      );
+    }
+    owner.set(volumeId, unit);
+  };
+  const instanceUnits = [...distinct.values()].filter((u) => u.kind === 'instance');
+  const excluded = new Set(config.backup.excludeDataVolumeIds);
+  if (instanceUnits.length) {
+    const byId = new Map(instanceUnits.map((u) => [u.resourceId, u]));
+    const pages = paginateDescribeInstances({ client: ec2 }, { InstanceIds: [...byId.keys()] });
+    for await (const page of guardNotFound(pages, [...byId.keys()])) {
+      for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        const unit = instance.InstanceId === undefined ? undefined : byId.get(instance.InstanceId);
+        if (unit === undefined) continue;
+        for (const mapping of instance.BlockDeviceMappings ?? []) {
+          const volumeId = mapping.Ebs?.VolumeId;
+          const root = mapping.DeviceName === instance.RootDeviceName;
+          if (volumeId !== undefined && (root || !excluded.has(volumeId))) claim(volumeId, unit);
+        }
+      }
+    }
+  }
+  for (const unit of distinct.values()) {
+    if (unit.kind === 'volumes') for (const volumeId of unit.volumeIds) claim(volumeId, unit);
+  }
+}
+
+/** An instance named by a flag or config that does not exist: one clear line instead of the SDK's. */
+async function* guardNotFound<T>(pages: AsyncIterable<T>, instanceIds: string[]): AsyncGenerator<T> {
+  try {
+    yield* pages;
+  } catch (err) {
+    if (err instanceof Error && err.name === 'InvalidInstanceID.NotFound') {
+      throw new RuntimeFailure(`instance ${instanceIds.join(', ')}: not found (${err.message})`);
+    }
+    throw err;
+  }
 }

@@ -134,6 +134,7 @@ export class TarReader {
   private async record(what: string): Promise<Buffer> {
     const offset = this.source.position;
     const record = await this.source.exact(RECORD);
+    if (offset === 0 && record.length === 0) throw new StreamDefect(this.streamName, 'the stream is incomplete: it is empty', 'truncated');
     if (record.length !== RECORD)
       throw this.defect('truncated', `the stream is truncated inside ${what}`, offset);
     return record;
