@@ -28,15 +28,19 @@ export interface StreamSpec {
   region?: string;
 }
 
-/** A block of deterministic pseudo-random bytes. */
+/** A block of deterministic pseudo-random bytes (xorshift32: fast, and never all zero). */
 export function block(seed: number): Buffer {
-  const out = Buffer.alloc(BLOCK_SIZE);
-  let state = createHash('sha256').update(String(seed)).digest();
-  for (let at = 0; at < BLOCK_SIZE; at += 32) {
-    state.copy(out, at);
-    state = createHash('sha256').update(state).digest();
+  const words = new Uint32Array(BLOCK_SIZE / 4);
+  let x = (seed * 2654435761 + 1) >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    words[i] = x;
   }
-  return out;
+  return Buffer.from(words.buffer);
 }
 
 export const ZERO = Buffer.alloc(BLOCK_SIZE);

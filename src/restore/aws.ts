@@ -1,17 +1,17 @@
-import { CreateTagsCommand } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { type AwsClients, createClients } from '../aws/clients.js';
 import type { InstanceMeta } from '../stream/schema.js';
 import { waitForSnapshots } from '../aws/snapshots.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../aws/writes.js';
 import type { Config } from '../config.js';
-import { RuntimeFailure } from '../errors.js';
+import { messageOf, RuntimeFailure } from '../errors.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
 import { Slots } from '../pool.js';
 import { FORMAT_NAME, FORMAT_VERSION } from '../stream/format.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/schema.js';
-import { readStream } from '../stream/reader.js';
+import { readStream, StreamDefect } from '../stream/reader.js';
 import type { Finalizer } from '../stream/schema.js';
 import { JOURNAL_TAG, RestoreJournal } from './journal.js';
 import {
@@ -94,7 +94,7 @@ export class AwsRestore {
     const pending = onInterrupt(() => {
       const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
       return open.length
-        ? `snapshots ${open.join(', ')} left pending, not completed: EBS discards them after their timeout, and the same restore run again resumes them`
+        ? `snapshots ${open.join(', ')} left pending, not completed: EBS discards them after their timeout; the same restore run again from an intact stream resumes them`
         : undefined;
     });
     // Runs once, before the first snapshot is started: nothing is created when the target or the chain is wrong.
@@ -154,6 +154,11 @@ export class AwsRestore {
     } catch (err) {
       // The pending note stays: the command's error line says which snapshots were left.
       for (const session of sessions) await session.slots.drain().catch(() => undefined);
+      if (err instanceof StreamDefect && !err.incomplete && clients !== undefined) {
+        await this.abandon(clients, sessions).catch((tagErr: unknown) =>
+          this.log.warn(`could not mark the snapshots of a damaged stream as abandoned (${messageOf(tagErr)})`),
+        );
+      }
       throw err;
     }
     pending();
@@ -175,6 +180,20 @@ export class AwsRestore {
       sessions.map((s) => [s.meta.volumeId, { meta: s.meta, snapshotId: s.snapshotId }]),
     );
     return { manifest: m, ...(instance && { instance }), target: target!, clients: clients!, restored };
+  }
+
+  /** Tags the pending snapshots of an attempt that read a damaged stream, so no later attempt resumes them. */
+  private async abandon(clients: AwsClients, sessions: VolumeSession[]): Promise<void> {
+    const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
+    if (open.length === 0) return;
+    await clients.ec2.send(
+      new CreateTagsCommand({ Resources: open, Tags: [{ Key: JOURNAL_TAG.abandoned, Value: 'damaged-stream' }] }),
+    );
+  }
+
+  private async abandoned(clients: AwsClients, snapshotId: string): Promise<boolean> {
+    const { Snapshots = [] } = await clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }));
+    return Snapshots[0]?.Tags?.some((t) => t.Key === JOURNAL_TAG.abandoned) ?? false;
   }
 
   /** The restored snapshot of the base job for each volume of a non-Full stream; refuses when one is missing. */
@@ -224,7 +243,7 @@ export class AwsRestore {
     // The same source restored again gets the same token: a crashed restore resumes its snapshot
     // instead of leaving a second one. A snapshot that failed earlier makes way for a new token.
     let salt = '';
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 10; attempt++) {
       const started = await startSnapshot(clients.ebs, {
         sizeGiB: meta.sizeGiB,
         ...(parentSnapshotId !== undefined && { parentSnapshotId }),
@@ -243,11 +262,19 @@ export class AwsRestore {
         description: `ec2-bpipe restore of ${meta.volumeId} (${meta.snapshotId}), job ${manifest.job}`,
         tags,
       });
-      const snapshotId = started.SnapshotId!;
+      const snapshotId = started.SnapshotId;
+      if (snapshotId === undefined) throw new RuntimeFailure(`StartSnapshot for ${meta.volumeId} returned no snapshot id`);
       if (started.Status === 'error') {
         this.log.warn(
           `${snapshotId}, left by an earlier attempt, is in the error state; starting a new snapshot`,
         );
+        salt = snapshotId;
+        continue;
+      }
+      // A pending snapshot of an earlier attempt is resumed (every block is written again), unless
+      // that attempt read a damaged stream: it may hold blocks at indices this stream does not have.
+      if (started.Status === 'pending' && (await this.abandoned(clients, snapshotId))) {
+        this.log.warn(`${snapshotId}, left by an attempt that read a damaged stream, is not resumed; starting a new snapshot`);
         salt = snapshotId;
         continue;
       }
@@ -259,7 +286,7 @@ export class AwsRestore {
       return { meta, snapshotId, alreadyComplete, slots: new Slots(settings.workers) };
     }
     throw new RuntimeFailure(
-      `could not start a snapshot for ${meta.volumeId}: earlier attempts left snapshots in the error state`,
+      `could not start a snapshot for ${meta.volumeId}: earlier attempts left snapshots in the error state or abandoned`,
     );
   }
 

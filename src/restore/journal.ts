@@ -9,6 +9,8 @@ export const JOURNAL_TAG = {
   job: 'ec2-bpipe:source-job',
   volume: 'ec2-bpipe:source-volume',
   snapshot: 'ec2-bpipe:source-snapshot',
+  /** On a pending snapshot whose attempt read a damaged stream: never resumed. */
+  abandoned: 'ec2-bpipe:abandoned',
 } as const;
 
 type Entries = Record<string, string>;

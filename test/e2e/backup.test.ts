@@ -155,8 +155,12 @@ describe('full backup of an instance with three volumes', () => {
     expect(result.code).toBe(0);
     const lines = result.stdout.toString().trim().split('\n');
     expect(lines).toHaveLength(3);
-    for (const [i, v] of volumeIds.entries())
+    for (const [i, v] of volumeIds.entries()) {
       expect(lines[i]).toMatch(new RegExp(`^ok .* ${v} Full job=job-full-1 blocks=`));
+      // The index-bound digest of a Full is the source snapshot's content digest.
+      const indexed = /sha256-indexed=([0-9a-f]{64})/.exec(lines[i]!)?.[1];
+      expect(indexed).toBe((await em.admin.snapshotDigest(await snapshotOf(v))).digest);
+    }
   });
 
   it('restore --to-dir gives the same images, mode 0600, from a file or from stdin', async () => {
