@@ -15,13 +15,7 @@ import { RuntimeFailure, UsageError } from './errors.js';
 import { onInterrupt } from './lifecycle.js';
 import { orderedMap } from './pool.js';
 import { SparseMapSize } from './stream/sparse.js';
-import {
-  BLOCK_SIZE,
-  FORMAT_NAME,
-  FORMAT_VERSION,
-  GIB,
-  member,
-} from './stream/format.js';
+import { BLOCK_SIZE, FORMAT_NAME, FORMAT_VERSION, GIB, member } from './stream/format.js';
 import { VolumeDigests } from './stream/digests.js';
 import type { Level, Manifest, VolumeMeta, VolumeSum } from './stream/schema.js';
 import { StreamWriter } from './stream/writer.js';
@@ -160,13 +154,7 @@ export class Backup {
     for (const planned of volumes) {
       const volumeId = planned.volume.VolumeId!;
       try {
-        await applyRetention(
-          this.ec2,
-          this.config,
-          volumeId,
-          this.config.backup.keepSnapshots,
-          this.log,
-        );
+        await applyRetention(this.ec2, this.config, volumeId, this.config.backup.keepSnapshots, this.log);
       } catch (err) {
         const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
         this.log.warn(

@@ -56,7 +56,11 @@ export interface ConfigIdentity {
  * set explicitly: two files called web.ini in two directories would otherwise share chains and
  * delete each other's snapshots.
  */
-export async function volumeLinks(ec2: EC2Client, identity: ConfigIdentity, volumeId: string): Promise<ChainLink[]> {
+export async function volumeLinks(
+  ec2: EC2Client,
+  identity: ConfigIdentity,
+  volumeId: string,
+): Promise<ChainLink[]> {
   const config = identity.name;
   const ours = configPathTag(identity.path);
   const links: ChainLink[] = [];

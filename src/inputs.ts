@@ -2,7 +2,13 @@ import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { messageOf, RuntimeFailure, UsageError } from './errors.js';
-import { describeIssues, FINALIZER_FORMAT, type Finalizer, finalizerSchema, resourceIdValid } from './stream/schema.js';
+import {
+  describeIssues,
+  FINALIZER_FORMAT,
+  type Finalizer,
+  finalizerSchema,
+  resourceIdValid,
+} from './stream/schema.js';
 
 export interface Input {
   /** What messages call it: the file name, or "stdin". */
@@ -80,11 +86,15 @@ export async function classify(input: Input): Promise<Classified> {
   }
   const parsed = finalizerSchema.safeParse(value);
   if (!parsed.success) {
-    throw new RuntimeFailure(`${input.name}: not a valid finalizer of version 1: ${describeIssues(parsed.error)}`);
+    throw new RuntimeFailure(
+      `${input.name}: not a valid finalizer of version 1: ${describeIssues(parsed.error)}`,
+    );
   }
   const finalizer: Finalizer = parsed.data;
   if (!resourceIdValid(finalizer.kind, finalizer.resourceId)) {
-    throw new RuntimeFailure(`${input.name}: the finalizer's resourceId "${finalizer.resourceId}" is not a ${finalizer.kind} id`);
+    throw new RuntimeFailure(
+      `${input.name}: the finalizer's resourceId "${finalizer.resourceId}" is not a ${finalizer.kind} id`,
+    );
   }
   if ((finalizer.head === null) !== (finalizer.volumes.length === 0)) {
     throw new RuntimeFailure(`${input.name}: the finalizer's head and its volumes disagree`);

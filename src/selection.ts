@@ -14,7 +14,6 @@ export type Unit =
   | { kind: 'instance'; resourceId: string; instanceId: string }
   | { kind: 'volumes'; resourceId: string; volumeIds: string[] };
 
-
 export function tagFilters(tags: Tags): Filter[] {
   return Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] }));
 }

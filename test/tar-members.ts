@@ -53,7 +53,10 @@ export function splitMembers(buf: Buffer): { members: MemberRange[]; endRecords:
 /** The stream with the members `keep` chooses, in the order it returns them, then the original end records. */
 export function rebuild(buf: Buffer, choose: (members: MemberRange[]) => MemberRange[]): Buffer {
   const { members, endRecords } = splitMembers(buf);
-  return Buffer.concat([...choose(members).map((m) => buf.subarray(m.start, m.end)), buf.subarray(endRecords)]);
+  return Buffer.concat([
+    ...choose(members).map((m) => buf.subarray(m.start, m.end)),
+    buf.subarray(endRecords),
+  ]);
 }
 
 /** Rewrites a header's checksum after a test changed one of its fields, as a careful adversary would. */

@@ -156,7 +156,9 @@ export class AwsRestore {
       for (const session of sessions) await session.slots.drain().catch(() => undefined);
       if (err instanceof StreamDefect && !err.incomplete && clients !== undefined) {
         await this.abandon(clients, sessions).catch((tagErr: unknown) =>
-          this.log.warn(`could not mark the snapshots of a damaged stream as abandoned (${messageOf(tagErr)})`),
+          this.log.warn(
+            `could not mark the snapshots of a damaged stream as abandoned (${messageOf(tagErr)})`,
+          ),
         );
       }
       throw err;
@@ -187,12 +189,17 @@ export class AwsRestore {
     const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
     if (open.length === 0) return;
     await clients.ec2.send(
-      new CreateTagsCommand({ Resources: open, Tags: [{ Key: JOURNAL_TAG.abandoned, Value: 'damaged-stream' }] }),
+      new CreateTagsCommand({
+        Resources: open,
+        Tags: [{ Key: JOURNAL_TAG.abandoned, Value: 'damaged-stream' }],
+      }),
     );
   }
 
   private async abandoned(clients: AwsClients, snapshotId: string): Promise<boolean> {
-    const { Snapshots = [] } = await clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }));
+    const { Snapshots = [] } = await clients.ec2.send(
+      new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }),
+    );
     return Snapshots[0]?.Tags?.some((t) => t.Key === JOURNAL_TAG.abandoned) ?? false;
   }
 
@@ -263,7 +270,8 @@ export class AwsRestore {
         tags,
       });
       const snapshotId = started.SnapshotId;
-      if (snapshotId === undefined) throw new RuntimeFailure(`StartSnapshot for ${meta.volumeId} returned no snapshot id`);
+      if (snapshotId === undefined)
+        throw new RuntimeFailure(`StartSnapshot for ${meta.volumeId} returned no snapshot id`);
       if (started.Status === 'error') {
         this.log.warn(
           `${snapshotId}, left by an earlier attempt, is in the error state; starting a new snapshot`,
@@ -274,7 +282,9 @@ export class AwsRestore {
       // A pending snapshot of an earlier attempt is resumed (every block is written again), unless
       // that attempt read a damaged stream: it may hold blocks at indices this stream does not have.
       if (started.Status === 'pending' && (await this.abandoned(clients, snapshotId))) {
-        this.log.warn(`${snapshotId}, left by an attempt that read a damaged stream, is not resumed; starting a new snapshot`);
+        this.log.warn(
+          `${snapshotId}, left by an attempt that read a damaged stream, is not resumed; starting a new snapshot`,
+        );
         salt = snapshotId;
         continue;
       }

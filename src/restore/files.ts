@@ -9,7 +9,13 @@ import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
 import { readStream } from '../stream/reader.js';
-import { describeIssues, type Finalizer, levelSchema, type Manifest, resourceIdValid } from '../stream/schema.js';
+import {
+  describeIssues,
+  type Finalizer,
+  levelSchema,
+  type Manifest,
+  resourceIdValid,
+} from '../stream/schema.js';
 
 const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 
@@ -47,7 +53,12 @@ type ImageState = z.infer<typeof imageStateSchema>;
 function under(root: string, ...parts: string[]): string {
   const path = resolve(root, ...parts);
   const rel = relative(resolve(root), path);
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || parts.some((p) => p === '' || p.includes('/'))) {
+  if (
+    rel === '' ||
+    rel.startsWith('..') ||
+    isAbsolute(rel) ||
+    parts.some((p) => p === '' || p.includes('/'))
+  ) {
     throw new RuntimeFailure(`refusing to write ${path}: it is not a file name inside ${root}`);
   }
   return path;
@@ -74,9 +85,18 @@ export class FilesRestore {
     private readonly layout: 'plain' | 'catalog' = 'plain',
   ) {}
 
-  private dirFor(unit: { config: string; region: string; resourceId: string; kind: 'instance' | 'volumes' }): string {
+  private dirFor(unit: {
+    config: string;
+    region: string;
+    resourceId: string;
+    kind: 'instance' | 'volumes';
+  }): string {
     // Checked here again, whatever the caller checked: these names become directories.
-    if (!CONFIG_NAME.test(unit.config) || !REGION.test(unit.region) || !resourceIdValid(unit.kind, unit.resourceId)) {
+    if (
+      !CONFIG_NAME.test(unit.config) ||
+      !REGION.test(unit.region) ||
+      !resourceIdValid(unit.kind, unit.resourceId)
+    ) {
       throw new RuntimeFailure(
         `refusing the unit ${JSON.stringify([unit.config, unit.region, unit.resourceId])}: not a config name, region and resource id`,
       );
@@ -127,7 +147,9 @@ export class FilesRestore {
       const redo = under(dir, redoName(volumeId));
       const entry = state.volumes[volumeId];
       if (entry === undefined) {
-        throw new RuntimeFailure(`${join(dir, STATE_FILE)}: applying job ${applying.job} to ${volumeId}, which it does not hold`);
+        throw new RuntimeFailure(
+          `${join(dir, STATE_FILE)}: applying job ${applying.job} to ${volumeId}, which it does not hold`,
+        );
       }
       const image = await open(under(dir, member.volumeData(volumeId)), 'r+');
       const log = await open(redo, 'r');
@@ -141,7 +163,9 @@ export class FilesRestore {
             throw new RuntimeFailure(`${redo} is damaged; restore the chain again from its Full`);
           const index = Number(record.readBigUInt64BE(0));
           if (!Number.isSafeInteger(index) || (index + 1) * BLOCK_SIZE > imageSize)
-            throw new RuntimeFailure(`${redo} is damaged (block ${index}); restore the chain again from its Full`);
+            throw new RuntimeFailure(
+              `${redo} is damaged (block ${index}); restore the chain again from its Full`,
+            );
           await image.write(record, 8, BLOCK_SIZE, index * BLOCK_SIZE);
         }
         await image.sync();
@@ -185,7 +209,10 @@ export class FilesRestore {
       );
     }
     const behind = finalizer.volumes.filter(
-      (v) => state === undefined || state.applying !== undefined || state.volumes[v.volumeId]?.job !== finalizer.head,
+      (v) =>
+        state === undefined ||
+        state.applying !== undefined ||
+        state.volumes[v.volumeId]?.job !== finalizer.head,
     );
     if (behind.length) {
       const held = behind
@@ -286,7 +313,8 @@ export class FilesRestore {
     await this.record(dir, manifest, snapshots, state);
     const level = manifest.level;
     const images = manifest.volumes.map((v) => join(dir, member.volumeData(v)));
-    for (const path of images) this.log.info(`${level === 'Full' ? 'restored' : 'updated'} ${path} to job ${manifest.job}`);
+    for (const path of images)
+      this.log.info(`${level === 'Full' ? 'restored' : 'updated'} ${path} to job ${manifest.job}`);
     return images;
   }
 
@@ -310,7 +338,8 @@ export class FilesRestore {
       return;
     }
     // checkBase refused a chain link without a state holding its base.
-    if (previous === undefined) throw new RuntimeFailure(`${dir}: no image state to apply job ${manifest.job} to`);
+    if (previous === undefined)
+      throw new RuntimeFailure(`${dir}: no image state to apply job ${manifest.job} to`);
     previous.applying = {
       job: manifest.job,
       level: manifest.level,

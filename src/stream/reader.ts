@@ -4,7 +4,14 @@ import type { z } from 'zod';
 import { messageOf, RuntimeFailure } from '../errors.js';
 import { StreamDefect } from './defect.js';
 import { sha256Hex, VolumeDigests } from './digests.js';
-import { BLOCK_SIZE, FORMAT_NAME, MEMBER_MODE, member, READABLE_VERSIONS, sparseHeaderName } from './format.js';
+import {
+  BLOCK_SIZE,
+  FORMAT_NAME,
+  MEMBER_MODE,
+  member,
+  READABLE_VERSIONS,
+  sparseHeaderName,
+} from './format.js';
 import {
   describeIssues,
   type EndMarker,
@@ -116,7 +123,11 @@ class StreamCheck {
     if (manifest === undefined) throw new StreamDefect(this.source, 'the stream is empty', 'truncated');
     if (marker === undefined) {
       const missing = this.expected[0] ?? member.end;
-      throw new StreamDefect(this.source, `the stream is incomplete: member ${missing} is missing`, 'truncated');
+      throw new StreamDefect(
+        this.source,
+        `the stream is incomplete: member ${missing} is missing`,
+        'truncated',
+      );
     }
     await this.visitor.end?.(marker);
     return { manifest, formatVersion: this.version, volumes: this.reports };
@@ -135,7 +146,8 @@ class StreamCheck {
       throw this.invalid(`member ${name} has mode ${entry.mode.toString(8)}, not ${MEMBER_MODE.toString(8)}`);
     }
     if (name.endsWith('.ebs')) return this.volumeData(entry, name);
-    if (entry.pax.size > 0) throw this.invalid(`member ${name} carries pax records (${[...entry.pax.keys()].join(', ')})`);
+    if (entry.pax.size > 0)
+      throw this.invalid(`member ${name} carries pax records (${[...entry.pax.keys()].join(', ')})`);
     const body = await this.jsonBody(entry, name);
     if (name === member.manifest) return this.onManifest(body);
     if (name === member.instance) return this.onInstance(body);
@@ -147,7 +159,9 @@ class StreamCheck {
   /** Reads a JSON member whole (it is small), records its digest, and parses it as UTF-8 JSON. */
   private async jsonBody(entry: TarMember, name: string): Promise<unknown> {
     if (entry.size > MAX_JSON_MEMBER)
-      throw this.invalid(`member ${name} is ${entry.size} bytes; no JSON member is larger than ${MAX_JSON_MEMBER}`);
+      throw this.invalid(
+        `member ${name} is ${entry.size} bytes; no JSON member is larger than ${MAX_JSON_MEMBER}`,
+      );
     const chunks: Buffer[] = [];
     for await (const chunk of this.tar.body()) chunks.push(chunk);
     const body = Buffer.concat(chunks);
@@ -178,7 +192,10 @@ class StreamCheck {
 
   private async onManifest(value: unknown): Promise<void> {
     const name = member.manifest;
-    const raw = typeof value === 'object' && value !== null ? (value as { format?: unknown; formatVersion?: unknown }) : {};
+    const raw =
+      typeof value === 'object' && value !== null
+        ? (value as { format?: unknown; formatVersion?: unknown })
+        : {};
     if (raw.format !== FORMAT_NAME) throw this.invalid(`member ${name}: not an ${FORMAT_NAME} stream`);
     const version = raw.formatVersion;
     if (typeof version !== 'number' || !READABLE_VERSIONS.includes(version)) {
@@ -200,20 +217,26 @@ class StreamCheck {
       manifest = this.parse(manifestSchema, value, name);
     }
     const { volumes, encryptedVolumes } = manifest;
-    if (new Set(volumes).size !== volumes.length) throw this.invalid(`member ${name}: a volume is listed twice`);
+    if (new Set(volumes).size !== volumes.length)
+      throw this.invalid(`member ${name}: a volume is listed twice`);
     const unknownEncrypted = encryptedVolumes.find((v) => !volumes.includes(v));
     if (unknownEncrypted !== undefined || new Set(encryptedVolumes).size !== encryptedVolumes.length) {
       throw this.invalid(`member ${name}: encryptedVolumes does not name a subset of volumes`);
     }
     if (!resourceIdMatches(manifest.kind, manifest.resourceId, volumes)) {
-      throw this.invalid(`member ${name}: resourceId "${manifest.resourceId}" does not name the ${manifest.kind}`);
+      throw this.invalid(
+        `member ${name}: resourceId "${manifest.resourceId}" does not name the ${manifest.kind}`,
+      );
     }
     if ((manifest.level === 'Full') !== (manifest.baseJob === null)) {
-      throw this.invalid(`member ${name}: a ${manifest.level} must ${manifest.level === 'Full' ? 'not ' : ''}have a baseJob`);
+      throw this.invalid(
+        `member ${name}: a ${manifest.level} must ${manifest.level === 'Full' ? 'not ' : ''}have a baseJob`,
+      );
     }
     this.manifest = manifest;
     if (manifest.kind === 'instance') this.expected.push(member.instance);
-    for (const id of volumes) this.expected.push(member.volumeMeta(id), member.volumeData(id), member.volumeSum(id));
+    for (const id of volumes)
+      this.expected.push(member.volumeMeta(id), member.volumeData(id), member.volumeSum(id));
     this.expected.push(member.end);
     await this.visitor.manifest?.(manifest);
   }
@@ -226,14 +249,16 @@ class StreamCheck {
       throw this.invalid(`member ${name} describes ${meta.instanceId}, the manifest ${manifest.resourceId}`);
     const mapped = new Set(meta.blockDeviceMappings.map((m) => m.volumeId));
     const unmapped = manifest.volumes.find((v) => !mapped.has(v));
-    if (unmapped !== undefined) throw this.invalid(`member ${name} has no block device mapping for ${unmapped}`);
+    if (unmapped !== undefined)
+      throw this.invalid(`member ${name} has no block device mapping for ${unmapped}`);
     await this.visitor.instance?.(meta);
   }
 
   private async onVolumeMeta(value: unknown, name: string): Promise<void> {
     const manifest = this.requireManifest();
     const meta = this.parse(volumeMetaSchema, value, name);
-    if (member.volumeMeta(meta.volumeId) !== name) throw this.invalid(`member ${name} describes ${meta.volumeId}`);
+    if (member.volumeMeta(meta.volumeId) !== name)
+      throw this.invalid(`member ${name} describes ${meta.volumeId}`);
     const mismatch =
       meta.level !== manifest.level
         ? `level ${meta.level}, the manifest ${manifest.level}`
@@ -265,7 +290,9 @@ class StreamCheck {
     }
     const realsize = entry.pax.get('GNU.sparse.realsize');
     if (realsize !== String(meta.sizeBytes)) {
-      throw this.invalid(`member ${name}: real size ${String(realsize)} differs from the volume's ${meta.sizeBytes}`);
+      throw this.invalid(
+        `member ${name}: real size ${String(realsize)} differs from the volume's ${meta.sizeBytes}`,
+      );
     }
     const digests = new VolumeDigests();
     this.volumeDigests = digests;
@@ -292,7 +319,8 @@ class StreamCheck {
       }
       if (data === undefined) continue;
       while (data.length > 0) {
-        if (count >= parser.blocks.length) throw this.invalid(`member ${name}: more data than the sparse map lists`);
+        if (count >= parser.blocks.length)
+          throw this.invalid(`member ${name}: more data than the sparse map lists`);
         const take = Math.min(BLOCK_SIZE - filled, data.length);
         data.copy(block, filled, 0, take);
         filled += take;
@@ -310,12 +338,15 @@ class StreamCheck {
     }
     if (!parser.done) throw this.invalid(`member ${name}: the sparse map is incomplete`);
     if (filled !== 0 || count !== parser.blocks.length) {
-      throw this.invalid(`member ${name}: ${count} whole blocks of data for ${parser.blocks.length} map entries`);
+      throw this.invalid(
+        `member ${name}: ${count} whole blocks of data for ${parser.blocks.length} map entries`,
+      );
     }
   }
 
   private requireVolumeMeta(name: string): { meta: VolumeMeta } {
-    if (this.volume === undefined) throw this.invalid(`member ${name} is not preceded by its volume's members`);
+    if (this.volume === undefined)
+      throw this.invalid(`member ${name} is not preceded by its volume's members`);
     return { meta: this.volume };
   }
 
@@ -362,17 +393,24 @@ class StreamCheck {
         `member ${name}: ${marker.volumes} volumes and ${marker.blocks} blocks announced, ${manifest.volumes.length} and ${this.totalBlocks} read`,
       );
     }
-    if (this.version >= 2 && marker.members === undefined) throw this.invalid(`member ${name}: field members is missing`);
+    if (this.version >= 2 && marker.members === undefined)
+      throw this.invalid(`member ${name}: field members is missing`);
     if (marker.members !== undefined) {
       const recorded = marker.members;
       if (recorded.length !== this.digests.length)
-        throw this.invalid(`member ${name}: ${recorded.length} member digests for ${this.digests.length} members`);
+        throw this.invalid(
+          `member ${name}: ${recorded.length} member digests for ${this.digests.length} members`,
+        );
       this.digests.forEach((read, i) => {
         const entry = recorded[i];
         if (entry?.name !== read.name)
-          throw this.invalid(`member ${name}: digest ${i} names ${String(entry?.name)}, the stream has ${read.name}`);
+          throw this.invalid(
+            `member ${name}: digest ${i} names ${String(entry?.name)}, the stream has ${read.name}`,
+          );
         if (entry.sha256 !== read.sha256)
-          throw this.damaged(`member ${read.name} does not match its digest in ${name}; it was altered or damaged`);
+          throw this.damaged(
+            `member ${read.name} does not match its digest in ${name}; it was altered or damaged`,
+          );
       });
     }
     this.marker = marker;

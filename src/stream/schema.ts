@@ -207,6 +207,10 @@ export function resourceIdValid(kind: 'instance' | 'volumes', resourceId: string
 }
 
 /** Whether `resourceId` names what the manifest's kind says: the instance, or the volumes joined with `+`. */
-export function resourceIdMatches(kind: 'instance' | 'volumes', resourceId: string, volumes: string[]): boolean {
+export function resourceIdMatches(
+  kind: 'instance' | 'volumes',
+  resourceId: string,
+  volumes: string[],
+): boolean {
   return kind === 'instance' ? INSTANCE_ID.test(resourceId) : resourceId === volumes.join('+');
 }

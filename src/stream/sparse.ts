@@ -61,7 +61,8 @@ export class IndexList {
 
   at(i: number): number {
     const value = this.data[i];
-    if (value === undefined || i >= this.length) throw new RangeError(`index ${i} is past the list's ${this.length}`);
+    if (value === undefined || i >= this.length)
+      throw new RangeError(`index ${i} is past the list's ${this.length}`);
     return value;
   }
 }
@@ -162,9 +163,7 @@ export class SparseMapParser {
       this.offset % this.blockSize !== 0 ||
       this.offset + value > this.realSize
     ) {
-      throw new SparseMapError(
-        `region (${this.offset}, ${value}) is not one whole block inside the volume`,
-      );
+      throw new SparseMapError(`region (${this.offset}, ${value}) is not one whole block inside the volume`);
     }
     const index = this.offset / this.blockSize;
     if (this.blocks.length > 0 && index <= this.blocks.at(this.blocks.length - 1)) {

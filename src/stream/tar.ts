@@ -134,7 +134,8 @@ export class TarReader {
   private async record(what: string): Promise<Buffer> {
     const offset = this.source.position;
     const record = await this.source.exact(RECORD);
-    if (offset === 0 && record.length === 0) throw new StreamDefect(this.streamName, 'the stream is incomplete: it is empty', 'truncated');
+    if (offset === 0 && record.length === 0)
+      throw new StreamDefect(this.streamName, 'the stream is incomplete: it is empty', 'truncated');
     if (record.length !== RECORD)
       throw this.defect('truncated', `the stream is truncated inside ${what}`, offset);
     return record;
@@ -160,7 +161,11 @@ export class TarReader {
       if (fields.name !== 'PaxHeader')
         throw this.defect('invalid', `a pax header is named "${fields.name}", not PaxHeader`, offset);
       if (fields.size > MAX_PAX_SIZE)
-        throw this.defect('invalid', `a pax header of ${fields.size} bytes is larger than ${MAX_PAX_SIZE}`, offset);
+        throw this.defect(
+          'invalid',
+          `a pax header of ${fields.size} bytes is larger than ${MAX_PAX_SIZE}`,
+          offset,
+        );
       const body = await this.source.exact(fields.size);
       if (body.length !== fields.size)
         throw this.defect('truncated', 'the stream is truncated inside a pax header', offset);
@@ -168,17 +173,27 @@ export class TarReader {
       pax = this.decodePax(body, offset);
       const memberOffset = this.source.position;
       header = await this.record('a header');
-      if (isZero(header)) throw this.defect('invalid', 'a pax header is followed by the end of the archive', offset);
+      if (isZero(header))
+        throw this.defect('invalid', 'a pax header is followed by the end of the archive', offset);
       fields = this.decode(header, memberOffset);
       if (fields.typeflag !== '0')
-        throw this.defect('invalid', `a pax header is followed by a member of type "${fields.typeflag}"`, memberOffset);
+        throw this.defect(
+          'invalid',
+          `a pax header is followed by a member of type "${fields.typeflag}"`,
+          memberOffset,
+        );
       // tar-stream names both headers PaxHeader and gives the real name as the pax path.
       const path = pax.get('path');
       if (path !== undefined) {
         if (fields.name !== 'PaxHeader' && path !== fields.name) {
-          throw this.defect('invalid', `the pax path "${path}" differs from the header name "${fields.name}"`, offset);
+          throw this.defect(
+            'invalid',
+            `the pax path "${path}" differs from the header name "${fields.name}"`,
+            offset,
+          );
         }
-        if (!/^[\x21-\x7e]{1,255}$/.test(path)) throw this.defect('invalid', 'the pax path is not a printable name', offset);
+        if (!/^[\x21-\x7e]{1,255}$/.test(path))
+          throw this.defect('invalid', 'the pax path is not a printable name', offset);
         fields.name = path;
         pax.delete('path');
       }
@@ -237,7 +252,10 @@ export class TarReader {
     }
   }
 
-  private decode(header: Buffer, offset: number): { name: string; typeflag: string; size: number; mode: number } {
+  private decode(
+    header: Buffer,
+    offset: number,
+  ): { name: string; typeflag: string; size: number; mode: number } {
     const fail = (field: Field, why: string): StreamDefect =>
       this.defect('invalid', `header field ${field} ${why}`, offset);
     const slice = (field: Field): Buffer => {
@@ -247,14 +265,16 @@ export class TarReader {
     let sum = 0;
     for (let i = 0; i < RECORD; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
     const recorded = this.octal(slice('checksum'), () => fail('checksum', 'is not an octal number'));
-    if (recorded !== sum) throw fail('checksum', `is ${recorded}, but the header sums to ${sum}; the header is damaged`);
+    if (recorded !== sum)
+      throw fail('checksum', `is ${recorded}, but the header sums to ${sum}; the header is damaged`);
     if (!slice('magic').equals(USTAR_MAGIC)) throw fail('magic', 'is not "ustar\\0" "00"');
     const name = this.text(slice('name'), () => fail('name', 'is not printable ASCII ending in NUL bytes'));
     if (name === '') throw fail('name', 'is empty');
     for (const field of ['linkname', 'prefix', 'pad'] as const) {
       if (!isZero(slice(field))) throw fail(field, 'is not empty');
     }
-    for (const field of ['uname', 'gname'] as const) this.text(slice(field), () => fail(field, 'is not printable ASCII'));
+    for (const field of ['uname', 'gname'] as const)
+      this.text(slice(field), () => fail(field, 'is not printable ASCII'));
     const mode = this.octal(slice('mode'), () => fail('mode', 'is not an octal number'));
     for (const field of ['uid', 'gid', 'mtime', 'devmajor', 'devminor'] as const) {
       this.octal(slice(field), () => fail(field, 'is not an octal number'));
@@ -282,7 +302,8 @@ export class TarReader {
     let value: number;
     const lead = field[0] ?? 0;
     if (lead & 0x80) {
-      if (lead !== 0x80) throw fail(`is a negative or malformed base-256 number (first byte 0x${lead.toString(16)})`);
+      if (lead !== 0x80)
+        throw fail(`is a negative or malformed base-256 number (first byte 0x${lead.toString(16)})`);
       value = 0;
       for (let i = 1; i < field.length; i++) value = value * 256 + (field[i] ?? 0);
       if (!Number.isSafeInteger(value)) throw fail('is too large');

@@ -1,12 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  readdirSync,
-  readFileSync,
-  statSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStream } from '../../src/stream/reader.js';
@@ -17,7 +11,10 @@ type Em = Awaited<ReturnType<typeof emulator>>;
 
 /** Copies a stream leaving one member out (GNU tar --delete refuses sparse pax members). */
 function dropMember(from: string, to: string, name: string): void {
-  writeFileSync(to, rebuild(readFileSync(from), (members) => members.filter((m) => m.name !== name)));
+  writeFileSync(
+    to,
+    rebuild(readFileSync(from), (members) => members.filter((m) => m.name !== name)),
+  );
 }
 
 const TAGS = { Name: 'web-1', Env: 'prod' };

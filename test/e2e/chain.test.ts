@@ -339,7 +339,11 @@ describe('Full, Incremental and Differential chains', () => {
     // j5 failed mid-stream and j6 is gone: j4 is the newest complete job.
     expect(said![1]).toBe('j4');
     const stream = await content(files.get('j7')!);
-    expect(stream.manifest).toMatchObject({ level: 'Incremental', requestedLevel: 'Incremental', baseJob: 'j4' });
+    expect(stream.manifest).toMatchObject({
+      level: 'Incremental',
+      requestedLevel: 'Incremental',
+      baseJob: 'j4',
+    });
   });
 });
 

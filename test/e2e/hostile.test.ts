@@ -56,7 +56,13 @@ describe('hostile and damaged streams', () => {
     full = await buildStream({
       job: 'full-1',
       volumes: [
-        { volumeId: VOL, blocks: new Map([[0, block(1)], [5, block(2)]]) },
+        {
+          volumeId: VOL,
+          blocks: new Map([
+            [0, block(1)],
+            [5, block(2)],
+          ]),
+        },
         { volumeId: VOL2, blocks: new Map([[3, block(3)]]) },
       ],
     });
@@ -87,8 +93,16 @@ describe('hostile and damaged streams', () => {
 
   it('3. ids that would reach a path outside the target are refused, and nothing is written outside', async () => {
     const hostile = [
-      await buildStream({ job: 'x', instanceId: '../../../x', volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }] }),
-      await buildStream({ job: 'x', kind: 'volumes', volumes: [{ volumeId: '../../../x', blocks: new Map([[0, block(1)]]) }] }),
+      await buildStream({
+        job: 'x',
+        instanceId: '../../../x',
+        volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
+      }),
+      await buildStream({
+        job: 'x',
+        kind: 'volumes',
+        volumes: [{ volumeId: '../../../x', blocks: new Map([[0, block(1)]]) }],
+      }),
       await buildStream({ job: '..', volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }] }),
     ];
     const root = join(dir.path, 'traversal');
@@ -97,7 +111,9 @@ describe('hostile and damaged streams', () => {
       const target = join(root, 'a', 'b', 'target');
       const verify = await cli(['verify', file]);
       expect(verify.code).toBe(1);
-      expect(verify.stderr).toMatch(/member manifest\.json: (field (volumes\.0|job)|resourceId "\.\.\/\.\.\/\.\.\/x" does not name)/);
+      expect(verify.stderr).toMatch(
+        /member manifest\.json: (field (volumes\.0|job)|resourceId "\.\.\/\.\.\/\.\.\/x" does not name)/,
+      );
       const restore = await cli(['restore', `--to-dir=${target}`, file]);
       expect(restore.code).toBe(1);
       mkdirSync(target, { recursive: true });
@@ -110,9 +126,37 @@ describe('hostile and damaged streams', () => {
     beforeAll(async () => {
       const volumes = (blocks: [number, Buffer][]) => [{ volumeId: VOL, blocks: new Map(blocks) }];
       chain = [
-        write('j1.tar', await buildStream({ job: 'j1', volumes: volumes([[0, block(1)], [1, block(2)]]) })),
-        write('j2.tar', await buildStream({ job: 'j2', level: 'Incremental', baseJob: 'j1', volumes: volumes([[1, block(3)]]) })),
-        write('j3.tar', await buildStream({ job: 'j3', level: 'Incremental', baseJob: 'j2', volumes: volumes([[2, block(4)], [0, ZERO]]) })),
+        write(
+          'j1.tar',
+          await buildStream({
+            job: 'j1',
+            volumes: volumes([
+              [0, block(1)],
+              [1, block(2)],
+            ]),
+          }),
+        ),
+        write(
+          'j2.tar',
+          await buildStream({
+            job: 'j2',
+            level: 'Incremental',
+            baseJob: 'j1',
+            volumes: volumes([[1, block(3)]]),
+          }),
+        ),
+        write(
+          'j3.tar',
+          await buildStream({
+            job: 'j3',
+            level: 'Incremental',
+            baseJob: 'j2',
+            volumes: volumes([
+              [2, block(4)],
+              [0, ZERO],
+            ]),
+          }),
+        ),
       ];
     });
 
@@ -132,15 +176,25 @@ describe('hostile and damaged streams', () => {
       const result = await cli(['restore', `--to-dir=${out}`, chain[0]!, edited]);
       expect(result.code).toBe(1);
       // Refused by whichever check meets it first: the volume's own record of its base, or the digest.
-      expect(result.stderr).toMatch(/member (manifest\.json does not match its digest in end\.json|vol-[0-9a-f]+\.json: baseJob j2, the manifest j1)/);
+      expect(result.stderr).toMatch(
+        /member (manifest\.json does not match its digest in end\.json|vol-[0-9a-f]+\.json: baseJob j2, the manifest j1)/,
+      );
       // The Full restored; the edited link changed nothing.
-      const state = JSON.parse(readFileSync(join(out, 'i-0123456789abcdef0', 'ec2-bpipe-state.json'), 'utf8'));
+      const state = JSON.parse(
+        readFileSync(join(out, 'i-0123456789abcdef0', 'ec2-bpipe-state.json'), 'utf8'),
+      );
       expect(state.volumes[VOL].job).toBe('j1');
     });
 
     it('an edited instance type, and a level verify and restore both refuse', async () => {
-      await expectRefused(edit(chain[0]!, 'instance.json', 'm5.large', 't3.large'), /member instance\.json does not match its digest/);
-      await expectRefused(edit(chain[0]!, 'manifest.json', '"level": "Full"', '"level": "FBll"'), /member manifest\.json: field level/);
+      await expectRefused(
+        edit(chain[0]!, 'instance.json', 'm5.large', 't3.large'),
+        /member instance\.json does not match its digest/,
+      );
+      await expectRefused(
+        edit(chain[0]!, 'manifest.json', '"level": "Full"', '"level": "FBll"'),
+        /member manifest\.json: field level/,
+      );
     });
   });
 
@@ -168,7 +222,16 @@ describe('1 and 2 against a restore to AWS', () => {
       const stream = await buildStream({
         job: 'j1',
         kind: 'volumes',
-        volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)], [5, block(2)], [9, block(3)]]) }],
+        volumes: [
+          {
+            volumeId: VOL,
+            blocks: new Map([
+              [0, block(1)],
+              [5, block(2)],
+              [9, block(3)],
+            ]),
+          },
+        ],
       });
       const negative = Buffer.from(stream);
       const ebs = splitMembers(negative).members.find((m) => m.name === `${VOL}.ebs`)!;
@@ -215,7 +278,9 @@ describe('6. one volume, one unit; one config name, one config', () => {
       );
       const list = await cli(['list', `--config=${config}`, '--job=j1']);
       expect(list.code).toBe(2);
-      const reason = new RegExp(`volume ${volumeIds[1]} belongs to two units, instance ${instanceId} and volumes ${volumeIds[1]}`);
+      const reason = new RegExp(
+        `volume ${volumeIds[1]} belongs to two units, instance ${instanceId} and volumes ${volumeIds[1]}`,
+      );
       expect(list.stdout.toString()).toMatch(reason);
       const backup = await cli(['backup', `--config=${config}`, `--instance=${instanceId}`, '--job=j1']);
       expect(backup.code).toBe(2);
@@ -238,7 +303,9 @@ describe('6. one volume, one unit; one config name, one config', () => {
       expect((await run(a!, 'a1', 'Full')).code).toBe(0);
       const clash = await run(c!, 'c1', 'Incremental');
       expect(clash.code).toBe(2);
-      expect(clash.stderr).toMatch(/taken by another config file named web \(.*\/a\/web\.ini; this one is .*\/c\/web\.ini\).*\[backup\] name/);
+      expect(clash.stderr).toMatch(
+        /taken by another config file named web \(.*\/a\/web\.ini; this one is .*\/c\/web\.ini\).*\[backup\] name/,
+      );
       writeFileSync(c!, `${readFileSync(c!, 'utf8')}\n[backup]\nname = web-c\n`);
       const named = await run(c!, 'c2', 'Incremental');
       expect(named.code, named.stderr).toBe(0);
@@ -253,10 +320,18 @@ describe('7. a job that failed before its snapshots existed', () => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 2 } });
       const config = writeConfig(dir.path, em);
       const full = join(dir.path, 'j1.tar');
-      const first = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=j1'], { stdoutFile: full });
+      const first = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=j1'], {
+        stdoutFile: full,
+      });
       expect(first.code, first.stderr).toBe(0);
       // j2 was killed before CreateSnapshot: it left nothing in AWS. Its finalizer still runs.
-      const finalizer = await cli(['backup', '--finalizer', `--config=${config}`, `--volume=${volumeId}`, '--job=j2']);
+      const finalizer = await cli([
+        'backup',
+        '--finalizer',
+        `--config=${config}`,
+        `--volume=${volumeId}`,
+        '--job=j2',
+      ]);
       expect(finalizer.code, finalizer.stderr).toBe(0);
       const parsed = JSON.parse(finalizer.stdout.toString());
       expect(parsed).toMatchObject({ job: 'j2', head: 'j1', headLevel: 'Full' });
@@ -267,7 +342,14 @@ describe('7. a job that failed before its snapshots existed', () => {
       expect(closed.stderr).toMatch(/complete at job j1/);
       // And the next Incremental with %S = j2 is based on j1.
       const next = await cli(
-        ['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=j3', '--level=Incremental', '--prev-job=j2'],
+        [
+          'backup',
+          `--config=${config}`,
+          `--volume=${volumeId}`,
+          '--job=j3',
+          '--level=Incremental',
+          '--prev-job=j2',
+        ],
         { stdoutFile: join(dir.path, 'j3.tar') },
       );
       expect(next.code, next.stderr).toBe(0);
@@ -294,7 +376,9 @@ describe('8. one failure path: one line, no stack trace', () => {
       });
       expect(result.code).toBe(1);
       expectNoTrace(result.stderr);
-      expect(result.stderr).toMatch(/error: .*snapshots snap-[0-9a-f]+ of job j1 left streaming; the next job will not base on them/);
+      expect(result.stderr).toMatch(
+        /error: .*snapshots snap-[0-9a-f]+ of job j1 left streaming; the next job will not base on them/,
+      );
     });
   });
 
@@ -302,9 +386,13 @@ describe('8. one failure path: one line, no stack trace', () => {
     await withEmulator({}, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 40, seed: 4 } });
       const config = writeConfig(dir.path, em);
-      const child = spawn(process.execPath, [BIN, 'backup', `--config=${config}`, `--volume=${volumeId}`, '--job=j1'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [BIN, 'backup', `--config=${config}`, `--volume=${volumeId}`, '--job=j1'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
       // As `| head -c 2000` does: read a little, then close the pipe.
@@ -359,7 +447,11 @@ describe('8. one failure path: one line, no stack trace', () => {
       // Half the stream, then the signal once the restore has a partial image and waits for the rest.
       child.stdin.write(stream.subarray(0, stream.length / 2));
       const out = join(dir.path, 'out', 'i-0123456789abcdef0');
-      await expect.poll(() => existsSync(out) && readdirSync(out).some((f) => f.endsWith('.partial')), { timeout: 20_000 }).toBe(true);
+      await expect
+        .poll(() => existsSync(out) && readdirSync(out).some((f) => f.endsWith('.partial')), {
+          timeout: 20_000,
+        })
+        .toBe(true);
       child.kill('SIGTERM');
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       expect(code).toBe(143);

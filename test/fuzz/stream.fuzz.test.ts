@@ -51,11 +51,25 @@ const FIELDS = {
 type FieldName = keyof typeof FIELDS;
 
 type Mutation =
-  | { kind: 'header'; member: number; pax: boolean; field: FieldName; bytes: number[]; special: number; fix: boolean }
+  | {
+      kind: 'header';
+      member: number;
+      pax: boolean;
+      field: FieldName;
+      bytes: number[];
+      special: number;
+      fix: boolean;
+    }
   | { kind: 'truncate'; at: number }
   | { kind: 'members'; op: 'remove' | 'duplicate' | 'swap' | 'after-end'; i: number; j: number }
   | { kind: 'json'; member: number; leaf: number; value: unknown; fix: boolean }
-  | { kind: 'sparse'; member: number; op: 'shift' | 'count' | 'size' | 'realsize' | 'swap'; entry: number; to: number }
+  | {
+      kind: 'sparse';
+      member: number;
+      op: 'shift' | 'count' | 'size' | 'realsize' | 'swap';
+      entry: number;
+      to: number;
+    }
   | { kind: 'trailing'; op: 'bytes' | 'zeros' | 'member'; bytes: number[]; count: number; member: number }
   | { kind: 'flip'; at: number; bit: number };
 
@@ -96,11 +110,23 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     i: fc.nat(),
     j: fc.nat(),
   }),
-  fc.record({ kind: fc.constant('json' as const), member: fc.nat(), leaf: fc.nat(), value: hostileValues, fix: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('json' as const),
+    member: fc.nat(),
+    leaf: fc.nat(),
+    value: hostileValues,
+    fix: fc.boolean(),
+  }),
   fc.record({
     kind: fc.constant('sparse' as const),
     member: fc.nat(),
-    op: fc.constantFrom('shift' as const, 'count' as const, 'size' as const, 'realsize' as const, 'swap' as const),
+    op: fc.constantFrom(
+      'shift' as const,
+      'count' as const,
+      'size' as const,
+      'realsize' as const,
+      'swap' as const,
+    ),
     entry: fc.nat(),
     to: fc.integer({ min: 0, max: 2047 }),
   }),
@@ -232,7 +258,11 @@ function mutate(original: Buffer, mutation: Mutation): Buffer {
       if (mutation.op === 'zeros') return Buffer.concat([buf, Buffer.alloc(512 * mutation.count)]);
       if (mutation.op === 'bytes') return Buffer.concat([buf, Buffer.from(mutation.bytes)]);
       const m = pick(members, mutation.member);
-      return Buffer.concat([buf.subarray(0, endRecords), buf.subarray(m.start, m.end), buf.subarray(endRecords)]);
+      return Buffer.concat([
+        buf.subarray(0, endRecords),
+        buf.subarray(m.start, m.end),
+        buf.subarray(endRecords),
+      ]);
     }
     case 'flip': {
       const at = mutation.at % buf.length;
@@ -309,21 +339,45 @@ describe('hostile streams (fuzz)', () => {
     full = await buildStream({
       job: 'full-1',
       volumes: [
-        { volumeId: VOL_A, blocks: new Map([[0, block(1)], [5, block(2)]]) },
+        {
+          volumeId: VOL_A,
+          blocks: new Map([
+            [0, block(1)],
+            [5, block(2)],
+          ]),
+        },
         { volumeId: VOL_B, blocks: new Map([[1, block(3)]]) },
       ],
     });
     chainFull = await buildStream({
       job: 'j1',
       kind: 'volumes',
-      volumes: [{ volumeId: VOL_B, blocks: new Map([[1, block(4)], [2, block(5)], [7, block(6)]]) }],
+      volumes: [
+        {
+          volumeId: VOL_B,
+          blocks: new Map([
+            [1, block(4)],
+            [2, block(5)],
+            [7, block(6)],
+          ]),
+        },
+      ],
     });
     chainInc = await buildStream({
       job: 'j2',
       level: 'Incremental',
       baseJob: 'j1',
       kind: 'volumes',
-      volumes: [{ volumeId: VOL_B, blocks: new Map([[2, block(7)], [7, ZERO], [9, block(8)]]) }],
+      volumes: [
+        {
+          volumeId: VOL_B,
+          blocks: new Map([
+            [2, block(7)],
+            [7, ZERO],
+            [9, block(8)],
+          ]),
+        },
+      ],
     });
     expectedFull = await restoreAll('expected-full', [full]);
     expectedAfterBase = await restoreAll('expected-base', [chainFull]);
@@ -344,7 +398,14 @@ describe('hostile streams (fuzz)', () => {
   }
 
   /** Verify and restore one mutant (after `base`, restored first), and check every promise above. */
-  async function check(base: Buffer | undefined, original: Buffer, m: Mutation, chunk: number, expected: Record<string, string>, onRefusal: Record<string, string>): Promise<void> {
+  async function check(
+    base: Buffer | undefined,
+    original: Buffer,
+    m: Mutation,
+    chunk: number,
+    expected: Record<string, string>,
+    onRefusal: Record<string, string>,
+  ): Promise<void> {
     counts[m.kind] = (counts[m.kind] ?? 0) + 1;
     runs++;
     const mutant = mutate(original, m);
@@ -355,12 +416,20 @@ describe('hostile streams (fuzz)', () => {
       const restore = new FilesRestore(target, silent);
       if (base) await restore.apply({ name: 'base', open: () => Readable.from([base]) });
       const verified = await outcome(() => readStream(chunked(mutant, chunk), 'mutant'));
-      const restored = await outcome(() => restore.apply({ name: 'mutant', open: () => chunked(mutant, chunk) }));
+      const restored = await outcome(() =>
+        restore.apply({ name: 'mutant', open: () => chunked(mutant, chunk) }),
+      );
       for (const result of [verified, restored]) {
         if (!result.ok && !(result.error instanceof RuntimeFailure)) throw result.error;
       }
-      expect(restored.ok, `verify ${verified.ok ? 'accepted' : 'refused'} what restore ${restored.ok ? 'accepted' : 'refused'}`).toBe(verified.ok);
-      expect(readdirSync(run).filter((name) => name !== 'target'), 'nothing outside the target').toEqual([]);
+      expect(
+        restored.ok,
+        `verify ${verified.ok ? 'accepted' : 'refused'} what restore ${restored.ok ? 'accepted' : 'refused'}`,
+      ).toBe(verified.ok);
+      expect(
+        readdirSync(run).filter((name) => name !== 'target'),
+        'nothing outside the target',
+      ).toEqual([]);
       const result = await snapshot(target);
       if (restored.ok) {
         accepted++;
