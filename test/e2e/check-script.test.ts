@@ -38,7 +38,8 @@ describe('checking a stream by hand (examples/check-stream.sh)', () => {
       const { members } = splitMembers(stream);
       const ebs = members.find((m) => m.name === 'vol-0123456789abcdef0.ebs')!;
       const damaged = Buffer.from(stream);
-      damaged[ebs.data + 512 + 1000] ^= 1;
+      const at = ebs.data + 512 + 1000;
+      damaged[at] = (damaged[at] ?? 0) ^ 1;
       writeFileSync(join(dir.path, 'damaged.tar'), damaged);
       const refused = spawnSync('bash', [SCRIPT, join(dir.path, 'damaged.tar')], { encoding: 'utf8' });
       expect(refused.status).toBe(1);
