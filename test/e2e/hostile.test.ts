@@ -3,12 +3,12 @@
  * (or a config, or a process event) that used to be accepted, or to end in a stack trace, is now
  * refused with one clear line, exit 1 (2 for config problems), and nothing made final.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK_SIZE } from '../../src/stream/format.js';
-import { BIN, cli, tempDir, withEmulator, writeConfig } from '../helpers.js';
+import { BIN, cli, ROOT, tempDir, withEmulator, writeConfig } from '../helpers.js';
 import { block, buildStream, ZERO } from '../stream-builder.js';
 import { fixChecksum, rebuild, splitMembers } from '../tar-members.js';
 
@@ -431,6 +431,17 @@ describe('8. one failure path: one line, no stack trace', () => {
     } finally {
       dir.cleanup();
     }
+  });
+
+  it('a command whose work stops answering (the event loop empties before a verdict) fails, exit 1', () => {
+    // What a stalled parser did: nothing left to wait for, no verdict. The guard turns it into an error.
+    const script =
+      "import('./dist/src/lifecycle.js').then((l) => { l.guardProcess(() => ({ log: undefined, command: 'verify' })); return new Promise(() => {}); })";
+    const result = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toBe(
+      'error: verify: stopped without a verdict: an input or a service stopped answering\n',
+    );
   });
 
   it('SIGTERM during a restore to files leaves no partial file and says so', async () => {

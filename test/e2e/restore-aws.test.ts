@@ -390,16 +390,29 @@ describe('restore to AWS', () => {
     writeFileSync(truncated, readFileSync(fresh));
     truncateSync(truncated, Math.floor(statSync(truncated).size * 0.6));
     const instances = (await em.admin.state()).instances.length;
-    for (const file of [flipped, truncated]) {
-      const { result, state } = await restore([], file);
-      expect(result.code).toBe(1);
-      // The flipped stream reaches its last volume, so all three snapshots were started (the
-      // truncated one resumes the same ones); none may be completed.
-      const started = state.snapshots.filter((s) => tagMap(s.Tags)['ec2-bpipe:source-job'] === 'web-corrupt');
-      expect(started).toHaveLength(3);
-      for (const s of started) expect(s.State).toBe('pending');
-      expect(state.instances.length).toBe(instances);
+    const ofJob = (state: { snapshots: AdminRecord[] }) =>
+      state.snapshots.filter((s) => tagMap(s.Tags)['ec2-bpipe:source-job'] === 'web-corrupt');
+    // The flipped stream reaches its last volume, so all three snapshots were started; none may be
+    // completed, and since the stream was damaged they are abandoned: no later attempt resumes them.
+    const damaged = await restore([], flipped);
+    expect(damaged.result.code).toBe(1);
+    expect(damaged.result.stderr).toMatch(/the blocks do not match their aggregate checksum/);
+    const abandoned = ofJob(damaged.state);
+    expect(abandoned).toHaveLength(3);
+    for (const s of abandoned) {
+      expect(s.State).toBe('pending');
+      expect(tagMap(s.Tags)['ec2-bpipe:abandoned']).toBe('damaged-stream');
     }
+    // The truncated stream starts new snapshots for the volumes it reaches, and completes none.
+    const cut = await restore([], truncated);
+    expect(cut.result.code).toBe(1);
+    expect(cut.result.stderr).toMatch(/left by an attempt that read a damaged stream, is not resumed/);
+    const after = ofJob(cut.state);
+    const started = after.filter((s) => !abandoned.some((a) => a.SnapshotId === s.SnapshotId));
+    expect(started.length).toBeGreaterThan(0);
+    for (const s of after) expect(s.State).toBe('pending');
+    for (const s of started) expect(tagMap(s.Tags)['ec2-bpipe:abandoned']).toBeUndefined();
+    expect(cut.state.instances.length).toBe(instances);
   });
 
   it('resumes the same snapshot after a crash at PutSnapshotBlock, and completes it only once whole', async () => {
