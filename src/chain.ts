@@ -99,7 +99,7 @@ export async function volumeLinks(
 export type BaseChoice = { base: ChainLink; note?: string } | { base: undefined; reason: string };
 
 /**
- * The base of an Incremental or Differential for one volume (DESIGN.md section 5):
+ * The base of an Incremental or Differential for one volume (docs/DESIGN.md §4):
  * - with a previous job (Bacula's %S): its snapshot if that stream is complete, else the newest
  *   complete one found by walking its base-job tags back;
  * - without: the newest complete snapshot;

@@ -8,7 +8,7 @@ import { UsageError } from './errors.js';
 import { resolveUnit } from './selection.js';
 import { BLOCK_SIZE, GIB } from './stream/format.js';
 
-/** DESIGN.md section 8: one worker per 0.5 MiB/s of bandwidth, within the config's 1 to 256. */
+/** docs/DESIGN.md §7: one worker per 0.5 MiB/s of bandwidth, within the config's 1 to 256. */
 export function workersFor(bandwidthMiBps: number): number {
   return Math.min(256, Math.max(1, Math.ceil(bandwidthMiBps / 0.5)));
 }

@@ -348,7 +348,7 @@ describe('Full, Incremental and Differential chains', () => {
 });
 
 describe('retention', () => {
-  it('keeps exactly what DESIGN.md section 5 says across six jobs, and only touches its own snapshots', async () => {
+  it('keeps exactly what docs/DESIGN.md §4 says across six jobs, and only touches its own snapshots', async () => {
     await withEmulator({}, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 6, seed: 1 } });
       const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 2\n', 'ret');

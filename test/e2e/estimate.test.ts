@@ -4,7 +4,7 @@ import { workersFor } from '../../src/estimate.js';
 import { cli, withEmulator, writeConfig } from '../helpers.js';
 
 describe('estimate', () => {
-  it('applies DESIGN.md section 8: one worker per 0.5 MiB/s, within 1 to 256', () => {
+  it('applies docs/DESIGN.md §7: one worker per 0.5 MiB/s, within 1 to 256', () => {
     expect(workersFor(10)).toBe(20);
     expect(workersFor(4.2)).toBe(9);
     expect(workersFor(0.1)).toBe(1);
