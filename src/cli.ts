@@ -1,6 +1,7 @@
 import { join } from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Option, type OptionValues } from 'commander';
 import type { Logger } from 'pino';
+import type { CommandContext } from './commands/context.js';
 import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
 import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
 import { guardProcess, interruptedState, resetNotes } from './lifecycle.js';
@@ -37,30 +38,17 @@ function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-export interface CommandContext {
-  config: Config;
-  log: Logger;
-  stdout: NodeJS.WritableStream;
-  stdin: NodeJS.ReadableStream;
-}
-
-export type Handler = (
-  ctx: CommandContext,
-  options: Record<string, unknown>,
-  args: string[],
-) => Promise<void>;
-
 /** Loads the config (or the defaults), then applies the flags on top. */
 function buildConfig(
   common: CommonOptions,
-  options: Record<string, unknown>,
+  options: OptionValues,
   section: 'backup' | 'restore',
 ): Config {
   const config = common.config !== undefined ? loadConfig(common.config) : defaultConfig();
   if (common.region !== undefined)
     setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');
   for (const [flag, [sectionName, key]] of Object.entries(FLAG_KEYS)) {
-    const value = options[flag];
+    const value: unknown = options[flag];
     if (value === undefined) continue;
     setKey(
       config,
@@ -84,20 +72,54 @@ function listLogger(config: Config, format: LogFormat, level: string): Logger {
   }
 }
 
-async function loadHandler(name: string): Promise<Handler> {
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/**
+ * Hands one command its typed options (commander gives untyped values) and runs it. Each command
+ * module is loaded only when it runs, so `list` does not load the EBS client, for one.
+ */
+async function dispatch(
+  name: string,
+  ctx: CommandContext,
+  options: OptionValues,
+  args: string[],
+): Promise<void> {
+  const unit = { instance: text(options.instance), volume: text(options.volume) };
   switch (name) {
     case 'backup':
-      return (await import('./backup.js')).backupCommand;
+      return (await import('./commands/backup.js')).backupCommand(ctx, {
+        ...unit,
+        job: text(options.job),
+        level: text(options.level),
+        prevJob: text(options.prevJob),
+        finalizer: options.finalizer === true,
+      });
     case 'restore':
-      return (await import('./restore/command.js')).restoreCommand;
+      return (await import('./commands/restore.js')).restoreCommand(ctx, {
+        files: args,
+        toDir: text(options.toDir),
+        where: text(options.where),
+        replace: text(options.replace),
+        launch: options.launch !== false,
+        skipIncomplete: options.skipIncomplete === true,
+      });
     case 'verify':
-      return (await import('./verify.js')).verifyCommand;
+      return (await import('./commands/verify.js')).verifyCommand(ctx, { files: args });
     case 'list':
-      return (await import('./list.js')).listCommand;
+      return (await import('./commands/list.js')).listCommand(ctx, {
+        job: text(options.job),
+        level: text(options.level),
+        prevJob: text(options.prevJob),
+      });
     case 'estimate':
-      return (await import('./estimate.js')).estimateCommand;
+      return (await import('./commands/estimate.js')).estimateCommand(ctx, {
+        ...unit,
+        level: text(options.level),
+        prevJob: text(options.prevJob),
+        bandwidth: text(options.bandwidth),
+      });
     default:
-      throw new Error(`no handler for the ${name} command`);
+      throw new UsageError(`unknown command ${name}`);
   }
 }
 
@@ -235,8 +257,7 @@ export async function run(
       current.log = log;
       captureProcessWarnings(log);
     }
-    const handler = await loadHandler(name);
-    await handler({ config, log, stdout: io.stdout, stdin: io.stdin }, options, args);
+    await dispatch(name, { config, log, stdout: io.stdout, stdin: io.stdin }, options, args);
   });
   try {
     await program.parseAsync(argv);

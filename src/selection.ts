@@ -18,6 +18,12 @@ export function tagFilters(tags: Tags): Filter[] {
   return Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] }));
 }
 
+/** The unit named on the command line: --instance or --volume (comma-separated ids). */
+export interface UnitFlags {
+  instance?: string;
+  volume?: string;
+}
+
 /** Instances and volumes the config selects, in a stable order. Changes nothing in AWS. */
 export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Unit[]> {
   const { backup } = config;
@@ -59,13 +65,8 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
 }
 
 /** The unit a `backup` or `estimate` invocation streams: from the flags, else the config's only unit. */
-export async function resolveUnit(
-  config: Config,
-  ec2: EC2Client,
-  options: Record<string, unknown>,
-): Promise<Unit> {
-  const instance = options.instance as string | undefined;
-  const volume = options.volume as string | undefined;
+export async function resolveUnit(config: Config, ec2: EC2Client, options: UnitFlags): Promise<Unit> {
+  const { instance, volume } = options;
   if (instance !== undefined && volume !== undefined)
     throw new UsageError('Give --instance or --volume, not both.');
   if (instance !== undefined) {

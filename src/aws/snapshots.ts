@@ -7,30 +7,10 @@ import {
   type Snapshot,
   type Tag,
 } from '@aws-sdk/client-ec2';
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { RuntimeFailure } from '../errors.js';
+import { type StreamState, TAG } from './tags.js';
 import { pollUntil } from './wait.js';
-
-export const TAG = {
-  config: 'ec2-bpipe:config',
-  /** The config file that took the snapshot: two files of one name must not share chains. */
-  configPath: 'ec2-bpipe:config-path',
-  job: 'ec2-bpipe:job',
-  baseJob: 'ec2-bpipe:base-job',
-  level: 'ec2-bpipe:level',
-  volume: 'ec2-bpipe:volume',
-  instance: 'ec2-bpipe:instance',
-  state: 'ec2-bpipe:state',
-} as const;
-
-export type StreamState = 'streaming' | 'complete';
-
-/** EC2 tag values hold at most 256 characters: a longer path is tagged by its SHA-256. */
-export function configPathTag(path: string | undefined): string {
-  if (path === undefined) return '';
-  return path.length <= 256 ? path : `sha256:${createHash('sha256').update(path).digest('hex')}`;
-}
 
 export interface SnapshotRequest {
   /** Instance whose attached volumes are snapshotted together, or undefined for a detached volume. */

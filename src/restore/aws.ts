@@ -13,12 +13,12 @@ import { FORMAT_NAME, FORMAT_VERSION } from '../stream/format.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { readStream, StreamDefect } from '../stream/reader.js';
 import type { Finalizer } from '../stream/schema.js';
-import { JOURNAL_TAG, RestoreJournal } from './journal.js';
+import { JOURNAL_TAG, RESTORE_TAG } from '../aws/tags.js';
+import { RestoreJournal } from './journal.js';
 import {
   createVolumes,
   idempotencyToken,
   launchInstance,
-  RESTORE_TAG,
   type RestoredVolume,
   restoreTags,
   type Target,

@@ -2,16 +2,7 @@ import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-
-/** Tags a restored snapshot carries from StartSnapshot on: they are its journal entry in AWS. */
-export const JOURNAL_TAG = {
-  config: 'ec2-bpipe:config',
-  job: 'ec2-bpipe:source-job',
-  volume: 'ec2-bpipe:source-volume',
-  snapshot: 'ec2-bpipe:source-snapshot',
-  /** On a pending snapshot whose attempt read a damaged stream: never resumed. */
-  abandoned: 'ec2-bpipe:abandoned',
-} as const;
+import { JOURNAL_TAG } from '../aws/tags.js';
 
 type Entries = Record<string, string>;
 

@@ -24,12 +24,7 @@ import { pollUntil } from '../aws/wait.js';
 import type { RestoreSettings } from '../config.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
 import type { Manifest, VolumeMeta } from '../stream/schema.js';
-
-export const RESTORE_TAG = {
-  restored: 'ec2-bpipe:restored',
-  date: 'ec2-bpipe:restore-date',
-  source: 'ec2-bpipe:source',
-} as const;
+import { RESTORE_TAG } from '../aws/tags.js';
 
 /** Tags on everything a restore creates: the restore flag, an RFC 3339 date, the original id, and the user's tags. */
 export function restoreTags(settings: RestoreSettings, source: string, date: string): Tag[] {

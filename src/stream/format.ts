@@ -21,3 +21,6 @@ export const sparseHeaderName = (name: string): string => `GNUSparseFile.0/${nam
 
 /** The mode of every member: images and metadata hold a machine's disk, readable by the owner only. */
 export const MEMBER_MODE = 0o600;
+
+/** The constant name of the finalizer in the Bacula catalog: printed last, restored once, after all the data. */
+export const FINALIZER_NAME = 'restore.json';

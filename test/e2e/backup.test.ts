@@ -90,7 +90,7 @@ describe('full backup of an instance with three volumes', () => {
     expect(big.blocks * 512).toBeLessThan(16 * 1024 ** 2);
   });
 
-  it('records the metadata of section 6: tags as lists without aws: keys, user data, devices, volume performance', async () => {
+  it('records the metadata of docs/DESIGN.md §6: tags as lists without aws: keys, user data, devices, volume performance', async () => {
     const out = join(dir.path, 'gnu');
     const instance = JSON.parse(readFileSync(join(out, 'instance.json'), 'utf8'));
     expect(instance.instanceId).toBe(instanceId);

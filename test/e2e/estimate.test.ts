@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { workersFor } from '../../src/estimate.js';
+import { workersFor } from '../../src/commands/estimate.js';
 import { cli, withEmulator, writeConfig } from '../helpers.js';
 
 describe('estimate', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bpipeLines, checkValue, MAX_LINE } from '../../src/list.js';
+import { bpipeLines, checkValue, MAX_LINE } from '../../src/commands/list.js';
 import { UsageError } from '../../src/errors.js';
 
 const request = {

@@ -1,21 +1,35 @@
-import type { Handler } from '../cli.js';
 import { UsageError } from '../errors.js';
-import { StreamDefect } from '../stream/reader.js';
 import { classify, streamInputs } from '../inputs.js';
-import { AwsRestore } from './aws.js';
-import { FilesRestore } from './files.js';
+import { type AppliedStream, AwsRestore } from '../restore/aws.js';
+import { FilesRestore } from '../restore/files.js';
+import { StreamDefect } from '../stream/reader.js';
+import type { CommandContext } from './context.js';
+
+export interface RestoreOptions {
+  /** Stream files and finalizers, applied in the order given; stdin when none. */
+  files: string[];
+  /** Restore to raw images under this directory. */
+  toDir?: string;
+  /** Bacula's %w: empty or / restores to AWS, anything else to files under it. */
+  where?: string;
+  /** Bacula's %r, recorded for the log. */
+  replace?: string;
+  /** Launch an instance from the chain's head (false with --no-launch). */
+  launch: boolean;
+  /** Skip, with a warning, a stream a failed backup cut short (Bacula's data writers). */
+  skipIncomplete: boolean;
+}
 
 /**
  * `ec2-bpipe restore`: to a directory with --to-dir (or a Bacula --where other than / and empty),
  * else to AWS. Streams are applied in the order given.
  */
-export const restoreCommand: Handler = async (ctx, options, files) => {
-  const toDir = options.toDir as string | undefined;
-  const where = options.where as string | undefined;
+export async function restoreCommand(ctx: CommandContext, options: RestoreOptions): Promise<void> {
+  const { toDir, where, files } = options;
   if (toDir !== undefined && where !== undefined) throw new UsageError('Give --to-dir or --where, not both.');
   if (toDir === '') throw new UsageError('--to-dir needs a directory.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
-  if (options.replace !== undefined) ctx.log.debug(`Bacula replace code ${options.replace as string}`);
+  if (options.replace !== undefined) ctx.log.debug(`Bacula replace code ${options.replace}`);
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   /**
@@ -32,10 +46,10 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
     return true;
   };
   if (dir === undefined) {
-    const launch = options.launch !== false;
+    const launch = options.launch;
     const target = new AwsRestore(ctx.config, ctx.log, print, { launch });
     try {
-      let head;
+      let head: AppliedStream | undefined;
       for (const input of inputs) {
         const item = await classify(input);
         try {
@@ -67,4 +81,4 @@ export const restoreCommand: Handler = async (ctx, options, files) => {
       if (!skippable(err)) throw err;
     }
   }
-};
+}

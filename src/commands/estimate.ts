@@ -1,12 +1,23 @@
 import type { EBSClient } from '@aws-sdk/client-ebs';
-import { type BlockRef, changedBlocks, snapshotBlocks } from './aws/blocks.js';
-import { createClients } from './aws/clients.js';
-import { Backup, parseLevel } from './backup.js';
-import { type ChainLink, chooseBase, volumeLinks } from './chain.js';
-import type { Handler } from './cli.js';
-import { UsageError } from './errors.js';
-import { resolveUnit } from './selection.js';
-import { BLOCK_SIZE, GIB } from './stream/format.js';
+import { type BlockRef, changedBlocks, snapshotBlocks } from '../aws/blocks.js';
+import { createClients } from '../aws/clients.js';
+import { chooseBase, parseLevel } from '../backup/level.js';
+import { type ChainLink, volumeLinks } from '../backup/links.js';
+import { planUnit } from '../backup/plan.js';
+import { UsageError } from '../errors.js';
+import { resolveUnit } from '../selection.js';
+import { BLOCK_SIZE, GIB } from '../stream/format.js';
+import type { Level } from '../stream/schema.js';
+import type { CommandContext, UnitOptions } from './context.js';
+
+export interface EstimateOptions extends UnitOptions {
+  /** The level to estimate: Full (default), Incremental or Differential. */
+  level?: string;
+  /** The job an Incremental or Differential would be based on. */
+  prevJob?: string;
+  /** Available bandwidth in MiB/s, as typed: the workers and time it calls for are printed. */
+  bandwidth?: string;
+}
 
 /** docs/DESIGN.md §7: one worker per 0.5 MiB/s of bandwidth, within the config's 1 to 256. */
 export function workersFor(bandwidthMiBps: number): number {
@@ -40,7 +51,7 @@ async function estimateVolume(
   links: ChainLink[],
   volumeId: string,
   sizeGiB: number,
-  level: ReturnType<typeof parseLevel>,
+  level: Level,
   prevJob: string | undefined,
 ): Promise<VolumeEstimate> {
   const newest = links.find((l) => l.complete) ?? links[0];
@@ -80,10 +91,10 @@ async function estimateVolume(
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 /** `ec2-bpipe estimate`: volumes, blocks and bytes a backup would move, and the workers and time a bandwidth calls for. */
-export const estimateCommand: Handler = async (ctx, options) => {
-  const level = parseLevel(options.level as string | undefined);
-  const prevJob = (options.prevJob as string | undefined) || undefined;
-  const raw = options.bandwidth as string | undefined;
+export async function estimateCommand(ctx: CommandContext, options: EstimateOptions): Promise<void> {
+  const level = parseLevel(options.level);
+  const prevJob = options.prevJob || undefined;
+  const raw = options.bandwidth;
   const bandwidth = raw === undefined ? undefined : Number(raw);
   if (bandwidth !== undefined && !(Number.isFinite(bandwidth) && bandwidth > 0)) {
     throw new UsageError(`--bandwidth=${raw}: expected MiB/s, a number above 0.`);
@@ -91,12 +102,10 @@ export const estimateCommand: Handler = async (ctx, options) => {
   const clients = createClients(ctx.config.aws);
   try {
     const unit = await resolveUnit(ctx.config, clients.ec2, options);
-    const plan = await new Backup(ctx.config, clients.ec2, clients.ebs, clients.region, ctx.log).plan(unit);
+    const plan = await planUnit(clients.ec2, ctx.config, clients.region, unit);
     let bytes = 0;
     let upperBound = 0;
-    for (const planned of plan.volumes) {
-      const volumeId = planned.volume.VolumeId!;
-      const sizeGiB = planned.volume.Size!;
+    for (const { volumeId, sizeGiB } of plan.volumes) {
       const links = (await volumeLinks(clients.ec2, ctx.config, volumeId)).filter(
         (l) => l.sizeGiB === sizeGiB,
       );
@@ -125,4 +134,4 @@ export const estimateCommand: Handler = async (ctx, options) => {
   } finally {
     clients.destroy();
   }
-};
+}

@@ -1,10 +1,15 @@
-import type { Handler } from './cli.js';
-import { RuntimeFailure } from './errors.js';
-import { streamInputs } from './inputs.js';
-import { readStream } from './stream/reader.js';
+import { RuntimeFailure } from '../errors.js';
+import { streamInputs } from '../inputs.js';
+import { readStream } from '../stream/reader.js';
+import type { CommandContext } from './context.js';
+
+export interface VerifyOptions {
+  /** Stream files, in order; stdin when none. */
+  files: string[];
+}
 
 /** `ec2-bpipe verify`: checks streams offline and prints one line per volume. */
-export const verifyCommand: Handler = async (ctx, _options, files) => {
+export async function verifyCommand(ctx: CommandContext, { files }: VerifyOptions): Promise<void> {
   const failures: string[] = [];
   for (const input of await streamInputs(files, ctx.stdin)) {
     try {
@@ -34,4 +39,4 @@ export const verifyCommand: Handler = async (ctx, _options, files) => {
   }
   if (failures.length)
     throw new RuntimeFailure(`${failures.length} stream(s) failed verification: ${failures.join('; ')}`);
-};
+}

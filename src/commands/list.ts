@@ -1,10 +1,17 @@
 import { resolve } from 'node:path';
-import { parseLevel } from './backup.js';
-import { createClients } from './aws/clients.js';
-import type { Handler } from './cli.js';
-import { UsageError } from './errors.js';
-import { FINALIZER_NAME } from './finalizer.js';
-import { refuseOverlap, selectedUnits, type Unit } from './selection.js';
+import { parseLevel } from '../backup/level.js';
+import { createClients } from '../aws/clients.js';
+import { UsageError } from '../errors.js';
+import { refuseOverlap, selectedUnits, type Unit } from '../selection.js';
+import { FINALIZER_NAME } from '../stream/format.js';
+import type { CommandContext } from './context.js';
+
+export interface ListOptions {
+  /** Bacula's %j, %l and %S, passed on to each unit's reader line. */
+  job?: string;
+  level?: string;
+  prevJob?: string;
+}
 
 /** Bacula cuts generator lines at 1000 bytes; a cut line would run a different command. */
 export const MAX_LINE = 999;
@@ -77,14 +84,14 @@ export function bpipeLines(request: LineRequest, unit: Unit): string[] {
 }
 
 /** `ec2-bpipe list`: the FileSet generator. Changes nothing in AWS; a Bacula estimate runs it too. */
-export const listCommand: Handler = async (ctx, options) => {
+export async function listCommand(ctx: CommandContext, options: ListOptions): Promise<void> {
   const { config } = ctx;
   if (config.file === undefined)
     throw new UsageError('list needs --config=FILE (the FileSet line passes it).');
-  const job = (options.job as string | undefined) ?? '';
+  const job = options.job ?? '';
   if (job === '') throw new UsageError('list needs --job=%j.');
-  const level = parseLevel((options.level as string | undefined) || 'Full');
-  const prevJob = (options.prevJob as string | undefined) ?? '';
+  const level = parseLevel(options.level || 'Full');
+  const prevJob = options.prevJob ?? '';
   const program = resolve(process.argv[1] ?? 'ec2-bpipe');
   const configPath = resolve(config.file);
   checkValue('the program path', program);
@@ -119,4 +126,4 @@ export const listCommand: Handler = async (ctx, options) => {
   } finally {
     clients.destroy();
   }
-};
+}

@@ -1,0 +1,63 @@
+/**
+ * Every tag key ec2-bpipe writes or reads back, and the parsing of the values it reads: the tags
+ * are a persisted contract (docs/FORMAT.md, "Snapshot tags"), read by later versions, and a hostile
+ * or hand-edited value must not steer a chain or a retention.
+ */
+import { createHash } from 'node:crypto';
+import type { Tag } from '@aws-sdk/client-ec2';
+import { JOB_NAME } from '../ids.js';
+import { type Level, levelSchema } from '../stream/schema.js';
+
+/** On each snapshot a backup takes. */
+export const TAG = {
+  config: 'ec2-bpipe:config',
+  /** The config file that took the snapshot: two files of one name must not share chains. */
+  configPath: 'ec2-bpipe:config-path',
+  job: 'ec2-bpipe:job',
+  baseJob: 'ec2-bpipe:base-job',
+  level: 'ec2-bpipe:level',
+  volume: 'ec2-bpipe:volume',
+  instance: 'ec2-bpipe:instance',
+  state: 'ec2-bpipe:state',
+} as const;
+
+/** On each snapshot a restore starts: its journal entry in AWS. */
+export const JOURNAL_TAG = {
+  config: 'ec2-bpipe:config',
+  job: 'ec2-bpipe:source-job',
+  volume: 'ec2-bpipe:source-volume',
+  snapshot: 'ec2-bpipe:source-snapshot',
+  /** On a pending snapshot whose attempt read a damaged stream: never resumed. */
+  abandoned: 'ec2-bpipe:abandoned',
+} as const;
+
+/** On everything a restore creates. */
+export const RESTORE_TAG = {
+  restored: 'ec2-bpipe:restored',
+  date: 'ec2-bpipe:restore-date',
+  source: 'ec2-bpipe:source',
+} as const;
+
+export type StreamState = 'streaming' | 'complete';
+
+/** EC2 tag values hold at most 256 characters: a longer path is tagged by its SHA-256. */
+export function configPathTag(path: string | undefined): string {
+  if (path === undefined) return '';
+  return path.length <= 256 ? path : `sha256:${createHash('sha256').update(path).digest('hex')}`;
+}
+
+export function tagValue(tags: Tag[] | undefined, key: string): string | undefined {
+  return tags?.find((t) => t.Key === key)?.Value;
+}
+
+/** A job name read back from a tag, or undefined when the value is not one. */
+export function jobTag(tags: Tag[] | undefined, key: string): string | undefined {
+  const value = tagValue(tags, key);
+  return value !== undefined && JOB_NAME.test(value) ? value : undefined;
+}
+
+/** The level a snapshot's tag records, or undefined when the value is not a level. */
+export function levelTag(tags: Tag[] | undefined): Level | undefined {
+  const parsed = levelSchema.safeParse(tagValue(tags, TAG.level));
+  return parsed.success ? parsed.data : undefined;
+}

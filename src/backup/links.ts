@@ -1,0 +1,100 @@
+import { type EC2Client, paginateDescribeSnapshots, type Snapshot } from '@aws-sdk/client-ec2';
+import { configPathTag, jobTag, levelTag, TAG, tagValue } from '../aws/tags.js';
+import { UsageError } from '../errors.js';
+import { VOLUME_ID } from '../ids.js';
+import type { Level } from '../stream/schema.js';
+
+/** One ec2-bpipe snapshot of a volume, as its tags describe it: a link of a chain. */
+export interface ChainLink {
+  snapshotId: string;
+  volumeId: string;
+  job: string;
+  baseJob: string | null;
+  level: Level;
+  complete: boolean;
+  sizeGiB: number;
+  startTime: Date;
+}
+
+/** Who took a snapshot: the config's name, and the file it was read from. */
+export interface ConfigIdentity {
+  name: string;
+  path?: string;
+  /** The name was set with [backup] name: the admin vouches for it, so a moved file keeps its chains. */
+  backup: { name?: string };
+}
+
+/**
+ * A snapshot's tags as a link, or undefined when they do not describe one: tags are read back
+ * from AWS, where anyone with CreateTags can write them, so a value out of shape is ignored.
+ */
+function toLink(snapshot: Snapshot): ChainLink | undefined {
+  const job = jobTag(snapshot.Tags, TAG.job);
+  const volumeId = tagValue(snapshot.Tags, TAG.volume);
+  const level = levelTag(snapshot.Tags);
+  const baseJob = tagValue(snapshot.Tags, TAG.baseJob);
+  if (
+    snapshot.SnapshotId === undefined ||
+    job === undefined ||
+    volumeId === undefined ||
+    !VOLUME_ID.test(volumeId) ||
+    level === undefined ||
+    snapshot.State === 'error'
+  ) {
+    return undefined;
+  }
+  return {
+    snapshotId: snapshot.SnapshotId,
+    volumeId,
+    job,
+    baseJob: baseJob ? (jobTag(snapshot.Tags, TAG.baseJob) ?? null) : null,
+    level,
+    // A stream counts only when it was written to the end and the snapshot itself is usable.
+    complete: tagValue(snapshot.Tags, TAG.state) === 'complete' && snapshot.State === 'completed',
+    sizeGiB: snapshot.VolumeSize ?? 0,
+    startTime: snapshot.StartTime ?? new Date(0),
+  };
+}
+
+/**
+ * Every snapshot this config took of the volume, newest first. Only snapshots carrying our tags
+ * are listed. Refuses when another config file of the same name took some, unless the name was
+ * set explicitly: two files called web.ini in two directories would otherwise share chains and
+ * delete each other's snapshots (docs/DESIGN.md §4).
+ */
+export async function volumeLinks(
+  ec2: EC2Client,
+  identity: ConfigIdentity,
+  volumeId: string,
+): Promise<ChainLink[]> {
+  const config = identity.name;
+  const ours = configPathTag(identity.path);
+  const links: ChainLink[] = [];
+  const pages = paginateDescribeSnapshots(
+    { client: ec2 },
+    {
+      OwnerIds: ['self'],
+      Filters: [
+        { Name: `tag:${TAG.config}`, Values: [config] },
+        { Name: `tag:${TAG.volume}`, Values: [volumeId] },
+      ],
+      MaxResults: 1000,
+    },
+  );
+  for await (const page of pages) {
+    for (const snapshot of page.Snapshots ?? []) {
+      const link = toLink(snapshot);
+      if (!link || tagValue(snapshot.Tags, TAG.config) !== config || link.volumeId !== volumeId) continue;
+      const theirs = tagValue(snapshot.Tags, TAG.configPath);
+      if (identity.backup.name === undefined && theirs !== undefined && theirs !== ours) {
+        throw new UsageError(
+          `${link.snapshotId} of ${volumeId} was taken by another config file named ${config} (${theirs || 'the command line'}; ` +
+            `this one is ${ours || 'the command line'}). Two configs of one name would share chains and retention: ` +
+            'give each a distinct [backup] name.',
+        );
+      }
+      links.push(link);
+    }
+  }
+  return links.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+}

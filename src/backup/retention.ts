@@ -1,0 +1,33 @@
+import { DeleteSnapshotCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import { type ConfigIdentity, volumeLinks } from './links.js';
+
+/**
+ * After a complete stream: deletes this config's older snapshots of the volume beyond `keep`,
+ * never the newest complete one nor the newest complete Full, and only snapshots whose tags say
+ * ec2-bpipe took them for this config (docs/DESIGN.md §4).
+ */
+export async function applyRetention(
+  ec2: EC2Client,
+  config: ConfigIdentity,
+  volumeId: string,
+  keep: number,
+  log: Logger,
+): Promise<string[]> {
+  const links = await volumeLinks(ec2, config, volumeId);
+  const protect = new Set<string>();
+  const newestComplete = links.find((l) => l.complete);
+  const newestFull = links.find((l) => l.complete && l.level === 'Full');
+  if (newestComplete) protect.add(newestComplete.snapshotId);
+  if (newestFull) protect.add(newestFull.snapshotId);
+  const deleted: string[] = [];
+  for (const link of links.slice(keep)) {
+    if (protect.has(link.snapshotId)) continue;
+    await ec2.send(new DeleteSnapshotCommand({ SnapshotId: link.snapshotId }));
+    log.info(
+      `retention: deleted ${link.snapshotId} of ${volumeId} (job ${link.job}, ${link.level}${link.complete ? '' : ', incomplete'})`,
+    );
+    deleted.push(link.snapshotId);
+  }
+  return deleted;
+}

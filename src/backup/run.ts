@@ -1,0 +1,162 @@
+import type { EBSClient } from '@aws-sdk/client-ebs';
+import type { EC2Client, Tag as AwsTag } from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import { instanceMeta } from '../aws/metadata.js';
+import { setStreamState, takeSnapshots, waitForSnapshots } from '../aws/snapshots.js';
+import { configPathTag, TAG } from '../aws/tags.js';
+import type { Config } from '../config.js';
+import { messageOf, RuntimeFailure } from '../errors.js';
+import { onInterrupt } from '../lifecycle.js';
+import type { Unit } from '../selection.js';
+import { FORMAT_NAME, FORMAT_VERSION, member } from '../stream/format.js';
+import type { Level, Manifest } from '../stream/schema.js';
+import { StreamWriter } from '../stream/writer.js';
+import { VERSION } from '../version.js';
+import { chooseLevel } from './level.js';
+import { volumeLinks } from './links.js';
+import { planUnit } from './plan.js';
+import { applyRetention } from './retention.js';
+import { streamVolume } from './volume-stream.js';
+
+export interface BackupRequest {
+  unit: Unit;
+  job: string;
+  requestedLevel: Level;
+  prevJob?: string;
+}
+
+export interface BackupTarget {
+  config: Config;
+  ec2: EC2Client;
+  ebs: EBSClient;
+  region: string;
+  log: Logger;
+}
+
+function snapshotTags(
+  config: Config,
+  job: string,
+  level: Level,
+  baseJob: string | null,
+  instanceId: string | undefined,
+): AwsTag[] {
+  const tags: Record<string, string> = {
+    ...config.backup.snapshotTags,
+    [TAG.config]: config.name,
+    [TAG.configPath]: configPathTag(config.path),
+    [TAG.job]: job,
+    [TAG.baseJob]: baseJob ?? '',
+    [TAG.level]: level,
+    [TAG.instance]: instanceId ?? '',
+    [TAG.state]: 'streaming',
+  };
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+/**
+ * One backup job of one unit: chooses the level, takes the snapshots (tagged `streaming`),
+ * writes the stream (manifest, instance, each volume, end marker) to `destination`, then tags the
+ * snapshots `complete` and applies retention. A failure leaves the snapshots `streaming` and the
+ * stream without its end records, so nothing takes either for a good one.
+ */
+export async function runBackup(
+  target: BackupTarget,
+  request: BackupRequest,
+  destination: NodeJS.WritableStream,
+): Promise<void> {
+  const { config, ec2, ebs, region, log } = target;
+  const { unit, job } = request;
+  const plan = await planUnit(ec2, config, region, unit);
+  const meta = plan.instance ? await instanceMeta(ec2, plan.instance) : undefined;
+  const histories = [];
+  for (const v of plan.volumes) {
+    histories.push({
+      volumeId: v.volumeId,
+      sizeGiB: v.sizeGiB,
+      links: await volumeLinks(ec2, config, v.volumeId),
+    });
+  }
+  const choice = chooseLevel(request.requestedLevel, request.prevJob, histories);
+  for (const line of choice.said) log[line.level](line.text);
+  const { level, baseJob, bases, baseCreatedAt } = choice;
+
+  const snapshotIds = new Map<string, string>();
+  const taking = onInterrupt(() =>
+    snapshotIds.size
+      ? `snapshots ${[...snapshotIds.values()].join(', ')} of job ${job} left streaming; the next job will not base on them`
+      : `no snapshot of job ${job} was taken`,
+  );
+  for (const group of plan.groups) {
+    const taken = await takeSnapshots(ec2, {
+      ...(group.instance && { instanceId: group.instance.instanceId, attached: group.instance.attached }),
+      volumeIds: group.volumeIds,
+      description: config.backup.snapshotDescription ?? `ec2-bpipe ${config.name} ${job} ${unit.resourceId}`,
+      tags: snapshotTags(config, job, level, baseJob, group.instance?.instanceId),
+      copyVolumeTags: config.backup.copyVolumeTags,
+    });
+    for (const [volumeId, snapshotId] of taken) snapshotIds.set(volumeId, snapshotId);
+  }
+  const ids = [...snapshotIds.values()];
+  log.info(`snapshots started: ${[...snapshotIds].map(([v, s]) => `${v}=${s}`).join(' ')}`);
+  const snapshots = await waitForSnapshots(ec2, ids, config.backup.snapshotTimeout, log);
+  const sizes = new Map(snapshots.map((s) => [s.SnapshotId, s.VolumeSize]));
+
+  const writer = new StreamWriter(destination);
+  try {
+    const manifest: Manifest = {
+      format: FORMAT_NAME,
+      formatVersion: FORMAT_VERSION,
+      toolVersion: VERSION,
+      config: config.name,
+      job,
+      level,
+      requestedLevel: request.requestedLevel,
+      baseJob,
+      baseCreatedAt,
+      region,
+      kind: unit.kind,
+      resourceId: unit.resourceId,
+      createdAt: new Date().toISOString(),
+      volumes: plan.volumes.map((v) => v.volumeId),
+      encryptedVolumes: plan.volumes.filter((v) => v.volume.Encrypted).map((v) => v.volumeId),
+    };
+    await writer.json(member.manifest, manifest);
+    if (meta) await writer.json(member.instance, meta);
+    let totalBlocks = 0;
+    for (const planned of plan.volumes) {
+      const snapshotId = snapshotIds.get(planned.volumeId);
+      if (snapshotId === undefined) throw new RuntimeFailure(`no snapshot was taken of ${planned.volumeId}`);
+      totalBlocks += await streamVolume(
+        ebs,
+        writer,
+        {
+          planned,
+          snapshotId,
+          sizeGiB: sizes.get(snapshotId) ?? planned.sizeGiB,
+          level,
+          base: bases.get(planned.volumeId),
+          workers: config.backup.workers,
+        },
+        log,
+      );
+    }
+    await writer.end(plan.volumes.length, totalBlocks);
+  } catch (err) {
+    writer.abort(err instanceof Error ? err : new Error(messageOf(err)));
+    throw err;
+  }
+  await setStreamState(ec2, ids, 'complete');
+  taking();
+  log.info(`stream complete: ${unit.resourceId} job ${job} (${level}), ${plan.volumes.length} volume(s)`);
+  // The stream is whole by now: a retention failure costs storage, not data, so it only warns.
+  for (const planned of plan.volumes) {
+    try {
+      await applyRetention(ec2, config, planned.volumeId, config.backup.keepSnapshots, log);
+    } catch (err) {
+      const reason = err instanceof Error ? `${err.name}: ${err.message}` : messageOf(err);
+      log.warn(
+        `retention for ${planned.volumeId} failed (${reason}); older snapshots are kept until the next job`,
+      );
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import type { EBSClient } from '@aws-sdk/client-ebs';
+import type { Logger } from 'pino';
+import { type BlockRef, changedBlocks, readBlock, snapshotBlocks } from '../aws/blocks.js';
+import { performance, userTags } from '../aws/metadata.js';
+import { RuntimeFailure } from '../errors.js';
+import { orderedMap } from '../pool.js';
+import { VolumeDigests } from '../stream/digests.js';
+import { BLOCK_SIZE, GIB, member } from '../stream/format.js';
+import type { Level, VolumeMeta, VolumeSum } from '../stream/schema.js';
+import { SparseMapSize } from '../stream/sparse.js';
+import type { StreamWriter } from '../stream/writer.js';
+import type { ChainLink } from './links.js';
+import type { PlannedVolume } from './plan.js';
+
+const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+const ZERO_DIGEST = createHash('sha256').update(ZERO_BLOCK).digest();
+/** How often a long volume reports its progress in the job log. */
+const PROGRESS_INTERVAL_MS = 10_000;
+
+/** The `<vol-id>.json` member: the volume as the snapshot saw it. */
+export function volumeMeta(
+  planned: PlannedVolume,
+  snapshotId: string,
+  sizeGiB: number,
+  level: Level,
+  base: ChainLink | undefined,
+  blockCount: number,
+): VolumeMeta {
+  const { iops, throughput } = performance(planned.volume);
+  return {
+    volumeId: planned.volumeId,
+    snapshotId,
+    deviceName: planned.deviceName,
+    deleteOnTermination: planned.deleteOnTermination,
+    sizeGiB,
+    sizeBytes: sizeGiB * GIB,
+    blockSize: BLOCK_SIZE,
+    level,
+    baseSnapshotId: base?.snapshotId ?? null,
+    baseJob: base?.job ?? null,
+    blockCount,
+    volumeType: planned.volume.VolumeType ?? null,
+    iops,
+    throughput,
+    encrypted: planned.volume.Encrypted ?? false,
+    kmsKeyId: planned.volume.KmsKeyId ?? null,
+    availabilityZone: planned.volume.AvailabilityZone ?? null,
+    tags: userTags(planned.volume.Tags),
+  };
+}
+
+export interface VolumeStreamRequest {
+  planned: PlannedVolume;
+  snapshotId: string;
+  sizeGiB: number;
+  level: Level;
+  /** The base snapshot of an Incremental or Differential: only blocks changed since are streamed. */
+  base: ChainLink | undefined;
+  workers: number;
+}
+
+/**
+ * Writes the `.json`, `.ebs` and `.sum.json` members of one volume; returns its block count.
+ *
+ * The block list is read three times, page by page, keeping nothing per block: to count the
+ * blocks and the sparse map's size (tar needs the member size up front), to write the map, and to
+ * fetch the blocks. A running hash of the indices proves the three listings agree.
+ */
+export async function streamVolume(
+  ebs: EBSClient,
+  writer: StreamWriter,
+  request: VolumeStreamRequest,
+  log: Logger,
+): Promise<number> {
+  const { planned, snapshotId, sizeGiB, level, base, workers } = request;
+  const volumeId = planned.volumeId;
+  const source = (): AsyncIterable<BlockRef> =>
+    base ? changedBlocks(ebs, base.snapshotId, snapshotId) : snapshotBlocks(ebs, snapshotId);
+  const map = new SparseMapSize();
+  const listing = createHash('sha256');
+  for await (const ref of source()) {
+    map.add(ref.index * BLOCK_SIZE, BLOCK_SIZE);
+    listing.update(`${ref.index},`);
+  }
+  const expectedListing = listing.digest('hex');
+  await writer.json(
+    member.volumeMeta(volumeId),
+    volumeMeta(planned, snapshotId, sizeGiB, level, base, map.regions),
+  );
+  log.info(
+    `${volumeId}: ${map.regions} blocks (${((map.regions * BLOCK_SIZE) / 2 ** 20).toFixed(0)} MiB) from ${snapshotId}`,
+  );
+
+  const checkListing = async function* (refs: AsyncIterable<BlockRef>): AsyncGenerator<BlockRef> {
+    const hash = createHash('sha256');
+    for await (const ref of refs) {
+      hash.update(`${ref.index},`);
+      yield ref;
+    }
+    if (hash.digest('hex') !== expectedListing) {
+      throw new RuntimeFailure(`${volumeId}: the block list of ${snapshotId} changed between two listings`);
+    }
+  };
+  const indices = async function* (): AsyncGenerator<number> {
+    for await (const ref of checkListing(source())) yield ref.index;
+  };
+  // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
+  const fetch = async (ref: BlockRef): Promise<{ index: number; data: Buffer; digest: Buffer }> =>
+    ref.token === undefined
+      ? { index: ref.index, data: ZERO_BLOCK, digest: ZERO_DIGEST }
+      : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE)) };
+  const digests = new VolumeDigests();
+  const started = Date.now();
+  let lastReport = started;
+  const blocks = async function* (): AsyncGenerator<Buffer> {
+    for await (const block of orderedMap(checkListing(source()), workers, fetch)) {
+      digests.add(block.index, block.digest);
+      if (Date.now() - lastReport >= PROGRESS_INTERVAL_MS) {
+        lastReport = Date.now();
+        const mib = (digests.blockCount * BLOCK_SIZE) / 2 ** 20;
+        log.info(
+          `${volumeId}: ${digests.blockCount}/${map.regions} blocks, ${(mib / ((Date.now() - started) / 1000)).toFixed(1)} MiB/s`,
+        );
+      }
+      yield block.data;
+    }
+  };
+  await writer.sparse(member.volumeData(volumeId), sizeGiB * GIB, BLOCK_SIZE, map, indices(), blocks());
+  const { blockCount, checksum, indexedSha256 } = digests.finish();
+  const sum: VolumeSum = {
+    volumeId,
+    blockCount,
+    checksum,
+    checksumAlgorithm: 'SHA256',
+    checksumAggregationMethod: 'LINEAR',
+    indexedSha256,
+  };
+  await writer.json(member.volumeSum(volumeId), sum);
+  log.info(`${volumeId}: ${blockCount} blocks streamed in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return blockCount;
+}

@@ -1,0 +1,42 @@
+import { runBackup } from '../backup/run.js';
+import { buildFinalizer } from '../backup/finalizer.js';
+import { checkJobName, parseLevel } from '../backup/level.js';
+import { createClients } from '../aws/clients.js';
+import { resolveUnit } from '../selection.js';
+import type { CommandContext, UnitOptions } from './context.js';
+
+export interface BackupOptions extends UnitOptions {
+  /** Bacula's %j; default `manual-<time>`. */
+  job?: string;
+  /** Bacula's %l: Full, Incremental or Differential, any case. */
+  level?: string;
+  /** Bacula's %S: the job the level is based on. */
+  prevJob?: string;
+  /** Write the chain finalizer (restore.json) instead of data. */
+  finalizer: boolean;
+}
+
+/** `ec2-bpipe backup`: one unit's stream on stdout, or its finalizer. */
+export async function backupCommand(ctx: CommandContext, options: BackupOptions): Promise<void> {
+  const job = checkJobName(
+    options.job ?? `manual-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    '--job',
+  );
+  const requestedLevel = parseLevel(options.level);
+  const clients = createClients(ctx.config.aws, { workers: ctx.config.backup.workers });
+  try {
+    const unit = await resolveUnit(ctx.config, clients.ec2, options);
+    if (options.finalizer) {
+      const finalizer = await buildFinalizer(ctx.config, clients.ec2, clients.region, unit, job, ctx.log);
+      ctx.stdout.write(`${JSON.stringify(finalizer, null, 2)}\n`);
+      return;
+    }
+    await runBackup(
+      { config: ctx.config, ec2: clients.ec2, ebs: clients.ebs, region: clients.region, log: ctx.log },
+      { unit, job, requestedLevel, ...(options.prevJob && { prevJob: options.prevJob }) },
+      ctx.stdout,
+    );
+  } finally {
+    clients.destroy();
+  }
+}

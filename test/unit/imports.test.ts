@@ -1,0 +1,82 @@
+/**
+ * The module graph of src/: no import cycle, nothing imports the CLI wiring, the stream format
+ * depends on nothing of AWS, and nothing in src/ knows the emulator or the tests exist.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const SRC = resolve(import.meta.dirname, '..', '..', 'src');
+
+function modules(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const entry of readdirSync(SRC, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
+    const file = join(entry.parentPath, entry.name);
+    const text = readFileSync(file, 'utf8');
+    // Static and dynamic imports and re-exports of relative modules.
+    const specifiers = [...text.matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)].map((m) => m[1]!);
+    graph.set(
+      relative(SRC, file),
+      specifiers.map((s) => relative(SRC, resolve(dirname(file), s)).replace(/\.js$/, '.ts')),
+    );
+  }
+  return graph;
+}
+
+/** Every cycle, each as the path that closes it. */
+function cycles(graph: Map<string, string[]>): string[][] {
+  const found: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (node: string): void => {
+    state.set(node, 'open');
+    stack.push(node);
+    for (const next of graph.get(node) ?? []) {
+      if (state.get(next) === 'open') found.push([...stack.slice(stack.indexOf(next)), next]);
+      else if (!state.has(next)) visit(next);
+    }
+    stack.pop();
+    state.set(node, 'done');
+  };
+  for (const node of graph.keys()) if (!state.has(node)) visit(node);
+  return found;
+}
+
+describe('the module graph of src/', () => {
+  const graph = modules();
+
+  it('is read: it holds the modules and their imports', () => {
+    expect(graph.size).toBeGreaterThan(20);
+    expect(graph.get('cli.ts')?.length).toBeGreaterThan(0);
+  });
+
+  it('has no import cycle', () => {
+    expect(cycles(graph).map((c) => c.join(' -> '))).toEqual([]);
+  });
+
+  it('finds a cycle when there is one (the check can fail)', () => {
+    const looped = new Map([
+      ['a.ts', ['b.ts']],
+      ['b.ts', ['c.ts']],
+      ['c.ts', ['a.ts']],
+    ]);
+    expect(cycles(looped)).toEqual([['a.ts', 'b.ts', 'c.ts', 'a.ts']]);
+  });
+
+  it('lets nothing import cli.ts, and keeps the stream format free of AWS and the emulator', () => {
+    for (const [module, imports] of graph) {
+      expect(imports, module).not.toContain('cli.ts');
+      if (module.startsWith('stream/')) {
+        expect(
+          imports.filter((i) => i.startsWith('aws/')),
+          module,
+        ).toEqual([]);
+      }
+      expect(
+        imports.filter((i) => i.startsWith('..')),
+        module,
+      ).toEqual([]);
+    }
+  });
+});
