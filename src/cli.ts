@@ -39,11 +39,7 @@ function kebab(name: string): string {
 }
 
 /** Loads the config (or the defaults), then applies the flags on top. */
-function buildConfig(
-  common: CommonOptions,
-  options: OptionValues,
-  section: 'backup' | 'restore',
-): Config {
+function buildConfig(common: CommonOptions, options: OptionValues, section: 'backup' | 'restore'): Config {
   const config = common.config !== undefined ? loadConfig(common.config) : defaultConfig();
   if (common.region !== undefined)
     setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');

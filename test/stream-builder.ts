@@ -26,6 +26,8 @@ export interface StreamSpec {
   volumes: VolumeSpec[];
   config?: string;
   region?: string;
+  /** 1 writes what ec2-bpipe 0.1 wrote: no index-bound digest, no member digests. */
+  version?: 1 | 2;
 }
 
 /** A block of deterministic pseudo-random bytes (xorshift32: fast, and never all zero). */
@@ -92,7 +94,7 @@ export async function buildStream(spec: StreamSpec): Promise<Buffer> {
   const writer = new StreamWriter(sink);
   const manifest: Manifest = {
     format: FORMAT_NAME,
-    formatVersion: FORMAT_VERSION,
+    formatVersion: spec.version ?? FORMAT_VERSION,
     toolVersion: 'test',
     config: spec.config ?? 'web',
     job: spec.job,
@@ -155,11 +157,16 @@ export async function buildStream(spec: StreamSpec): Promise<Buffer> {
       checksum: sums.checksum,
       checksumAlgorithm: 'SHA256',
       checksumAggregationMethod: 'LINEAR',
-      indexedSha256: sums.indexedSha256,
+      ...(spec.version !== 1 && { indexedSha256: sums.indexedSha256 }),
     };
     await writer.json(member.volumeSum(volume.volumeId), sum);
     total += indices.length;
   }
-  await writer.end(spec.volumes.length, total);
+  if (spec.version === 1) {
+    await writer.json(member.end, { complete: true, volumes: spec.volumes.length, blocks: total });
+    await writer.close();
+  } else {
+    await writer.end(spec.volumes.length, total);
+  }
   return Buffer.concat(chunks);
 }

@@ -7,7 +7,7 @@ import {
   ValidationException,
 } from '@aws-sdk/client-ebs';
 import { RuntimeFailure } from '../errors.js';
-import { errorCode, errorName, withRetry } from '../retry.js';
+import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
 
 /** A block to put in a stream: its data comes from `token`, or it is an explicit zero region. */
 export interface BlockRef {
@@ -120,21 +120,10 @@ const TRANSIENT_NAMES = new Set([
   'RequestThrottledException',
   'InternalServerException',
 ]);
-const TRANSIENT_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'ECONNREFUSED',
-]);
 
+/** Whether a block read is worth another attempt: a broken or mismatched body, a limit, a reset. */
 export function transientBlockError(err: unknown): boolean {
-  const message = err instanceof Error ? err.message : '';
-  return (
-    TRANSIENT_NAMES.has(errorName(err)) ||
-    TRANSIENT_CODES.has(errorCode(err) ?? '') ||
-    /aborted|socket hang up|premature close/i.test(message)
-  );
+  return TRANSIENT_NAMES.has(errorName(err)) || transientNetworkError(err);
 }
 
 /** Reads a block body straight into one buffer: no intermediate chunk list, no second copy. */
@@ -167,30 +156,27 @@ export async function readBlock(
   blockSize: number,
 ): Promise<ReadBlock> {
   try {
-    return await withRetry(
-      { attempts: 10, delayMs: (n) => Math.min(200 * 2 ** (n - 2), 5000), retryable: transientBlockError },
-      async () => {
-        const response = await ebs.send(
-          new GetSnapshotBlockCommand({
-            SnapshotId: snapshotId,
-            BlockIndex: ref.index,
-            BlockToken: ref.token,
-          }),
+    return await withRetry(POLICY.blockRead, transientBlockError, async () => {
+      const response = await ebs.send(
+        new GetSnapshotBlockCommand({
+          SnapshotId: snapshotId,
+          BlockIndex: ref.index,
+          BlockToken: ref.token,
+        }),
+      );
+      if (!response.BlockData) throw new ChecksumMismatch('no body');
+      const data = await readBody(response.BlockData as AsyncIterable<Uint8Array>, blockSize);
+      if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
+        throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
+      }
+      const digest = createHash('sha256').update(data).digest();
+      if (digest.toString('base64') !== response.Checksum) {
+        throw new ChecksumMismatch(
+          `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,
         );
-        if (!response.BlockData) throw new ChecksumMismatch('no body');
-        const data = await readBody(response.BlockData as AsyncIterable<Uint8Array>, blockSize);
-        if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
-          throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
-        }
-        const digest = createHash('sha256').update(data).digest();
-        if (digest.toString('base64') !== response.Checksum) {
-          throw new ChecksumMismatch(
-            `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,
-          );
-        }
-        return { data, digest };
-      },
-    );
+      }
+      return { data, digest };
+    });
   } catch (err) {
     const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     throw new RuntimeFailure(

@@ -10,7 +10,7 @@ import {
 import type { Logger } from 'pino';
 import { RuntimeFailure } from '../errors.js';
 import { type StreamState, TAG } from './tags.js';
-import { pollUntil } from './wait.js';
+import { pollUntil } from '../retry.js';
 
 export interface SnapshotRequest {
   /** Instance whose attached volumes are snapshotted together, or undefined for a detached volume. */

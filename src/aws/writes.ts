@@ -7,7 +7,7 @@ import {
   type Tag,
 } from '@aws-sdk/client-ebs';
 import { RuntimeFailure } from '../errors.js';
-import { errorCode, errorName, withRetry } from '../retry.js';
+import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
 
 /** EBS discards a started snapshot that sees no write and no completion for this long (the maximum). */
 export const START_TIMEOUT_MINUTES = 4320;
@@ -46,11 +46,7 @@ const RETRYABLE_PUT = new Set([
 ]);
 
 export function retryablePut(err: unknown): boolean {
-  return (
-    RETRYABLE_PUT.has(errorName(err)) ||
-    ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(errorCode(err) ?? '') ||
-    /socket hang up/i.test(err instanceof Error ? err.message : '')
-  );
+  return RETRYABLE_PUT.has(errorName(err)) || transientNetworkError(err);
 }
 
 /**
@@ -63,10 +59,9 @@ export async function putBlock(
   index: number,
   data: Buffer,
   checksum: string,
-  backoffMs = 1500,
 ): Promise<void> {
   try {
-    await withRetry({ attempts: 12, delayMs: (n) => backoffMs * (n - 1), retryable: retryablePut }, () =>
+    await withRetry(POLICY.blockWrite, retryablePut, () =>
       ebs.send(
         new PutSnapshotBlockCommand({
           SnapshotId: snapshotId,

@@ -46,8 +46,6 @@ export interface AppliedStream {
 export interface AwsRestoreOptions {
   /** Whether an instance will be launched at the end: only then are subnet and groups needed. */
   launch: boolean;
-  /** Linear back-off step for PutSnapshotBlock retries (tests shorten it). */
-  putBackoffMs?: number;
 }
 
 /**
@@ -130,9 +128,7 @@ export class AwsRestore {
           const session = current!;
           if (session.alreadyComplete) return;
           const checksum = digest.toString('base64');
-          await session.slots.run(() =>
-            putBlock(clients!.ebs, session.snapshotId, index, data, checksum, this.options.putBackoffMs),
-          );
+          await session.slots.run(() => putBlock(clients!.ebs, session.snapshotId, index, data, checksum));
         },
         volumeEnd: async (_meta, sum) => {
           await current!.slots.drain();

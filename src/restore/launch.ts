@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import type { InstanceMeta } from '../stream/schema.js';
-import { pollUntil } from '../aws/wait.js';
+import { pollUntil } from '../retry.js';
 import type { RestoreSettings } from '../config.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
 import type { Manifest, VolumeMeta } from '../stream/schema.js';

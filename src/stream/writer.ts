@@ -43,6 +43,11 @@ export class StreamWriter {
   async end(volumes: number, blocks: number): Promise<void> {
     const marker: EndMarker = { complete: true, volumes, blocks, members: [...this.digests] };
     await this.json(member.end, marker);
+    await this.close();
+  }
+
+  /** Writes the tar end records and waits until the destination took everything. */
+  async close(): Promise<void> {
     this.pack.finalize();
     await this.done;
   }

@@ -42,7 +42,10 @@ describe('retries the SDK leaves to us', () => {
     em.options.startDelayMs = 1200;
     try {
       await em.admin.call('POST', 'requests/reset');
-      const result = await cli(['restore', `--config=${config}`, tarFile]);
+      // A tenth of the real back-off: the scaled-down default would give up before 1.2 s pass.
+      const result = await cli(['restore', `--config=${config}`, tarFile], {
+        env: { EC2_BPIPE_BACKOFF_SCALE: '0.1' },
+      });
       expect(result.code, result.stderr).toBe(0);
       const counts = await em.admin.requests();
       expect(counts['ebs:PutSnapshotBlock']).toBeGreaterThan(16);

@@ -1,0 +1,93 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { readStream, StreamDefect } from '../../src/stream/reader.js';
+import { block, buildStream, ZERO } from '../stream-builder.js';
+import { splitMembers } from '../tar-members.js';
+
+const VOL = 'vol-0123456789abcdef0';
+const read = (buf: Buffer, visitor = {}) => readStream(Readable.from([buf]), 'test.tar', visitor);
+
+describe('readStream', () => {
+  it('reports each volume with both sums, and calls the visitor in stream order, end last', async () => {
+    const stream = await buildStream({
+      job: 'j1',
+      volumes: [
+        {
+          volumeId: VOL,
+          blocks: new Map([
+            [3, block(1)],
+            [1, block(2)],
+          ]),
+        },
+      ],
+    });
+    const calls: string[] = [];
+    const report = await read(stream, {
+      manifest: () => void calls.push('manifest'),
+      instance: () => void calls.push('instance'),
+      volumeStart: () => void calls.push('volumeStart'),
+      block: (_m: unknown, index: number) => void calls.push(`block ${index}`),
+      volumeEnd: () => void calls.push('volumeEnd'),
+      end: () => void calls.push('end'),
+    });
+    expect(calls).toEqual(['manifest', 'instance', 'volumeStart', 'block 1', 'block 3', 'volumeEnd', 'end']);
+    expect(report.formatVersion).toBe(2);
+    expect(report.volumes).toEqual([
+      expect.objectContaining({
+        volumeId: VOL,
+        blocks: 2,
+        sizeBytes: 2 ** 30,
+        indexedSha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      }),
+    ]);
+  });
+
+  it('reads a version 1 stream, which has no index-bound digest', async () => {
+    const stream = await buildStream({
+      job: 'j1',
+      version: 1,
+      volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
+    });
+    const report = await read(stream);
+    expect(report.formatVersion).toBe(1);
+    expect(report.volumes[0]?.indexedSha256).toBeNull();
+  });
+
+  it('gives explicit zero regions of a chain link to the visitor as zero blocks', async () => {
+    const stream = await buildStream({
+      job: 'j2',
+      level: 'Incremental',
+      baseJob: 'j1',
+      kind: 'volumes',
+      volumes: [{ volumeId: VOL, blocks: new Map([[4, ZERO]]) }],
+    });
+    const zeros: number[] = [];
+    await read(stream, {
+      block: (_m: unknown, index: number, data: Buffer) => void (data.equals(ZERO) && zeros.push(index)),
+    });
+    expect(zeros).toEqual([4]);
+  });
+
+  it('calls end only after the tar end records: damage after end.json is refused before it', async () => {
+    const stream = await buildStream({
+      job: 'j1',
+      volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
+    });
+    const { endRecords } = splitMembers(stream);
+    let ended = false;
+    const damaged = Buffer.concat([stream.subarray(0, endRecords + 1024), Buffer.from('x')]);
+    const error = await read(damaged, { end: () => void (ended = true) }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(StreamDefect);
+    expect((error as StreamDefect).message).toMatch(/data follows the end of the archive/);
+    expect(ended).toBe(false);
+    const cut = await read(stream.subarray(0, endRecords + 512)).catch((err: unknown) => err);
+    expect((cut as StreamDefect).incomplete).toBe(true);
+  });
+
+  it('says an empty input is an empty stream, a truncation', async () => {
+    const error = await read(Buffer.alloc(0)).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(StreamDefect);
+    expect((error as StreamDefect).message).toBe('test.tar: the stream is incomplete: it is empty');
+    expect((error as StreamDefect).incomplete).toBe(true);
+  });
+});
