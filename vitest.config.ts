@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'emulator/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     // End-to-end files start their own emulator and spawn the CLI; two at a time suits 2 cores.

@@ -7,8 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEmulator } from '../test/emulator/server.js';
-import { Admin, cli, imageDigest } from '../test/helpers.js';
+import { Admin } from '../emulator/client.js';
+import { startEmulator } from '../emulator/server.js';
+import { cli, imageDigest } from '../test/helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'ec2-bpipe-demo-'));
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -42,7 +43,7 @@ try {
   const config = join(work, 'demo.ini');
   writeFileSync(
     config,
-    `[aws]\nregion = us-east-1\nendpoint-url = ${emulator.url}\naccess-key-id = test\nsecret-access-key = test\n\n[backup]\nworkers = 8\n`,
+    `[aws]\nregion = us-east-1\nendpoint-url = ${emulator.url}\naccess-key-id = AKIAEMULATORTESTKEY1\nsecret-access-key = emulator-secret-access-key\n\n[backup]\nworkers = 8\n`,
   );
   chmodSync(config, 0o600);
 

@@ -176,7 +176,8 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     profile: { prop: 'profile', ...text },
     'access-key-id': {
       prop: 'accessKeyId',
-      parse: matching(/^[A-Z0-9]{4,128}$|^test$/),
+      // IAM AccessKey: 16 to 128 word characters (the IAM API reference, AccessKey data type).
+      parse: matching(/^\w{16,128}$/),
       expects: 'an AWS access key id',
     },
     'secret-access-key': { prop: 'secretAccessKey', ...text, secret: true },

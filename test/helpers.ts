@@ -4,8 +4,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startEmulator, type Emulator } from './emulator/server.js';
-import type { EmulatorOptions } from './emulator/state.js';
+import { Admin } from '../emulator/client.js';
+import { startEmulator, type Emulator } from '../emulator/server.js';
+import type { EmulatorOptions } from '../emulator/state.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'ec2-bpipe');
@@ -21,53 +22,12 @@ export async function emulator(options: Partial<EmulatorOptions> = {}): Promise<
   return Object.assign(em, { admin: new Admin(em.url) });
 }
 
-/** One resource as the admin API's state lists it, shaped like EC2's Describe* output. */
-export type AdminRecord = Record<string, any>;
+export { Admin, type AdminRecord } from '../emulator/client.js';
 
-export class Admin {
-  constructor(private readonly url: string) {}
-
-  async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.url}/_admin/${path}`, {
-      method,
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`admin ${method} ${path}: ${response.status} ${text}`);
-    return JSON.parse(text) as T;
-  }
-
-  instance(body: Record<string, unknown>): Promise<{ instanceId: string; volumeIds: string[] }> {
-    return this.call('POST', 'instances', body);
-  }
-
-  volume(body: Record<string, unknown>): Promise<{ volumeId: string }> {
-    return this.call('POST', 'volumes', body);
-  }
-
-  snapshotDigest(id: string): Promise<{ digest: string; blocks: number }> {
-    return this.call('GET', `snapshots/${id}/digest`);
-  }
-
-  volumeDigest(id: string): Promise<{ digest: string; blocks: number }> {
-    return this.call('GET', `volumes/${id}/digest`);
-  }
-
-  requests(): Promise<Record<string, number>> {
-    return this.call('GET', 'requests');
-  }
-
-  state(): Promise<{
-    instances: AdminRecord[];
-    volumes: AdminRecord[];
-    snapshots: AdminRecord[];
-    images: AdminRecord[];
-  }> {
-    return this.call('GET', 'state');
-  }
-}
-
-export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+export const credentials = {
+  accessKeyId: 'AKIAEMULATORTESTKEY1',
+  secretAccessKey: 'emulator-secret-access-key',
+};
 
 export function sdkConfig(em: { url: string }, region = 'us-east-1') {
   return { region, endpoint: em.url, credentials };
@@ -78,7 +38,7 @@ export function writeConfig(dir: string, em: { url: string }, extra = '', name =
   const file = join(dir, `${name}.ini`);
   writeFileSync(
     file,
-    `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\naccess-key-id = test\nsecret-access-key = test\n${extra}` +
+    `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\naccess-key-id = ${credentials.accessKeyId}\nsecret-access-key = ${credentials.secretAccessKey}\n${extra}` +
       (extra.includes('[bacula]') ? '' : `\n[bacula]\nstate-dir = ${join(dir, 'state')}\n`),
   );
   chmodSync(file, 0o600);

@@ -1,7 +1,7 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, emulator, tempDir, writeConfig } from '../helpers.js';
+import { BIN, cli, credentials, emulator, tempDir, writeConfig } from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -10,7 +10,12 @@ describe('command line', () => {
   let em: Em;
 
   beforeAll(async () => {
-    em = await emulator({ keys: { test: 'test', AKIAIOSFODNN7EXAMPLE: 'wJalrXUtnFEMI-very-secret-KEY' } });
+    em = await emulator({
+      keys: {
+        ...{ [credentials.accessKeyId]: credentials.secretAccessKey },
+        AKIAIOSFODNN7EXAMPLE: 'wJalrXUtnFEMI-very-secret-KEY',
+      },
+    });
   });
   afterAll(async () => {
     await em.close();

@@ -155,15 +155,15 @@ describe('config loading', () => {
   });
 
   it('hides a secret value in the message', () => {
-    const err = failure('[aws]\naccess-key-id = AKIAEXAMPLE\nsecret-access-key =\n');
+    const err = failure('[aws]\naccess-key-id = AKIAIOSFODNN7EXAMPLE\nsecret-access-key =\n');
     expect(err.message).toMatch(/secret-access-key = \(hidden\) is invalid/);
   });
 
   it.each([
-    ['[aws]\naccess-key-id = AKIAEXAMPLE\n', /access-key-id and secret-access-key go together/],
+    ['[aws]\naccess-key-id = AKIAIOSFODNN7EXAMPLE\n', /access-key-id and secret-access-key go together/],
     ['[aws]\nexternal-id = x\n', /external-id and session-duration need role-arn/],
     [
-      '[aws]\nprofile = p\naccess-key-id = AKIAEXAMPLE\nsecret-access-key = s\n',
+      '[aws]\nprofile = p\naccess-key-id = AKIAIOSFODNN7EXAMPLE\nsecret-access-key = s\n',
       /profile and access-key-id both name credentials/,
     ],
     ['[restore]\npartition-number = 2\n', /partition-number needs placement-group/],
@@ -172,13 +172,15 @@ describe('config loading', () => {
   });
 
   it('refuses a config holding a secret key that group or others can read, with the chmod that fixes it', () => {
-    const err = failure('[aws]\naccess-key-id = AKIAEXAMPLE\nsecret-access-key = s3cret\n', 0o640);
+    const err = failure('[aws]\naccess-key-id = AKIAIOSFODNN7EXAMPLE\nsecret-access-key = s3cret\n', 0o640);
     expect(err.message).toMatch(/readable by group or others \(mode 640\)\. Run: chmod 600 /);
     expect(err.message).not.toContain('s3cret');
   });
 
   it('accepts the same config at mode 0600', () => {
-    const config = loadConfig(file('[aws]\naccess-key-id = AKIAEXAMPLE\nsecret-access-key = s3cret\n'));
+    const config = loadConfig(
+      file('[aws]\naccess-key-id = AKIAIOSFODNN7EXAMPLE\nsecret-access-key = s3cret\n'),
+    );
     expect(config.aws.secretAccessKey).toBe('s3cret');
   });
 

@@ -18,7 +18,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClients } from '../../src/aws/clients.js';
 import { defaultConfig } from '../../src/config.js';
-import { BLOCK, emulator, sdkConfig } from '../helpers.js';
+import { BLOCK, credentials, emulator, sdkConfig } from '../../test/helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -448,7 +448,7 @@ describe('emulator, through the real SDK over HTTP', () => {
   });
 
   it('rejects a wrong secret key on every service', async () => {
-    const bad = { ...sdkConfig(em), credentials: { accessKeyId: 'test', secretAccessKey: 'wrong' } };
+    const bad = { ...sdkConfig(em), credentials: { ...credentials, secretAccessKey: 'wrong' } };
     const ec2Err = await errorOf(new EC2Client(bad).send(new DescribeInstancesCommand({})));
     expect(ec2Err.name).toBe('AuthFailure');
     const ebsErr = await errorOf(
@@ -457,7 +457,7 @@ describe('emulator, through the real SDK over HTTP', () => {
     expect(ebsErr.name).toBe('InvalidSignatureException');
     const unknown = {
       ...sdkConfig(em),
-      credentials: { accessKeyId: 'AKIAUNKNOWN', secretAccessKey: 'test' },
+      credentials: { accessKeyId: 'AKIAUNKNOWN', secretAccessKey: credentials.secretAccessKey },
     };
     const unknownErr = await errorOf(
       new EBSClient(unknown).send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0123456789abcdef0' })),
@@ -594,8 +594,7 @@ describe('STS AssumeRole through the client factory', () => {
         ...config.aws,
         region: 'us-east-1',
         endpointUrl: em.url,
-        accessKeyId: 'test',
-        secretAccessKey: 'test',
+        ...credentials,
         roleArn: 'arn:aws:iam::123456789012:role/backup',
       };
       const clients = createClients(config.aws);

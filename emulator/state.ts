@@ -55,7 +55,7 @@ export function defaultOptions(): EmulatorOptions {
     blockTokenTtlMs: 7 * 24 * 3600 * 1000,
     pageTokenTtlMs: 60 * 60 * 1000,
     changedBlocksWindow: 65536,
-    keys: { test: 'test' },
+    keys: { AKIAEMULATORTESTKEY1: 'emulator-secret-access-key' },
   };
 }
 

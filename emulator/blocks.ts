@@ -75,7 +75,7 @@ export function pickIndices(count: number, limit: number, seed: number): number[
   return [...picked].sort((a, b) => a - b);
 }
 
-/** The content digest the admin API reports: see test/emulator/README.md. */
+/** The content digest the admin API reports: see emulator/README.md. */
 export function contentDigest(blocks: Map<number, Block>): { digest: string; blocks: number } {
   const hash = createHash('sha256');
   let count = 0;

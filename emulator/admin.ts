@@ -2,7 +2,7 @@ import type { Instance, InstanceBlockDeviceMapping } from '@aws-sdk/client-ec2';
 import { Block, contentDigest, pickIndices, prng } from './blocks.js';
 import { ACCOUNT_ID, ApiError, type EmulatorOptions, newId, tagsFrom, type World } from './state.js';
 
-/** Test-only JSON API beside the AWS services. See test/emulator/README.md. */
+/** Test-only JSON API beside the AWS services. See emulator/README.md. */
 interface FillSpec {
   blocks: number;
   seed: number;
