@@ -18,6 +18,7 @@ const { values } = parseArgs({
     'sts-duration-s': { type: 'string' },
     'block-token-ttl-ms': { type: 'string' },
     'page-token-ttl-ms': { type: 'string' },
+    seed: { type: 'string' },
   },
   strict: true,
 });
@@ -35,6 +36,7 @@ const numeric: [keyof typeof values, keyof EmulatorOptions][] = [
   ['sts-duration-s', 'stsDurationS'],
   ['block-token-ttl-ms', 'blockTokenTtlMs'],
   ['page-token-ttl-ms', 'pageTokenTtlMs'],
+  ['seed', 'seed'],
 ];
 const options: Partial<EmulatorOptions> = {};
 for (const [flag, key] of numeric) {

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { prng } from './blocks.js';
 import { AdminApi } from './admin.js';
 import { EbsService, type EbsResponse } from './ebs.js';
 import { decodeQuery, encodeError, encodeResponse, operation, UnknownParameterError } from './ec2-codec.js';
@@ -66,6 +67,9 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
   const admin = new AdminApi(world, options);
   const tempKeys = new Map<string, KeyRecord>();
   let bandwidthFreeAt = 0;
+  // Faults come from one seeded generator, never Math.random, so a failing run replays.
+  const next = prng(options.seed);
+  const random = (): number => next() / 2 ** 32;
 
   const keys = (): Map<string, KeyRecord> => {
     const all = new Map<string, KeyRecord>(tempKeys);
@@ -165,11 +169,10 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     const url = new URL(req.url ?? '/', 'http://emulator');
     const action = EbsService.actionOf(req.method ?? 'GET', url.pathname) ?? 'Unknown';
     world.count(`ebs:${action}`);
-    if (Math.random() < options.throttleRate) {
+    if (random() < options.throttleRate) {
       throw new ApiError('RequestThrottledException', 'Rate exceeded', 400, { Reason: 'ACCOUNT_THROTTLED' });
     }
-    if (Math.random() < options.errorRate)
-      throw new ApiError('InternalServerException', 'Internal error', 500);
+    if (random() < options.errorRate) throw new ApiError('InternalServerException', 'Internal error', 500);
     if (action === 'PutSnapshotBlock') await bandwidth(body.length);
     const response = ebs.handle(region, {
       method: req.method ?? 'GET',
@@ -180,12 +183,12 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     });
     if (response.data) {
       await bandwidth(response.data.length);
-      if (Math.random() < options.corruptRate) {
+      if (random() < options.corruptRate) {
         const copy = Buffer.from(response.data);
-        copy[Math.floor(Math.random() * copy.length)]! ^= 0xff;
+        copy[Math.floor(random() * copy.length)]! ^= 0xff;
         response.data = copy;
       }
-      if (Math.random() < options.resetRate) {
+      if (random() < options.resetRate) {
         // Headers and part of the body go out, then the connection dies: the SDK has already
         // returned the response, so only the caller can notice and retry.
         res.writeHead(response.status, {
@@ -232,7 +235,7 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       if (service !== 'ec2')
         throw new ApiError('UnknownService', `The emulator does not serve ${service}`, 400);
       world.count(`ec2:${action}`);
-      if (Math.random() < options.ec2ThrottleRate)
+      if (random() < options.ec2ThrottleRate)
         throw new ApiError('RequestLimitExceeded', 'Request limit exceeded.', 503);
       const op = operation(action);
       if (!op || params.get('Version') !== '2016-11-15') {

@@ -38,6 +38,8 @@ export interface EmulatorOptions {
   changedBlocksWindow: number;
   /** Long-term keys: access key id to secret. */
   keys: Record<string, string>;
+  /** Seeds every injected fault (throttles, errors, resets, corruption): a failing run replays. */
+  seed: number;
 }
 
 export function defaultOptions(): EmulatorOptions {
@@ -56,6 +58,7 @@ export function defaultOptions(): EmulatorOptions {
     pageTokenTtlMs: 60 * 60 * 1000,
     changedBlocksWindow: 65536,
     keys: { AKIAEMULATORTESTKEY1: 'emulator-secret-access-key' },
+    seed: 1,
   };
 }
 

@@ -8,6 +8,7 @@ import {
 import type { Config, Tags } from './config.js';
 import { RuntimeFailure, UsageError } from './errors.js';
 import { INSTANCE_ID, VOLUME_ID } from './ids.js';
+import { answered } from './aws/answer.js';
 
 /** What one backup stream holds: an instance with its volumes, or a set of volumes. */
 export type Unit =
@@ -39,7 +40,7 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
         new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: nextToken }),
       );
       for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? []))
-        instanceIds.add(i.InstanceId!);
+        instanceIds.add(answered(i.InstanceId, 'an instance id in DescribeInstances'));
       nextToken = page.NextToken;
     } while (nextToken);
   }
@@ -54,7 +55,8 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
           NextToken: nextToken,
         }),
       );
-      for (const v of page.Volumes ?? []) volumeIds.add(v.VolumeId!);
+      for (const v of page.Volumes ?? [])
+        volumeIds.add(answered(v.VolumeId, 'a volume id in DescribeVolumes'));
       nextToken = page.NextToken;
     } while (nextToken);
   }

@@ -18,7 +18,9 @@ export function tempDir(prefix = 'ec2-bpipe-test-'): { path: string; cleanup(): 
 }
 
 export async function emulator(options: Partial<EmulatorOptions> = {}): Promise<Emulator & { admin: Admin }> {
-  const em = await startEmulator({ pendingMs: 50, ...options });
+  // EMULATOR_SEED replays the faults of a failed run; the seed is in every emulator's options.
+  const seed = Number(process.env.EMULATOR_SEED ?? 1);
+  const em = await startEmulator({ pendingMs: 50, seed, ...options });
   return Object.assign(em, { admin: new Admin(em.url) });
 }
 

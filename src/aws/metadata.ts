@@ -9,12 +9,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import { RuntimeFailure } from '../errors.js';
 import type { InstanceMeta, Tag } from '../stream/schema.js';
+import { answered } from './answer.js';
 
 /** Tags as a JSON list, without the `aws:` ones (AWS refuses to set them on a restore). */
 export function userTags(tags: AwsTag[] | undefined): Tag[] {
   return (tags ?? [])
     .filter((t) => t.Key !== undefined && !t.Key.toLowerCase().startsWith('aws:'))
-    .map((t) => ({ Key: t.Key!, Value: t.Value ?? '' }));
+    .flatMap((t) => (t.Key === undefined ? [] : [{ Key: t.Key, Value: t.Value ?? '' }]));
 }
 
 export type { InstanceMeta };
@@ -27,13 +28,14 @@ export async function describeInstance(ec2: EC2Client, instanceId: string): Prom
 }
 
 export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<InstanceMeta> {
+  const instanceId = answered(instance.InstanceId, 'the instance id in DescribeInstances');
   const attribute = await ec2.send(
-    new DescribeInstanceAttributeCommand({ InstanceId: instance.InstanceId!, Attribute: 'userData' }),
+    new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'userData' }),
   );
   const p = instance.Placement ?? {};
   const m = instance.MetadataOptions;
   return {
-    instanceId: instance.InstanceId!,
+    instanceId,
     instanceType: instance.InstanceType ?? null,
     placement: {
       availabilityZone: p.AvailabilityZone ?? null,
@@ -44,7 +46,9 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
     },
     subnetId: instance.SubnetId ?? null,
     vpcId: instance.VpcId ?? null,
-    securityGroupIds: (instance.SecurityGroups ?? []).map((g) => g.GroupId!).filter(Boolean),
+    securityGroupIds: (instance.SecurityGroups ?? []).flatMap((g) =>
+      g.GroupId === undefined ? [] : [g.GroupId],
+    ),
     keyName: instance.KeyName ?? null,
     rootDeviceName: instance.RootDeviceName ?? null,
     virtualizationType: instance.VirtualizationType ?? null,
@@ -72,19 +76,23 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
       : null,
     userData: attribute.UserData?.Value ?? null,
     tags: userTags(instance.Tags),
-    blockDeviceMappings: (instance.BlockDeviceMappings ?? [])
-      .filter((b) => b.Ebs?.VolumeId)
-      .map((b) => ({
-        deviceName: b.DeviceName!,
-        volumeId: b.Ebs!.VolumeId!,
-        deleteOnTermination: b.Ebs!.DeleteOnTermination ?? null,
-      })),
+    blockDeviceMappings: (instance.BlockDeviceMappings ?? []).flatMap((b) =>
+      b.Ebs?.VolumeId === undefined || b.DeviceName === undefined
+        ? []
+        : [
+            {
+              deviceName: b.DeviceName,
+              volumeId: b.Ebs.VolumeId,
+              deleteOnTermination: b.Ebs.DeleteOnTermination ?? null,
+            },
+          ],
+    ),
   };
 }
 
 export async function describeVolumes(ec2: EC2Client, volumeIds: string[]): Promise<Map<string, Volume>> {
   const { Volumes = [] } = await ec2.send(new DescribeVolumesCommand({ VolumeIds: volumeIds }));
-  return new Map(Volumes.map((v) => [v.VolumeId!, v]));
+  return new Map(Volumes.map((v) => [answered(v.VolumeId, 'a volume id in DescribeVolumes'), v]));
 }
 
 /** IOPS and throughput only where the volume type takes them. */

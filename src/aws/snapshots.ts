@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { RuntimeFailure } from '../errors.js';
 import { type StreamState, TAG } from './tags.js';
 import { pollUntil } from '../retry.js';
+import { answered } from './answer.js';
 
 export interface SnapshotRequest {
   /** Instance whose attached volumes are snapshotted together, or undefined for a detached volume. */
@@ -41,7 +42,7 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
           TagSpecifications: tagSpecifications,
         }),
       );
-      result.set(volumeId, snap.SnapshotId!);
+      result.set(volumeId, answered(snap.SnapshotId, `the snapshot id of ${volumeId} in CreateSnapshot`));
     }
   } else {
     const wanted = new Set(request.volumeIds);

@@ -82,13 +82,20 @@ export class AwsRestore {
 
   async apply(input: Input): Promise<AppliedStream> {
     const settings = this.config.restore;
-    let manifest: Manifest | undefined;
+    /** Set by the manifest, which the reader always delivers first. */
+    let begun: { manifest: Manifest; clients: AwsClients } | undefined;
     let instance: InstanceMeta | undefined;
-    let target: Target | undefined;
-    let clients: AwsClients | undefined;
-    let parents = new Map<string, string>();
+    let prepared: { target: Target; parents: Map<string, string> } | undefined;
     let current: VolumeSession | undefined;
     const sessions: VolumeSession[] = [];
+    const started = (): { manifest: Manifest; clients: AwsClients } => {
+      if (begun === undefined) throw new Error('a stream member came before its manifest');
+      return begun;
+    };
+    const session = (): VolumeSession => {
+      if (current === undefined) throw new Error('a block came outside a volume');
+      return current;
+    };
     const pending = onInterrupt(() => {
       const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
       return open.length
@@ -96,23 +103,25 @@ export class AwsRestore {
         : undefined;
     });
     // Runs once, before the first snapshot is started: nothing is created when the target or the chain is wrong.
-    const prepare = async (): Promise<void> => {
-      if (target) return;
-      target = await validateTarget(
-        clients!.ec2,
+    const prepare = async (): Promise<{ target: Target; parents: Map<string, string> }> => {
+      if (prepared) return prepared;
+      const { manifest, clients } = started();
+      const target = await validateTarget(
+        clients.ec2,
         settings,
-        manifest!,
+        manifest,
         instance,
-        clients!.region,
+        clients.region,
         this.options.launch,
       );
-      parents = await this.parents(clients!, manifest!);
+      prepared = { target, parents: await this.parents(clients, manifest) };
+      return prepared;
     };
     try {
       await readStream(input.open(), input.name, {
         manifest: (m) => {
-          manifest = m;
-          clients = this.clientsFor(settings.region ?? m.region);
+          const clients = this.clientsFor(settings.region ?? m.region);
+          begun = { manifest: m, clients };
           this.log.info(`restoring ${m.resourceId} job ${m.job} (${m.level}) to ${clients.region}`);
         },
         instance: async (meta) => {
@@ -120,38 +129,38 @@ export class AwsRestore {
           await prepare();
         },
         volumeStart: async (meta) => {
-          await prepare();
-          current = await this.start(clients!, manifest!, meta, parents.get(meta.volumeId));
+          const { parents } = await prepare();
+          const { manifest, clients } = started();
+          current = await this.start(clients, manifest, meta, parents.get(meta.volumeId));
           sessions.push(current);
         },
         block: async (_meta, index, data, digest) => {
-          const session = current!;
-          if (session.alreadyComplete) return;
+          const volume = session();
+          if (volume.alreadyComplete) return;
+          const { ebs } = started().clients;
           const checksum = digest.toString('base64');
-          await session.slots.run(() => putBlock(clients!.ebs, session.snapshotId, index, data, checksum));
+          await volume.slots.run(() => putBlock(ebs, volume.snapshotId, index, data, checksum));
         },
         volumeEnd: async (_meta, sum) => {
-          await current!.slots.drain();
-          current!.sum = sum;
+          const volume = session();
+          await volume.slots.drain();
+          volume.sum = sum;
         },
         end: async () => {
-          // The whole stream is read and every aggregate matched: only now are snapshots completed.
-          for (const session of sessions) {
-            if (session.alreadyComplete) continue;
-            await completeSnapshot(
-              clients!.ebs,
-              session.snapshotId,
-              session.sum!.blockCount,
-              session.sum!.checksum,
-            );
+          // The whole stream is read and every checksum matched: only now are snapshots completed.
+          const { ebs } = started().clients;
+          for (const volume of sessions) {
+            if (volume.alreadyComplete) continue;
+            if (volume.sum === undefined) throw new Error(`${volume.meta.volumeId} ended without its sums`);
+            await completeSnapshot(ebs, volume.snapshotId, volume.sum.blockCount, volume.sum.checksum);
           }
         },
       });
     } catch (err) {
       // The pending note stays: the command's error line says which snapshots were left.
       for (const session of sessions) await session.slots.drain().catch(() => undefined);
-      if (err instanceof StreamDefect && !err.incomplete && clients !== undefined) {
-        await this.abandon(clients, sessions).catch((tagErr: unknown) =>
+      if (err instanceof StreamDefect && !err.incomplete && begun !== undefined) {
+        await this.abandon(begun.clients, sessions).catch((tagErr: unknown) =>
           this.log.warn(
             `could not mark the snapshots of a damaged stream as abandoned (${messageOf(tagErr)})`,
           ),
@@ -160,8 +169,9 @@ export class AwsRestore {
       throw err;
     }
     pending();
-    const m = manifest!;
-    const { ec2, region } = clients!;
+    const { manifest: m, clients } = started();
+    const { target } = await prepare();
+    const { ec2, region } = clients;
     const ids = sessions.map((s) => s.snapshotId);
     await waitForSnapshots(ec2, ids, 6 * 3600, this.log);
     await ec2.send(
@@ -177,7 +187,7 @@ export class AwsRestore {
     const restored = new Map(
       sessions.map((s) => [s.meta.volumeId, { meta: s.meta, snapshotId: s.snapshotId }]),
     );
-    return { manifest: m, ...(instance && { instance }), target: target!, clients: clients!, restored };
+    return { manifest: m, ...(instance && { instance }), target, clients, restored };
   }
 
   /** Tags the pending snapshots of an attempt that read a damaged stream, so no later attempt resumes them. */

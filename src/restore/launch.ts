@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
 import {
+  _InstanceType,
+  ArchitectureValues,
+  BootModeValues,
+  HttpTokensState,
+  InstanceMetadataEndpointState,
+  InstanceMetadataProtocolState,
+  InstanceMetadataTagsState,
+  Tenancy,
+  TpmSupportValues,
   CreateTagsCommand,
   CreateVolumeCommand,
   DeregisterImageCommand,
@@ -25,6 +34,27 @@ import type { RestoreSettings } from '../config.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
 import type { Manifest, VolumeMeta } from '../stream/schema.js';
 import { RESTORE_TAG } from '../aws/tags.js';
+import { answered } from '../aws/answer.js';
+
+/**
+ * A stored setting as the SDK's enum type, or undefined when this SDK does not know the value
+ * (the stream may come from a newer AWS): the setting is then left to AWS's default.
+ */
+function known<T extends string>(values: Record<string, T>, value: string | null): T | undefined {
+  return Object.values(values).find((v) => v === value);
+}
+
+/** The instance type to launch; one this SDK does not know cannot be sent, and the user can choose another. */
+function instanceType(value: string | null): _InstanceType | undefined {
+  if (value === null) return undefined;
+  const type = known(_InstanceType, value);
+  if (type === undefined) {
+    throw new UsageError(
+      `instance type ${value} is not known to this ec2-bpipe; choose one with --instance-type.`,
+    );
+  }
+  return type;
+}
 
 /** Tags on everything a restore creates: the restore flag, an RFC 3339 date, the original id, and the user's tags. */
 export function restoreTags(settings: RestoreSettings, source: string, date: string): Tag[] {
@@ -98,8 +128,12 @@ export async function validateTarget(
   if (subnetId !== undefined && manifest.kind === 'instance') {
     try {
       const { Subnets = [] } = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }));
-      const subnet = Subnets[0]!;
-      target.subnet = { id: subnetId, vpcId: subnet.VpcId!, availabilityZone: subnet.AvailabilityZone! };
+      const subnet = answered(Subnets[0], `subnet ${subnetId} in DescribeSubnets`);
+      target.subnet = {
+        id: subnetId,
+        vpcId: answered(subnet.VpcId, `the VPC of ${subnetId}`),
+        availabilityZone: answered(subnet.AvailabilityZone, `the zone of ${subnetId}`),
+      };
     } catch (err) {
       if (!notFound(err)) throw err;
       throw new UsageError(`subnet ${subnetId} does not exist in ${region}; check [restore] subnet-id.`);
@@ -117,10 +151,11 @@ export async function validateTarget(
         `security groups ${settings.securityGroupIds.join(', ')}: not all exist in ${region} (${(err as Error).message}).`,
       );
     }
-    const foreign = groups.filter((g) => target.subnet && g.VpcId !== target.subnet.vpcId);
-    if (foreign.length) {
+    const subnet = target.subnet;
+    const foreign = groups.filter((g) => subnet && g.VpcId !== subnet.vpcId);
+    if (subnet && foreign.length) {
       throw new UsageError(
-        `security groups ${foreign.map((g) => g.GroupId).join(', ')} are not in ${target.subnet!.vpcId}, the VPC of subnet ${target.subnet!.id}.`,
+        `security groups ${foreign.map((g) => g.GroupId).join(', ')} are not in ${subnet.vpcId}, the VPC of subnet ${subnet.id}.`,
       );
     }
   }
@@ -185,7 +220,11 @@ export async function launchInstance(
   log: Logger,
 ): Promise<LaunchResult> {
   const date = new Date().toISOString();
-  const mappings = meta.blockDeviceMappings.filter((m) => restored.has(m.volumeId));
+  // The mappings whose volume was restored, each with its restored snapshot.
+  const mappings = meta.blockDeviceMappings.flatMap((m) => {
+    const volume = restored.get(m.volumeId);
+    return volume === undefined ? [] : [{ ...m, volume }];
+  });
   const rootDevice = meta.rootDeviceName ?? mappings[0]?.deviceName;
   if (!mappings.some((m) => m.deviceName === rootDevice)) {
     throw new RuntimeFailure(
@@ -196,15 +235,14 @@ export async function launchInstance(
     new RegisterImageCommand({
       Name: `ec2-bpipe-${meta.instanceId}-${manifest.job}-${Date.now()}`.slice(0, 128),
       Description: `ec2-bpipe restore of ${meta.instanceId}, job ${manifest.job}`,
-      Architecture: (meta.architecture ?? 'x86_64') as never,
+      Architecture: known(ArchitectureValues, meta.architecture) ?? 'x86_64',
       RootDeviceName: rootDevice,
       VirtualizationType: meta.virtualizationType ?? 'hvm',
-      ...(meta.bootMode !== null && { BootMode: meta.bootMode as never }),
-      ...(meta.tpmSupport !== null && { TpmSupport: meta.tpmSupport as never }),
+      BootMode: known(BootModeValues, meta.bootMode),
+      TpmSupport: known(TpmSupportValues, meta.tpmSupport),
       ...(meta.enaSupport !== null && { EnaSupport: meta.enaSupport }),
       ...(meta.sriovNetSupport !== null && { SriovNetSupport: meta.sriovNetSupport }),
-      BlockDeviceMappings: mappings.map((m) => {
-        const volume = restored.get(m.volumeId)!;
+      BlockDeviceMappings: mappings.map(({ volume, ...m }) => {
         return {
           DeviceName: m.deviceName,
           Ebs: {
@@ -218,7 +256,7 @@ export async function launchInstance(
       TagSpecifications: [{ ResourceType: 'image', Tags: restoreTags(settings, meta.instanceId, date) }],
     }),
   );
-  const imageId = image.ImageId!;
+  const imageId = answered(image.ImageId, 'the image id in RegisterImage');
   log.info(`registered ${imageId} from ${mappings.length} restored snapshot(s)`);
   let keep = settings.keepImage;
   try {
@@ -230,7 +268,7 @@ export async function launchInstance(
     });
     const input = runInstancesInput(settings, manifest, meta, target, imageId, date);
     const run = await ec2.send(new RunInstancesCommand(input));
-    const instanceId = run.Instances![0]!.InstanceId!;
+    const instanceId = answered(run.Instances?.[0]?.InstanceId, 'the instance id in RunInstances');
     log.info(`launched ${instanceId}, waiting for it to run`);
     const running: Instance = await pollUntil(`instance ${instanceId} running`, 1800, async () => {
       const { Reservations = [] } = await ec2.send(
@@ -250,7 +288,7 @@ export async function launchInstance(
       const source = mappings.find((m) => m.deviceName === mapping.DeviceName);
       const volumeId = mapping.Ebs?.VolumeId;
       if (!source || !volumeId) continue;
-      const original = restored.get(source.volumeId)!.meta.tags;
+      const original = source.volume.meta.tags;
       await ec2.send(
         new CreateTagsCommand({
           Resources: [volumeId],
@@ -310,7 +348,7 @@ function runInstancesInput(
     ImageId: imageId,
     MinCount: 1,
     MaxCount: 1,
-    InstanceType: (settings.instanceType ?? meta.instanceType ?? undefined) as never,
+    InstanceType: instanceType(settings.instanceType ?? meta.instanceType),
     ClientToken: idempotencyToken(manifest.config, manifest.job, meta.instanceId, target.region, imageId),
     Placement: {
       // The subnet decides the zone; only without one does the stored zone apply.
@@ -323,7 +361,7 @@ function runInstancesInput(
       ...(groupName !== undefined &&
         partition !== null &&
         partition !== undefined && { PartitionNumber: partition }),
-      ...(meta.placement.tenancy !== null && { Tenancy: meta.placement.tenancy as never }),
+      Tenancy: known(Tenancy, meta.placement.tenancy),
     },
     ...(target.subnet !== undefined && { SubnetId: target.subnet.id }),
     ...(securityGroups.length > 0 && { SecurityGroupIds: securityGroups }),
@@ -331,11 +369,11 @@ function runInstancesInput(
     ...(meta.iamInstanceProfileArn !== null && { IamInstanceProfile: { Arn: meta.iamInstanceProfileArn } }),
     ...(m !== null && {
       MetadataOptions: {
-        ...(m.httpTokens !== null && { HttpTokens: m.httpTokens as never }),
+        HttpTokens: known(HttpTokensState, m.httpTokens),
         ...(m.httpPutResponseHopLimit !== null && { HttpPutResponseHopLimit: m.httpPutResponseHopLimit }),
-        ...(m.httpEndpoint !== null && { HttpEndpoint: m.httpEndpoint as never }),
-        ...(m.httpProtocolIpv6 !== null && { HttpProtocolIpv6: m.httpProtocolIpv6 as never }),
-        ...(m.instanceMetadataTags !== null && { InstanceMetadataTags: m.instanceMetadataTags as never }),
+        HttpEndpoint: known(InstanceMetadataEndpointState, m.httpEndpoint),
+        HttpProtocolIpv6: known(InstanceMetadataProtocolState, m.httpProtocolIpv6),
+        InstanceMetadataTags: known(InstanceMetadataTagsState, m.instanceMetadataTags),
       },
     }),
     ...(meta.userData !== null && { UserData: meta.userData }),
@@ -380,7 +418,11 @@ export async function createVolumes(
         ],
       }),
     );
-    out.push({ volumeId: created.VolumeId!, source, availabilityZone: zone });
+    out.push({
+      volumeId: answered(created.VolumeId, 'the volume id in CreateVolume'),
+      source,
+      availabilityZone: zone,
+    });
   }
   return out;
 }
