@@ -1,10 +1,8 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readStream } from '../../src/stream/reader.js';
-import { BIN, cli, emulator, imageDigest, tempDir, writeConfig, withEmulator } from '../helpers.js';
+import { cli, emulator, imageDigest, tempDir, writeConfig, withEmulator } from '../helpers.js';
 import { rebuild } from '../tar-members.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
