@@ -2,7 +2,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import ini from 'ini';
 import { UsageError } from './errors.js';
-import { CONFIG_NAME } from './ids.js';
+import { CONFIG_NAME, INSTANCE_ID, VOLUME_ID } from './ids.js';
 
 export type EndpointType = 'ipv4' | 'dualstack' | 'fips' | 'dualstack-fips';
 export type Tags = Record<string, string>;
@@ -160,8 +160,8 @@ const region = {
   parse: matching(/^[a-z]{2}(-[a-z]+)+-\d+$/),
   expects: 'an AWS region name such as eu-west-1',
 };
-const instanceIds = list(/^i-[0-9a-f]{8,17}$/, 'instance id (i-...)');
-const volumeIds = list(/^vol-[0-9a-f]{8,17}$/, 'volume id (vol-...)');
+const instanceIds = list(INSTANCE_ID, 'instance id (i-...)');
+const volumeIds = list(VOLUME_ID, 'volume id (vol-...)');
 
 function matching(pattern: RegExp): (raw: string) => string {
   return (raw) => {

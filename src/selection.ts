@@ -1,9 +1,8 @@
 import {
-  DescribeInstancesCommand,
-  DescribeVolumesCommand,
   type EC2Client,
   type Filter,
   paginateDescribeInstances,
+  paginateDescribeVolumes,
 } from '@aws-sdk/client-ec2';
 import type { Config, Tags } from './config.js';
 import { RuntimeFailure, UsageError } from './errors.js';
@@ -34,31 +33,24 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
       ...tagFilters(backup.instanceTags),
       { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
     ];
-    let nextToken: string | undefined;
-    do {
-      const page = await ec2.send(
-        new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: nextToken }),
-      );
+    for await (const page of paginateDescribeInstances(
+      { client: ec2 },
+      { Filters: filters, MaxResults: 1000 },
+    )) {
       for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? []))
         instanceIds.add(answered(i.InstanceId, 'an instance id in DescribeInstances'));
-      nextToken = page.NextToken;
-    } while (nextToken);
+    }
   }
   const volumeIds = new Set(backup.volumeIds);
   if (Object.keys(backup.volumeTags).length) {
-    let nextToken: string | undefined;
-    do {
-      const page = await ec2.send(
-        new DescribeVolumesCommand({
-          Filters: tagFilters(backup.volumeTags),
-          MaxResults: 500,
-          NextToken: nextToken,
-        }),
-      );
+    const pages = paginateDescribeVolumes(
+      { client: ec2 },
+      { Filters: tagFilters(backup.volumeTags), MaxResults: 500 },
+    );
+    for await (const page of pages) {
       for (const v of page.Volumes ?? [])
         volumeIds.add(answered(v.VolumeId, 'a volume id in DescribeVolumes'));
-      nextToken = page.NextToken;
-    } while (nextToken);
+    }
   }
   return [
     ...[...instanceIds].sort().map((id): Unit => ({ kind: 'instance', resourceId: id, instanceId: id })),

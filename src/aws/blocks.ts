@@ -6,7 +6,7 @@ import {
   ListSnapshotBlocksCommand,
   ValidationException,
 } from '@aws-sdk/client-ebs';
-import { RuntimeFailure } from '../errors.js';
+import { describeError, RuntimeFailure } from '../errors.js';
 import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
 
 /** A block to put in a stream: its data comes from `token`, or it is an explicit zero region. */
@@ -178,7 +178,7 @@ export async function readBlock(
       return { data, digest };
     });
   } catch (err) {
-    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const reason = describeError(err);
     throw new RuntimeFailure(
       `block ${ref.index} of snapshot ${snapshotId} could not be read and verified (${reason})`,
       {

@@ -95,11 +95,14 @@ export async function describeVolumes(ec2: EC2Client, volumeIds: string[]): Prom
   return new Map(Volumes.map((v) => [answered(v.VolumeId, 'a volume id in DescribeVolumes'), v]));
 }
 
+/** The volume types that take an IOPS setting (EBS volume types). */
+export const TAKES_IOPS: ReadonlySet<string> = new Set(['io1', 'io2', 'gp3']);
+
 /** IOPS and throughput only where the volume type takes them. */
 export function performance(volume: Volume): { iops: number | null; throughput: number | null } {
   const type = volume.VolumeType ?? '';
   return {
-    iops: ['io1', 'io2', 'gp3'].includes(type) ? (volume.Iops ?? null) : null,
+    iops: TAKES_IOPS.has(type) ? (volume.Iops ?? null) : null,
     throughput: type === 'gp3' ? (volume.Throughput ?? null) : null,
   };
 }

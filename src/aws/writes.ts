@@ -6,7 +6,7 @@ import {
   type StartSnapshotResponse,
   type Tag,
 } from '@aws-sdk/client-ebs';
-import { RuntimeFailure } from '../errors.js';
+import { describeError, RuntimeFailure } from '../errors.js';
 import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
 
 /** EBS discards a started snapshot that sees no write and no completion for this long (the maximum). */
@@ -74,7 +74,7 @@ export async function putBlock(
       ),
     );
   } catch (err) {
-    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const reason = describeError(err);
     throw new RuntimeFailure(`block ${index} could not be written to snapshot ${snapshotId} (${reason})`, {
       cause: err,
     });

@@ -5,7 +5,7 @@ import { instanceMeta } from '../aws/metadata.js';
 import { setStreamState, takeSnapshots, waitForSnapshots } from '../aws/snapshots.js';
 import { configPathTag, TAG } from '../aws/tags.js';
 import type { Config } from '../config.js';
-import { messageOf, RuntimeFailure } from '../errors.js';
+import { describeError, messageOf, RuntimeFailure } from '../errors.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { Unit } from '../selection.js';
 import { FORMAT_NAME, FORMAT_VERSION, member } from '../stream/format.js';
@@ -153,7 +153,7 @@ export async function runBackup(
     try {
       await applyRetention(ec2, config, planned.volumeId, config.backup.keepSnapshots, log);
     } catch (err) {
-      const reason = err instanceof Error ? `${err.name}: ${err.message}` : messageOf(err);
+      const reason = describeError(err);
       log.warn(
         `retention for ${planned.volumeId} failed (${reason}); older snapshots are kept until the next job`,
       );

@@ -2,9 +2,14 @@ import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { JOURNAL_TAG } from '../aws/tags.js';
+import { z } from 'zod';
+import { JOURNAL_TAG, tagValue } from '../aws/tags.js';
+import { messageOf } from '../errors.js';
+import { SNAPSHOT_ID } from '../ids.js';
 
-type Entries = Record<string, string>;
+/** `region/config/volume/job` to the restored snapshot id (docs/FORMAT.md, restore journal). */
+const entriesSchema = z.record(z.string().max(512), z.string().regex(SNAPSHOT_ID));
+type Entries = z.infer<typeof entriesSchema>;
 
 /**
  * Which restored snapshot holds which source job's volume, per target region. Each Bacula writer
@@ -26,10 +31,27 @@ export class RestoreJournal {
     return [region, config, volumeId, job].join('/');
   }
 
+  /**
+   * The state-dir journal is a cache of what the tags record: a missing one is empty, and a
+   * damaged one is set aside with a warning (the tags still answer) rather than trusted.
+   */
   private async load(): Promise<Entries> {
+    let text: string;
     try {
-      return JSON.parse(await readFile(this.file, 'utf8')) as Entries;
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log.warn(
+          `cannot read the restore journal ${this.file} (${messageOf(err)}); using the snapshot tags`,
+        );
+      return {};
+    }
+    try {
+      return entriesSchema.parse(JSON.parse(text));
     } catch {
+      this.log.warn(
+        `the restore journal ${this.file} is damaged; using the snapshot tags, and it is rewritten`,
+      );
       return {};
     }
   }
@@ -45,7 +67,13 @@ export class RestoreJournal {
     if (recorded !== undefined) {
       try {
         const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [recorded] }));
-        if (Snapshots[0]?.State === 'completed') return recorded;
+        const snapshot = Snapshots[0];
+        // The entry is trusted only when the snapshot's own tags say the same.
+        const same =
+          tagValue(snapshot?.Tags, JOURNAL_TAG.config) === config &&
+          tagValue(snapshot?.Tags, JOURNAL_TAG.volume) === volumeId &&
+          tagValue(snapshot?.Tags, JOURNAL_TAG.job) === job;
+        if (snapshot?.State === 'completed' && same) return recorded;
       } catch {
         // Deleted since: fall back to the tags.
       }
@@ -81,9 +109,7 @@ export class RestoreJournal {
       await rename(temporary, this.file);
     } catch (err) {
       // The tags on the snapshot still record it; only the fast path is lost.
-      this.log.warn(
-        `could not write the restore journal ${this.file}: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      this.log.warn(`could not write the restore journal ${this.file}: ${messageOf(err)}`);
     }
   }
 }

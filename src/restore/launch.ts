@@ -31,10 +31,11 @@ import type { Logger } from 'pino';
 import type { InstanceMeta } from '../stream/schema.js';
 import { pollUntil } from '../retry.js';
 import type { RestoreSettings } from '../config.js';
-import { RuntimeFailure, UsageError } from '../errors.js';
+import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import type { Manifest, VolumeMeta } from '../stream/schema.js';
 import { RESTORE_TAG } from '../aws/tags.js';
 import { answered } from '../aws/answer.js';
+import { TAKES_IOPS } from '../aws/metadata.js';
 
 /**
  * A stored setting as the SDK's enum type, or undefined when this SDK does not know the value
@@ -182,8 +183,6 @@ export async function validateTarget(
   return target;
 }
 
-const TAKES_IOPS = new Set(['io1', 'io2', 'gp3']);
-
 function volumeSpec(meta: VolumeMeta): { VolumeType?: VolumeType; Iops?: number; Throughput?: number } {
   const type = meta.volumeType ?? undefined;
   return {
@@ -307,7 +306,7 @@ export async function launchInstance(
   } catch (err) {
     keep = false;
     const snapshots = [...restored.values()].map((v) => v.snapshotId).join(', ');
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     throw new RuntimeFailure(
       `launching ${meta.instanceId} failed (${reason}). AMI ${imageId} was deregistered; the restored snapshots are kept: ${snapshots}.`,
       { cause: err },
