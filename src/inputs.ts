@@ -1,14 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { messageOf, RuntimeFailure, UsageError } from './errors.js';
-import {
-  describeIssues,
-  FINALIZER_FORMAT,
-  type Finalizer,
-  finalizerSchema,
-  resourceIdValid,
-} from './stream/schema.js';
+import { RuntimeFailure, UsageError } from './errors.js';
+import { parseFinalizer } from './stream/finalizer.js';
+import type { Finalizer } from './stream/schema.js';
 
 export interface Input {
   /** What messages call it: the file name, or "stdin". */
@@ -74,30 +69,6 @@ export async function classify(input: Input): Promise<Classified> {
       throw new RuntimeFailure(`${input.name}: a finalizer larger than 64 MiB is not one`);
     chunks.push(chunk as Buffer);
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
-  } catch (err) {
-    throw new RuntimeFailure(`${input.name}: not a stream and not a valid finalizer (${messageOf(err)})`);
-  }
-  const format = (value as { format?: unknown } | null)?.format;
-  if (format !== FINALIZER_FORMAT) {
-    throw new RuntimeFailure(`${input.name}: JSON that is not an ec2-bpipe finalizer`);
-  }
-  const parsed = finalizerSchema.safeParse(value);
-  if (!parsed.success) {
-    throw new RuntimeFailure(
-      `${input.name}: not a valid finalizer of version 1: ${describeIssues(parsed.error)}`,
-    );
-  }
-  const finalizer: Finalizer = parsed.data;
-  if (!resourceIdValid(finalizer.kind, finalizer.resourceId)) {
-    throw new RuntimeFailure(
-      `${input.name}: the finalizer's resourceId "${finalizer.resourceId}" is not a ${finalizer.kind} id`,
-    );
-  }
-  if ((finalizer.head === null) !== (finalizer.volumes.length === 0)) {
-    throw new RuntimeFailure(`${input.name}: the finalizer's head and its volumes disagree`);
-  }
+  const finalizer = parseFinalizer(Buffer.concat(chunks), input.name);
   return { kind: 'finalizer', name: input.name, finalizer };
 }

@@ -9,7 +9,7 @@ import { messageOf, RuntimeFailure } from '../errors.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
 import { Slots } from '../pool.js';
-import { FORMAT_NAME, FORMAT_VERSION } from '../stream/format.js';
+import { finalizerManifest } from '../stream/finalizer.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { readStream, StreamDefect } from '../stream/reader.js';
 import type { Finalizer } from '../stream/schema.js';
@@ -374,25 +374,4 @@ export class AwsRestore {
       }
     }
   }
-}
-
-/** The manifest a finalizer's head stream had, as far as launching needs it. */
-export function finalizerManifest(finalizer: Finalizer): Manifest {
-  return {
-    format: FORMAT_NAME,
-    formatVersion: FORMAT_VERSION,
-    toolVersion: finalizer.toolVersion,
-    config: finalizer.config,
-    job: finalizer.head ?? finalizer.job,
-    level: finalizer.headLevel ?? 'Full',
-    requestedLevel: finalizer.headLevel ?? 'Full',
-    baseJob: null,
-    baseCreatedAt: null,
-    region: finalizer.region,
-    kind: finalizer.kind,
-    resourceId: finalizer.resourceId,
-    createdAt: finalizer.createdAt,
-    volumes: finalizer.volumes.map((v) => v.volumeId),
-    encryptedVolumes: finalizer.volumes.filter((v) => v.encrypted).map((v) => v.volumeId),
-  };
 }

@@ -1,0 +1,62 @@
+/**
+ * The finalizer (`restore.json`, docs/FORMAT.md): its parser, and what a restore derives from it.
+ * Its type and schema are in schema.ts beside the stream's members; backup/finalizer.ts builds it.
+ */
+import { messageOf, RuntimeFailure } from '../errors.js';
+import { FORMAT_NAME, FORMAT_VERSION } from './format.js';
+import {
+  describeIssues,
+  FINALIZER_FORMAT,
+  type Finalizer,
+  finalizerSchema,
+  type Manifest,
+  resourceIdValid,
+} from './schema.js';
+
+/** Parses a finalizer's bytes; `name` is what messages call it. Refuses anything out of shape. */
+export function parseFinalizer(bytes: Buffer, name: string): Finalizer {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (err) {
+    throw new RuntimeFailure(`${name}: not a stream and not a valid finalizer (${messageOf(err)})`);
+  }
+  const format = (value as { format?: unknown } | null)?.format;
+  if (format !== FINALIZER_FORMAT)
+    throw new RuntimeFailure(`${name}: JSON that is not an ec2-bpipe finalizer`);
+  const parsed = finalizerSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new RuntimeFailure(`${name}: not a valid finalizer of version 1: ${describeIssues(parsed.error)}`);
+  }
+  const finalizer = parsed.data;
+  if (!resourceIdValid(finalizer.kind, finalizer.resourceId)) {
+    throw new RuntimeFailure(
+      `${name}: the finalizer's resourceId "${finalizer.resourceId}" is not a ${finalizer.kind} id`,
+    );
+  }
+  if ((finalizer.head === null) !== (finalizer.volumes.length === 0)) {
+    throw new RuntimeFailure(`${name}: the finalizer's head and its volumes disagree`);
+  }
+  return finalizer;
+}
+
+/** The manifest the finalizer's head stream had, as far as launching needs it. */
+export function finalizerManifest(finalizer: Finalizer): Manifest {
+  return {
+    format: FORMAT_NAME,
+    formatVersion: FORMAT_VERSION,
+    toolVersion: finalizer.toolVersion,
+    config: finalizer.config,
+    job: finalizer.head ?? finalizer.job,
+    level: finalizer.headLevel ?? 'Full',
+    requestedLevel: finalizer.headLevel ?? 'Full',
+    baseJob: null,
+    baseCreatedAt: null,
+    region: finalizer.region,
+    kind: finalizer.kind,
+    resourceId: finalizer.resourceId,
+    createdAt: finalizer.createdAt,
+    volumes: finalizer.volumes.map((v) => v.volumeId),
+    encryptedVolumes: finalizer.volumes.filter((v) => v.encrypted).map((v) => v.volumeId),
+  };
+}
