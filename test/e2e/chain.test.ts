@@ -9,7 +9,16 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStream } from '../../src/stream/reader.js';
 import type { Manifest } from '../../src/stream/schema.js';
-import { cli, emulator, imageDigest, sdkConfig, tempDir, writeConfig, withEmulator } from '../helpers.js';
+import {
+  type CliResult,
+  cli,
+  emulator,
+  imageDigest,
+  sdkConfig,
+  tempDir,
+  writeConfig,
+  withEmulator,
+} from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -62,6 +71,9 @@ describe('Full, Incremental and Differential chains', () => {
   const snaps = new Map<string, Map<string, { id: string; blocks: number[] }>>();
   /** Per job: per volume, the indices written by the mutation before it. */
   const writes = new Map<string, Map<string, number[]>>();
+  /** The backups of j5 (failed mid-stream) and j6 (after it), run once for the tests that read them. */
+  let failedJ5: CliResult;
+  let afterFailure: CliResult;
 
   async function backup(job: string, level: string, prevJob?: string, expectCode = 0) {
     const file = join(dir.path, `${job}.tar`);
@@ -162,6 +174,13 @@ describe('Full, Incremental and Differential chains', () => {
     await backup('j3', 'incremental', 'j2');
     await mutate('j4', 4);
     await backup('j4', 'Differential', 'j3');
+    // j5 fails mid-stream (every block read corrupt); j6 is then based on the last complete job.
+    await mutate('j5', 5);
+    em.options.corruptRate = 1;
+    failedJ5 = await backup('j5', 'Incremental', 'j4', 1);
+    em.options.corruptRate = 0;
+    await mutate('j6', 6);
+    afterFailure = await backup('j6', 'Incremental', 'j5');
   });
   afterAll(async () => {
     await em.close();
@@ -284,14 +303,8 @@ describe('Full, Incremental and Differential chains', () => {
   });
 
   it('after a failed link, the next Incremental is based on the last complete one and restores correctly', async () => {
-    await mutate('j5', 5);
-    em.options.corruptRate = 1;
-    const failed = await backup('j5', 'Incremental', 'j4', 1);
-    em.options.corruptRate = 0;
-    expect(failed.stderr).toMatch(/could not be read and verified/);
-    await mutate('j6', 6);
-    const next = await backup('j6', 'Incremental', 'j5');
-    expect(next.stderr).toMatch(/Incremental based on job j4/);
+    expect(failedJ5.stderr).toMatch(/could not be read and verified/);
+    expect(afterFailure.stderr).toMatch(/Incremental based on job j4/);
     const stream = await content(files.get('j6')!);
     expect(stream.manifest.baseJob).toBe('j4');
 
