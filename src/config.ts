@@ -87,6 +87,9 @@ interface KeySpec {
   secret?: boolean;
 }
 
+/** A value whose parser names the item that is wrong (`"x" is not an instance id`). */
+class BadItem extends Error {}
+
 const text: Pick<KeySpec, 'parse' | 'expects'> = {
   parse: (raw) => {
     if (raw === '') throw new Error('empty');
@@ -125,7 +128,7 @@ function list(pattern: RegExp, what: string): Pick<KeySpec, 'parse' | 'expects'>
         .map((s) => s.trim())
         .filter((s) => s !== '');
       const bad = items.find((s) => !pattern.test(s));
-      if (bad !== undefined) throw new Error(`"${bad}" is not ${what}`);
+      if (bad !== undefined) throw new BadItem(`"${bad}" is not ${what}`);
       return items;
     },
     expects: `a comma-separated list of ${what}s`,
@@ -286,28 +289,27 @@ export function parseTags(raw: string): Tags {
     const item = part.trim();
     if (item === '') continue;
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new Error(`"${item}" is not Key=Value`);
+    if (eq <= 0) throw new BadItem(`"${item}" is not Key=Value`);
     const key = item.slice(0, eq).trim();
     if (key.toLowerCase().startsWith('aws:'))
-      throw new Error(`tag key "${key}" uses the reserved aws: prefix`);
+      throw new BadItem(`tag key "${key}" uses the reserved aws: prefix`);
     out[key] = item.slice(eq + 1).trim();
   }
   return out;
 }
 
-/** Levenshtein distance, for "did you mean" suggestions. */
+/** Levenshtein distance, for "did you mean" suggestions: one row of the table at a time. */
 function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
+    const next = [i];
     for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
+      const substitution = (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      next.push(Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, substitution));
     }
+    row = next;
   }
-  return row[b.length]!;
+  return row[b.length] ?? 0;
 }
 
 function suggestion(word: string, candidates: string[]): string {
@@ -339,7 +341,8 @@ export function setKey(config: Config, section: SectionName, key: string, raw: s
     value = spec.parse(raw.trim());
   } catch (err) {
     const shown = spec.secret ? '(hidden)' : `"${raw}"`;
-    const reason = err instanceof Error && err.message.includes('"') ? ` (${err.message})` : '';
+    // Only an error that names the bad item says more than `expects` does (and never a secret's).
+    const reason = err instanceof BadItem && !spec.secret ? ` (${err.message})` : '';
     throw new UsageError(
       `${where}: [${section}] ${key} = ${shown} is invalid${reason}: expected ${spec.expects}.`,
     );

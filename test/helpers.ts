@@ -123,6 +123,11 @@ export async function withEmulator(
   const dir = tempDir();
   try {
     await body(em, dir);
+  } catch (err) {
+    // The faults of this run replay with the same seed.
+    if (err instanceof Error)
+      err.message += ` (emulator seed ${em.options.seed}: EMULATOR_SEED=${em.options.seed} replays it)`;
+    throw err;
   } finally {
     await em.close();
     dir.cleanup();

@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { instanceMeta } from '../aws/metadata.js';
 import type { Config } from '../config.js';
 import type { Unit } from '../selection.js';
-import { FINALIZER_FORMAT, type Finalizer, type Level, type VolumeMeta } from '../stream/schema.js';
-import { VERSION } from '../version.js';
+import { newFinalizer } from '../stream/finalizer.js';
+import type { Finalizer, Level, VolumeMeta } from '../stream/schema.js';
 import { chooseBase } from './level.js';
 import { volumeLinks } from './links.js';
 import { planUnit } from './plan.js';
@@ -51,10 +51,7 @@ export async function buildFinalizer(
   }
   if (head !== job)
     log.warn(`finalizer: job ${job}'s own stream is not complete; the head is ${head ?? 'missing'}`);
-  return {
-    format: FINALIZER_FORMAT,
-    formatVersion: 1,
-    toolVersion: VERSION,
+  return newFinalizer({
     config: config.name,
     job,
     head,
@@ -65,5 +62,5 @@ export async function buildFinalizer(
     createdAt: new Date().toISOString(),
     instance: plan.instance ? await instanceMeta(ec2, plan.instance) : null,
     volumes: head === null ? [] : volumes,
-  };
+  });
 }

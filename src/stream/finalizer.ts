@@ -3,6 +3,7 @@
  * Its type and schema are in schema.ts beside the stream's members; backup/finalizer.ts builds it.
  */
 import { messageOf, RuntimeFailure } from '../errors.js';
+import { VERSION } from '../version.js';
 import { FORMAT_NAME, FORMAT_VERSION } from './format.js';
 import {
   describeIssues,
@@ -12,6 +13,11 @@ import {
   type Manifest,
   resourceIdValid,
 } from './schema.js';
+
+/** A new finalizer: the format, its version and the tool's version, with what the backup found. */
+export function newFinalizer(fields: Omit<Finalizer, 'format' | 'formatVersion' | 'toolVersion'>): Finalizer {
+  return { format: FINALIZER_FORMAT, formatVersion: 1, toolVersion: VERSION, ...fields };
+}
 
 /** Parses a finalizer's bytes; `name` is what messages call it. Refuses anything out of shape. */
 export function parseFinalizer(bytes: Buffer, name: string): Finalizer {
