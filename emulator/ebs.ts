@@ -319,9 +319,30 @@ export class EbsService {
         );
       }
     }
-    const encrypted = input.Encrypted === true;
     const kmsKeyArn = input.KmsKeyArn as string | undefined;
-    if (kmsKeyArn !== undefined && !encrypted) {
+    if (parent !== undefined) {
+      // StartSnapshot (EBS direct APIs reference), Encrypted: "You can't specify Encrypted and
+      // ParentSnapshotId in the same request. If you specify both parameters, the request fails
+      // with ValidationException."
+      if (input.Encrypted !== undefined) {
+        throw validation(
+          "You can't specify Encrypted and ParentSnapshotId in the same request",
+          'INVALID_PARAMETER_VALUE',
+        );
+      }
+      // Encryption outcomes for EBS direct APIs (EBS user guide), parent snapshot tables: a key
+      // given with a parent fails; the new snapshot takes the parent's encryption and key.
+      if (kmsKeyArn !== undefined) {
+        throw validation(
+          `KmsKeyArn cannot be given with ParentSnapshotId: the snapshot takes the key of ${parentId}`,
+          'INVALID_PARAMETER_VALUE',
+        );
+      }
+    }
+    const encrypted = parent !== undefined ? parent.snapshot.Encrypted === true : input.Encrypted === true;
+    // StartSnapshot (EBS direct APIs reference), KmsKeyArn: "If you specify a KmsKeyArn, you must
+    // set Encrypted to true."
+    if (kmsKeyArn !== undefined && input.Encrypted !== true) {
       throw validation('KmsKeyArn needs Encrypted=true', 'INVALID_PARAMETER_VALUE');
     }
     if (
@@ -329,12 +350,6 @@ export class EbsService {
       !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/.test(kmsKeyArn)
     ) {
       throw validation(`KmsKeyArn ${kmsKeyArn} is not a KMS key ARN`, 'INVALID_CUSTOMER_KEY');
-    }
-    if (parent?.snapshot.Encrypted && !encrypted) {
-      throw validation(
-        `The parent snapshot ${parentId} is encrypted: set Encrypted=true`,
-        'INVALID_PARAMETER_VALUE',
-      );
     }
     const tags = (input.Tags as Tag[] | undefined) ?? [];
     for (const tag of tags) {
@@ -357,7 +372,7 @@ export class EbsService {
         Encrypted: encrypted,
         ...(encrypted && {
           KmsKeyId:
-            kmsKeyArn ?? parent?.snapshot.KmsKeyId ?? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs`,
+            parent?.snapshot.KmsKeyId ?? kmsKeyArn ?? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs`,
         }),
         Tags: tags,
         StorageTier: 'standard',

@@ -350,6 +350,27 @@ describe('emulator, through the real SDK over HTTP', () => {
     expect(err.name).toBe('ValidationException');
   });
 
+  it('StartSnapshot with a parent refuses Encrypted and KmsKeyArn, and the child takes the parent key (encryption outcomes)', async () => {
+    const key = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const parent = await started(ebs, { Encrypted: true, KmsKeyArn: key });
+    await ebs.send(new CompleteSnapshotCommand({ SnapshotId: parent.SnapshotId, ChangedBlocksCount: 0 }));
+    await waitCompleted(ec2, parent.SnapshotId!);
+    for (const extra of [{ Encrypted: true }, { Encrypted: false }, { Encrypted: true, KmsKeyArn: key }]) {
+      const err = await errorOf(started(ebs, { ParentSnapshotId: parent.SnapshotId, ...extra }));
+      expect(err.name, JSON.stringify(extra)).toBe('ValidationException');
+    }
+    const child = await started(ebs, { ParentSnapshotId: parent.SnapshotId });
+    expect(child.KmsKeyArn).toBe(key);
+    expect(child.SseType).toBe('sse-kms');
+    const plainParent = await started(ebs, {});
+    await ebs.send(
+      new CompleteSnapshotCommand({ SnapshotId: plainParent.SnapshotId, ChangedBlocksCount: 0 }),
+    );
+    await waitCompleted(ec2, plainParent.SnapshotId!);
+    const plainChild = await started(ebs, { ParentSnapshotId: plainParent.SnapshotId });
+    expect(plainChild.SseType).toBe('none');
+  });
+
   it('a started snapshot that is never completed goes to error after its Timeout', async () => {
     const s = await started(ebs, { Timeout: 10 });
     const record = em.world.snapshots.get(s.SnapshotId!)!;

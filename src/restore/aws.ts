@@ -5,7 +5,7 @@ import type { InstanceMeta } from '../stream/schema.js';
 import { waitForSnapshots } from '../aws/snapshots.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../aws/writes.js';
 import type { Config } from '../config.js';
-import { messageOf, RuntimeFailure } from '../errors.js';
+import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
 import { Slots } from '../pool.js';
@@ -232,7 +232,32 @@ export class AwsRestore {
           '(in Bacula, restore the whole directory of the resource: it selects every job of the chain).',
       );
     }
+    await this.checkChainKey(clients, manifest, parents);
     return parents;
+  }
+
+  /**
+   * With --kms-key-id, a chain link still takes its parent's key (AWS gives a child no choice):
+   * refuse, before anything is created, a link whose restored parent has another key.
+   */
+  private async checkChainKey(
+    clients: AwsClients,
+    manifest: Manifest,
+    parents: Map<string, string>,
+  ): Promise<void> {
+    const wanted = this.config.restore.kmsKeyId;
+    if (wanted === undefined || parents.size === 0) return;
+    const { Snapshots = [] } = await clients.ec2.send(
+      new DescribeSnapshotsCommand({ SnapshotIds: [...parents.values()] }),
+    );
+    const other = Snapshots.find((s) => s.KmsKeyId !== wanted);
+    if (other !== undefined) {
+      throw new UsageError(
+        `job ${manifest.job} (${manifest.level}) would be restored on ${other.SnapshotId}, encrypted ${other.KmsKeyId ? `with ${other.KmsKeyId}` : 'without a key'}, ` +
+          `and a chain link keeps its parent's key, so [restore] kms-key-id ${wanted} cannot apply. ` +
+          'Restore the whole chain, from its Full, with that kms-key-id, or this link without it.',
+      );
+    }
   }
 
   private async start(
@@ -242,10 +267,14 @@ export class AwsRestore {
     parentSnapshotId: string | undefined,
   ): Promise<VolumeSession> {
     const settings = this.config.restore;
+    // A chain link takes its parent's encryption and key: StartSnapshot refuses Encrypted or a
+    // key beside ParentSnapshotId (docs/DESIGN.md §5). Only the chain's first snapshot chooses.
     const kmsKeyArn =
-      settings.kmsKeyId ??
-      (meta.encrypted && clients.region === manifest.region ? (meta.kmsKeyId ?? undefined) : undefined);
-    const encrypted = meta.encrypted || kmsKeyArn !== undefined;
+      parentSnapshotId !== undefined
+        ? undefined
+        : (settings.kmsKeyId ??
+          (meta.encrypted && clients.region === manifest.region ? (meta.kmsKeyId ?? undefined) : undefined));
+    const encrypted = parentSnapshotId === undefined && (meta.encrypted || kmsKeyArn !== undefined);
     const tags = [
       { Key: JOURNAL_TAG.config, Value: manifest.config },
       { Key: JOURNAL_TAG.job, Value: manifest.job },
