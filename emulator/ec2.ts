@@ -145,12 +145,20 @@ export class Ec2Service {
   }
 
   DescribeAvailabilityZones(region: string, input: Input): Output {
-    const zones = this.world.region(region).zones.map((z) => ({
-      ...z,
-      RegionName: region,
-      State: 'available',
-      ZoneType: 'availability-zone',
-    }));
+    // DescribeAvailabilityZones (EC2 API reference): ZoneNames narrows the answer; a name that is
+    // not a zone of the region is refused (InvalidParameterValue), while a zone-name filter that
+    // matches nothing is an empty answer.
+    const names = input.ZoneNames as string[] | undefined;
+    for (const name of names ?? []) this.world.zone(region, name);
+    const zones = this.world
+      .region(region)
+      .zones.filter((z) => names === undefined || names.includes(z.ZoneName))
+      .map((z) => ({
+        ...z,
+        RegionName: region,
+        State: 'available',
+        ZoneType: 'availability-zone',
+      }));
     return {
       AvailabilityZones: applyFilters(zones, input.Filters as Filter[], (z, n) =>
         n === 'zone-name'

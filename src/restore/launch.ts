@@ -11,6 +11,7 @@ import {
   TpmSupportValues,
   CreateTagsCommand,
   CreateVolumeCommand,
+  DescribeAvailabilityZonesCommand,
   DeregisterImageCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
@@ -80,8 +81,21 @@ export interface Target {
   subnet?: { id: string; vpcId: string; availabilityZone: string };
 }
 
+/**
+ * The EC2 error codes (the SDK's error names) that say an override names nothing in the region:
+ * EC2 API reference, "Error codes for the Amazon EC2 API".
+ */
+const NOT_FOUND_CODES = new Set([
+  'InvalidSubnetID.NotFound',
+  'InvalidSubnetID.Malformed',
+  'InvalidGroup.NotFound',
+  'InvalidGroupId.Malformed',
+  'InvalidKeyPair.NotFound',
+  'InvalidPlacementGroup.Unknown',
+]);
+
 function notFound(err: unknown): boolean {
-  return err instanceof Error && /NotFound|Unknown|Malformed/.test(err.name);
+  return err instanceof Error && NOT_FOUND_CODES.has(err.name);
 }
 
 /**
@@ -125,8 +139,22 @@ export async function validateTarget(
     throw new UsageError(`[restore] create-volume in another region needs availability-zone.`);
   }
   const target: Target = { region, crossRegion };
+  const zone = manifest.kind === 'volumes' && settings.createVolume ? settings.availabilityZone : undefined;
+  if (zone !== undefined) {
+    // DescribeAvailabilityZones with a zone-name filter: an unknown zone is an empty answer.
+    const { AvailabilityZones = [] } = await ec2.send(
+      new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'zone-name', Values: [zone] }] }),
+    );
+    if (AvailabilityZones.length === 0) {
+      throw new UsageError(
+        `availability zone ${zone} does not exist in ${region}; check [restore] availability-zone.`,
+      );
+    }
+  }
   const subnetId = settings.subnetId ?? (crossRegion ? undefined : (instance?.subnetId ?? undefined));
-  if (subnetId !== undefined && manifest.kind === 'instance') {
+  // Only what the chosen operation uses is checked: --no-launch launches nothing, so a subnet,
+  // group, key pair or placement group that no longer exists does not stop it.
+  if (subnetId !== undefined && launching) {
     try {
       const { Subnets = [] } = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }));
       const subnet = answered(Subnets[0], `subnet ${subnetId} in DescribeSubnets`);
@@ -140,7 +168,7 @@ export async function validateTarget(
       throw new UsageError(`subnet ${subnetId} does not exist in ${region}; check [restore] subnet-id.`);
     }
   }
-  if (settings.securityGroupIds.length && manifest.kind === 'instance') {
+  if (settings.securityGroupIds.length && launching) {
     let groups: SecurityGroup[];
     try {
       ({ SecurityGroups: groups = [] } = await ec2.send(
@@ -149,7 +177,7 @@ export async function validateTarget(
     } catch (err) {
       if (!notFound(err)) throw err;
       throw new UsageError(
-        `security groups ${settings.securityGroupIds.join(', ')}: not all exist in ${region} (${(err as Error).message}).`,
+        `security groups ${settings.securityGroupIds.join(', ')}: not all exist in ${region} (${messageOf(err)}).`,
       );
     }
     const subnet = target.subnet;
@@ -160,7 +188,7 @@ export async function validateTarget(
       );
     }
   }
-  if (settings.keyName !== undefined && manifest.kind === 'instance') {
+  if (settings.keyName !== undefined && launching) {
     try {
       await ec2.send(new DescribeKeyPairsCommand({ KeyNames: [settings.keyName] }));
     } catch (err) {
@@ -170,7 +198,7 @@ export async function validateTarget(
       );
     }
   }
-  if (settings.placementGroup !== undefined && manifest.kind === 'instance') {
+  if (settings.placementGroup !== undefined && launching) {
     try {
       await ec2.send(new DescribePlacementGroupsCommand({ GroupNames: [settings.placementGroup] }));
     } catch (err) {

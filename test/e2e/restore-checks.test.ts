@@ -1,0 +1,71 @@
+/** What restore checks before it creates anything, and only for the operation chosen. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli, withEmulator, writeConfig } from '../helpers.js';
+import { block, buildStream } from '../stream-builder.js';
+
+const VOL = 'vol-0123456789abcdef0';
+
+describe('restore checks the target before creating anything', () => {
+  it('--no-launch ignores launch-only settings: a subnet that no longer exists does not stop it', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const config = writeConfig(dir.path, em);
+      // The stream's instance lived in subnet-0123456789abcdef0, which this region does not have.
+      const file = join(dir.path, 'instance.tar');
+      writeFileSync(
+        file,
+        await buildStream({ job: 'j1', volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }] }),
+      );
+      const launching = await cli(['restore', `--config=${config}`, file]);
+      expect(launching.code).toBe(2);
+      expect(launching.stderr).toMatch(/subnet subnet-0123456789abcdef0 does not exist in us-east-1/);
+      expect((await em.admin.state()).snapshots).toEqual([]);
+      const restored = await cli(['restore', `--config=${config}`, '--no-launch', file]);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(restored.stdout.toString()).toMatch(
+        /^snapshot snap-[0-9a-f]+ source=vol-0123456789abcdef0 job=j1 region=us-east-1$/m,
+      );
+    });
+  });
+
+  it('refuses --create-volume in an unknown availability zone, exit 2, with nothing created', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'volume.tar');
+      writeFileSync(
+        file,
+        await buildStream({
+          job: 'j1',
+          kind: 'volumes',
+          volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
+        }),
+      );
+      const refused = await cli([
+        'restore',
+        `--config=${config}`,
+        '--create-volume',
+        '--availability-zone=us-east-1z',
+        file,
+      ]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(
+        /availability zone us-east-1z does not exist in us-east-1; check \[restore\] availability-zone/,
+      );
+      const state = await em.admin.state();
+      expect(state.snapshots).toEqual([]);
+      expect(state.volumes).toEqual([]);
+      const created = await cli([
+        'restore',
+        `--config=${config}`,
+        '--create-volume',
+        '--availability-zone=us-east-1b',
+        file,
+      ]);
+      expect(created.code, created.stderr).toBe(0);
+      expect(created.stdout.toString()).toMatch(
+        /^volume vol-[0-9a-f]+ source=vol-0123456789abcdef0 az=us-east-1b$/m,
+      );
+    });
+  });
+});
