@@ -200,6 +200,9 @@ export class Ec2Service {
           return [i.VpcId];
         case 'instance-type':
           return [i.InstanceType];
+        // DescribeInstances (EC2 API reference), filter client-token: the idempotency token of the launch.
+        case 'client-token':
+          return [i.ClientToken];
         default:
           return tagValues(i.Tags, n);
       }
@@ -544,6 +547,24 @@ export class Ec2Service {
   }
 
   CreateVolume(region: string, input: Input): Output {
+    // Ensuring idempotency in Amazon EC2 API requests (EC2 developer guide): CreateVolume takes a
+    // client token; a repeat with the same parameters returns the volume, other parameters fail.
+    const clientToken = input.ClientToken as string | undefined;
+    const fingerprint = JSON.stringify({ ...input, ClientToken: undefined });
+    if (clientToken !== undefined) {
+      const earlier = [...this.world.volumes.values()].find(
+        (r) => r.region === region && r.clientToken === clientToken,
+      );
+      if (earlier) {
+        if (earlier.requestFingerprint !== fingerprint) {
+          throw new ApiError(
+            'IdempotentParameterMismatch',
+            'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
+          );
+        }
+        return { ...earlier.volume };
+      }
+    }
     const zone = require(input.AvailabilityZone as string, 'AvailabilityZone');
     const snapshotId = input.SnapshotId as string | undefined;
     const snap = snapshotId !== undefined ? this.world.snapshotRecord(snapshotId, region) : undefined;
@@ -578,10 +599,30 @@ export class Ec2Service {
       },
       new Map(snap?.blocks ?? []),
     );
+    if (clientToken !== undefined) Object.assign(record, { clientToken, requestFingerprint: fingerprint });
     return { ...record.volume };
   }
 
   RunInstances(region: string, input: Input): Output {
+    // Ensuring idempotency in Amazon EC2 API requests (EC2 developer guide), RunInstances: a repeat
+    // with the same client token and parameters returns the original launch and launches nothing;
+    // the same token with other parameters (besides region and zone) is IdempotentParameterMismatch.
+    const clientToken = input.ClientToken as string | undefined;
+    const fingerprint = JSON.stringify({ ...input, ClientToken: undefined, Placement: undefined });
+    if (clientToken !== undefined) {
+      const earlier = [...this.world.instances.values()].find(
+        (r) => r.region === region && r.instance.ClientToken === clientToken,
+      );
+      if (earlier) {
+        if (earlier.requestFingerprint !== fingerprint) {
+          throw new ApiError(
+            'IdempotentParameterMismatch',
+            'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
+          );
+        }
+        return { ReservationId: newId('r'), OwnerId: ACCOUNT_ID, Groups: [], Instances: [earlier.instance] };
+      }
+    }
     const imageId = require(input.ImageId as string, 'ImageId');
     const image = this.imageRecord(region, imageId).image;
     if (image.State !== 'available')
@@ -749,12 +790,14 @@ export class Ec2Service {
       },
       ...(input.CpuOptions !== undefined && { CpuOptions: input.CpuOptions as Instance['CpuOptions'] }),
       Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'instance'),
+      ...(clientToken !== undefined && { ClientToken: clientToken }),
     };
     this.world.instances.set(instanceId, {
       region,
       instance,
       userData: input.UserData as string | undefined,
       readyAt: Date.now() + this.world.options.pendingMs,
+      requestFingerprint: fingerprint,
     });
     return { ReservationId: newId('r'), OwnerId: ACCOUNT_ID, Groups: [], Instances: [instance] };
   }

@@ -66,6 +66,9 @@ export interface VolumeRecord {
   region: string;
   volume: Volume;
   blocks: Map<number, Block>;
+  /** CreateVolume's client token and request, to answer a repeat of that token. */
+  clientToken?: string;
+  requestFingerprint?: string;
 }
 
 export interface SnapshotRecord {
@@ -92,6 +95,8 @@ export interface InstanceRecord {
   instance: Instance;
   userData?: string;
   readyAt: number;
+  /** The RunInstances request without its ClientToken, to answer a repeat of that token. */
+  requestFingerprint?: string;
 }
 
 export interface ImageRecord {

@@ -36,6 +36,8 @@ export const RESTORE_TAG = {
   restored: 'ec2-bpipe:restored',
   date: 'ec2-bpipe:restore-date',
   source: 'ec2-bpipe:source',
+  /** On an AMI or volume a restore makes: the operation it is for, so a rerun finds it. */
+  token: 'ec2-bpipe:restore-token',
 } as const;
 
 export type StreamState = 'streaming' | 'complete';

@@ -398,7 +398,7 @@ export class AwsRestore {
         `instance ${result.instanceId} source=${instance.instanceId} region=${target.region} az=${result.availabilityZone}`,
       );
     } else if (manifest.kind === 'volumes' && settings.createVolume) {
-      for (const v of await createVolumes(ec2, settings, target, restored)) {
+      for (const v of await createVolumes(ec2, settings, manifest, target, restored, this.log)) {
         this.print(`volume ${v.volumeId} source=${v.source} az=${v.availabilityZone}`);
       }
     }

@@ -12,6 +12,7 @@ import {
   CreateTagsCommand,
   CreateVolumeCommand,
   DescribeAvailabilityZonesCommand,
+  DescribeVolumesCommand,
   DeregisterImageCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
@@ -34,7 +35,7 @@ import { pollUntil } from '../retry.js';
 import type { RestoreSettings } from '../config.js';
 import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import type { Manifest, VolumeMeta } from '../stream/schema.js';
-import { RESTORE_TAG } from '../aws/tags.js';
+import { RESTORE_TAG, tagValue } from '../aws/tags.js';
 import { answered } from '../aws/answer.js';
 import { TAKES_IOPS } from '../aws/metadata.js';
 
@@ -258,19 +259,33 @@ export async function launchInstance(
       `the stream of ${meta.instanceId} holds no root volume (${rootDevice}); it cannot be launched. Use --no-launch.`,
     );
   }
-  const image = await ec2.send(
-    new RegisterImageCommand({
-      Name: `ec2-bpipe-${meta.instanceId}-${manifest.job}-${Date.now()}`.slice(0, 128),
-      Description: `ec2-bpipe restore of ${meta.instanceId}, job ${manifest.job}`,
-      Architecture: known(ArchitectureValues, meta.architecture) ?? 'x86_64',
-      RootDeviceName: rootDevice,
-      VirtualizationType: meta.virtualizationType ?? 'hvm',
-      BootMode: known(BootModeValues, meta.bootMode),
-      TpmSupport: known(TpmSupportValues, meta.tpmSupport),
-      ...(meta.enaSupport !== null && { EnaSupport: meta.enaSupport }),
-      ...(meta.sriovNetSupport !== null && { SriovNetSupport: meta.sriovNetSupport }),
-      BlockDeviceMappings: mappings.map(({ volume, ...m }) => {
-        return {
+  // One token per source instance, head job and region: a rerun after a crash finds what the
+  // first run made (the instance by its client token, the AMI by its tag) instead of making more.
+  const token = idempotencyToken(manifest.config, manifest.job, meta.instanceId, target.region);
+  const earlier = await launchedBefore(ec2, token);
+  const madeBefore = earlier === undefined ? await imageMadeBefore(ec2, token) : undefined;
+  let imageId: string;
+  if (earlier !== undefined) {
+    imageId = answered(earlier.ImageId, `the image of ${earlier.InstanceId ?? 'the earlier instance'}`);
+    log.info(
+      `${meta.instanceId}: job ${manifest.job} was launched by an earlier run as ${earlier.InstanceId}; not launching again`,
+    );
+  } else if (madeBefore !== undefined) {
+    imageId = madeBefore;
+    log.info(`${meta.instanceId}: using ${imageId}, registered by an earlier run`);
+  } else {
+    const image = await ec2.send(
+      new RegisterImageCommand({
+        Name: `ec2-bpipe-${meta.instanceId}-${manifest.job}-${Date.now()}`.slice(0, 128),
+        Description: `ec2-bpipe restore of ${meta.instanceId}, job ${manifest.job}`,
+        Architecture: known(ArchitectureValues, meta.architecture) ?? 'x86_64',
+        RootDeviceName: rootDevice,
+        VirtualizationType: meta.virtualizationType ?? 'hvm',
+        BootMode: known(BootModeValues, meta.bootMode),
+        TpmSupport: known(TpmSupportValues, meta.tpmSupport),
+        ...(meta.enaSupport !== null && { EnaSupport: meta.enaSupport }),
+        ...(meta.sriovNetSupport !== null && { SriovNetSupport: meta.sriovNetSupport }),
+        BlockDeviceMappings: mappings.map(({ volume, ...m }) => ({
           DeviceName: m.deviceName,
           Ebs: {
             SnapshotId: volume.snapshotId,
@@ -278,34 +293,42 @@ export async function launchInstance(
             DeleteOnTermination: m.deleteOnTermination ?? true,
             ...volumeSpec(volume.meta),
           },
-        };
+        })),
+        TagSpecifications: [
+          {
+            ResourceType: 'image',
+            Tags: [...restoreTags(settings, meta.instanceId, date), { Key: RESTORE_TAG.token, Value: token }],
+          },
+        ],
       }),
-      TagSpecifications: [{ ResourceType: 'image', Tags: restoreTags(settings, meta.instanceId, date) }],
-    }),
-  );
-  const imageId = answered(image.ImageId, 'the image id in RegisterImage');
-  log.info(`registered ${imageId} from ${mappings.length} restored snapshot(s)`);
+    );
+    imageId = answered(image.ImageId, 'the image id in RegisterImage');
+    log.info(`registered ${imageId} from ${mappings.length} restored snapshot(s)`);
+  }
+  const image = imageId;
   let keep = settings.keepImage;
   try {
-    await pollUntil(`image ${imageId} becoming available`, 1800, async () => {
-      const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
-      if (Images[0]?.State === 'failed')
-        throw new RuntimeFailure(`image ${imageId} failed: ${Images[0].StateReason?.Message ?? ''}`);
-      return Images[0]?.State === 'available' ? true : undefined;
-    });
-    const input = runInstancesInput(settings, manifest, meta, target, imageId, date);
-    const run = await ec2.send(new RunInstancesCommand(input));
-    const instanceId = answered(run.Instances?.[0]?.InstanceId, 'the instance id in RunInstances');
-    log.info(`launched ${instanceId}, waiting for it to run`);
-    const running: Instance = await pollUntil(`instance ${instanceId} running`, 1800, async () => {
-      const { Reservations = [] } = await ec2.send(
-        new DescribeInstancesCommand({ InstanceIds: [instanceId] }),
-      );
+    let instanceId = earlier?.InstanceId;
+    if (instanceId === undefined) {
+      await pollUntil(`image ${image} becoming available`, 1800, async () => {
+        const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [image] }));
+        if (Images[0]?.State === 'failed')
+          throw new RuntimeFailure(`image ${image} failed: ${Images[0].StateReason?.Message ?? ''}`);
+        return Images[0]?.State === 'available' ? true : undefined;
+      });
+      const input = runInstancesInput(settings, manifest, meta, target, image, date, token);
+      const run = await ec2.send(new RunInstancesCommand(input));
+      instanceId = answered(run.Instances?.[0]?.InstanceId, 'the instance id in RunInstances');
+      log.info(`launched ${instanceId}, waiting for it to run`);
+    }
+    const launched = instanceId;
+    const running: Instance = await pollUntil(`instance ${launched} running`, 1800, async () => {
+      const { Reservations = [] } = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [launched] }));
       const instance = Reservations[0]?.Instances?.[0];
       const state = instance?.State?.Name;
       if (state === 'terminated' || state === 'shutting-down') {
         throw new RuntimeFailure(
-          `instance ${instanceId} ended (${instance?.StateReason?.Message ?? state}) right after launch`,
+          `instance ${launched} ended (${instance?.StateReason?.Message ?? state}) right after launch`,
         );
       }
       return state === 'running' ? instance : undefined;
@@ -325,28 +348,56 @@ export async function launchInstance(
       volumes.push({ volumeId, source: source.volumeId, device: source.deviceName });
     }
     return {
-      instanceId,
+      instanceId: launched,
       availabilityZone: running.Placement?.AvailabilityZone ?? '',
-      imageId,
+      imageId: image,
       imageKept: keep,
       volumes,
     };
   } catch (err) {
     keep = false;
     const snapshots = [...restored.values()].map((v) => v.snapshotId).join(', ');
-    const reason = messageOf(err);
     throw new RuntimeFailure(
-      `launching ${meta.instanceId} failed (${reason}). AMI ${imageId} was deregistered; the restored snapshots are kept: ${snapshots}.`,
+      `launching ${meta.instanceId} failed (${messageOf(err)}). AMI ${image} was deregistered; the restored snapshots are kept: ${snapshots}.`,
       { cause: err },
     );
   } finally {
-    if (!keep) {
-      await ec2.send(new DeregisterImageCommand({ ImageId: imageId })).catch((e: unknown) => {
-        log.error(
-          `could not deregister ${imageId}: ${e instanceof Error ? e.message : String(e)}; deregister it by hand`,
-        );
+    // Only an AMI this launch registered (it carries the token) is ever deregistered.
+    if (!keep && (await imageCarriesToken(ec2, image, token))) {
+      await ec2.send(new DeregisterImageCommand({ ImageId: image })).catch((e: unknown) => {
+        log.error(`could not deregister ${image}: ${messageOf(e)}; deregister it by hand`);
       });
     }
+  }
+}
+
+/** The instance an earlier run launched with this token, unless it has ended since. */
+async function launchedBefore(ec2: EC2Client, token: string): Promise<Instance | undefined> {
+  const { Reservations = [] } = await ec2.send(
+    new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: [token] }] }),
+  );
+  return Reservations.flatMap((r) => r.Instances ?? []).find(
+    (i) => i.ClientToken === token && !['shutting-down', 'terminated'].includes(i.State?.Name ?? ''),
+  );
+}
+
+/** The AMI an earlier run registered for this launch and did not get to use or deregister. */
+async function imageMadeBefore(ec2: EC2Client, token: string): Promise<string | undefined> {
+  const { Images = [] } = await ec2.send(
+    new DescribeImagesCommand({
+      Owners: ['self'],
+      Filters: [{ Name: `tag:${RESTORE_TAG.token}`, Values: [token] }],
+    }),
+  );
+  return Images.find((i) => i.State === 'available' || i.State === 'pending')?.ImageId;
+}
+
+async function imageCarriesToken(ec2: EC2Client, imageId: string, token: string): Promise<boolean> {
+  try {
+    const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    return tagValue(Images[0]?.Tags, RESTORE_TAG.token) === token;
+  } catch {
+    return false;
   }
 }
 
@@ -357,6 +408,7 @@ function runInstancesInput(
   target: Target,
   imageId: string,
   date: string,
+  token: string,
 ): RunInstancesCommandInput {
   const same = !target.crossRegion;
   const typeOverridden = settings.instanceType !== undefined && settings.instanceType !== meta.instanceType;
@@ -376,7 +428,7 @@ function runInstancesInput(
     MinCount: 1,
     MaxCount: 1,
     InstanceType: instanceType(settings.instanceType ?? meta.instanceType),
-    ClientToken: idempotencyToken(manifest.config, manifest.job, meta.instanceId, target.region, imageId),
+    ClientToken: token,
     Placement: {
       // The subnet decides the zone; only without one does the stored zone apply.
       ...(target.subnet === undefined &&
@@ -423,8 +475,10 @@ function runInstancesInput(
 export async function createVolumes(
   ec2: EC2Client,
   settings: RestoreSettings,
+  manifest: Manifest,
   target: Target,
   restored: Map<string, RestoredVolume>,
+  log: Logger,
 ): Promise<{ volumeId: string; source: string; availabilityZone: string }[]> {
   const date = new Date().toISOString();
   const out = [];
@@ -434,22 +488,41 @@ export async function createVolumes(
       (target.crossRegion ? undefined : (volume.meta.availabilityZone ?? undefined));
     if (zone === undefined)
       throw new UsageError(`[restore] create-volume needs availability-zone for ${source}.`);
-    const created = await ec2.send(
-      new CreateVolumeCommand({
-        AvailabilityZone: zone,
-        SnapshotId: volume.snapshotId,
-        Size: volume.meta.sizeGiB,
-        ...volumeSpec(volume.meta),
-        TagSpecifications: [
-          { ResourceType: 'volume', Tags: [...volume.meta.tags, ...restoreTags(settings, source, date)] },
-        ],
-      }),
+    // As for a launch: a rerun finds the volume by its token tag; the ClientToken covers a
+    // response lost within this run (the same request sent again).
+    const token = idempotencyToken(manifest.config, manifest.job, source, target.region, zone);
+    const { Volumes = [] } = await ec2.send(
+      new DescribeVolumesCommand({ Filters: [{ Name: `tag:${RESTORE_TAG.token}`, Values: [token] }] }),
     );
-    out.push({
-      volumeId: answered(created.VolumeId, 'the volume id in CreateVolume'),
-      source,
-      availabilityZone: zone,
-    });
+    const earlier = Volumes.find((v) => v.State !== 'deleting' && v.State !== 'deleted')?.VolumeId;
+    if (earlier !== undefined) log.info(`${source}: created by an earlier run as ${earlier}`);
+    const volumeId =
+      earlier ??
+      answered(
+        (
+          await ec2.send(
+            new CreateVolumeCommand({
+              AvailabilityZone: zone,
+              SnapshotId: volume.snapshotId,
+              Size: volume.meta.sizeGiB,
+              ...volumeSpec(volume.meta),
+              ClientToken: token,
+              TagSpecifications: [
+                {
+                  ResourceType: 'volume',
+                  Tags: [
+                    ...volume.meta.tags,
+                    ...restoreTags(settings, source, date),
+                    { Key: RESTORE_TAG.token, Value: token },
+                  ],
+                },
+              ],
+            }),
+          )
+        ).VolumeId,
+        'the volume id in CreateVolume',
+      );
+    out.push({ volumeId, source, availabilityZone: zone });
   }
   return out;
 }

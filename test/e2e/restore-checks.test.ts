@@ -1,8 +1,9 @@
 /** What restore checks before it creates anything, and only for the operation chosen. */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, withEmulator, writeConfig } from '../helpers.js';
+import { BIN, cli, withEmulator, writeConfig } from '../helpers.js';
 import { block, buildStream } from '../stream-builder.js';
 
 const VOL = 'vol-0123456789abcdef0';
@@ -66,6 +67,44 @@ describe('restore checks the target before creating anything', () => {
       expect(created.stdout.toString()).toMatch(
         /^volume vol-[0-9a-f]+ source=vol-0123456789abcdef0 az=us-east-1b$/m,
       );
+    });
+  });
+});
+
+describe('an idempotent launch', () => {
+  it('a rerun of a restore killed after RunInstances launches no second instance, and leaves no AMI', async () => {
+    // Long pending times give the first run a window between RunInstances and "running".
+    await withEmulator({ pendingMs: 1500 }, async (em, dir) => {
+      const source = await em.admin.instance({ volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 5 } }] });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'j1.tar');
+      const backup = await cli(
+        ['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'],
+        {
+          stdoutFile: file,
+        },
+      );
+      expect(backup.code, backup.stderr).toBe(0);
+      const child = spawn(process.execPath, [BIN, 'restore', `--config=${config}`, file], {
+        stdio: 'ignore',
+      });
+      const launched = async () =>
+        (await em.admin.state()).instances.filter((i) => i.InstanceId !== source.instanceId);
+      await expect.poll(async () => (await launched()).length, { timeout: 60_000, interval: 50 }).toBe(1);
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.on('close', resolve));
+      const first = (await launched())[0]!.InstanceId;
+
+      const rerun = await cli(['restore', `--config=${config}`, file]);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      expect(rerun.stderr).toMatch(
+        new RegExp(`was launched by an earlier run as ${first}; not launching again`),
+      );
+      expect(rerun.stdout.toString()).toMatch(
+        new RegExp(`^instance ${first} source=${source.instanceId} `, 'm'),
+      );
+      expect((await launched()).map((i) => i.InstanceId)).toEqual([first]);
+      expect((await em.admin.state()).images.filter((i) => i.State !== 'deregistered')).toEqual([]);
     });
   });
 });
