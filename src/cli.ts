@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Command, CommanderError, Option, type OptionValues } from 'commander';
 import type { Logger } from 'pino';
+import { describeAwsFailure } from './aws/failure.js';
 import type { CommandContext } from './commands/context.js';
 import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
 import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
@@ -264,7 +265,8 @@ export async function run(
     }
     exitCode = exitCodeOf(err);
     const state = interruptedState();
-    const message = state ? `${messageOf(err)}; ${state}` : messageOf(err);
+    const what = describeAwsFailure(err) ?? messageOf(err);
+    const message = state ? `${what}; ${state}` : what;
     if (command === 'list') io.stdout.write(`ec2-bpipe list: ${message.replace(/\s+/g, ' ')}\n`);
     if (log) log.error(message);
     else process.stderr.write(`error: ${message}\n`);

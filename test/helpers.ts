@@ -56,7 +56,7 @@ export interface CliResult {
 /** Runs the real command, as Bacula or a user would. */
 export function cli(
   args: string[],
-  options: { stdin?: Buffer | string; stdoutFile?: string; env?: Record<string, string> } = {},
+  options: { stdin?: Buffer | string; stdoutFile?: string; env?: Record<string, string | undefined> } = {},
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {

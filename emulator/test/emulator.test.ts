@@ -618,7 +618,7 @@ describe('STS AssumeRole through the client factory', () => {
         ...credentials,
         roleArn: 'arn:aws:iam::123456789012:role/backup',
       };
-      const clients = createClients(config.aws);
+      const clients = createClients(config.aws, { region: config.aws.region ?? 'us-east-1' });
       const identity = await clients.credentials();
       expect(identity.accessKeyId).toMatch(/^ASIA/);
       expect(identity.expiration!.getTime() - Date.now()).toBeLessThanOrEqual(1000);

@@ -7,6 +7,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { AwsSettings } from '../config.js';
 import { UsageError } from '../errors.js';
+import { credentialSource, noteFailedCalls } from './failure.js';
 
 export interface AwsClients {
   region: string;
@@ -17,8 +18,8 @@ export interface AwsClients {
 }
 
 export interface ClientOptions {
-  /** Region override (restore to another region); else [aws] region, else the SDK's own lookup. */
-  region?: string;
+  /** The region, as resolveRegion found it (or a restore's target region). */
+  region: string;
   /** Concurrent EBS direct requests the caller will make; sizes the socket pool. */
   workers?: number;
 }
@@ -70,16 +71,30 @@ function endpointSettings(aws: AwsSettings): {
   };
 }
 
-export function resolveRegion(aws: AwsSettings, override?: string): string {
-  const region = override ?? aws.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-  if (region === undefined || region === '') {
-    throw new UsageError('No AWS region: set [aws] region in the config, pass --region, or set AWS_REGION.');
+/**
+ * The region a command works in: the override (--region), [aws] region, or what the SDK's own
+ * lookup finds (AWS_REGION, AWS_DEFAULT_REGION, then the region of the profile in use, from
+ * [aws] profile or AWS_PROFILE, in the shared config files).
+ */
+export async function resolveRegion(aws: AwsSettings, override?: string): Promise<string> {
+  const given = override ?? aws.region;
+  if (given !== undefined && given !== '') return given;
+  const probe = new EC2Client(aws.profile !== undefined ? { profile: aws.profile } : {});
+  try {
+    const region = await probe.config.region();
+    if (region !== '') return region;
+  } catch {
+    // No region anywhere the SDK looks: said below.
+  } finally {
+    probe.destroy();
   }
-  return region;
+  throw new UsageError(
+    'No AWS region: set [aws] region in the config, pass --region, set AWS_REGION, or give the profile in use a region.',
+  );
 }
 
-export function createClients(aws: AwsSettings, options: ClientOptions = {}): AwsClients {
-  const region = resolveRegion(aws, options.region);
+export function createClients(aws: AwsSettings, options: ClientOptions): AwsClients {
+  const { region } = options;
   const workers = options.workers ?? 8;
   // Every worker keeps a connection open; headroom for listing and control-plane calls.
   const agentOptions = { keepAlive: true, maxSockets: workers + 8 };
@@ -93,6 +108,8 @@ export function createClients(aws: AwsSettings, options: ClientOptions = {}): Aw
   const common = { region, credentials, requestHandler: handler, ...endpointSettings(aws) };
   const ec2 = new EC2Client({ ...common, retryMode: 'standard', maxAttempts: 8 });
   const ebs = new EBSClient({ ...common, retryMode: 'standard', maxAttempts: 8 });
+  const source = credentialSource(aws);
+  noteFailedCalls({ ec2, ebs }, region, source);
   return {
     region,
     ec2,

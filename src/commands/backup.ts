@@ -1,7 +1,7 @@
 import { runBackup } from '../backup/run.js';
 import { buildFinalizer } from '../backup/finalizer.js';
 import { checkJobName, parseLevel } from '../backup/level.js';
-import { createClients } from '../aws/clients.js';
+import { createClients, resolveRegion } from '../aws/clients.js';
 import { resolveUnit } from '../selection.js';
 import type { CommandContext, UnitOptions } from './context.js';
 
@@ -23,7 +23,10 @@ export async function backupCommand(ctx: CommandContext, options: BackupOptions)
     '--job',
   );
   const requestedLevel = parseLevel(options.level);
-  const clients = createClients(ctx.config.aws, { workers: ctx.config.backup.workers });
+  const clients = createClients(ctx.config.aws, {
+    region: await resolveRegion(ctx.config.aws),
+    workers: ctx.config.backup.workers,
+  });
   try {
     const unit = await resolveUnit(ctx.config, clients.ec2, options);
     if (options.finalizer) {

@@ -1,6 +1,6 @@
 import type { EBSClient } from '@aws-sdk/client-ebs';
 import { type BlockRef, changedBlocks, snapshotBlocks } from '../aws/blocks.js';
-import { createClients } from '../aws/clients.js';
+import { createClients, resolveRegion } from '../aws/clients.js';
 import { chooseBase, parseLevel } from '../backup/level.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
@@ -99,7 +99,7 @@ export async function estimateCommand(ctx: CommandContext, options: EstimateOpti
   if (bandwidth !== undefined && !(Number.isFinite(bandwidth) && bandwidth > 0)) {
     throw new UsageError(`--bandwidth=${raw}: expected MiB/s, a number above 0.`);
   }
-  const clients = createClients(ctx.config.aws);
+  const clients = createClients(ctx.config.aws, { region: await resolveRegion(ctx.config.aws) });
   try {
     const unit = await resolveUnit(ctx.config, clients.ec2, options);
     const plan = await planUnit(clients.ec2, ctx.config, clients.region, unit);

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { parseLevel } from '../backup/level.js';
-import { createClients } from '../aws/clients.js';
+import { createClients, resolveRegion } from '../aws/clients.js';
 import { UsageError } from '../errors.js';
 import { refuseOverlap, selectedUnits, type Unit } from '../selection.js';
 import { FINALIZER_NAME } from '../stream/format.js';
@@ -98,7 +98,7 @@ export async function listCommand(ctx: CommandContext, options: ListOptions): Pr
   checkValue('the config path', configPath);
   checkValue('the job name', job);
   if (prevJob !== '') checkValue('the previous job name', prevJob);
-  const clients = createClients(config.aws);
+  const clients = createClients(config.aws, { region: await resolveRegion(config.aws) });
   try {
     const units = await selectedUnits(config, clients.ec2);
     await refuseOverlap(config, clients.ec2, units);

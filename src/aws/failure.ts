@@ -1,0 +1,73 @@
+/**
+ * What an AWS error needs to say to be acted on: which service and action failed, in which
+ * region, with which credentials, and for a denial, which IAM action was missing. A middleware on
+ * every client notes the call beside the error (the error itself is left as the SDK made it, so
+ * retries keep recognising it); the CLI's failure line reads the note.
+ */
+import type { EBSClient } from '@aws-sdk/client-ebs';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { InitializeMiddleware, MetadataBearer } from '@smithy/types';
+import type { AwsSettings } from '../config.js';
+import { describeError } from '../errors.js';
+
+interface AwsCall {
+  service: 'ec2' | 'ebs';
+  action: string;
+  region: string;
+  credentials: string;
+}
+
+const calls = new WeakMap<object, AwsCall>();
+
+/** The errors that mean the credentials lack a permission (EC2 and EBS direct API error codes). */
+const DENIED = new Set(['UnauthorizedOperation', 'AccessDeniedException', 'AccessDenied']);
+
+/** Where the credentials come from, as a user would check it; never a secret. */
+export function credentialSource(aws: AwsSettings): string {
+  const base =
+    aws.accessKeyId !== undefined
+      ? `the access key ${aws.accessKeyId.slice(0, 4)}…${aws.accessKeyId.slice(-4)} of [aws] access-key-id`
+      : aws.profile !== undefined
+        ? `the profile ${aws.profile}`
+        : 'the SDK default chain (environment, AWS_PROFILE, instance or container role)';
+  return aws.roleArn === undefined ? base : `${base}, assuming ${aws.roleArn}`;
+}
+
+/** A middleware that notes, beside each error a call throws, the call that failed. */
+function noting<I extends object, O extends MetadataBearer>(
+  note: Omit<AwsCall, 'action'>,
+): InitializeMiddleware<I, O> {
+  return (next, context) => async (args) => {
+    try {
+      return await next(args);
+    } catch (err) {
+      if (typeof err === 'object' && err !== null && !calls.has(err)) {
+        calls.set(err, { ...note, action: (context.commandName ?? 'a call').replace(/Command$/, '') });
+      }
+      throw err;
+    }
+  };
+}
+
+const NOTE_OPTIONS = { step: 'initialize', name: 'ec2BpipeNoteFailedCall', override: true } as const;
+
+export function noteFailedCalls(
+  clients: { ec2: EC2Client; ebs: EBSClient },
+  region: string,
+  credentials: string,
+): void {
+  clients.ec2.middlewareStack.add(noting({ service: 'ec2', region, credentials }), NOTE_OPTIONS);
+  clients.ebs.middlewareStack.add(noting({ service: 'ebs', region, credentials }), NOTE_OPTIONS);
+}
+
+/** The failure line for an error from an AWS call, or undefined when the error came from elsewhere. */
+export function describeAwsFailure(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const call = calls.get(err);
+  if (call === undefined) return undefined;
+  const name = err instanceof Error ? err.name : '';
+  const denied = DENIED.has(name)
+    ? `; the credentials lack the IAM permission ${call.service}:${call.action} (see examples/bacula/iam-policy.json)`
+    : '';
+  return `${call.service.toUpperCase()} ${call.action} in ${call.region} failed: ${describeError(err)} (credentials: ${call.credentials})${denied}`;
+}
