@@ -259,9 +259,27 @@ export async function launchInstance(
       `the stream of ${meta.instanceId} holds no root volume (${rootDevice}); it cannot be launched. Use --no-launch.`,
     );
   }
-  // One token per source instance, head job and region: a rerun after a crash finds what the
-  // first run made (the instance by its client token, the AMI by its tag) instead of making more.
-  const token = idempotencyToken(manifest.config, manifest.job, meta.instanceId, target.region);
+  // One token per launch: the source instance, head job and region, the restored snapshots and
+  // the settings that shape the instance. A rerun after a crash finds what the first run made (the
+  // instance by its client token, the AMI by its tag) instead of making more; a restore with other
+  // overrides is another launch (docs/DESIGN.md §5).
+  const token = idempotencyToken(
+    manifest.config,
+    manifest.job,
+    meta.instanceId,
+    target.region,
+    JSON.stringify({
+      snapshots: mappings.map((m) => m.volume.snapshotId).sort(),
+      instanceType: settings.instanceType,
+      subnetId: settings.subnetId,
+      securityGroupIds: settings.securityGroupIds,
+      keyName: settings.keyName,
+      placementGroup: settings.placementGroup,
+      partitionNumber: settings.partitionNumber,
+      keepImage: settings.keepImage,
+      tags: settings.tags,
+    }),
+  );
   const earlier = await launchedBefore(ec2, token);
   const madeBefore = earlier === undefined ? await imageMadeBefore(ec2, token) : undefined;
   let imageId: string;
