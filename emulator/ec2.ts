@@ -9,6 +9,7 @@ import type {
   TagSpecification,
   Volume,
 } from '@aws-sdk/client-ec2';
+import { INSTANCE_TYPES } from './instance-types.js';
 import { ACCOUNT_ID, ApiError, newId, type World } from './state.js';
 
 type Input = Record<string, unknown>;
@@ -693,8 +694,67 @@ export class Ec2Service {
       throw new ApiError('InvalidParameterCombination', 'PartitionNumber needs a placement GroupName');
     }
     const instanceType = (input.InstanceType as string | undefined) ?? 'm1.small';
-    if (!/^[a-z0-9-]+\.[a-z0-9-]+$/.test(instanceType)) {
+    const typeInfo = INSTANCE_TYPES.get(instanceType);
+    // RunInstances (EC2 API reference): InstanceType must be a type EC2 offers.
+    if (typeInfo === undefined) {
       throw new ApiError('InvalidParameterValue', `Invalid value '${instanceType}' for InstanceType.`);
+    }
+    // The AMI's architecture and boot mode must be ones the type supports (RunInstances; "Boot
+    // modes" in the EC2 user guide).
+    const architectures: string[] = typeInfo.ProcessorInfo?.SupportedArchitectures ?? [];
+    if (image.Architecture !== undefined && !architectures.includes(image.Architecture)) {
+      throw new ApiError(
+        'InvalidParameterValue',
+        `The architecture '${architectures.join(', ')}' of the specified instance type does not match the architecture '${image.Architecture}' of the specified AMI.`,
+      );
+    }
+    const bootModes: string[] = typeInfo.SupportedBootModes ?? [];
+    // uefi-preferred (RegisterImage, BootMode) boots UEFI where the type supports it, else legacy BIOS.
+    if (
+      image.BootMode !== undefined &&
+      image.BootMode !== 'uefi-preferred' &&
+      !bootModes.includes(image.BootMode)
+    ) {
+      throw new ApiError(
+        'InvalidParameterValue',
+        `The instance type ${instanceType} does not support the boot mode ${image.BootMode} of the AMI.`,
+      );
+    }
+    // CPU options (EC2 user guide, "Specify CPU options"): not for bare-metal types; core count
+    // and threads per core go together, each among the type's valid values.
+    const cpu = input.CpuOptions as { CoreCount?: number; ThreadsPerCore?: number } | undefined;
+    if (cpu !== undefined) {
+      if (typeInfo.BareMetal) {
+        throw new ApiError(
+          'InvalidParameterCombination',
+          `CPU options are not supported for the bare metal instance type ${instanceType}.`,
+        );
+      }
+      if ((cpu.CoreCount === undefined) !== (cpu.ThreadsPerCore === undefined)) {
+        throw new ApiError(
+          'InvalidParameterCombination',
+          'CoreCount and ThreadsPerCore must be specified together.',
+        );
+      }
+      const v = typeInfo.VCpuInfo;
+      if (
+        (cpu.CoreCount !== undefined && !(v?.ValidCores ?? []).includes(cpu.CoreCount)) ||
+        (cpu.ThreadsPerCore !== undefined && !(v?.ValidThreadsPerCore ?? []).includes(cpu.ThreadsPerCore))
+      ) {
+        throw new ApiError('InvalidCpuOptions', `The CPU options are not valid for ${instanceType}.`);
+      }
+    }
+    if (input.EbsOptimized === true && typeInfo.EbsInfo?.EbsOptimizedSupport === 'unsupported') {
+      throw new ApiError(
+        'InvalidParameterCombination',
+        `EBS-optimized instances are not supported for ${instanceType}.`,
+      );
+    }
+    if (image.EnaSupport === true && typeInfo.NetworkInfo?.EnaSupport === 'unsupported') {
+      throw new ApiError(
+        'InvalidParameterCombination',
+        `Enhanced networking with ENA is not supported for ${instanceType}.`,
+      );
     }
     const instanceId = newId('i');
     const now = new Date();
@@ -800,6 +860,23 @@ export class Ec2Service {
       requestFingerprint: fingerprint,
     });
     return { ReservationId: newId('r'), OwnerId: ACCOUNT_ID, Groups: [], Instances: [instance] };
+  }
+
+  DescribeInstanceTypes(_region: string, input: Input): Output {
+    // DescribeInstanceTypes (EC2 API reference): named types that do not exist are refused with
+    // InvalidInstanceType, listing them; without names, every type is described.
+    const names = (input.InstanceTypes as string[] | undefined) ?? [];
+    const unknown = names.filter((n) => !INSTANCE_TYPES.has(n));
+    if (unknown.length) {
+      throw new ApiError(
+        'InvalidInstanceType',
+        `The following supplied instance types do not exist: [${unknown.join(', ')}]`,
+      );
+    }
+    const infos = names.length
+      ? names.flatMap((n) => INSTANCE_TYPES.get(n) ?? [])
+      : [...INSTANCE_TYPES.values()];
+    return { InstanceTypes: infos };
   }
 
   DescribeKeyPairs(region: string, input: Input): Output {

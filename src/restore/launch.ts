@@ -12,6 +12,8 @@ import {
   CreateTagsCommand,
   CreateVolumeCommand,
   DescribeAvailabilityZonesCommand,
+  DescribeInstanceTypesCommand,
+  type InstanceTypeInfo,
   DescribeVolumesCommand,
   DeregisterImageCommand,
   DescribeImagesCommand,
@@ -38,6 +40,63 @@ import type { Manifest, VolumeMeta } from '../stream/schema.js';
 import { RESTORE_TAG, tagValue } from '../aws/tags.js';
 import { answered } from '../aws/answer.js';
 import { TAKES_IOPS } from '../aws/metadata.js';
+
+/**
+ * The instance type a launch will use must exist in the region and run the stream's architecture
+ * and boot mode; checked before anything is created. What the type cannot take (CPU options on
+ * bare metal, ENA, EBS optimization) is dropped, and said.
+ */
+async function checkInstanceType(
+  ec2: EC2Client,
+  settings: RestoreSettings,
+  meta: InstanceMeta,
+  region: string,
+): Promise<LaunchType | undefined> {
+  const name = settings.instanceType ?? meta.instanceType;
+  if (name === null) return undefined;
+  // A name this SDK does not know is refused by instanceType() already, exit 2.
+  const typed = instanceType(name);
+  let info: InstanceTypeInfo | undefined;
+  try {
+    const answer = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: typed ? [typed] : [] }));
+    info = answer.InstanceTypes?.find((t) => t.InstanceType === typed);
+  } catch (err) {
+    // DescribeInstanceTypes (EC2 API reference): a type not offered in the region is InvalidInstanceType.
+    if (!(err instanceof Error && err.name === 'InvalidInstanceType')) throw err;
+  }
+  if (info === undefined) {
+    throw new UsageError(
+      `instance type ${name} does not exist in ${region}; choose another with --instance-type.`,
+    );
+  }
+  const architectures: string[] = info.ProcessorInfo?.SupportedArchitectures ?? [];
+  if (meta.architecture !== null && !architectures.includes(meta.architecture)) {
+    throw new UsageError(
+      `instance type ${name} runs ${architectures.join(', ')}, but ${meta.instanceId} was ${meta.architecture}; choose a ${meta.architecture} type with --instance-type.`,
+    );
+  }
+  const bootModes: string[] = info.SupportedBootModes ?? [];
+  // uefi-preferred boots UEFI where the type can, else legacy BIOS: any type fits it.
+  if (meta.bootMode !== null && meta.bootMode !== 'uefi-preferred' && !bootModes.includes(meta.bootMode)) {
+    throw new UsageError(
+      `instance type ${name} boots ${bootModes.join(', ')}, but ${meta.instanceId} booted ${meta.bootMode}; choose another type with --instance-type.`,
+    );
+  }
+  const type: LaunchType = {
+    name,
+    bareMetal: info.BareMetal === true,
+    ena: info.NetworkInfo?.EnaSupport !== 'unsupported',
+    ebsOptimized: info.EbsInfo?.EbsOptimizedSupport !== 'unsupported',
+    adapted: [],
+  };
+  if (type.bareMetal && meta.cpuOptions !== null)
+    type.adapted.push(`CPU options dropped: ${name} is bare metal`);
+  if (!type.ena && meta.enaSupport === true) type.adapted.push(`ENA support dropped: ${name} has no ENA`);
+  if (!type.ebsOptimized && meta.ebsOptimized === true) {
+    type.adapted.push(`EBS optimization dropped: ${name} does not support it`);
+  }
+  return type;
+}
 
 /**
  * A stored setting as the SDK's enum type, or undefined when this SDK does not know the value
@@ -80,6 +139,18 @@ export interface Target {
   crossRegion: boolean;
   /** Subnet the instance lands in, with its VPC and zone, when one is known. */
   subnet?: { id: string; vpcId: string; availabilityZone: string };
+  /** What the instance type to launch supports, as DescribeInstanceTypes says, when launching. */
+  type?: LaunchType;
+}
+
+/** The launch settings the target type decides (DescribeInstanceTypes), and what was changed for it. */
+export interface LaunchType {
+  name: string;
+  bareMetal: boolean;
+  ena: boolean;
+  ebsOptimized: boolean;
+  /** One line per setting adapted to the type, for the log. */
+  adapted: string[];
 }
 
 /**
@@ -189,6 +260,8 @@ export async function validateTarget(
       );
     }
   }
+  if (launching && instance !== undefined)
+    target.type = await checkInstanceType(ec2, settings, instance, region);
   if (settings.keyName !== undefined && launching) {
     try {
       await ec2.send(new DescribeKeyPairsCommand({ KeyNames: [settings.keyName] }));
@@ -280,6 +353,7 @@ export async function launchInstance(
       tags: settings.tags,
     }),
   );
+  for (const line of target.type?.adapted ?? []) log.warn(`${meta.instanceId}: ${line}`);
   const earlier = await launchedBefore(ec2, token);
   const madeBefore = earlier === undefined ? await imageMadeBefore(ec2, token) : undefined;
   let imageId: string;
@@ -301,7 +375,7 @@ export async function launchInstance(
         VirtualizationType: meta.virtualizationType ?? 'hvm',
         BootMode: known(BootModeValues, meta.bootMode),
         TpmSupport: known(TpmSupportValues, meta.tpmSupport),
-        ...(meta.enaSupport !== null && { EnaSupport: meta.enaSupport }),
+        ...(meta.enaSupport !== null && { EnaSupport: meta.enaSupport && (target.type?.ena ?? true) }),
         ...(meta.sriovNetSupport !== null && { SriovNetSupport: meta.sriovNetSupport }),
         BlockDeviceMappings: mappings.map(({ volume, ...m }) => ({
           DeviceName: m.deviceName,
@@ -476,13 +550,16 @@ function runInstancesInput(
     ...(meta.userData !== null && { UserData: meta.userData }),
     // CPU options belong to the original type; another type may not accept them.
     ...(!typeOverridden &&
+      !(target.type?.bareMetal ?? false) &&
       meta.cpuOptions !== null && {
         CpuOptions: {
           ...(meta.cpuOptions.coreCount !== null && { CoreCount: meta.cpuOptions.coreCount }),
           ...(meta.cpuOptions.threadsPerCore !== null && { ThreadsPerCore: meta.cpuOptions.threadsPerCore }),
         },
       }),
-    ...(meta.ebsOptimized !== null && { EbsOptimized: meta.ebsOptimized }),
+    ...(meta.ebsOptimized !== null && {
+      EbsOptimized: meta.ebsOptimized && (target.type?.ebsOptimized ?? true),
+    }),
     TagSpecifications: [
       { ResourceType: 'instance', Tags: [...meta.tags, ...restoreTags(settings, meta.instanceId, date)] },
     ],

@@ -108,3 +108,49 @@ describe('an idempotent launch', () => {
     });
   });
 });
+
+describe('the instance type of a launch', () => {
+  it('is checked before anything is created, and what it cannot take is dropped and said', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const source = await em.admin.instance({
+        instanceType: 'm5.large',
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 8 } }],
+      });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'j1.tar');
+      const backup = await cli(
+        ['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'],
+        { stdoutFile: file },
+      );
+      expect(backup.code, backup.stderr).toBe(0);
+      const before = await em.admin.state();
+      for (const [type, reason] of [
+        ['zz9.huge', /instance type zz9\.huge is not known to this ec2-bpipe/],
+        ['c5.large', /instance type c5\.large does not exist in us-east-1/],
+        ['m6g.large', /instance type m6g\.large runs arm64, but i-[0-9a-f]+ was x86_64/],
+      ] as const) {
+        const refused = await cli(['restore', `--config=${config}`, `--instance-type=${type}`, file]);
+        expect(refused.code, type).toBe(2);
+        expect(refused.stderr).toMatch(reason);
+        const after = await em.admin.state();
+        expect(after.snapshots.length, type).toBe(before.snapshots.length);
+        expect(after.instances.length, type).toBe(before.instances.length);
+      }
+      // t2.micro has neither ENA nor EBS optimization, and m5.metal takes no CPU options: the
+      // launch goes through without them, and the log says what was dropped.
+      const t2 = await cli(['restore', `--config=${config}`, '--instance-type=t2.micro', file]);
+      expect(t2.code, t2.stderr).toBe(0);
+      expect(t2.stderr).toMatch(/ENA support dropped: t2\.micro has no ENA/);
+      expect(t2.stderr).toMatch(/EBS optimization dropped: t2\.micro does not support it/);
+      const metal = await cli([
+        'restore',
+        `--config=${config}`,
+        '--instance-type=m5.metal',
+        '--keep-image',
+        file,
+      ]);
+      expect(metal.code, metal.stderr).toBe(0);
+      expect(metal.stderr).toMatch(/CPU options dropped: m5\.metal is bare metal/);
+    });
+  });
+});

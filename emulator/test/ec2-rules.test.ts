@@ -1,0 +1,154 @@
+/**
+ * The EC2 rules the emulator takes from AWS's documentation, each through the real SDK: instance
+ * types, CPU options, boot modes, client tokens, availability zones.
+ */
+import {
+  CreateSnapshotCommand,
+  CreateVolumeCommand,
+  DescribeAvailabilityZonesCommand,
+  DescribeInstanceTypesCommand,
+  EC2Client,
+  RegisterImageCommand,
+  RunInstancesCommand,
+  type RunInstancesCommandInput,
+} from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emulator, sdkConfig } from '../../test/helpers.js';
+
+type Em = Awaited<ReturnType<typeof emulator>>;
+
+const errorOf = (p: Promise<unknown>): Promise<Error> =>
+  p.then(
+    () => {
+      throw new Error('the call succeeded');
+    },
+    (err: unknown) => err as Error,
+  );
+
+describe('EC2 rules of the emulator', () => {
+  let em: Em;
+  let ec2: EC2Client;
+  let image: (
+    bootMode?: 'uefi' | 'legacy-bios' | 'uefi-preferred',
+    architecture?: 'x86_64' | 'arm64',
+    ena?: boolean,
+  ) => Promise<string>;
+
+  beforeAll(async () => {
+    em = await emulator({ pendingMs: 0 });
+    ec2 = new EC2Client(sdkConfig(em));
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1 });
+    const { SnapshotId } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
+    image = async (bootMode, architecture = 'x86_64', ena = true) =>
+      (
+        await ec2.send(
+          new RegisterImageCommand({
+            Name: `img-${Math.random()}`,
+            Architecture: architecture,
+            RootDeviceName: '/dev/xvda',
+            VirtualizationType: 'hvm',
+            EnaSupport: ena,
+            ...(bootMode && { BootMode: bootMode }),
+            BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId } }],
+          }),
+        )
+      ).ImageId!;
+  });
+  afterAll(async () => {
+    ec2.destroy();
+    await em.close();
+  });
+
+  const run = (input: Partial<RunInstancesCommandInput>) =>
+    ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ...input }));
+
+  it('DescribeInstanceTypes describes known types and refuses unknown ones with InvalidInstanceType', async () => {
+    const { InstanceTypes = [] } = await ec2.send(
+      new DescribeInstanceTypesCommand({ InstanceTypes: ['t2.micro', 'm5.metal'] }),
+    );
+    expect(
+      InstanceTypes.map((t) => [
+        t.InstanceType,
+        t.BareMetal,
+        t.NetworkInfo?.EnaSupport,
+        t.SupportedBootModes,
+      ]),
+    ).toEqual([
+      ['t2.micro', false, 'unsupported', ['legacy-bios']],
+      ['m5.metal', true, 'required', ['legacy-bios', 'uefi']],
+    ]);
+    const err = await errorOf(ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['c5.large'] })));
+    expect(err.name).toBe('InvalidInstanceType');
+  });
+
+  it('RunInstances refuses an unknown type, another architecture, an unsupported boot mode, and ENA or EBS optimization a type lacks', async () => {
+    const x86 = await image('uefi');
+    expect((await errorOf(run({ ImageId: x86, InstanceType: 'zz9.huge' as never }))).name).toBe(
+      'InvalidParameterValue',
+    );
+    expect((await errorOf(run({ ImageId: x86, InstanceType: 'm6g.large' }))).message).toMatch(/architecture/);
+    expect((await errorOf(run({ ImageId: x86, InstanceType: 't2.micro' }))).message).toMatch(
+      /boot mode uefi/,
+    );
+    const legacy = await image('legacy-bios');
+    expect((await errorOf(run({ ImageId: legacy, InstanceType: 't2.micro' }))).message).toMatch(/ENA/);
+    const noEna = await image('uefi-preferred', 'x86_64', false);
+    expect(
+      (await errorOf(run({ ImageId: noEna, InstanceType: 't2.micro', EbsOptimized: true }))).message,
+    ).toMatch(/EBS-optimized/);
+    const ok = await run({ ImageId: noEna, InstanceType: 't2.micro' });
+    expect(ok.Instances?.[0]?.InstanceType).toBe('t2.micro');
+  });
+
+  it('RunInstances takes CPU options only together, valid for the type, and never on bare metal', async () => {
+    const ami = await image('uefi');
+    const cases: [
+      RunInstancesCommandInput['InstanceType'],
+      RunInstancesCommandInput['CpuOptions'],
+      string,
+    ][] = [
+      ['m5.metal', { CoreCount: 2, ThreadsPerCore: 2 }, 'InvalidParameterCombination'],
+      ['m5.xlarge', { CoreCount: 2 }, 'InvalidParameterCombination'],
+      ['m5.xlarge', { CoreCount: 3, ThreadsPerCore: 2 }, 'InvalidCpuOptions'],
+    ];
+    for (const [type, cpu, code] of cases) {
+      expect(
+        (await errorOf(run({ ImageId: ami, InstanceType: type, CpuOptions: cpu }))).name,
+        JSON.stringify(cpu),
+      ).toBe(code);
+    }
+    const ok = await run({
+      ImageId: ami,
+      InstanceType: 'm5.xlarge',
+      CpuOptions: { CoreCount: 2, ThreadsPerCore: 1 },
+    });
+    expect(ok.Instances?.[0]?.CpuOptions).toEqual({ CoreCount: 2, ThreadsPerCore: 1 });
+  });
+
+  it('RunInstances and CreateVolume answer a repeated client token with the first result, and other parameters with IdempotentParameterMismatch', async () => {
+    const ami = await image('uefi');
+    const first = await run({ ImageId: ami, InstanceType: 'm5.large', ClientToken: 'launch-1' });
+    const again = await run({ ImageId: ami, InstanceType: 'm5.large', ClientToken: 'launch-1' });
+    expect(again.Instances?.[0]?.InstanceId).toBe(first.Instances?.[0]?.InstanceId);
+    const other = await errorOf(run({ ImageId: ami, InstanceType: 'm5.xlarge', ClientToken: 'launch-1' }));
+    expect(other.name).toBe('IdempotentParameterMismatch');
+    const volume = (input: { Size: number }) =>
+      ec2.send(
+        new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', ClientToken: 'volume-1', ...input }),
+      );
+    const a = await volume({ Size: 2 });
+    expect((await volume({ Size: 2 })).VolumeId).toBe(a.VolumeId);
+    expect((await errorOf(volume({ Size: 3 }))).name).toBe('IdempotentParameterMismatch');
+  });
+
+  it('DescribeAvailabilityZones refuses an unknown ZoneNames entry, and an unknown zone-name filter matches nothing', async () => {
+    const err = await errorOf(ec2.send(new DescribeAvailabilityZonesCommand({ ZoneNames: ['us-east-1z'] })));
+    expect(err.name).toBe('InvalidParameterValue');
+    const { AvailabilityZones = [] } = await ec2.send(
+      new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'zone-name', Values: ['us-east-1z'] }] }),
+    );
+    expect(AvailabilityZones).toEqual([]);
+    const named = await ec2.send(new DescribeAvailabilityZonesCommand({ ZoneNames: ['us-east-1b'] }));
+    expect(named.AvailabilityZones?.map((z) => z.ZoneName)).toEqual(['us-east-1b']);
+  });
+});
