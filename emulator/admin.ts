@@ -1,5 +1,6 @@
 import type { Instance, InstanceBlockDeviceMapping } from '@aws-sdk/client-ec2';
 import { Block, contentDigest, pickIndices, prng } from './blocks.js';
+import { checkVolumeSpec } from './ec2.js';
 import { ACCOUNT_ID, ApiError, type EmulatorOptions, newId, tagsFrom, type World } from './state.js';
 
 /** Test-only JSON API beside the AWS services. See emulator/README.md. */
@@ -133,6 +134,9 @@ export class AdminApi {
 
   private makeVolume(region: string, zone: string, spec: VolumeSpec) {
     if (!Number.isInteger(spec.sizeGiB) || spec.sizeGiB < 1) fail('sizeGiB must be a whole number of GiB');
+    // Seeded volumes follow the rules AWS applies to created ones: a test cannot start from a
+    // volume AWS would not have.
+    checkVolumeSpec(spec.volumeType ?? 'gp3', spec.iops, spec.throughput, spec.sizeGiB);
     const record = this.world.createVolume(region, zone, spec.sizeGiB, spec.volumeType ?? 'gp3', {
       Encrypted: spec.encrypted ?? false,
       ...(spec.encrypted && {

@@ -59,7 +59,23 @@ function tagSpecs(specs: TagSpecification[] | undefined, resourceType: string): 
     if (spec.ResourceType === resourceType) tags.push(...(spec.Tags ?? []));
   }
   for (const tag of tags) checkTag(tag);
+  checkTagCount(tags);
   return tags;
+}
+
+/**
+ * "Tag your Amazon EC2 resources" (EC2 user guide), tag restrictions: at most 50 tags per
+ * resource (aws: tags, which users cannot set, do not count). Past that, TagLimitExceeded.
+ */
+const MAX_TAGS = 50;
+
+function checkTagCount(tags: Tag[]): void {
+  if (tags.length > MAX_TAGS) {
+    throw new ApiError(
+      'TagLimitExceeded',
+      `The maximum number of tags per resource is ${MAX_TAGS}; ${tags.length} were given.`,
+    );
+  }
 }
 
 function checkTag(tag: Tag): void {
@@ -128,6 +144,92 @@ function require<T>(value: T | undefined, name: string): T {
 }
 
 const VOLUME_TYPES = new Set(['gp2', 'gp3', 'io1', 'io2', 'st1', 'sc1', 'standard']);
+
+/** CreateVolume (EC2 API reference), Size: the sizes each volume type takes, in GiB. */
+const SIZE_RANGE: Record<string, [number, number]> = {
+  gp2: [1, 16384],
+  gp3: [1, 65536],
+  io1: [4, 16384],
+  io2: [4, 65536],
+  st1: [125, 16384],
+  sc1: [125, 16384],
+  standard: [1, 1024],
+};
+/** CreateVolume (EC2 API reference), Iops: the range of each type that takes IOPS. */
+const IOPS_RANGE: Record<string, [number, number]> = {
+  gp3: [3000, 16000],
+  io1: [100, 64000],
+  io2: [100, 256000],
+};
+/**
+ * Amazon EBS volume types (EBS user guide): the most IOPS per GiB of size (gp3 above its 3,000
+ * baseline), and for gp3 at most 0.25 MiB/s of throughput per provisioned IOPS.
+ */
+const IOPS_PER_GIB: Record<string, number> = { gp3: 500, io1: 50, io2: 1000 };
+
+/** The volume settings AWS accepts, by type; throws what EC2 answers otherwise. */
+export function checkVolumeSpec(
+  type: string | undefined,
+  iops: number | undefined,
+  throughput: number | undefined,
+  sizeGiB?: number,
+): void {
+  if (type !== undefined && !VOLUME_TYPES.has(type)) {
+    throw new ApiError('InvalidParameterValue', `Value (${type}) for parameter volumeType is invalid.`);
+  }
+  const t = type ?? 'gp2';
+  if (iops !== undefined && !(t in IOPS_RANGE)) {
+    throw new ApiError(
+      'InvalidParameterCombination',
+      `The parameter iops is not supported for ${t} volumes.`,
+    );
+  }
+  if ((t === 'io1' || t === 'io2') && iops === undefined) {
+    throw new ApiError(
+      'InvalidParameterCombination',
+      `The parameter iops must be specified for ${t} volumes.`,
+    );
+  }
+  if (throughput !== undefined && t !== 'gp3') {
+    throw new ApiError(
+      'InvalidParameterCombination',
+      `The parameter throughput is not supported for ${t} volumes.`,
+    );
+  }
+  const sizes = SIZE_RANGE[t];
+  if (sizeGiB !== undefined && sizes && (sizeGiB < sizes[0] || sizeGiB > sizes[1])) {
+    throw new ApiError(
+      'InvalidParameterValue',
+      `Volume of ${sizeGiB} GiB is outside ${sizes[0]}-${sizes[1]} GiB for ${t}.`,
+    );
+  }
+  const range = IOPS_RANGE[t];
+  if (iops !== undefined && range && (iops < range[0] || iops > range[1])) {
+    throw new ApiError(
+      'InvalidParameterValue',
+      `Volume iops of ${iops} is outside ${range[0]}-${range[1]} for ${t}.`,
+    );
+  }
+  const perGib = IOPS_PER_GIB[t];
+  if (iops !== undefined && perGib !== undefined && sizeGiB !== undefined) {
+    const most = Math.max(t === 'gp3' ? 3000 : 0, perGib * sizeGiB);
+    if (iops > most) {
+      throw new ApiError(
+        'InvalidParameterValue',
+        `Volume iops of ${iops} is too high; maximum is ${most} for ${sizeGiB} GiB of ${t}.`,
+      );
+    }
+  }
+  if (t === 'gp3' && throughput !== undefined) {
+    const most = Math.min(1000, (iops ?? 3000) / 4);
+    if (throughput < 125 || throughput > most) {
+      throw new ApiError(
+        'InvalidParameterValue',
+        `Throughput of ${throughput} MiB/s is outside 125-${most} for ${iops ?? 3000} IOPS of gp3.`,
+      );
+    }
+  }
+}
 
 export class Ec2Service {
   constructor(private readonly world: World) {}
@@ -401,6 +503,7 @@ export class Ec2Service {
     const tags = require(input.Tags as Tag[] | undefined, 'Tag');
     tags.forEach(checkTag);
     const targets = resources.map((id) => this.taggable(region, id));
+    for (const target of targets) checkTagCount(mergeTags(target.Tags, tags));
     for (const target of targets) target.Tags = mergeTags(target.Tags, tags);
     return { Return: true };
   }
@@ -452,7 +555,12 @@ export class Ec2Service {
           );
         }
       }
-      this.checkVolumeSpec(ebs.VolumeType, ebs.Iops, ebs.Throughput);
+      const mappedSize =
+        ebs.VolumeSize ??
+        (ebs.SnapshotId !== undefined
+          ? this.world.snapshotRecord(ebs.SnapshotId, region).snapshot.VolumeSize
+          : undefined);
+      this.checkVolumeSpec(ebs.VolumeType, ebs.Iops, ebs.Throughput, mappedSize);
     }
     if (!mappings.some((m) => m.DeviceName === root && m.Ebs?.SnapshotId)) {
       throw new ApiError(
@@ -522,29 +630,9 @@ export class Ec2Service {
     type: string | undefined,
     iops: number | undefined,
     throughput: number | undefined,
+    sizeGiB?: number,
   ): void {
-    if (type !== undefined && !VOLUME_TYPES.has(type)) {
-      throw new ApiError('InvalidParameterValue', `Value (${type}) for parameter volumeType is invalid.`);
-    }
-    const t = type ?? 'gp2';
-    if (iops !== undefined && !['io1', 'io2', 'gp3'].includes(t)) {
-      throw new ApiError(
-        'InvalidParameterCombination',
-        `The parameter iops is not supported for ${t} volumes.`,
-      );
-    }
-    if ((t === 'io1' || t === 'io2') && iops === undefined) {
-      throw new ApiError(
-        'InvalidParameterCombination',
-        `The parameter iops must be specified for ${t} volumes.`,
-      );
-    }
-    if (throughput !== undefined && t !== 'gp3') {
-      throw new ApiError(
-        'InvalidParameterCombination',
-        `The parameter throughput is not supported for ${t} volumes.`,
-      );
-    }
+    checkVolumeSpec(type, iops, throughput, sizeGiB);
   }
 
   CreateVolume(region: string, input: Input): Output {
@@ -582,7 +670,12 @@ export class Ec2Service {
       );
     }
     const type = (input.VolumeType as string | undefined) ?? 'gp2';
-    this.checkVolumeSpec(type, input.Iops as number | undefined, input.Throughput as number | undefined);
+    this.checkVolumeSpec(
+      type,
+      input.Iops as number | undefined,
+      input.Throughput as number | undefined,
+      size,
+    );
     const encrypted = Boolean(input.Encrypted) || Boolean(snap?.snapshot.Encrypted);
     const kmsKeyId = (input.KmsKeyId as string | undefined) ?? snap?.snapshot.KmsKeyId;
     const record = this.world.createVolume(

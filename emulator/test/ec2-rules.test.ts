@@ -4,6 +4,7 @@
  */
 import {
   CreateSnapshotCommand,
+  CreateTagsCommand,
   CreateVolumeCommand,
   DescribeAvailabilityZonesCommand,
   DescribeInstanceTypesCommand,
@@ -150,5 +151,52 @@ describe('EC2 rules of the emulator', () => {
     expect(AvailabilityZones).toEqual([]);
     const named = await ec2.send(new DescribeAvailabilityZonesCommand({ ZoneNames: ['us-east-1b'] }));
     expect(named.AvailabilityZones?.map((z) => z.ZoneName)).toEqual(['us-east-1b']);
+  });
+
+  it('CreateVolume applies the sizes, IOPS ranges and ratios of each volume type, and the admin API seeds only valid volumes', async () => {
+    const create = (input: {
+      VolumeType: 'gp3' | 'io1' | 'io2';
+      Size: number;
+      Iops?: number;
+      Throughput?: number;
+    }) => ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', ...input }));
+    for (const bad of [
+      { VolumeType: 'gp3', Size: 2, Iops: 4000 },
+      { VolumeType: 'io2', Size: 4, Iops: 5000 },
+      { VolumeType: 'io1', Size: 3, Iops: 100 },
+      { VolumeType: 'gp3', Size: 100, Iops: 3000, Throughput: 800 },
+      { VolumeType: 'gp3', Size: 100, Iops: 2000 },
+    ] as const) {
+      expect((await errorOf(create(bad))).name, JSON.stringify(bad)).toBe('InvalidParameterValue');
+    }
+    const ok = await create({ VolumeType: 'gp3', Size: 8, Iops: 4000, Throughput: 250 });
+    expect(ok).toMatchObject({ Size: 8, Iops: 4000, Throughput: 250 });
+    await expect(em.admin.volume({ sizeGiB: 4, volumeType: 'io2', iops: 5000 })).rejects.toThrow(/too high/);
+  });
+
+  it('refuses more than 50 tags on a resource, at creation and by CreateTags', async () => {
+    const tags = (n: number, prefix = 'k') =>
+      Array.from({ length: n }, (_, i) => ({ Key: `${prefix}${i}`, Value: 'v' }));
+    const tooMany = await errorOf(
+      ec2.send(
+        new CreateVolumeCommand({
+          AvailabilityZone: 'us-east-1a',
+          Size: 1,
+          TagSpecifications: [{ ResourceType: 'volume', Tags: tags(51) }],
+        }),
+      ),
+    );
+    expect(tooMany.name).toBe('TagLimitExceeded');
+    const volume = await ec2.send(
+      new CreateVolumeCommand({
+        AvailabilityZone: 'us-east-1a',
+        Size: 1,
+        TagSpecifications: [{ ResourceType: 'volume', Tags: tags(50) }],
+      }),
+    );
+    const more = await errorOf(
+      ec2.send(new CreateTagsCommand({ Resources: [volume.VolumeId!], Tags: tags(1, 'extra') })),
+    );
+    expect(more.name).toBe('TagLimitExceeded');
   });
 });

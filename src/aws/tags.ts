@@ -63,3 +63,21 @@ export function levelTag(tags: Tag[] | undefined): Level | undefined {
   const parsed = levelSchema.safeParse(tagValue(tags, TAG.level));
   return parsed.success ? parsed.data : undefined;
 }
+
+/** At most 50 tags per EC2 resource ("Tag your Amazon EC2 resources", tag restrictions). */
+export const MAX_TAGS = 50;
+
+/**
+ * A resource's tags within the limit: ec2-bpipe's own tags always (a restore, retention and the
+ * journal depend on them), then the others while room remains. Returns what was left out, so
+ * the caller can say it.
+ */
+export function withinTagLimit(ours: Tag[], others: Tag[]): { tags: Tag[]; dropped: string[] } {
+  const ourKeys = new Set(ours.map((t) => t.Key));
+  const rest = others.filter((t) => !ourKeys.has(t.Key));
+  const room = Math.max(0, MAX_TAGS - ours.length);
+  return {
+    tags: [...rest.slice(0, room), ...ours],
+    dropped: rest.slice(room).flatMap((t) => (t.Key === undefined ? [] : [t.Key])),
+  };
+}

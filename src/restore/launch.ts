@@ -37,7 +37,7 @@ import { pollUntil } from '../retry.js';
 import type { RestoreSettings } from '../config.js';
 import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import type { Manifest, VolumeMeta } from '../stream/schema.js';
-import { RESTORE_TAG, tagValue } from '../aws/tags.js';
+import { RESTORE_TAG, tagValue, withinTagLimit } from '../aws/tags.js';
 import { answered } from '../aws/answer.js';
 import { TAKES_IOPS } from '../aws/metadata.js';
 
@@ -116,6 +116,10 @@ function instanceType(value: string | null): _InstanceType | undefined {
     );
   }
   return type;
+}
+
+function tagLimitNote(dropped: string[], source: string): string {
+  return `EC2 takes 50 tags per resource; ${dropped.length} original tag(s) of ${source} were left out to keep the restore tags: ${dropped.join(', ')}`;
 }
 
 /** Tags on everything a restore creates: the restore flag, an RFC 3339 date, the original id, and the user's tags. */
@@ -354,6 +358,9 @@ export async function launchInstance(
     }),
   );
   for (const line of target.type?.adapted ?? []) log.warn(`${meta.instanceId}: ${line}`);
+  const instanceTags = withinTagLimit(restoreTags(settings, meta.instanceId, date), meta.tags);
+  if (instanceTags.dropped.length)
+    log.warn(`${meta.instanceId}: ${tagLimitNote(instanceTags.dropped, meta.instanceId)}`);
   const earlier = await launchedBefore(ec2, token);
   const madeBefore = earlier === undefined ? await imageMadeBefore(ec2, token) : undefined;
   let imageId: string;
@@ -430,13 +437,12 @@ export async function launchInstance(
       const source = mappings.find((m) => m.deviceName === mapping.DeviceName);
       const volumeId = mapping.Ebs?.VolumeId;
       if (!source || !volumeId) continue;
-      const original = source.volume.meta.tags;
-      await ec2.send(
-        new CreateTagsCommand({
-          Resources: [volumeId],
-          Tags: [...original, ...restoreTags(settings, source.volumeId, date)],
-        }),
+      const { tags, dropped } = withinTagLimit(
+        restoreTags(settings, source.volumeId, date),
+        source.volume.meta.tags,
       );
+      if (dropped.length) log.warn(`${volumeId}: ${tagLimitNote(dropped, source.volumeId)}`);
+      await ec2.send(new CreateTagsCommand({ Resources: [volumeId], Tags: tags }));
       volumes.push({ volumeId, source: source.volumeId, device: source.deviceName });
     }
     return {
@@ -561,7 +567,10 @@ function runInstancesInput(
       EbsOptimized: meta.ebsOptimized && (target.type?.ebsOptimized ?? true),
     }),
     TagSpecifications: [
-      { ResourceType: 'instance', Tags: [...meta.tags, ...restoreTags(settings, meta.instanceId, date)] },
+      {
+        ResourceType: 'instance',
+        Tags: withinTagLimit(restoreTags(settings, meta.instanceId, date), meta.tags).tags,
+      },
     ],
   };
 }
@@ -586,6 +595,11 @@ export async function createVolumes(
     // As for a launch: a rerun finds the volume by its token tag; the ClientToken covers a
     // response lost within this run (the same request sent again).
     const token = idempotencyToken(manifest.config, manifest.job, source, target.region, zone);
+    const volumeTags = withinTagLimit(
+      [...restoreTags(settings, source, date), { Key: RESTORE_TAG.token, Value: token }],
+      volume.meta.tags,
+    );
+    if (volumeTags.dropped.length) log.warn(`${source}: ${tagLimitNote(volumeTags.dropped, source)}`);
     const { Volumes = [] } = await ec2.send(
       new DescribeVolumesCommand({ Filters: [{ Name: `tag:${RESTORE_TAG.token}`, Values: [token] }] }),
     );
@@ -602,16 +616,7 @@ export async function createVolumes(
               Size: volume.meta.sizeGiB,
               ...volumeSpec(volume.meta),
               ClientToken: token,
-              TagSpecifications: [
-                {
-                  ResourceType: 'volume',
-                  Tags: [
-                    ...volume.meta.tags,
-                    ...restoreTags(settings, source, date),
-                    { Key: RESTORE_TAG.token, Value: token },
-                  ],
-                },
-              ],
+              TagSpecifications: [{ ResourceType: 'volume', Tags: volumeTags.tags }],
             }),
           )
         ).VolumeId,

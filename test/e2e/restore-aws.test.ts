@@ -50,7 +50,8 @@ describe('restore to AWS', () => {
       volumes: [
         {
           device: '/dev/xvda',
-          sizeGiB: 2,
+          // gp3 above 3,000 IOPS needs a GiB per 500 IOPS; io2 takes at most 1,000 IOPS per GiB.
+          sizeGiB: 8,
           volumeType: 'gp3',
           iops: 4000,
           throughput: 250,
@@ -59,7 +60,7 @@ describe('restore to AWS', () => {
         },
         {
           device: '/dev/sdf',
-          sizeGiB: 4,
+          sizeGiB: 8,
           volumeType: 'io2',
           iops: 5000,
           fill: { blocks: 8, seed: 2 },
@@ -159,10 +160,10 @@ describe('restore to AWS', () => {
       );
       expect(tagMap(volume.Tags)['ec2-bpipe:source']).toBe(source.volumeIds[i]);
       if (i === 0) {
-        expect(volume).toMatchObject({ VolumeType: 'gp3', Iops: 4000, Throughput: 250, Size: 2 });
+        expect(volume).toMatchObject({ VolumeType: 'gp3', Iops: 4000, Throughput: 250, Size: 8 });
         expect(tagMap(volume.Tags).Role).toBe('root');
       }
-      if (i === 1) expect(volume).toMatchObject({ VolumeType: 'io2', Iops: 5000, Size: 4 });
+      if (i === 1) expect(volume).toMatchObject({ VolumeType: 'io2', Iops: 5000, Size: 8 });
       if (i === 2) expect(volume).toMatchObject({ Encrypted: true, KmsKeyId: KEY_EAST });
     }
     expect(state.images.filter((img) => img.State !== 'deregistered')).toEqual([]);

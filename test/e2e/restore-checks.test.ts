@@ -154,3 +154,38 @@ describe('the instance type of a launch', () => {
     });
   });
 });
+
+describe('tags within the limit', () => {
+  it('keeps the restore tags of an instance with 49 tags, leaves out the originals that do not fit, and says so', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const tags = Object.fromEntries(
+        Array.from({ length: 49 }, (_, i) => [`t${String(i).padStart(2, '0')}`, 'v']),
+      );
+      const source = await em.admin.instance({
+        instanceType: 'm5.large',
+        tags,
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 9 } }],
+      });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'j1.tar');
+      expect(
+        (
+          await cli(['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'], {
+            stdoutFile: file,
+          })
+        ).code,
+      ).toBe(0);
+      const restored = await cli(['restore', `--config=${config}`, file]);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(restored.stderr).toMatch(
+        /EC2 takes 50 tags per resource; 2 original tag\(s\) of i-[0-9a-f]+ were left out to keep the restore tags: t47, t48/,
+      );
+      const instanceId = /^instance (i-[0-9a-f]+)/m.exec(restored.stdout.toString())![1];
+      const instance = (await em.admin.state()).instances.find((i) => i.InstanceId === instanceId)!;
+      expect(instance.Tags).toHaveLength(50);
+      expect(instance.Tags.map((t: { Key: string }) => t.Key)).toEqual(
+        expect.arrayContaining(['ec2-bpipe:restored', 'ec2-bpipe:source', 't00']),
+      );
+    });
+  });
+});
