@@ -10,7 +10,6 @@ const awsId = (prefix: string): RegExp => new RegExp(`^${prefix}-(?:[0-9a-f]{8}|
 export const INSTANCE_ID = awsId('i');
 export const VOLUME_ID = awsId('vol');
 export const SNAPSHOT_ID = awsId('snap');
-export const IMAGE_ID = awsId('ami');
 
 /** Region names such as eu-west-1, us-gov-west-1, ap-southeast-4. */
 export const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
