@@ -210,6 +210,8 @@ export class AdminApi {
     const instance: Instance = {
       InstanceId: instanceId,
       ImageId: 'ami-0123456789abcdef0',
+      PlatformDetails: 'Linux/UNIX',
+      UsageOperation: 'RunInstances',
       InstanceType: String(body.instanceType ?? 't3.micro') as Instance['InstanceType'],
       State: { Code: 16, Name: 'running' },
       LaunchTime: new Date(),

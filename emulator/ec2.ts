@@ -568,6 +568,11 @@ export class Ec2Service {
         `The root device ${root} has no snapshot in the block device mappings`,
       );
     }
+    // RegisterImage (EC2 API reference), TpmSupport, and the NitroTPM prerequisites: TPM v2.0
+    // needs an AMI that boots UEFI.
+    if (input.TpmSupport === 'v2.0' && input.BootMode !== 'uefi' && input.BootMode !== 'uefi-preferred') {
+      throw new ApiError('InvalidParameterCombination', 'TpmSupport v2.0 requires BootMode uefi.');
+    }
     const image: Image = {
       ImageId: newId('ami'),
       Name: name,

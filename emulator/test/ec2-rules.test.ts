@@ -199,4 +199,23 @@ describe('EC2 rules of the emulator', () => {
     );
     expect(more.name).toBe('TagLimitExceeded');
   });
+
+  it('RegisterImage refuses TPM v2.0 on an AMI that does not boot UEFI', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1 });
+    const { SnapshotId } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
+    const register = (BootMode: 'uefi' | 'legacy-bios') =>
+      ec2.send(
+        new RegisterImageCommand({
+          Name: `tpm-${BootMode}`,
+          Architecture: 'x86_64',
+          RootDeviceName: '/dev/xvda',
+          VirtualizationType: 'hvm',
+          BootMode,
+          TpmSupport: 'v2.0',
+          BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId } }],
+        }),
+      );
+    expect((await errorOf(register('legacy-bios'))).name).toBe('InvalidParameterCombination');
+    expect((await register('uefi')).ImageId).toMatch(/^ami-/);
+  });
 });

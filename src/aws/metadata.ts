@@ -76,6 +76,8 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
       : null,
     userData: attribute.UserData?.Value ?? null,
     tags: userTags(instance.Tags),
+    platformDetails: instance.PlatformDetails ?? null,
+    usageOperation: instance.UsageOperation ?? null,
     blockDeviceMappings: (instance.BlockDeviceMappings ?? []).flatMap((b) =>
       b.Ebs?.VolumeId === undefined || b.DeviceName === undefined
         ? []

@@ -118,6 +118,26 @@ function instanceType(value: string | null): _InstanceType | undefined {
   return type;
 }
 
+/**
+ * An AMI registered from snapshots carries no billing product ("Understand AMI billing
+ * information", EC2 user guide): a Windows, RHEL or SLES instance restored that way runs as plain
+ * Linux/UNIX, without the license AWS sold with it. Said before the launch, with what to do.
+ */
+function billingLoss(meta: InstanceMeta): string | undefined {
+  if (
+    meta.usageOperation === undefined ||
+    meta.usageOperation === null ||
+    meta.usageOperation === 'RunInstances'
+  )
+    return undefined;
+  const platform = meta.platformDetails ?? 'a licensed platform';
+  return (
+    `the source ran ${platform} (billing code ${meta.usageOperation}), and an instance launched from snapshots loses ` +
+    'that billing product and its license. To keep it, launch from the vendor AMI and replace its root volume with the ' +
+    'restored snapshot (EC2 "Replace root volume"), after restore --no-launch.'
+  );
+}
+
 function tagLimitNote(dropped: string[], source: string): string {
   return `EC2 takes 50 tags per resource; ${dropped.length} original tag(s) of ${source} were left out to keep the restore tags: ${dropped.join(', ')}`;
 }
@@ -358,6 +378,8 @@ export async function launchInstance(
     }),
   );
   for (const line of target.type?.adapted ?? []) log.warn(`${meta.instanceId}: ${line}`);
+  const billing = billingLoss(meta);
+  if (billing !== undefined) log.warn(`${meta.instanceId}: ${billing}`);
   const instanceTags = withinTagLimit(restoreTags(settings, meta.instanceId, date), meta.tags);
   if (instanceTags.dropped.length)
     log.warn(`${meta.instanceId}: ${tagLimitNote(instanceTags.dropped, meta.instanceId)}`);

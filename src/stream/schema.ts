@@ -106,6 +106,13 @@ export const instanceMetaSchema = z.object({
     .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64')
     .nullable(),
   tags,
+  /**
+   * The source's platform and billing code (EC2 PlatformDetails, UsageOperation): an instance
+   * launched from an AMI registered from snapshots loses a billing product (Windows, RHEL, SLES),
+   * and a restore says so. Absent in streams written before these fields.
+   */
+  platformDetails: label.nullable().optional(),
+  usageOperation: label.nullable().optional(),
   blockDeviceMappings: z
     .array(z.object({ deviceName: label, volumeId, deleteOnTermination: z.boolean().nullable() }))
     .max(128),

@@ -189,3 +189,29 @@ describe('tags within the limit', () => {
     });
   });
 });
+
+describe('what a restore from snapshots loses', () => {
+  it('records the platform and billing code, and warns before launching a RHEL instance that loses its billing product', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const source = await em.admin.instance({
+        instanceType: 'm5.large',
+        attributes: { PlatformDetails: 'Red Hat Enterprise Linux', UsageOperation: 'RunInstances:0010' },
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 11 } }],
+      });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'j1.tar');
+      expect(
+        (
+          await cli(['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'], {
+            stdoutFile: file,
+          })
+        ).code,
+      ).toBe(0);
+      const restored = await cli(['restore', `--config=${config}`, file]);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(restored.stderr).toMatch(
+        /the source ran Red Hat Enterprise Linux \(billing code RunInstances:0010\), and an instance launched from snapshots loses that billing product and its license\..*Replace root volume/,
+      );
+    });
+  });
+});
