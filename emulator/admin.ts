@@ -253,6 +253,7 @@ export class AdminApi {
       region,
       instance,
       ...(body.userData !== undefined && { userData: String(body.userData) }),
+      ...(body.uefiData !== undefined && { uefiData: String(body.uefiData) }),
       readyAt: 0,
     });
     return { instanceId, volumeIds };
@@ -283,7 +284,11 @@ export class AdminApi {
         ParentSnapshotId: r.parentSnapshotId,
         Origin: r.origin,
       })),
-      images: [...this.world.images.values()].map((r) => ({ ...r.image, Region: r.region })),
+      images: [...this.world.images.values()].map((r) => ({
+        ...r.image,
+        Region: r.region,
+        UefiData: r.uefiData,
+      })),
     };
   }
 

@@ -322,6 +322,15 @@ export class Ec2Service {
     };
   }
 
+  /** GetInstanceUefiData (EC2 API reference): the instance's UEFI variable store, base64. */
+  GetInstanceUefiData(region: string, input: Input): Output {
+    const record = this.world.instanceRecord(require(input.InstanceId as string, 'InstanceId'), region);
+    return {
+      InstanceId: record.instance.InstanceId,
+      ...(record.uefiData !== undefined && { UefiData: record.uefiData }),
+    };
+  }
+
   DescribeInstanceAttribute(region: string, input: Input): Output {
     const record = this.world.instanceRecord(require(input.InstanceId as string, 'InstanceId'), region);
     const attribute = require(input.Attribute as string, 'Attribute');
@@ -594,10 +603,16 @@ export class Ec2Service {
       Public: false,
       Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'image'),
     };
+    // RegisterImage (EC2 API reference), UefiData: the base64 UEFI variable store, at most 64 KiB.
+    const uefiData = input.UefiData as string | undefined;
+    if (uefiData !== undefined && (uefiData.length > 64 * 1024 || !/^[A-Za-z0-9+/]*={0,2}$/.test(uefiData))) {
+      throw new ApiError('InvalidParameterValue', 'UefiData must be base64 of at most 64 KiB.');
+    }
     this.world.images.set(image.ImageId!, {
       region,
       image,
       readyAt: Date.now() + this.world.options.pendingMs,
+      ...(uefiData !== undefined && { uefiData }),
     });
     return { ImageId: image.ImageId };
   }

@@ -97,12 +97,16 @@ export interface InstanceRecord {
   readyAt: number;
   /** The RunInstances request without its ClientToken, to answer a repeat of that token. */
   requestFingerprint?: string;
+  /** The UEFI variable store, base64 (GetInstanceUefiData). */
+  uefiData?: string;
 }
 
 export interface ImageRecord {
   region: string;
   image: Image;
   readyAt: number;
+  /** RegisterImage's UefiData, base64. */
+  uefiData?: string;
 }
 
 export interface RegionRecord {

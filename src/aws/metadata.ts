@@ -1,5 +1,6 @@
 import {
   DescribeInstanceAttributeCommand,
+  GetInstanceUefiDataCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
   type EC2Client,
@@ -77,6 +78,7 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
     userData: attribute.UserData?.Value ?? null,
     tags: userTags(instance.Tags),
     platformDetails: instance.PlatformDetails ?? null,
+    uefiData: await uefiData(ec2, instance, instanceId),
     usageOperation: instance.UsageOperation ?? null,
     blockDeviceMappings: (instance.BlockDeviceMappings ?? []).flatMap((b) =>
       b.Ebs?.VolumeId === undefined || b.DeviceName === undefined
@@ -90,6 +92,16 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
           ],
     ),
   };
+}
+
+/**
+ * A UEFI instance's variable store (Secure Boot keys and boot entries): RegisterImage takes it back,
+ * so a restored instance boots with the same keys. Legacy-BIOS instances have none.
+ */
+async function uefiData(ec2: EC2Client, instance: Instance, instanceId: string): Promise<string | null> {
+  if (instance.CurrentInstanceBootMode !== 'uefi' && instance.BootMode !== 'uefi') return null;
+  const { UefiData } = await ec2.send(new GetInstanceUefiDataCommand({ InstanceId: instanceId }));
+  return UefiData || null;
 }
 
 export async function describeVolumes(ec2: EC2Client, volumeIds: string[]): Promise<Map<string, Volume>> {

@@ -404,6 +404,7 @@ export async function launchInstance(
         VirtualizationType: meta.virtualizationType ?? 'hvm',
         BootMode: known(BootModeValues, meta.bootMode),
         TpmSupport: known(TpmSupportValues, meta.tpmSupport),
+        ...(meta.uefiData && { UefiData: meta.uefiData }),
         ...(meta.enaSupport !== null && { EnaSupport: meta.enaSupport && (target.type?.ena ?? true) }),
         ...(meta.sriovNetSupport !== null && { SriovNetSupport: meta.sriovNetSupport }),
         BlockDeviceMappings: mappings.map(({ volume, ...m }) => ({

@@ -112,6 +112,13 @@ export const instanceMetaSchema = z.object({
    * and a restore says so. Absent in streams written before these fields.
    */
   platformDetails: label.nullable().optional(),
+  /** The UEFI variable store (GetInstanceUefiData), base64, for a UEFI instance; since 0.2. */
+  uefiData: z
+    .string()
+    .max(96 * 1024)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64')
+    .nullable()
+    .optional(),
   usageOperation: label.nullable().optional(),
   blockDeviceMappings: z
     .array(z.object({ deviceName: label, volumeId, deleteOnTermination: z.boolean().nullable() }))

@@ -215,3 +215,30 @@ describe('what a restore from snapshots loses', () => {
     });
   });
 });
+
+describe('the UEFI variable store', () => {
+  it('is backed up with a UEFI instance and given back to RegisterImage, so Secure Boot keys survive', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const uefi = Buffer.from('secure boot variables: PK KEK db dbx').toString('base64');
+      const source = await em.admin.instance({
+        instanceType: 'm5.large',
+        uefiData: uefi,
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 12 } }],
+      });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'j1.tar');
+      expect(
+        (
+          await cli(['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'], {
+            stdoutFile: file,
+          })
+        ).code,
+      ).toBe(0);
+      const restored = await cli(['restore', `--config=${config}`, '--keep-image', file]);
+      expect(restored.code, restored.stderr).toBe(0);
+      const imageId = /^image (ami-[0-9a-f]+)/m.exec(restored.stdout.toString())?.[1];
+      const image = (await em.admin.state()).images.find((i) => i.ImageId === imageId);
+      expect(image?.UefiData).toBe(uefi);
+    });
+  });
+});
