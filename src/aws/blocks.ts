@@ -21,6 +21,31 @@ function expiredPage(err: unknown): boolean {
   return err instanceof ValidationException && err.Reason === 'INVALID_PAGE_TOKEN';
 }
 
+function expiredBlockToken(err: unknown): boolean {
+  return err instanceof ValidationException && err.Reason === 'INVALID_BLOCK_TOKEN';
+}
+
+/**
+ * A fresh token for one block: the same listing again, from that block's index. `base` makes it
+ * ListChangedBlocks (the second snapshot's token), else ListSnapshotBlocks.
+ */
+export async function renewToken(
+  ebs: EBSClient,
+  snapshotId: string,
+  base: string | undefined,
+  index: number,
+): Promise<string> {
+  const refs =
+    base === undefined ? snapshotBlocks(ebs, snapshotId, index) : changedBlocks(ebs, base, snapshotId, index);
+  for await (const ref of refs) {
+    if (ref.index > index) break;
+    if (ref.index === index && ref.token !== undefined) return ref.token;
+  }
+  throw new RuntimeFailure(
+    `block ${index} of ${snapshotId} is no longer listed; its token cannot be renewed`,
+  );
+}
+
 /** Where the next page starts: the page token, or, when there is none, the next block index. */
 type PagePosition = { NextToken: string } | { StartingBlockIndex: number };
 
@@ -37,9 +62,10 @@ interface Page {
 async function* pagedBlocks(
   what: string,
   fetch: (position: PagePosition) => Promise<Page>,
+  from = 0,
 ): AsyncGenerator<BlockRef> {
   let nextToken: string | undefined;
-  let nextIndex = 0;
+  let nextIndex = from;
   for (;;) {
     let page: Page;
     try {
@@ -68,18 +94,22 @@ function ref(index: number | undefined, token: string | undefined, what: string)
   return { index, ...(token !== undefined && { token }) };
 }
 
-/** Every block of a snapshot that holds data (ListSnapshotBlocks). */
-export function snapshotBlocks(ebs: EBSClient, snapshotId: string): AsyncGenerator<BlockRef> {
+/** Every block of a snapshot that holds data (ListSnapshotBlocks), from block `from` on. */
+export function snapshotBlocks(ebs: EBSClient, snapshotId: string, from = 0): AsyncGenerator<BlockRef> {
   const what = `ListSnapshotBlocks for ${snapshotId}`;
-  return pagedBlocks(what, async (position) => {
-    const page = await ebs.send(
-      new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, MaxResults: PAGE, ...position }),
-    );
-    return {
-      blocks: (page.Blocks ?? []).map((b) => ref(b.BlockIndex, b.BlockToken, what)),
-      ...(page.NextToken && { nextToken: page.NextToken }),
-    };
-  });
+  return pagedBlocks(
+    what,
+    async (position) => {
+      const page = await ebs.send(
+        new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, MaxResults: PAGE, ...position }),
+      );
+      return {
+        blocks: (page.Blocks ?? []).map((b) => ref(b.BlockIndex, b.BlockToken, what)),
+        ...(page.NextToken && { nextToken: page.NextToken }),
+      };
+    },
+    from,
+  );
 }
 
 /**
@@ -91,22 +121,27 @@ export function changedBlocks(
   ebs: EBSClient,
   baseSnapshotId: string,
   snapshotId: string,
+  from = 0,
 ): AsyncGenerator<BlockRef> {
   const what = `ListChangedBlocks for ${snapshotId}`;
-  return pagedBlocks(what, async (position) => {
-    const page = await ebs.send(
-      new ListChangedBlocksCommand({
-        FirstSnapshotId: baseSnapshotId,
-        SecondSnapshotId: snapshotId,
-        MaxResults: PAGE,
-        ...position,
-      }),
-    );
-    return {
-      blocks: (page.ChangedBlocks ?? []).map((b) => ref(b.BlockIndex, b.SecondBlockToken, what)),
-      ...(page.NextToken && { nextToken: page.NextToken }),
-    };
-  });
+  return pagedBlocks(
+    what,
+    async (position) => {
+      const page = await ebs.send(
+        new ListChangedBlocksCommand({
+          FirstSnapshotId: baseSnapshotId,
+          SecondSnapshotId: snapshotId,
+          MaxResults: PAGE,
+          ...position,
+        }),
+      );
+      return {
+        blocks: (page.ChangedBlocks ?? []).map((b) => ref(b.BlockIndex, b.SecondBlockToken, what)),
+        ...(page.NextToken && { nextToken: page.NextToken }),
+      };
+    },
+    from,
+  );
 }
 
 class ChecksumMismatch extends Error {
@@ -154,16 +189,37 @@ export async function readBlock(
   snapshotId: string,
   ref: BlockRef,
   blockSize: number,
+  renew?: (index: number) => Promise<string>,
 ): Promise<ReadBlock> {
+  let token = ref.token;
+  let renewed = false;
+  /** Set when the attempt that just failed renewed the token: the next attempt uses the new one. */
+  let retryRenewed = false;
+  const retryable = (err: unknown): boolean =>
+    transientBlockError(err) || (retryRenewed && expiredBlockToken(err));
   try {
-    return await withRetry(POLICY.blockRead, transientBlockError, async () => {
-      const response = await ebs.send(
-        new GetSnapshotBlockCommand({
-          SnapshotId: snapshotId,
-          BlockIndex: ref.index,
-          BlockToken: ref.token,
-        }),
-      );
+    return await withRetry(POLICY.blockRead, retryable, async () => {
+      retryRenewed = false;
+      if (token === undefined) throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} has no token`);
+      let response;
+      try {
+        response = await ebs.send(
+          new GetSnapshotBlockCommand({
+            SnapshotId: snapshotId,
+            BlockIndex: ref.index,
+            BlockToken: token,
+          }),
+        );
+      } catch (err) {
+        // A token outlived by a long read (tokens expire; GetSnapshotBlock reference) is renewed
+        // once, by listing again from this block.
+        if (expiredBlockToken(err) && renew !== undefined && !renewed) {
+          token = await renew(ref.index);
+          renewed = true;
+          retryRenewed = true;
+        }
+        throw err;
+      }
       if (!response.BlockData) throw new ChecksumMismatch('no body');
       const data = await readBody(response.BlockData as AsyncIterable<Uint8Array>, blockSize);
       if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { Logger } from 'pino';
-import { type BlockRef, changedBlocks, readBlock, snapshotBlocks } from '../aws/blocks.js';
+import { type BlockRef, changedBlocks, readBlock, renewToken, snapshotBlocks } from '../aws/blocks.js';
 import { performance, userTags } from '../aws/metadata.js';
 import { RuntimeFailure } from '../errors.js';
 import { orderedMap } from '../pool.js';
@@ -105,11 +105,16 @@ export async function streamVolume(
   const indices = async function* (): AsyncGenerator<number> {
     for await (const ref of checkListing(source())) yield ref.index;
   };
+  let renewed = 0;
+  const renew = (index: number): Promise<string> => {
+    renewed++;
+    return renewToken(ebs, snapshotId, base?.snapshotId, index);
+  };
   // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
   const fetch = async (ref: BlockRef): Promise<{ index: number; data: Buffer; digest: Buffer }> =>
     ref.token === undefined
       ? { index: ref.index, data: ZERO_BLOCK, digest: ZERO_DIGEST }
-      : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE)) };
+      : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE, renew)) };
   const digests = new VolumeDigests();
   const started = Date.now();
   let lastReport = started;
@@ -137,6 +142,9 @@ export async function streamVolume(
     indexedSha256,
   };
   await writer.json(member.volumeSum(volumeId), sum);
-  log.info(`${volumeId}: ${blockCount} blocks streamed in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  const tokens = renewed ? ` (${renewed} expired block token(s) renewed)` : '';
+  log.info(
+    `${volumeId}: ${blockCount} blocks streamed in ${((Date.now() - started) / 1000).toFixed(1)}s${tokens}`,
+  );
   return blockCount;
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, emulator, tempDir, writeConfig } from '../helpers.js';
+import { cli, emulator, tempDir, withEmulator, writeConfig } from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -59,5 +59,26 @@ describe('retries the SDK leaves to us', () => {
     } finally {
       em.options.startDelayMs = 0;
     }
+  });
+});
+
+describe('block tokens that expire during a backup', () => {
+  it('are renewed by listing again from the block, and the stream is exact', async () => {
+    // Tokens live 150 ms; with 20 ms per request and two workers, most expire before their read.
+    await withEmulator({ blockTokenTtlMs: 150, latencyMs: 20 }, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 40, seed: 21 } });
+      const config = writeConfig(dir.path, em, '[backup]\nworkers = 2\n');
+      const file = join(dir.path, 'tokens.tar');
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=t1'], {
+        stdoutFile: file,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(/40 blocks streamed in .*\((\d+) expired block token\(s\) renewed\)/);
+      const verify = await cli(['verify', file]);
+      expect(verify.code).toBe(0);
+      const snapshot = (await em.admin.state()).snapshots.find((s) => s.VolumeId === volumeId);
+      const indexed = /sha256-indexed=([0-9a-f]{64})/.exec(verify.stdout.toString())?.[1];
+      expect(indexed).toBe((await em.admin.snapshotDigest(snapshot?.SnapshotId)).digest);
+    });
   });
 });
