@@ -9,10 +9,21 @@ import type { AwsSettings } from '../config.js';
 import { UsageError } from '../errors.js';
 import { credentialSource, noteFailedCalls } from './failure.js';
 
+/** Requests the EBS client sent (each attempt counts) and how many AWS throttled. */
+export interface RequestCounts {
+  requests: number;
+  throttled: number;
+}
+
+/** The error names of a throttled request (EBS direct APIs and EC2 references). */
+const THROTTLED = new Set(['RequestThrottledException', 'ThrottlingException', 'RequestLimitExceeded']);
+
 export interface AwsClients {
   region: string;
   ec2: EC2Client;
   ebs: EBSClient;
+  /** Every attempt of every EBS request, retries included, so a log can say how much was throttled. */
+  ebsCounts: RequestCounts;
   credentials: AwsCredentialIdentityProvider;
   destroy(): void;
 }
@@ -110,10 +121,25 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
   const ebs = new EBSClient({ ...common, retryMode: 'standard', maxAttempts: 8 });
   const source = credentialSource(aws);
   noteFailedCalls({ ec2, ebs }, region, source);
+  const ebsCounts: RequestCounts = { requests: 0, throttled: 0 };
+  // At the deserialize step, inside the SDK's retry loop: it sees every attempt.
+  ebs.middlewareStack.add(
+    (next) => async (args) => {
+      ebsCounts.requests++;
+      try {
+        return await next(args);
+      } catch (err) {
+        if (err instanceof Error && THROTTLED.has(err.name)) ebsCounts.throttled++;
+        throw err;
+      }
+    },
+    { step: 'deserialize', priority: 'high', name: 'ec2BpipeCountRequests' },
+  );
   return {
     region,
     ec2,
     ebs,
+    ebsCounts,
     credentials,
     destroy() {
       ec2.destroy();

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { instanceMeta } from '../aws/metadata.js';
 import { setStreamState, takeSnapshots, waitForSnapshots } from '../aws/snapshots.js';
 import { configPathTag, TAG } from '../aws/tags.js';
+import type { RequestCounts } from '../aws/clients.js';
 import type { Config } from '../config.js';
 import { describeError, messageOf, RuntimeFailure } from '../errors.js';
 import { onInterrupt } from '../lifecycle.js';
@@ -29,6 +30,8 @@ export interface BackupTarget {
   config: Config;
   ec2: EC2Client;
   ebs: EBSClient;
+  /** The EBS client's request counts, for the throttled share in each volume's log line. */
+  ebsCounts?: RequestCounts;
   region: string;
   log: Logger;
 }
@@ -138,6 +141,7 @@ export async function runBackup(
           workers: config.backup.workers,
         },
         log,
+        target.ebsCounts,
       );
     }
     await writer.end(plan.volumes.length, totalBlocks);

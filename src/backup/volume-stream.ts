@@ -10,6 +10,7 @@ import { BLOCK_SIZE, GIB, member } from '../stream/format.js';
 import type { Level, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { SparseMapSize } from '../stream/sparse.js';
 import type { StreamWriter } from '../stream/writer.js';
+import type { RequestCounts } from '../aws/clients.js';
 import type { ChainLink } from './links.js';
 import type { PlannedVolume } from './plan.js';
 
@@ -17,6 +18,15 @@ const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 const ZERO_DIGEST = createHash('sha256').update(ZERO_BLOCK).digest();
 /** How often a long volume reports its progress in the job log. */
 const PROGRESS_INTERVAL_MS = 10_000;
+
+/** `, 12% of 2300 EBS requests throttled`: what AWS's throttling cost this volume, or nothing. */
+function throttledShare(before: RequestCounts | undefined, after: RequestCounts | undefined): string {
+  if (before === undefined || after === undefined) return '';
+  const requests = after.requests - before.requests;
+  const throttled = after.throttled - before.throttled;
+  if (requests === 0) return '';
+  return `, ${Math.round((throttled / requests) * 100)}% of ${requests} EBS requests throttled`;
+}
 
 /** The `<vol-id>.json` member: the volume as the snapshot saw it. */
 export function volumeMeta(
@@ -72,7 +82,9 @@ export async function streamVolume(
   writer: StreamWriter,
   request: VolumeStreamRequest,
   log: Logger,
+  counts?: RequestCounts,
 ): Promise<number> {
+  const countsBefore = counts ? { ...counts } : undefined;
   const { planned, snapshotId, sizeGiB, level, base, workers } = request;
   const volumeId = planned.volumeId;
   const source = (): AsyncIterable<BlockRef> =>
@@ -142,9 +154,12 @@ export async function streamVolume(
     indexedSha256,
   };
   await writer.json(member.volumeSum(volumeId), sum);
+  const seconds = (Date.now() - started) / 1000;
+  const effective = (blockCount * BLOCK_SIZE) / 2 ** 20 / Math.max(seconds, 0.001);
   const tokens = renewed ? ` (${renewed} expired block token(s) renewed)` : '';
   log.info(
-    `${volumeId}: ${blockCount} blocks streamed in ${((Date.now() - started) / 1000).toFixed(1)}s${tokens}`,
+    `${volumeId}: ${blockCount} blocks streamed in ${seconds.toFixed(1)}s, effective ${effective.toFixed(1)} MiB/s` +
+      `${throttledShare(countsBefore, counts)}${tokens}`,
   );
   return blockCount;
 }

@@ -35,7 +35,14 @@ export async function backupCommand(ctx: CommandContext, options: BackupOptions)
       return;
     }
     await runBackup(
-      { config: ctx.config, ec2: clients.ec2, ebs: clients.ebs, region: clients.region, log: ctx.log },
+      {
+        config: ctx.config,
+        ec2: clients.ec2,
+        ebs: clients.ebs,
+        ebsCounts: clients.ebsCounts,
+        region: clients.region,
+        log: ctx.log,
+      },
       { unit, job, requestedLevel, ...(options.prevJob && { prevJob: options.prevJob }) },
       ctx.stdout,
     );

@@ -82,3 +82,28 @@ describe('block tokens that expire during a backup', () => {
     });
   });
 });
+
+describe('throttling', () => {
+  it('shows, per volume, the share of EBS requests that AWS throttled', async () => {
+    await withEmulator({ throttleRate: 0.3 }, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 30, seed: 22 } });
+      const config = writeConfig(dir.path, em);
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=th1'], {
+        stdoutFile: join(dir.path, 'th1.tar'),
+      });
+      expect(result.code, result.stderr).toBe(0);
+      const line =
+        /30 blocks streamed in [\d.]+s, effective [\d.]+ MiB\/s, (\d+)% of (\d+) EBS requests throttled/.exec(
+          result.stderr,
+        );
+      expect(line, result.stderr).not.toBeNull();
+      const [share, requests] = [Number(line![1]), Number(line![2])];
+      // 30 reads and the listings, each tried again when throttled: a share near the 30% injected.
+      expect(requests).toBeGreaterThan(30);
+      expect(share).toBeGreaterThan(10);
+      expect(share).toBeLessThan(50);
+      const counted = (await em.admin.requests())['ebs:GetSnapshotBlock'] ?? 0;
+      expect(counted).toBeGreaterThan(30);
+    });
+  });
+});
