@@ -112,6 +112,11 @@ export class AdminApi {
         this.world.failures.set(action, [...(this.world.failures.get(action) ?? []), ...errors]);
         return {};
       }
+      case 'POST kms-keys':
+        this.world.kmsKeys.set(String(body.keyArn), {
+          state: (body.state as 'Enabled' | 'Disabled' | 'PendingDeletion' | undefined) ?? 'Enabled',
+        });
+        return {};
       case 'POST key-pairs':
         this.world.region(String(body.region)).keyPairs.add(String(body.keyName));
         return {};
@@ -137,6 +142,9 @@ export class AdminApi {
     // Seeded volumes follow the rules AWS applies to created ones: a test cannot start from a
     // volume AWS would not have.
     checkVolumeSpec(spec.volumeType ?? 'gp3', spec.iops, spec.throughput, spec.sizeGiB);
+    if (spec.kmsKeyId !== undefined && !this.world.kmsKeys.has(spec.kmsKeyId)) {
+      this.world.kmsKeys.set(spec.kmsKeyId, { state: 'Enabled' });
+    }
     const record = this.world.createVolume(region, zone, spec.sizeGiB, spec.volumeType ?? 'gp3', {
       Encrypted: spec.encrypted ?? false,
       ...(spec.encrypted && {

@@ -204,6 +204,41 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     sendEbs(res, response);
   }
 
+  /**
+   * KMS, JSON 1.1 protocol: only DescribeKey (KMS API reference), by key ARN, key id or alias of
+   * the region; an unknown key is NotFoundException.
+   */
+  function handleKms(req: IncomingMessage, res: ServerResponse, region: string, body: Buffer): void {
+    const target = String(req.headers['x-amz-target'] ?? '');
+    world.count(`kms:${target.replace(/^TrentService\./, '')}`);
+    if (target !== 'TrentService.DescribeKey') {
+      throw new ApiError('UnknownOperationException', `The emulator does not serve ${target}`, 400);
+    }
+    const keyId = String((JSON.parse(body.toString() || '{}') as { KeyId?: unknown }).KeyId ?? '');
+    const arn = [...world.kmsKeys.keys()].find(
+      (k) => k.split(':')[3] === region && (k === keyId || k.endsWith(`/${keyId}`)),
+    );
+    const key = arn === undefined ? undefined : world.kmsKeys.get(arn);
+    if (arn === undefined || key === undefined) {
+      throw new ApiError('NotFoundException', `Key '${keyId}' does not exist`, 400);
+    }
+    res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+    res.end(
+      JSON.stringify({
+        KeyMetadata: {
+          AWSAccountId: ACCOUNT_ID,
+          KeyId: arn.split('/').pop(),
+          Arn: arn,
+          KeyState: key.state,
+          Enabled: key.state === 'Enabled',
+          KeyUsage: 'ENCRYPT_DECRYPT',
+          KeySpec: 'SYMMETRIC_DEFAULT',
+          KeyManager: 'CUSTOMER',
+        },
+      }),
+    );
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req);
     const url = new URL(req.url ?? '/', 'http://emulator');
@@ -222,6 +257,7 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       const auth = await verifySignature(req, body, keys());
       if (!('accessKeyId' in auth)) throw authError(service, auth);
       if (service === 'ebs') return await handleEbs(req, res, auth.region, body);
+      if (service === 'kms') return handleKms(req, res, auth.region, body);
       const params = new URLSearchParams(body.toString());
       const action = params.get('Action') ?? '';
       if (service === 'sts') {

@@ -130,6 +130,8 @@ export class World {
   readonly instances = new Map<string, InstanceRecord>();
   readonly volumes = new Map<string, VolumeRecord>();
   readonly snapshots = new Map<string, SnapshotRecord>();
+  /** KMS keys by ARN: those the admin API created, and those seeded volumes are encrypted with. */
+  readonly kmsKeys = new Map<string, { state: 'Enabled' | 'Disabled' | 'PendingDeletion' }>();
   readonly images = new Map<string, ImageRecord>();
   readonly subnets = new Map<string, { region: string; subnet: Subnet }>();
   readonly securityGroups = new Map<string, { region: string; group: SecurityGroup }>();

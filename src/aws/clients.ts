@@ -2,6 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { fromIni, fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
@@ -22,6 +23,8 @@ export interface AwsClients {
   region: string;
   ec2: EC2Client;
   ebs: EBSClient;
+  /** For checking a restore's KMS key before anything is created. */
+  kms: KMSClient;
   /** Every attempt of every EBS request, retries included, so a log can say how much was throttled. */
   ebsCounts: RequestCounts;
   credentials: AwsCredentialIdentityProvider;
@@ -119,6 +122,7 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
   const common = { region, credentials, requestHandler: handler, ...endpointSettings(aws) };
   const ec2 = new EC2Client({ ...common, retryMode: 'standard', maxAttempts: 8 });
   const ebs = new EBSClient({ ...common, retryMode: 'standard', maxAttempts: 8 });
+  const kms = new KMSClient({ ...common, retryMode: 'standard', maxAttempts: 8 });
   const source = credentialSource(aws);
   noteFailedCalls({ ec2, ebs }, region, source);
   const ebsCounts: RequestCounts = { requests: 0, throttled: 0 };
@@ -139,11 +143,13 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
     region,
     ec2,
     ebs,
+    kms,
     ebsCounts,
     credentials,
     destroy() {
       ec2.destroy();
       ebs.destroy();
+      kms.destroy();
       handler.destroy();
     },
   };

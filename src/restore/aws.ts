@@ -107,7 +107,7 @@ export class AwsRestore {
       if (prepared) return prepared;
       const { manifest, clients } = started();
       const target = await validateTarget(
-        clients.ec2,
+        clients,
         settings,
         manifest,
         instance,
@@ -367,7 +367,7 @@ export class AwsRestore {
     }
     const manifest = finalizerManifest(finalizer);
     const target = await validateTarget(
-      clients.ec2,
+      clients,
       this.config.restore,
       manifest,
       finalizer.instance ?? undefined,

@@ -21,6 +21,7 @@ describe('an encrypted chain restored to AWS', () => {
         fill: { blocks: 12, seed: 7 },
       });
       const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 10\n');
+      await em.admin.call('POST', 'kms-keys', { keyArn: OTHER_KEY });
       const backup = async (job: string, level: string, prev?: string): Promise<string> => {
         const file = join(dir.path, `${job}.tar`);
         const result = await cli(

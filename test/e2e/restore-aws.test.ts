@@ -24,6 +24,8 @@ describe('restore to AWS', () => {
 
   beforeAll(async () => {
     em = await emulator();
+    // The keys the overrides below re-encrypt with (restore checks them with KMS DescribeKey).
+    for (const keyArn of [KEY_EAST_2, KEY_WEST]) await em.admin.call('POST', 'kms-keys', { keyArn });
     await em.admin.call('POST', 'placement-groups', {
       region: 'us-east-1',
       groupName: 'spread-web',

@@ -242,3 +242,37 @@ describe('the UEFI variable store', () => {
     });
   });
 });
+
+describe('the KMS key of a restore', () => {
+  it('is checked with KMS before anything is created: unknown or disabled keys exit 2', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'volume.tar');
+      writeFileSync(
+        file,
+        await buildStream({
+          job: 'j1',
+          kind: 'volumes',
+          volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
+        }),
+      );
+      const unknown = 'arn:aws:kms:us-east-1:123456789012:key/00000000-1111-2222-3333-444444444444';
+      const disabled = 'arn:aws:kms:us-east-1:123456789012:key/55555555-1111-2222-3333-444444444444';
+      await em.admin.call('POST', 'kms-keys', { keyArn: disabled, state: 'Disabled' });
+      for (const [key, reason] of [
+        [unknown, /KMS key .* does not exist in us-east-1; check \[restore\] kms-key-id/],
+        [disabled, /KMS key .* is Disabled, not Enabled/],
+      ] as const) {
+        const refused = await cli(['restore', `--config=${config}`, `--kms-key-id=${key}`, file]);
+        expect(refused.code).toBe(2);
+        expect(refused.stderr).toMatch(reason);
+        expect((await em.admin.state()).snapshots).toEqual([]);
+      }
+      const enabled = 'arn:aws:kms:us-east-1:123456789012:key/77777777-1111-2222-3333-444444444444';
+      await em.admin.call('POST', 'kms-keys', { keyArn: enabled });
+      const ok = await cli(['restore', `--config=${config}`, `--kms-key-id=${enabled}`, file]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect((await em.admin.state()).snapshots[0]).toMatchObject({ Encrypted: true, KmsKeyId: enabled });
+    });
+  });
+});
