@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK_SIZE } from '../../src/stream/format.js';
-import { BIN, cli, ROOT, tempDir, withEmulator, writeConfig } from '../helpers.js';
+import { CreateSnapshotCommand, CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { BIN, cli, ROOT, sdkConfig, tempDir, withEmulator, writeConfig } from '../helpers.js';
 import { block, buildStream, ZERO } from '../stream-builder.js';
 import { fixChecksum, rebuild, splitMembers } from '../tar-members.js';
 
@@ -472,5 +473,82 @@ describe('8. one failure path: one line, no stack trace', () => {
     } finally {
       dir.cleanup();
     }
+  });
+});
+
+describe('hostile tags and state read back from AWS and the state directory', () => {
+  it('ignores a snapshot whose ec2-bpipe tags are out of shape: never a base, never deleted', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 31 } });
+      const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 1\n');
+      const ec2 = new EC2Client(sdkConfig(em));
+      try {
+        const forged = (await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }))).SnapshotId!;
+        await ec2.send(
+          new CreateTagsCommand({
+            Resources: [forged],
+            Tags: [
+              { Key: 'ec2-bpipe:config', Value: 'test' },
+              { Key: 'ec2-bpipe:volume', Value: volumeId },
+              { Key: 'ec2-bpipe:job', Value: '../../etc' },
+              { Key: 'ec2-bpipe:level', Value: 'FBll' },
+              { Key: 'ec2-bpipe:state', Value: 'complete' },
+            ],
+          }),
+        );
+        const run = (job: string) =>
+          cli(
+            ['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${job}`, '--level=Incremental'],
+            {
+              stdoutFile: join(dir.path, `${job}.tar`),
+            },
+          );
+        const first = await run('j1');
+        expect(first.code, first.stderr).toBe(0);
+        expect(first.stderr).toMatch(/no complete stream of this volume exists; taking a Full/);
+        expect((await run('j2')).code).toBe(0);
+        // Retention kept one snapshot of its own, and left the forged one alone.
+        const left = (await em.admin.state()).snapshots.map((s) => s.SnapshotId);
+        expect(left).toContain(forged);
+      } finally {
+        ec2.destroy();
+      }
+    });
+  });
+
+  it('takes a damaged restore journal for what it is: warns, and finds the parents by their tags', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 32 } });
+      const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 5\n');
+      const backup = async (job: string, level: string) => {
+        const file = join(dir.path, `${job}.tar`);
+        expect(
+          (
+            await cli(
+              ['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${job}`, `--level=${level}`],
+              { stdoutFile: file },
+            )
+          ).code,
+        ).toBe(0);
+        return file;
+      };
+      const full = await backup('j1', 'Full');
+      await em.admin.call('POST', `volumes/${volumeId}/mutate`, {
+        write: { blocks: 2, seed: 33 },
+        unwrite: [],
+      });
+      const inc = await backup('j2', 'Incremental');
+      expect((await cli(['restore', `--config=${config}`, full])).code).toBe(0);
+      writeFileSync(
+        join(dir.path, 'state', 'restore-journal.json'),
+        '{"us-east-1/test/x": "not a snapshot id"',
+      );
+      const result = await cli(['restore', `--config=${config}`, inc]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(
+        /the restore journal .*restore-journal\.json is damaged; using the snapshot tags/,
+      );
+      expect(result.stdout.toString()).toMatch(/^snapshot snap-[0-9a-f]+ source=vol-[0-9a-f]+ job=j2 /m);
+    });
   });
 });
