@@ -8,6 +8,24 @@ import { block, buildStream } from '../stream-builder.js';
 
 const VOL = 'vol-0123456789abcdef0';
 
+type Em = Parameters<Parameters<typeof withEmulator>[1]>[0];
+
+/** Seeds an instance as `spec` says, and backs it up as job j1: the config, the stream file and the source. */
+async function backedUpInstance(
+  em: Em,
+  dir: { path: string },
+  spec: Record<string, unknown>,
+): Promise<{ config: string; file: string; source: { instanceId: string; volumeIds: string[] } }> {
+  const source = await em.admin.instance(spec);
+  const config = writeConfig(dir.path, em);
+  const file = join(dir.path, 'j1.tar');
+  const backup = await cli(['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'], {
+    stdoutFile: file,
+  });
+  expect(backup.code, backup.stderr).toBe(0);
+  return { config, file, source };
+}
+
 describe('restore checks the target before creating anything', () => {
   it('--no-launch ignores launch-only settings: a subnet that no longer exists does not stop it', async () => {
     await withEmulator({}, async (em, dir) => {
@@ -75,16 +93,9 @@ describe('an idempotent launch', () => {
   it('a rerun of a restore killed after RunInstances launches no second instance, and leaves no AMI', async () => {
     // Long pending times give the first run a window between RunInstances and "running".
     await withEmulator({ pendingMs: 1500 }, async (em, dir) => {
-      const source = await em.admin.instance({ volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 5 } }] });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'j1.tar');
-      const backup = await cli(
-        ['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'],
-        {
-          stdoutFile: file,
-        },
-      );
-      expect(backup.code, backup.stderr).toBe(0);
+      const { config, file, source } = await backedUpInstance(em, dir, {
+        volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 5 } }],
+      });
       const child = spawn(process.execPath, [BIN, 'restore', `--config=${config}`, file], {
         stdio: 'ignore',
       });
@@ -112,17 +123,10 @@ describe('an idempotent launch', () => {
 describe('the instance type of a launch', () => {
   it('is checked before anything is created, and what it cannot take is dropped and said', async () => {
     await withEmulator({}, async (em, dir) => {
-      const source = await em.admin.instance({
+      const { config, file } = await backedUpInstance(em, dir, {
         instanceType: 'm5.large',
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 8 } }],
       });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'j1.tar');
-      const backup = await cli(
-        ['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'],
-        { stdoutFile: file },
-      );
-      expect(backup.code, backup.stderr).toBe(0);
       const before = await em.admin.state();
       for (const [type, reason] of [
         ['zz9.huge', /instance type zz9\.huge is not known to this ec2-bpipe/],
@@ -161,20 +165,11 @@ describe('tags within the limit', () => {
       const tags = Object.fromEntries(
         Array.from({ length: 49 }, (_, i) => [`t${String(i).padStart(2, '0')}`, 'v']),
       );
-      const source = await em.admin.instance({
+      const { config, file } = await backedUpInstance(em, dir, {
         instanceType: 'm5.large',
         tags,
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 9 } }],
       });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'j1.tar');
-      expect(
-        (
-          await cli(['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'], {
-            stdoutFile: file,
-          })
-        ).code,
-      ).toBe(0);
       const restored = await cli(['restore', `--config=${config}`, file]);
       expect(restored.code, restored.stderr).toBe(0);
       expect(restored.stderr).toMatch(
@@ -193,20 +188,11 @@ describe('tags within the limit', () => {
 describe('what a restore from snapshots loses', () => {
   it('records the platform and billing code, and warns before launching a RHEL instance that loses its billing product', async () => {
     await withEmulator({}, async (em, dir) => {
-      const source = await em.admin.instance({
+      const { config, file } = await backedUpInstance(em, dir, {
         instanceType: 'm5.large',
         attributes: { PlatformDetails: 'Red Hat Enterprise Linux', UsageOperation: 'RunInstances:0010' },
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 11 } }],
       });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'j1.tar');
-      expect(
-        (
-          await cli(['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'], {
-            stdoutFile: file,
-          })
-        ).code,
-      ).toBe(0);
       const restored = await cli(['restore', `--config=${config}`, file]);
       expect(restored.code, restored.stderr).toBe(0);
       expect(restored.stderr).toMatch(
@@ -220,20 +206,11 @@ describe('the UEFI variable store', () => {
   it('is backed up with a UEFI instance and given back to RegisterImage, so Secure Boot keys survive', async () => {
     await withEmulator({}, async (em, dir) => {
       const uefi = Buffer.from('secure boot variables: PK KEK db dbx').toString('base64');
-      const source = await em.admin.instance({
+      const { config, file } = await backedUpInstance(em, dir, {
         instanceType: 'm5.large',
         uefiData: uefi,
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 12 } }],
       });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'j1.tar');
-      expect(
-        (
-          await cli(['backup', `--config=${config}`, `--instance=${source.instanceId}`, '--job=j1'], {
-            stdoutFile: file,
-          })
-        ).code,
-      ).toBe(0);
       const restored = await cli(['restore', `--config=${config}`, '--keep-image', file]);
       expect(restored.code, restored.stderr).toBe(0);
       const imageId = /^image (ami-[0-9a-f]+)/m.exec(restored.stdout.toString())?.[1];
