@@ -26,6 +26,21 @@ async function backedUpInstance(
   return { config, file, source };
 }
 
+/** A config for the emulator and a one-block volume stream (job j1) written beside it. */
+async function volumeStream(em: Em, dir: { path: string }): Promise<{ config: string; file: string }> {
+  const config = writeConfig(dir.path, em);
+  const file = join(dir.path, 'volume.tar');
+  writeFileSync(
+    file,
+    await buildStream({
+      job: 'j1',
+      kind: 'volumes',
+      volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
+    }),
+  );
+  return { config, file };
+}
+
 describe('restore checks the target before creating anything', () => {
   it('--no-launch ignores launch-only settings: a subnet that no longer exists does not stop it', async () => {
     await withEmulator({}, async (em, dir) => {
@@ -50,16 +65,7 @@ describe('restore checks the target before creating anything', () => {
 
   it('refuses --create-volume in an unknown availability zone, exit 2, with nothing created', async () => {
     await withEmulator({}, async (em, dir) => {
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'volume.tar');
-      writeFileSync(
-        file,
-        await buildStream({
-          job: 'j1',
-          kind: 'volumes',
-          volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
-        }),
-      );
+      const { config, file } = await volumeStream(em, dir);
       const refused = await cli([
         'restore',
         `--config=${config}`,
@@ -223,16 +229,7 @@ describe('the UEFI variable store', () => {
 describe('the KMS key of a restore', () => {
   it('is checked with KMS before anything is created: unknown or disabled keys exit 2', async () => {
     await withEmulator({}, async (em, dir) => {
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'volume.tar');
-      writeFileSync(
-        file,
-        await buildStream({
-          job: 'j1',
-          kind: 'volumes',
-          volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
-        }),
-      );
+      const { config, file } = await volumeStream(em, dir);
       const unknown = 'arn:aws:kms:us-east-1:123456789012:key/00000000-1111-2222-3333-444444444444';
       const disabled = 'arn:aws:kms:us-east-1:123456789012:key/55555555-1111-2222-3333-444444444444';
       await em.admin.call('POST', 'kms-keys', { keyArn: disabled, state: 'Disabled' });
