@@ -184,10 +184,19 @@ class StreamCheck {
     return this.manifest;
   }
 
-  private requireVolume(name: string): { meta: VolumeMeta; digests: VolumeDigests } {
-    if (this.volume === undefined || this.volumeDigests === undefined)
+  /** The volume whose `.json` came last; `name` is the member that needs it. */
+  private requireVolumeMeta(name: string): VolumeMeta {
+    if (this.volume === undefined)
       throw this.invalid(`member ${name} is not preceded by its volume's members`);
-    return { meta: this.volume, digests: this.volumeDigests };
+    return this.volume;
+  }
+
+  /** That volume and the sums of its `.ebs` member, which a `.sum.json` needs. */
+  private requireVolume(name: string): { meta: VolumeMeta; digests: VolumeDigests } {
+    const meta = this.requireVolumeMeta(name);
+    if (this.volumeDigests === undefined)
+      throw this.invalid(`member ${name} is not preceded by its volume's members`);
+    return { meta, digests: this.volumeDigests };
   }
 
   private async onManifest(value: unknown): Promise<void> {
@@ -280,7 +289,7 @@ class StreamCheck {
   }
 
   private async volumeData(entry: TarMember, name: string): Promise<void> {
-    const { meta } = this.requireVolumeMeta(name);
+    const meta = this.requireVolumeMeta(name);
     const keys = [...entry.pax.keys()].sort();
     if (entry.name !== sparseHeaderName(name) || keys.join() !== SPARSE_KEYS.join()) {
       throw this.invalid(`member ${name} is not a GNU sparse 1.0 member as ec2-bpipe writes it`);
@@ -342,12 +351,6 @@ class StreamCheck {
         `member ${name}: ${count} whole blocks of data for ${parser.blocks.length} map entries`,
       );
     }
-  }
-
-  private requireVolumeMeta(name: string): { meta: VolumeMeta } {
-    if (this.volume === undefined)
-      throw this.invalid(`member ${name} is not preceded by its volume's members`);
-    return { meta: this.volume };
   }
 
   private async onSum(value: unknown, name: string): Promise<void> {
