@@ -77,6 +77,26 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     return all;
   };
 
+  // The EBS direct APIs have request-rate quotas per account and Region, per API (GetSnapshotBlock,
+  // PutSnapshotBlock, ...), and answer RequestThrottledException above them ("Amazon EBS endpoints
+  // and quotas", AWS General Reference, docs.aws.amazon.com/general/latest/gr/ebs-service.html; the
+  // exception's reasons, EBS API reference "Errors"). A token bucket per block API stands for it:
+  // `blockRequestsPerSecond` tokens a second, a tenth of a second's worth of burst.
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  function withinRate(action: string): boolean {
+    const rate = options.blockRequestsPerSecond;
+    if (rate <= 0 || (action !== 'GetSnapshotBlock' && action !== 'PutSnapshotBlock')) return true;
+    const burst = Math.max(1, rate / 10);
+    const now = Date.now();
+    const bucket = buckets.get(action) ?? { tokens: burst, at: now };
+    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * rate);
+    bucket.at = now;
+    buckets.set(action, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
   /** Delays a transfer of `bytes` so the aggregate rate stays under the cap. */
   async function bandwidth(bytes: number): Promise<void> {
     if (options.bandwidthMbps <= 0) return;
@@ -169,7 +189,7 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     const url = new URL(req.url ?? '/', 'http://emulator');
     const action = EbsService.actionOf(req.method ?? 'GET', url.pathname) ?? 'Unknown';
     world.count(`ebs:${action}`);
-    if (random() < options.throttleRate) {
+    if (!withinRate(action) || random() < options.throttleRate) {
       throw new ApiError('RequestThrottledException', 'Rate exceeded', 400, { Reason: 'ACCOUNT_THROTTLED' });
     }
     if (random() < options.errorRate) throw new ApiError('InternalServerException', 'Internal error', 500);

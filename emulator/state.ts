@@ -24,7 +24,13 @@ export interface EmulatorOptions {
   latencyMs: number;
   /** Aggregate data-plane bandwidth cap in megabits per second; 0 = none. */
   bandwidthMbps: number;
+  /** Probability that an EBS direct API request answers RequestThrottledException. */
   throttleRate: number;
+  /**
+   * GetSnapshotBlock and PutSnapshotBlock requests accepted per second, each, as AWS's per-account
+   * quota does; the excess answers RequestThrottledException. 0 = no quota.
+   */
+  blockRequestsPerSecond: number;
   /** Probability that an EC2 call answers RequestLimitExceeded (HTTP 503). */
   ec2ThrottleRate: number;
   errorRate: number;
@@ -49,6 +55,7 @@ export function defaultOptions(): EmulatorOptions {
     latencyMs: 0,
     bandwidthMbps: 0,
     throttleRate: 0,
+    blockRequestsPerSecond: 0,
     ec2ThrottleRate: 0,
     errorRate: 0,
     resetRate: 0,

@@ -29,6 +29,8 @@ export interface BackupSettings {
   volumeTags: Tags;
   excludeDataVolumeIds: string[];
   workers: number;
+  /** Fewer workers in flight while AWS throttles, back up to `workers` when it stops. */
+  adaptWorkers: boolean;
   snapshotDescription?: string;
   snapshotTags: Tags;
   copyVolumeTags: boolean;
@@ -39,6 +41,7 @@ export interface BackupSettings {
 
 export interface RestoreSettings {
   workers: number;
+  adaptWorkers: boolean;
   region?: string;
   instanceType?: string;
   subnetId?: string;
@@ -214,6 +217,7 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     'volume-tags': { prop: 'volumeTags', ...tags },
     'exclude-data-volume-ids': { prop: 'excludeDataVolumeIds', ...volumeIds },
     workers: { prop: 'workers', ...int(1, 256) },
+    'adapt-workers': { prop: 'adaptWorkers', ...bool },
     'snapshot-description': { prop: 'snapshotDescription', ...text },
     'snapshot-tags': { prop: 'snapshotTags', ...tags },
     'copy-volume-tags': { prop: 'copyVolumeTags', ...bool },
@@ -222,6 +226,7 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
   },
   restore: {
     workers: { prop: 'workers', ...int(1, 256) },
+    'adapt-workers': { prop: 'adaptWorkers', ...bool },
     region: { prop: 'region', ...region },
     'instance-type': {
       prop: 'instanceType',
@@ -272,12 +277,20 @@ export function defaultConfig(name = 'default'): Config {
       volumeTags: {},
       excludeDataVolumeIds: [],
       workers: 8,
+      adaptWorkers: true,
       snapshotTags: {},
       copyVolumeTags: false,
       keepSnapshots: 1,
       snapshotTimeout: 3600,
     },
-    restore: { workers: 8, securityGroupIds: [], keepImage: false, tags: {}, createVolume: false },
+    restore: {
+      workers: 8,
+      adaptWorkers: true,
+      securityGroupIds: [],
+      keepImage: false,
+      tags: {},
+      createVolume: false,
+    },
     bacula: { stateDir: '/var/lib/ec2-bpipe', allowEmpty: false },
   };
 }

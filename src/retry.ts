@@ -25,6 +25,14 @@ const realClock: Clock = { sleep: (ms) => sleep(ms), now: () => Date.now() };
 let clock: Clock = realClock;
 let scale = scaleFromEnvironment(process.env.EC2_BPIPE_BACKOFF_SCALE);
 
+/**
+ * The scale of every delay: 1 in production. The AWS clients use it to scale the SDK's own
+ * retry back-off too (src/aws/clients.ts), so a test's throttled requests do not sleep in real time.
+ */
+export function backoffScale(): number {
+  return scale;
+}
+
 /** Replaces the clock (and the scale) for a unit test; returns a function that restores them. */
 export function useClock(replacement: Clock, delayScale = 1): () => void {
   const previous = { clock, scale };

@@ -4,20 +4,33 @@ import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { fromIni, fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import { StandardRetryStrategy } from '@smithy/core/retry';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { AwsSettings } from '../config.js';
 import { UsageError } from '../errors.js';
+import { backoffScale } from '../retry.js';
 import { credentialSource, noteFailedCalls } from './failure.js';
 
 /** Requests the EBS client sent (each attempt counts) and how many AWS throttled. */
 export interface RequestCounts {
   requests: number;
   throttled: number;
+  /** When (performance.now()) the latest throttled request had been sent; -Infinity before any. */
+  lastThrottledSentAt: number;
 }
 
-/** The error names of a throttled request (EBS direct APIs and EC2 references). */
-const THROTTLED = new Set(['RequestThrottledException', 'ThrottlingException', 'RequestLimitExceeded']);
+/**
+ * The error names of a throttled request (EBS direct APIs and EC2 references).
+ * ConcurrentLimitExceededException (EBS: too many requests in flight) counts too: like throttling,
+ * it says fewer workers would do as much.
+ */
+const THROTTLED = new Set([
+  'RequestThrottledException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'ConcurrentLimitExceededException',
+]);
 
 export interface AwsClients {
   region: string;
@@ -107,6 +120,35 @@ export async function resolveRegion(aws: AwsSettings, override?: string): Promis
   );
 }
 
+/** Attempts per SDK call, first included, for throttling, 5xx and network resets. */
+const SDK_ATTEMPTS = 8;
+
+/**
+ * The SDK's standard retry mode. Under a test's EC2_BPIPE_BACKOFF_SCALE its back-off is scaled
+ * like ours: the same exponential back-off with full jitter from the same bases (100 ms, 500 ms
+ * when throttled, at most 20 s; "Retry behavior", AWS SDKs and Tools Reference Guide), times
+ * the scale. The SDK still decides what to retry, counts attempts and keeps its retry quota.
+ */
+function retrySettings():
+  | { retryMode: 'standard'; maxAttempts: number }
+  | { retryStrategy: StandardRetryStrategy } {
+  const scale = backoffScale();
+  if (scale === 1) return { retryMode: 'standard', maxAttempts: SDK_ATTEMPTS };
+  let base = 100;
+  return {
+    retryStrategy: new StandardRetryStrategy({
+      maxAttempts: SDK_ATTEMPTS,
+      backoff: {
+        setDelayBase: (delay: number) => {
+          base = delay;
+        },
+        computeNextBackoffDelay: (retries: number) =>
+          Math.floor(Math.random() * Math.min(base * 2 ** retries, 20_000) * scale),
+      },
+    }),
+  };
+}
+
 export function createClients(aws: AwsSettings, options: ClientOptions): AwsClients {
   const { region } = options;
   const workers = options.workers ?? 8;
@@ -120,20 +162,24 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
   });
   const credentials = credentialProvider(aws, region, handler);
   const common = { region, credentials, requestHandler: handler, ...endpointSettings(aws) };
-  const ec2 = new EC2Client({ ...common, retryMode: 'standard', maxAttempts: 8 });
-  const ebs = new EBSClient({ ...common, retryMode: 'standard', maxAttempts: 8 });
-  const kms = new KMSClient({ ...common, retryMode: 'standard', maxAttempts: 8 });
+  const ec2 = new EC2Client({ ...common, ...retrySettings() });
+  const ebs = new EBSClient({ ...common, ...retrySettings() });
+  const kms = new KMSClient({ ...common, ...retrySettings() });
   const source = credentialSource(aws);
   noteFailedCalls({ ec2, ebs }, region, source);
-  const ebsCounts: RequestCounts = { requests: 0, throttled: 0 };
+  const ebsCounts: RequestCounts = { requests: 0, throttled: 0, lastThrottledSentAt: -Infinity };
   // At the deserialize step, inside the SDK's retry loop: it sees every attempt.
   ebs.middlewareStack.add(
     (next) => async (args) => {
       ebsCounts.requests++;
+      const sentAt = performance.now();
       try {
         return await next(args);
       } catch (err) {
-        if (err instanceof Error && THROTTLED.has(err.name)) ebsCounts.throttled++;
+        if (err instanceof Error && THROTTLED.has(err.name)) {
+          ebsCounts.throttled++;
+          ebsCounts.lastThrottledSentAt = Math.max(ebsCounts.lastThrottledSentAt, sentAt);
+        }
         throw err;
       }
     },

@@ -139,6 +139,7 @@ export async function runBackup(
           level,
           base: bases.get(planned.volumeId),
           workers: config.backup.workers,
+          adaptWorkers: config.backup.adaptWorkers,
         },
         log,
         target.ebsCounts,

@@ -5,6 +5,7 @@ import { type BlockRef, changedBlocks, readBlock, renewToken, snapshotBlocks } f
 import { performance, userTags } from '../aws/metadata.js';
 import { RuntimeFailure } from '../errors.js';
 import { orderedMap } from '../pool.js';
+import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
 import { VolumeDigests } from '../stream/digests.js';
 import { BLOCK_SIZE, GIB, member } from '../stream/format.js';
 import type { Level, VolumeMeta, VolumeSum } from '../stream/schema.js';
@@ -18,15 +19,6 @@ const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 const ZERO_DIGEST = createHash('sha256').update(ZERO_BLOCK).digest();
 /** How often a long volume reports its progress in the job log. */
 const PROGRESS_INTERVAL_MS = 10_000;
-
-/** `, 12% of 2300 EBS requests throttled`: what AWS's throttling cost this volume, or nothing. */
-function throttledShare(before: RequestCounts | undefined, after: RequestCounts | undefined): string {
-  if (before === undefined || after === undefined) return '';
-  const requests = after.requests - before.requests;
-  const throttled = after.throttled - before.throttled;
-  if (requests === 0) return '';
-  return `, ${Math.round((throttled / requests) * 100)}% of ${requests} EBS requests throttled`;
-}
 
 /** The `<vol-id>.json` member: the volume as the snapshot saw it. */
 export function volumeMeta(
@@ -68,6 +60,8 @@ export interface VolumeStreamRequest {
   /** The base snapshot of an Incremental or Differential: only blocks changed since are streamed. */
   base: ChainLink | undefined;
   workers: number;
+  /** Fewer reads in flight while AWS throttles (needs the request counts). */
+  adaptWorkers: boolean;
 }
 
 /**
@@ -85,7 +79,8 @@ export async function streamVolume(
   counts?: RequestCounts,
 ): Promise<number> {
   const countsBefore = counts ? { ...counts } : undefined;
-  const { planned, snapshotId, sizeGiB, level, base, workers } = request;
+  const { planned, snapshotId, sizeGiB, level, base } = request;
+  const limit = workerLimit(request.workers, request.adaptWorkers, counts);
   const volumeId = planned.volumeId;
   const source = (): AsyncIterable<BlockRef> =>
     base ? changedBlocks(ebs, base.snapshotId, snapshotId) : snapshotBlocks(ebs, snapshotId);
@@ -131,7 +126,7 @@ export async function streamVolume(
   const started = Date.now();
   let lastReport = started;
   const blocks = async function* (): AsyncGenerator<Buffer> {
-    for await (const block of orderedMap(checkListing(source()), workers, fetch)) {
+    for await (const block of orderedMap(checkListing(source()), limit, fetch)) {
       digests.add(block.index, block.digest);
       if (Date.now() - lastReport >= PROGRESS_INTERVAL_MS) {
         lastReport = Date.now();
@@ -159,7 +154,7 @@ export async function streamVolume(
   const tokens = renewed ? ` (${renewed} expired block token(s) renewed)` : '';
   log.info(
     `${volumeId}: ${blockCount} blocks streamed in ${seconds.toFixed(1)}s, effective ${effective.toFixed(1)} MiB/s` +
-      `${throttledShare(countsBefore, counts)}${tokens}`,
+      `${throttledShare(countsBefore, counts)}${tokens}${throttleNote(limit)}`,
   );
   return blockCount;
 }

@@ -1,6 +1,7 @@
 import { CreateTagsCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { type AwsClients, createClients } from '../aws/clients.js';
+import { type AwsClients, createClients, type RequestCounts } from '../aws/clients.js';
+import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
 import type { InstanceMeta } from '../stream/schema.js';
 import { waitForSnapshots } from '../aws/snapshots.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../aws/writes.js';
@@ -8,7 +9,8 @@ import type { Config } from '../config.js';
 import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
-import { Slots } from '../pool.js';
+import { Slots, type WorkerLimit } from '../pool.js';
+import { BLOCK_SIZE } from '../stream/format.js';
 import { finalizerManifest } from '../stream/finalizer.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { readStream, StreamDefect } from '../stream/reader.js';
@@ -31,6 +33,10 @@ interface VolumeSession {
   /** Completed by an earlier run with the same source: its blocks are read and checked, not written again. */
   alreadyComplete: boolean;
   slots: Slots;
+  /** The writes' worker limit, the EBS request counts and the time when the volume began. */
+  limit: WorkerLimit;
+  countsBefore: RequestCounts;
+  startedAt: number;
   sum?: VolumeSum;
 }
 
@@ -145,6 +151,7 @@ export class AwsRestore {
           const volume = session();
           await volume.slots.drain();
           volume.sum = sum;
+          if (!volume.alreadyComplete) this.logWritten(volume, started().clients.ebsCounts);
         },
         end: async () => {
           // The whole stream is read and every checksum matched: only now are snapshots completed.
@@ -260,6 +267,17 @@ export class AwsRestore {
     }
   }
 
+  /** `vol-…: 2048 blocks written to snap-… in 9.1s, effective 112.5 MiB/s, 3% of … throttled`. */
+  private logWritten(volume: VolumeSession, counts: RequestCounts): void {
+    const seconds = (Date.now() - volume.startedAt) / 1000;
+    const blocks = volume.meta.blockCount;
+    const effective = (blocks * BLOCK_SIZE) / 2 ** 20 / Math.max(seconds, 0.001);
+    this.log.info(
+      `${volume.meta.volumeId}: ${blocks} blocks written to ${volume.snapshotId} in ${seconds.toFixed(1)}s, ` +
+        `effective ${effective.toFixed(1)} MiB/s${throttledShare(volume.countsBefore, counts)}${throttleNote(volume.limit)}`,
+    );
+  }
+
   private async start(
     clients: AwsClients,
     manifest: Manifest,
@@ -328,7 +346,16 @@ export class AwsRestore {
       this.log.info(
         `${meta.volumeId}: ${alreadyComplete ? 'already restored as' : 'writing'} ${snapshotId}${parent} (${meta.blockCount} blocks)`,
       );
-      return { meta, snapshotId, alreadyComplete, slots: new Slots(settings.workers) };
+      const limit = workerLimit(settings.workers, settings.adaptWorkers, clients.ebsCounts);
+      return {
+        meta,
+        snapshotId,
+        alreadyComplete,
+        slots: new Slots(limit),
+        limit,
+        countsBefore: { ...clients.ebsCounts },
+        startedAt: Date.now(),
+      };
     }
     throw new RuntimeFailure(
       `could not start a snapshot for ${meta.volumeId}: earlier attempts left snapshots in the error state or abandoned`,

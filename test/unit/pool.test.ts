@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { orderedMap } from '../../src/pool.js';
+import { AdaptiveLimit, orderedMap, Slots } from '../../src/pool.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -76,5 +76,108 @@ describe('orderedMap (the reordering window)', () => {
     };
     await expect(run()).rejects.toThrow('block 1 failed');
     expect(settled).toBe(4);
+  });
+});
+
+/**
+ * A service that refuses requests over `capacity` in flight, as AWS refuses those over its quota,
+ * and a client that tries a refused request again after a short pause, as the SDK does.
+ */
+function quotaService(capacity: () => number) {
+  const counts = { requests: 0, throttled: 0, lastThrottledSentAt: -Infinity };
+  let inFlight = 0;
+  const call = async (): Promise<void> => {
+    for (;;) {
+      counts.requests++;
+      if (inFlight >= capacity()) {
+        counts.throttled++;
+        counts.lastThrottledSentAt = performance.now();
+        await sleep(1);
+        continue;
+      }
+      inFlight++;
+      await sleep(2);
+      inFlight--;
+      return;
+    }
+  };
+  return { counts, call };
+}
+
+describe('AdaptiveLimit (workers under throttling)', () => {
+  it('cuts the workers while the service throttles: fewer requests per item than a fixed count', async () => {
+    const items = Array.from({ length: 300 }, (_, i) => i);
+    const fixed = quotaService(() => 3);
+    for await (const _ of orderedMap(from(items), 16, fixed.call));
+    const adaptive = quotaService(() => 3);
+    const limit = new AdaptiveLimit(16, () => adaptive.counts.lastThrottledSentAt);
+    for await (const _ of orderedMap(from(items), limit, adaptive.call));
+    expect(fixed.counts.requests / items.length).toBeGreaterThan(2);
+    expect(adaptive.counts.requests / items.length).toBeLessThan(
+      (fixed.counts.requests / items.length) * 0.6,
+    );
+    expect(limit.cuts).toBeGreaterThan(0);
+    expect(limit.lowest).toBeLessThanOrEqual(4);
+    expect(limit.throttleBound()).toBe(true);
+  });
+
+  it('climbs back to the configured workers once throttling stops', async () => {
+    let done = 0;
+    const service = quotaService(() => (done < 100 ? 2 : Infinity));
+    const limit = new AdaptiveLimit(12, () => service.counts.lastThrottledSentAt, undefined, 5);
+    let lowDuringThrottle = 12;
+    for await (const _ of orderedMap(from(Array.from({ length: 600 }, (_, i) => i)), limit, async () => {
+      await service.call();
+      done++;
+      if (done === 100) lowDuringThrottle = limit.current();
+    }));
+    expect(lowDuringThrottle).toBeLessThan(6);
+    expect(limit.current()).toBe(12);
+  });
+
+  it('keeps the limit between 1 and its maximum, and cuts once for requests sent before a cut', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 64 }),
+        fc.array(fc.constantFrom('quiet', 'new', 'stale'), { maxLength: 500 }),
+        (max, signals) => {
+          // A fake clock: each call settles one tick later; `new` is a request throttled after
+          // having been sent at this tick, `stale` one sent before the last cut.
+          let tick = 0;
+          let lastThrottledSentAt = -Infinity;
+          const limit = new AdaptiveLimit(
+            max,
+            () => lastThrottledSentAt,
+            () => tick,
+          );
+          let expectedCuts = 0;
+          for (const signal of signals) {
+            tick++;
+            const before = limit.current();
+            if (signal === 'new') lastThrottledSentAt = tick;
+            if (signal === 'stale') lastThrottledSentAt = Math.max(lastThrottledSentAt, -1);
+            limit.settled();
+            if (signal === 'new') {
+              expectedCuts++;
+              expect(limit.current()).toBeLessThanOrEqual(Math.max(1, before));
+            }
+            expect(limit.current()).toBeGreaterThanOrEqual(1);
+            expect(limit.current()).toBeLessThanOrEqual(max);
+          }
+          expect(limit.cuts).toBe(expectedCuts);
+          if (!signals.includes('new')) expect(limit.current()).toBe(max);
+        },
+      ),
+    );
+  });
+
+  it("also bounds the restore's writes (Slots)", async () => {
+    const service = quotaService(() => 2);
+    const limit = new AdaptiveLimit(10, () => service.counts.lastThrottledSentAt);
+    const slots = new Slots(limit);
+    for (let i = 0; i < 200; i++) await slots.run(service.call);
+    await slots.drain();
+    expect(limit.cuts).toBeGreaterThan(0);
+    expect(service.counts.requests / 200).toBeLessThan(2);
   });
 });
