@@ -130,8 +130,7 @@ const SDK_ATTEMPTS = 8;
  * the scale. The SDK still decides what to retry, counts attempts and keeps its retry quota.
  */
 function retrySettings():
-  | { retryMode: 'standard'; maxAttempts: number }
-  | { retryStrategy: StandardRetryStrategy } {
+  { retryMode: 'standard'; maxAttempts: number } | { retryStrategy: StandardRetryStrategy } {
   const scale = backoffScale();
   if (scale === 1) return { retryMode: 'standard', maxAttempts: SDK_ATTEMPTS };
   let base = 100;
