@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Hash } from '@smithy/hash-node';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -104,6 +105,20 @@ export async function verifySignature(
     signingRegion: region,
     signingService: service,
   });
+  // A signed x-amz-content-sha256 header stands for the payload's hash in the canonical request;
+  // AWS hashes the payload it received, so a header that does not match it fails the signature
+  // (SigV4, "Create a canonical request": HashedPayload is the hash of the request body).
+  const claimed = headers['x-amz-content-sha256'];
+  if (claimed !== undefined && claimed !== 'UNSIGNED-PAYLOAD') {
+    const actual = createHash('sha256').update(body).digest('hex');
+    if (claimed !== actual) {
+      return {
+        kind: 'bad-signature',
+        message:
+          'The request signature we calculated does not match the signature you provided: the x-amz-content-sha256 header does not match the payload.',
+      };
+    }
+  }
   const expected = /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization ?? ''))?.[1];
   if (expected !== signature) {
     return {

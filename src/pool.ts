@@ -107,7 +107,7 @@ function limitOf(workers: number | WorkerLimit): WorkerLimit {
  * which bounds memory whatever the source length.
  */
 export async function* orderedMap<T, R>(
-  source: AsyncIterable<T>,
+  source: AsyncIterable<T> | Iterable<T>,
   workers: number | WorkerLimit,
   fn: (item: T) => Promise<R>,
   window = limitOf(workers).max * 2,
@@ -116,7 +116,8 @@ export async function* orderedMap<T, R>(
   if (limit.max < 1 || window < limit.max) {
     throw new Error('orderedMap: need workers >= 1 and window >= workers');
   }
-  const iterator = source[Symbol.asyncIterator]();
+  const iterator: AsyncIterator<T> | Iterator<T> =
+    Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   const queue: Promise<R>[] = [];
   let running = 0;
   let waiters: (() => void)[] = [];

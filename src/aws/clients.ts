@@ -148,6 +148,23 @@ function retrySettings():
   };
 }
 
+/**
+ * A PutSnapshotBlock body is one block, and its `Checksum` is that block's SHA-256, which SigV4
+ * also needs as the payload hash. The signer takes a present `x-amz-content-sha256` header as that
+ * hash (SigV4: "HashedPayload" of the canonical request) instead of hashing the 512 KiB again,
+ * so each block is hashed once on the way to AWS. The digest was computed from these bytes (the
+ * stream reader's check), so the header states the truth; AWS, and the emulator, refuse the
+ * signature otherwise.
+ */
+function usePutChecksumAsPayloadHash(args: { input: object; request?: unknown }): void {
+  const { input, request } = args;
+  if (!('Checksum' in input) || typeof input.Checksum !== 'string') return;
+  if (!('ChecksumAlgorithm' in input) || input.ChecksumAlgorithm !== 'SHA256') return;
+  if (typeof request !== 'object' || request === null || !('headers' in request)) return;
+  const headers = request.headers as Record<string, string>;
+  headers['x-amz-content-sha256'] = Buffer.from(input.Checksum, 'base64').toString('hex');
+}
+
 export function createClients(aws: AwsSettings, options: ClientOptions): AwsClients {
   const { region } = options;
   const workers = options.workers ?? 8;
@@ -183,6 +200,13 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
       }
     },
     { step: 'deserialize', priority: 'high', name: 'ec2BpipeCountRequests' },
+  );
+  ebs.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'PutSnapshotBlockCommand') usePutChecksumAsPayloadHash(args);
+      return next(args);
+    },
+    { step: 'build', name: 'ec2BpipePayloadHash' },
   );
   return {
     region,

@@ -6,6 +6,7 @@ import { performance, userTags } from '../aws/metadata.js';
 import { RuntimeFailure } from '../errors.js';
 import { orderedMap } from '../pool.js';
 import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
+import { BlockList } from './block-list.js';
 import { VolumeDigests } from '../stream/digests.js';
 import { BLOCK_SIZE, GIB, member } from '../stream/format.js';
 import type { Level, VolumeMeta, VolumeSum } from '../stream/schema.js';
@@ -67,9 +68,12 @@ export interface VolumeStreamRequest {
 /**
  * Writes the `.json`, `.ebs` and `.sum.json` members of one volume; returns its block count.
  *
- * The block list is read three times, page by page, keeping nothing per block: to count the
- * blocks and the sparse map's size (tar needs the member size up front), to write the map, and to
- * fetch the blocks. A running hash of the indices proves the three listings agree.
+ * The block list is read once before anything is written (tar needs the member size, hence the
+ * sparse map's, up front) and kept compactly (BlockList): the sparse map is written from it, and
+ * an Incremental or Differential fetches its blocks with the tokens it kept, so ListChangedBlocks
+ * pages through the volume once. A Full lists again, page by page, for the tokens (they would cost
+ * ~100 bytes a block), and a volume too large to keep is listed again for each pass. A running
+ * hash of the indices proves every listing agrees with the first.
  */
 export async function streamVolume(
   ebs: EBSClient,
@@ -86,9 +90,11 @@ export async function streamVolume(
     base ? changedBlocks(ebs, base.snapshotId, snapshotId) : snapshotBlocks(ebs, snapshotId);
   const map = new SparseMapSize();
   const listing = createHash('sha256');
+  const kept = new BlockList(base !== undefined);
   for await (const ref of source()) {
     map.add(ref.index * BLOCK_SIZE, BLOCK_SIZE);
     listing.update(`${ref.index},`);
+    kept.add(ref);
   }
   const expectedListing = listing.digest('hex');
   await writer.json(
@@ -110,8 +116,11 @@ export async function streamVolume(
     }
   };
   const indices = async function* (): AsyncGenerator<number> {
-    for await (const ref of checkListing(source())) yield ref.index;
+    if (kept.indicesKept) yield* kept.blockIndices();
+    else for await (const ref of checkListing(source())) yield ref.index;
   };
+  const refs = (): AsyncIterable<BlockRef> | Iterable<BlockRef> =>
+    kept.tokensKept ? kept.refs() : checkListing(source());
   let renewed = 0;
   const renew = (index: number): Promise<string> => {
     renewed++;
@@ -126,7 +135,7 @@ export async function streamVolume(
   const started = Date.now();
   let lastReport = started;
   const blocks = async function* (): AsyncGenerator<Buffer> {
-    for await (const block of orderedMap(checkListing(source()), limit, fetch)) {
+    for await (const block of orderedMap(refs(), limit, fetch)) {
       digests.add(block.index, block.digest);
       if (Date.now() - lastReport >= PROGRESS_INTERVAL_MS) {
         lastReport = Date.now();

@@ -424,8 +424,10 @@ describe('retention', () => {
 });
 
 describe('the cost of an Incremental', () => {
-  it('reads 10 blocks after 10 of 20,000 blocks changed', async () => {
-    await withEmulator({}, async (em, dir) => {
+  it('reads 10 blocks after 10 of 20,000 blocks changed, and lists the changes in one pass', async () => {
+    // Each ListChangedBlocks page scans 4,096 block indices, as AWS's pages scan a fixed span and
+    // come back mostly empty for a small change: one pass over 16 GiB (32,768 blocks) is 8 pages.
+    await withEmulator({ changedBlocksWindow: 4096 }, async (em, dir) => {
       const { volumeId } = await em.admin.volume({ sizeGiB: 16, fill: { blocks: 20_000, seed: 3 } });
       const config = writeConfig(dir.path, em, '', 'cost');
       // A complete Full of this config, made the way backup tags it (streaming it would cost 10 GiB here).
@@ -468,7 +470,9 @@ describe('the cost of an Incremental', () => {
         },
       );
       expect(result.code, result.stderr).toBe(0);
-      expect((await em.admin.requests())['ebs:GetSnapshotBlock']).toBe(10);
+      const requests = await em.admin.requests();
+      expect(requests['ebs:GetSnapshotBlock']).toBe(10);
+      expect(requests['ebs:ListChangedBlocks']).toBe(8);
       const stream = await content(file);
       expect(stream.manifest.baseJob).toBe('full-1');
       expect(stream.blocks.get(volumeId)).toHaveLength(10);

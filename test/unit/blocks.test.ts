@@ -57,3 +57,27 @@ describe('block listings', () => {
     );
   });
 });
+
+describe('a listing in memory', () => {
+  it('holds at most one page: the next page is asked for only when the consumer reaches it', async () => {
+    const page = (from: number, next?: string) => ({
+      Blocks: Array.from({ length: 3 }, (_, i) => ({ BlockIndex: from + i, BlockToken: `t${from + i}` })),
+      ...(next !== undefined && { NextToken: next }),
+    });
+    ebsMock
+      .on(ListSnapshotBlocksCommand, { StartingBlockIndex: 0 })
+      .resolves(page(0, 'p2'))
+      .on(ListSnapshotBlocksCommand, { NextToken: 'p2' })
+      .resolves(page(3, 'p3'))
+      .on(ListSnapshotBlocksCommand, { NextToken: 'p3' })
+      .resolves(page(6));
+    const listing = snapshotBlocks(new EBSClient({ region: 'us-east-1' }), 'snap-1');
+    const seen: number[] = [];
+    for await (const block of listing) {
+      seen.push(block.index);
+      // While the consumer is inside page n, no page after n has been fetched.
+      expect(ebsMock.commandCalls(ListSnapshotBlocksCommand)).toHaveLength(Math.floor(block.index / 3) + 1);
+    }
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+});

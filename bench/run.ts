@@ -1,0 +1,261 @@
+/**
+ * `npm run bench -- [--blocks=2048] [--reps=3] [--json] [--scenarios=20:8,20:32,...] [--rss-scaling]`
+ *
+ * What a user pays, side by side in one run: for each scenario (emulator latency in ms and
+ * workers), the bare-SDK loop (bench/sdk-loop.mjs) and ec2-bpipe, interleaved, `--reps` times,
+ * medians reported:
+ *   backup      sdk-loop backup       vs  ec2-bpipe backup > /dev/null
+ *   restore     sdk-loop restore      vs  ec2-bpipe restore (to the emulator)
+ *   files       tar -xf of the stream vs  ec2-bpipe restore --to-dir (every block verified)
+ * Each process runs under GNU time: wall seconds, CPU seconds and peak RSS. `ideal` is
+ * min(baseline, workers × 0.5 MiB / latency). `--rss-scaling` compares the peak RSS of a backup
+ * of 2,000 and of 200,000 written blocks instead. docs/PERFORMANCE.md says how to read it.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { BIN, credentials, emulator, ROOT, sdkConfig, tempDir, writeConfig } from '../test/helpers.js';
+
+const { values } = parseArgs({
+  options: {
+    blocks: { type: 'string', default: '2048' },
+    reps: { type: 'string', default: '3' },
+    json: { type: 'boolean', default: false },
+    scenarios: { type: 'string', default: '20:8,20:32,20:64,0:8,0:32' },
+    'rss-scaling': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+const BLOCK_MIB = 0.5;
+
+interface Run {
+  seconds: number;
+  cpuSeconds: number;
+  rssMiB: number;
+  stdout: string;
+}
+
+/** Runs a command under GNU time; fails loudly on a non-zero exit. */
+function timed(
+  command: string[],
+  options: { stdoutFile?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Run> {
+  const report = join(work.path, 'time.txt');
+  const redirect = options.stdoutFile ? ` > '${options.stdoutFile}'` : '';
+  const quoted = command.map((part) => `'${part.replaceAll("'", "'\\''")}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'sh',
+      ['-c', `exec /usr/bin/time -f '%e %U %S %M' -o '${report}' ${quoted}${redirect}`],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...options.env },
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`${command.slice(0, 3).join(' ')} exited ${code}: ${stderr.slice(-800)}`));
+        return;
+      }
+      const [seconds, user, system, rssKiB] = readFileSync(report, 'utf8')
+        .trim()
+        .split('\n')
+        .pop()!
+        .split(' ')
+        .map(Number);
+      resolve({ seconds: seconds!, cpuSeconds: user! + system!, rssMiB: rssKiB! / 1024, stdout });
+    });
+  });
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Side {
+  mibps: number;
+  rssMiB: number;
+  cpuPerGiB: number;
+}
+
+function summarize(runs: Run[], mib: number): Side {
+  return {
+    mibps: median(runs.map((r) => mib / r.seconds)),
+    rssMiB: median(runs.map((r) => r.rssMiB)),
+    cpuPerGiB: median(runs.map((r) => r.cpuSeconds / (mib / 1024))),
+  };
+}
+
+const work = tempDir('ec2-bpipe-bench-');
+const em = await emulator();
+const ec2 = new EC2Client(sdkConfig(em));
+const node = process.execPath;
+const sdkLoop = join(ROOT, 'bench', 'sdk-loop.mjs');
+const sdkEnv = {
+  AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+};
+
+/** Deletes every snapshot but `keep`: restores leave 1 GiB each in the emulator's memory. */
+async function dropSnapshotsBut(keep: Set<string>): Promise<void> {
+  for (const snapshot of (await em.admin.state()).snapshots) {
+    const id = String(snapshot.SnapshotId);
+    if (!keep.has(id)) await ec2.send(new DeleteSnapshotCommand({ SnapshotId: id }));
+  }
+}
+
+let runIndex = 0;
+function config(workers: number): string {
+  runIndex++;
+  const dir = join(work.path, `run${runIndex}`);
+  mkdirSync(dir);
+  return writeConfig(
+    dir,
+    em,
+    `[backup]\nworkers = ${workers}\n[restore]\nworkers = ${workers}\n`,
+    `bench${runIndex}`,
+  );
+}
+
+async function volumeOf(blocks: number): Promise<{ volumeId: string; snapshotId: string }> {
+  const sizeGiB = Math.ceil((blocks * BLOCK_MIB) / 1024) + 1;
+  const { volumeId } = await em.admin.volume({ sizeGiB, fill: { blocks, seed: 1 } });
+  // One backup, untimed, gives the stream the restores read and the snapshot the SDK loop reads.
+  const tar = join(work.path, `source-${blocks}.tar`);
+  await timed([node, BIN, 'backup', `--config=${config(32)}`, `--volume=${volumeId}`, '--job=source'], {
+    stdoutFile: tar,
+  });
+  const snapshot = (await em.admin.state()).snapshots.find((s) => s.VolumeId === volumeId);
+  return { volumeId, snapshotId: String(snapshot?.SnapshotId) };
+}
+
+async function rssScaling(): Promise<void> {
+  const rows: { blocks: number; rssMiB: number; mibps: number }[] = [];
+  for (const blocks of [2000, 200_000]) {
+    const { volumeId } = await volumeOf(blocks);
+    const run = await timed(
+      [node, BIN, 'backup', `--config=${config(64)}`, `--volume=${volumeId}`, `--job=rss${blocks}`],
+      { stdoutFile: '/dev/null' },
+    );
+    rows.push({ blocks, rssMiB: run.rssMiB, mibps: (blocks * BLOCK_MIB) / run.seconds });
+    await dropSnapshotsBut(new Set());
+  }
+  if (values.json) for (const row of rows) console.log(JSON.stringify({ rssScaling: row }));
+  else
+    for (const row of rows)
+      console.log(
+        `backup of ${row.blocks} blocks, 64 workers: peak RSS ${row.rssMiB.toFixed(0)} MiB, ${row.mibps.toFixed(0)} MiB/s`,
+      );
+  console.log(`RSS difference: ${(rows[1]!.rssMiB - rows[0]!.rssMiB).toFixed(1)} MiB`);
+}
+
+async function scenarios(): Promise<void> {
+  const blocks = Number(values.blocks);
+  const reps = Number(values.reps);
+  const mib = blocks * BLOCK_MIB;
+  const source = await volumeOf(blocks);
+  const tar = join(work.path, `source-${blocks}.tar`);
+  const keep = new Set([source.snapshotId]);
+  if (!values.json) {
+    console.log(
+      `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${blocks} blocks (${mib} MiB), ${reps} repetitions, medians`,
+    );
+    console.log(
+      'scenario         operation  baseline MiB/s  ec2-bpipe MiB/s   ideal  ratio   RSS base/ours MiB   CPU s/GiB ours/base',
+    );
+  }
+  for (const scenario of values.scenarios.split(',')) {
+    const [latencyMs, workers] = scenario.split(':').map(Number) as [number, number];
+    em.options.latencyMs = latencyMs;
+    const runs = {
+      backupSdk: [] as Run[],
+      backup: [] as Run[],
+      restoreSdk: [] as Run[],
+      restore: [] as Run[],
+      tar: [] as Run[],
+      files: [] as Run[],
+    };
+    for (let rep = 0; rep < reps; rep++) {
+      runs.backupSdk.push(
+        await timed([node, sdkLoop, 'backup', em.url, source.snapshotId, String(workers)], { env: sdkEnv }),
+      );
+      runs.backup.push(
+        await timed(
+          [
+            node,
+            BIN,
+            'backup',
+            `--config=${config(workers)}`,
+            `--volume=${source.volumeId}`,
+            `--job=b${runIndex}`,
+          ],
+          {
+            stdoutFile: '/dev/null',
+          },
+        ),
+      );
+      await dropSnapshotsBut(keep);
+      runs.restoreSdk.push(
+        await timed([node, sdkLoop, 'restore', em.url, String(blocks), String(workers)], { env: sdkEnv }),
+      );
+      await dropSnapshotsBut(keep);
+      runs.restore.push(await timed([node, BIN, 'restore', `--config=${config(workers)}`, tar]));
+      await dropSnapshotsBut(keep);
+      const tarDir = join(work.path, 'tar-x');
+      mkdirSync(tarDir);
+      runs.tar.push(await timed(['tar', '-xf', tar, '-C', tarDir]));
+      rmSync(tarDir, { recursive: true });
+      const filesDir = join(work.path, 'files');
+      runs.files.push(
+        await timed([node, BIN, 'restore', `--config=${config(workers)}`, `--to-dir=${filesDir}`, tar]),
+      );
+      rmSync(filesDir, { recursive: true });
+    }
+    const ideal = (base: number): number =>
+      latencyMs === 0 ? base : Math.min(base, (workers * BLOCK_MIB * 1000) / latencyMs);
+    for (const [operation, base, ours] of [
+      ['backup', runs.backupSdk, runs.backup],
+      ['restore', runs.restoreSdk, runs.restore],
+      ['files', runs.tar, runs.files],
+    ] as const) {
+      const b = summarize(base, mib);
+      const o = summarize(ours, mib);
+      const best = operation === 'files' ? b.mibps : ideal(b.mibps);
+      const row = {
+        scenario: { latencyMs, workers },
+        operation,
+        baseline: b,
+        ec2bpipe: o,
+        ideal: best,
+        ratio: o.mibps / best,
+        cpuRatio: o.cpuPerGiB / b.cpuPerGiB,
+      };
+      if (values.json) console.log(JSON.stringify(row));
+      else
+        console.log(
+          `${`${latencyMs} ms, ${workers} workers`.padEnd(17)}${operation.padEnd(9)}${b.mibps.toFixed(0).padStart(14)}${o.mibps.toFixed(0).padStart(17)}${best.toFixed(0).padStart(8)}${row.ratio.toFixed(2).padStart(7)}${`${b.rssMiB.toFixed(0)}/${o.rssMiB.toFixed(0)}`.padStart(20)}${`${o.cpuPerGiB.toFixed(1)}/${b.cpuPerGiB.toFixed(1)}`.padStart(22)}`,
+        );
+    }
+  }
+}
+
+try {
+  execFileSync('/usr/bin/time', ['--version'], { stdio: 'ignore' });
+} catch {
+  console.error('npm run bench needs GNU time (/usr/bin/time): apt-get install time');
+  process.exit(2);
+}
+try {
+  if (values['rss-scaling']) await rssScaling();
+  else await scenarios();
+} finally {
+  ec2.destroy();
+  await em.close();
+  work.cleanup();
+}
