@@ -7,7 +7,17 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'bin/*'] } },
+      parserOptions: {
+        projectService: {
+          allowDefaultProject: [
+            'eslint.config.js',
+            'bin/*',
+            'bench/*.mjs',
+            'test/fixtures/*.mjs',
+            'scripts/*.mjs',
+          ],
+        },
+      },
     },
     rules: {
       '@typescript-eslint/no-unused-vars': [
@@ -35,5 +45,11 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
-  { files: ['eslint.config.js', 'bin/*'], ...tseslint.configs.disableTypeChecked },
+  {
+    // Plain JavaScript on purpose: the bare-SDK baseline loads like a user's script, and the
+    // hashing counter is preloaded with --import.
+    files: ['eslint.config.js', 'bin/*', 'bench/*.mjs', 'test/fixtures/*.mjs', 'scripts/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: { process: 'readonly', Buffer: 'readonly' } },
+  },
 );

@@ -111,14 +111,14 @@ async function dropSnapshotsBut(keep: Set<string>): Promise<void> {
 }
 
 let runIndex = 0;
-function config(workers: number): string {
+function config(workers: number, extra = ''): string {
   runIndex++;
   const dir = join(work.path, `run${runIndex}`);
   mkdirSync(dir);
   return writeConfig(
     dir,
     em,
-    `[backup]\nworkers = ${workers}\n[restore]\nworkers = ${workers}\n`,
+    `[backup]\nworkers = ${workers}\n${extra}[restore]\nworkers = ${workers}\n`,
     `bench${runIndex}`,
   );
 }
@@ -170,6 +170,30 @@ async function scenarios(): Promise<void> {
       'scenario         operation  baseline MiB/s  ec2-bpipe MiB/s   ideal  ratio   RSS base/ours MiB   CPU s/GiB ours/base',
     );
   }
+  // `list` runs at every job start: its wall time is the job's fixed cost.
+  const listRuns: Run[] = [];
+  const listConfig = config(8, `volume-ids = ${source.volumeId}\n`);
+  for (let rep = 0; rep < 5; rep++)
+    listRuns.push(
+      await timed([
+        node,
+        BIN,
+        'list',
+        `--config=${listConfig}`,
+        '--job=bench.2026-11-24_00.00.00_01',
+        '--level=Full',
+        '--prev-job=',
+      ]),
+    );
+  const list = {
+    seconds: median(listRuns.map((r) => r.seconds)),
+    rssMiB: median(listRuns.map((r) => r.rssMiB)),
+  };
+  if (values.json) console.log(JSON.stringify({ list }));
+  else
+    console.log(
+      `list: ${list.seconds.toFixed(2)} s wall (median of 5), peak RSS ${list.rssMiB.toFixed(0)} MiB`,
+    );
   for (const scenario of values.scenarios.split(',')) {
     const [latencyMs, workers] = scenario.split(':').map(Number) as [number, number];
     em.options.latencyMs = latencyMs;

@@ -120,7 +120,7 @@ export async function* orderedMap<T, R>(
     Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   const queue: Promise<R>[] = [];
   let running = 0;
-  let waiters: (() => void)[] = [];
+  const waiters: (() => void)[] = [];
   const acquire = async (): Promise<void> => {
     while (running >= limit.current()) await new Promise<void>((resolve) => waiters.push(resolve));
     running++;
@@ -128,10 +128,8 @@ export async function* orderedMap<T, R>(
   const release = (): void => {
     running--;
     limit.settled();
-    // The limit may have grown: every waiter checks again, and those over the limit wait again.
-    const woken = waiters;
-    waiters = [];
-    for (const wake of woken) wake();
+    // As many waiters as there are free slots (more than one when the limit has just grown).
+    for (let free = limit.current() - running; free > 0 && waiters.length > 0; free--) waiters.shift()?.();
   };
   let exhausted = false;
   try {
