@@ -161,21 +161,32 @@ export function transientBlockError(err: unknown): boolean {
   return TRANSIENT_NAMES.has(errorName(err)) || transientNetworkError(err);
 }
 
-/** Reads a block body straight into one buffer: no intermediate chunk list, no second copy. */
-async function readBody(body: AsyncIterable<Uint8Array>, blockSize: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafe(blockSize);
+/**
+ * Reads a block body as the chunks the socket delivered, hashing them as they come: no 512 KiB
+ * copy and no second allocation per block (at 64 workers that churn showed up as garbage
+ * collection). The chunks go to the tar stream as they are.
+ */
+async function readBody(
+  body: AsyncIterable<Uint8Array>,
+  blockSize: number,
+): Promise<{ chunks: Buffer[]; digest: Buffer }> {
+  const chunks: Buffer[] = [];
+  const hash = createHash('sha256');
   let filled = 0;
   for await (const chunk of body) {
     if (filled + chunk.length > blockSize) throw new ChecksumMismatch(`body longer than ${blockSize} bytes`);
-    data.set(chunk, filled);
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    chunks.push(buffer);
+    hash.update(buffer);
     filled += chunk.length;
   }
   if (filled !== blockSize) throw new ChecksumMismatch(`body of ${filled} bytes, expected ${blockSize}`);
-  return data;
+  return { chunks, digest: hash.digest() };
 }
 
 export interface ReadBlock {
-  data: Buffer;
+  /** The block's bytes, in the chunks they arrived in (blockSize in all). */
+  data: Buffer[];
   /** The 32-byte SHA-256 of `data`, which matched AWS's checksum. */
   digest: Buffer;
 }
@@ -221,17 +232,16 @@ export async function readBlock(
         throw err;
       }
       if (!response.BlockData) throw new ChecksumMismatch('no body');
-      const data = await readBody(response.BlockData as AsyncIterable<Uint8Array>, blockSize);
       if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
         throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
       }
-      const digest = createHash('sha256').update(data).digest();
+      const { chunks, digest } = await readBody(response.BlockData as AsyncIterable<Uint8Array>, blockSize);
       if (digest.toString('base64') !== response.Checksum) {
         throw new ChecksumMismatch(
           `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,
         );
       }
-      return { data, digest };
+      return { data: chunks, digest };
     });
   } catch (err) {
     const reason = describeError(err);

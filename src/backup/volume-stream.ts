@@ -127,14 +127,14 @@ export async function streamVolume(
     return renewToken(ebs, snapshotId, base?.snapshotId, index);
   };
   // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
-  const fetch = async (ref: BlockRef): Promise<{ index: number; data: Buffer; digest: Buffer }> =>
+  const fetch = async (ref: BlockRef): Promise<{ index: number; data: Buffer[]; digest: Buffer }> =>
     ref.token === undefined
-      ? { index: ref.index, data: ZERO_BLOCK, digest: ZERO_DIGEST }
+      ? { index: ref.index, data: [ZERO_BLOCK], digest: ZERO_DIGEST }
       : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE, renew)) };
   const digests = new VolumeDigests();
   const started = Date.now();
   let lastReport = started;
-  const blocks = async function* (): AsyncGenerator<Buffer> {
+  const blocks = async function* (): AsyncGenerator<Buffer[]> {
     for await (const block of orderedMap(refs(), limit, fetch)) {
       digests.add(block.index, block.digest);
       if (Date.now() - lastReport >= PROGRESS_INTERVAL_MS) {

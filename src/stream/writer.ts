@@ -63,7 +63,8 @@ export class StreamWriter {
     blockSize: number,
     map: SparseMapSize,
     indices: AsyncIterable<number>,
-    blocks: AsyncIterable<Buffer>,
+    /** Each block as one buffer or as the chunks it arrived in. */
+    blocks: AsyncIterable<Buffer | readonly Buffer[]>,
   ): Promise<void> {
     const mapLength = map.paddedLength(realSize);
     const size = mapLength + map.regions * blockSize;
@@ -104,8 +105,10 @@ export class StreamWriter {
     await write(entry, Buffer.concat([head, mapTail(realSize, written + head.length)]));
     let blocksWritten = 0;
     for await (const block of blocks) {
-      if (block.length !== blockSize) throw new Error(`${name}: a block of ${block.length} bytes`);
-      await write(entry, block);
+      const chunks = Buffer.isBuffer(block) ? [block] : block;
+      const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+      if (length !== blockSize) throw new Error(`${name}: a block of ${length} bytes`);
+      for (const chunk of chunks) await write(entry, chunk);
       blocksWritten++;
     }
     if (blocksWritten !== map.regions) {
