@@ -6,6 +6,7 @@ import type { CommandContext } from './commands/context.js';
 import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
 import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
 import { guardProcess, interruptedState, resetNotes } from './lifecycle.js';
+import { startLiveDisplay, stopLiveDisplay } from './display.js';
 import { captureProcessWarnings, createLogger, type LogFormat } from './log.js';
 
 export { VERSION } from './version.js';
@@ -16,11 +17,14 @@ interface CommonOptions {
   logFormat: LogFormat;
   logLevel: string;
   region?: string;
+  workers?: string;
 }
 
 /** Command-line flags that set a config key, validated exactly as the INI file is. */
 const FLAG_KEYS: Record<string, [SectionName, string]> = {
-  workers: ['backup', 'workers'],
+  profile: ['aws', 'profile'],
+  endpointUrl: ['aws', 'endpoint-url'],
+  // The name restore's --workers had before; kept so that existing Bacula jobs keep working.
   restoreWorkers: ['restore', 'workers'],
   instanceType: ['restore', 'instance-type'],
   subnetId: ['restore', 'subnet-id'],
@@ -44,6 +48,8 @@ function buildConfig(common: CommonOptions, options: OptionValues, section: 'bac
   const config = common.config !== undefined ? loadConfig(common.config) : defaultConfig();
   if (common.region !== undefined)
     setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');
+  // --workers: block reads for a backup, block writes for a restore.
+  if (common.workers !== undefined) setKey(config, section, 'workers', common.workers, '--workers');
   for (const [flag, [sectionName, key]] of Object.entries(FLAG_KEYS)) {
     const value: unknown = options[flag];
     if (value === undefined) continue;
@@ -131,15 +137,19 @@ export function buildProgram(
   const program = new Command('ec2-bpipe')
     .description('Back up EC2 instances and EBS volumes into Bacula through bpipe, and restore them.')
     .version(VERSION)
-    .showHelpAfterError()
+    // A usage error says what was wrong in one line, and where the rest is: not the whole help.
+    .showHelpAfterError('(ec2-bpipe <command> --help lists the options)')
     // Inherited by the subcommands below: commander errors come back to run() and exit 2, not 1.
     .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stderr.write(s), writeErr: (s) => process.stderr.write(s) });
+    // --help and --version answer on stdout, as asked for (`$(ec2-bpipe --version)`); errors on stderr.
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
 
   const common = (cmd: Command): Command =>
     cmd
       .option('--config <file>', 'INI config file (see examples/ec2-bpipe.ini)')
       .option('--region <region>', 'AWS region (backup: the source; restore: the target)')
+      .option('--profile <name>', 'AWS shared-config profile ([aws] profile)')
+      .option('--endpoint-url <url>', 'AWS endpoint URL, for a VPC endpoint or a test ([aws] endpoint-url)')
       .addOption(
         new Option('--log-format <format>', 'log line format on stderr')
           .choices(['human', 'json'])
@@ -154,8 +164,7 @@ export function buildProgram(
   const unit = (cmd: Command): Command =>
     cmd
       .option('--instance <id>', 'back up this instance (all its EBS volumes, crash-consistent)')
-      .option('--volume <ids>', 'back up these volumes (comma-separated)')
-      .option('--workers <n>', 'parallel EBS block reads (default 8)');
+      .option('--volume <ids>', 'back up these volumes (comma-separated)');
 
   const action = (name: string) =>
     function (this: Command, ...rest: unknown[]): Promise<void> {
@@ -166,6 +175,7 @@ export function buildProgram(
 
   unit(common(program.command('backup')))
     .description('Snapshot, read the blocks and write one tar stream to stdout')
+    .option('--workers <n>', 'parallel EBS block reads (default 8)')
     .option('--job <name>', 'job name recorded in the stream and in snapshot tags (Bacula: %j)')
     .addOption(new Option('--level <level>', 'backup level (Bacula: %l)').default('Full'))
     .option('--prev-job <name>', 'job the level is based on (Bacula: %S)')
@@ -181,7 +191,8 @@ export function buildProgram(
       'Bacula restore location (%w): empty or / restores to AWS, else to files under it',
     )
     .option('--replace <code>', 'Bacula replace code (%r), recorded for the log')
-    .option('--restore-workers <n>', 'parallel EBS block writes (default 8)')
+    .option('--workers <n>', 'parallel EBS block writes (default 8)')
+    .addOption(new Option('--restore-workers <n>', 'the former name of --workers').hideHelp())
     .option('--instance-type <type>', 'launch with this instance type')
     .option('--subnet-id <id>', 'launch in this subnet (its AZ wins over the stored one)')
     .option('--security-group-ids <ids>', 'comma-separated security groups')
@@ -254,11 +265,14 @@ export async function run(
       current.log = log;
       captureProcessWarnings(log);
     }
+    // An operator's terminal gets a live progress display; Bacula, pipes and cron get log lines.
+    if (format === 'human' && (name === 'backup' || name === 'restore')) startLiveDisplay();
     await dispatch(name, { config, log, stdout: io.stdout, stdin: io.stdin }, options, args);
   });
   try {
     await program.parseAsync(argv);
   } catch (err) {
+    stopLiveDisplay();
     if (err instanceof CommanderError) {
       // --help and --version end here with code 0; everything else is a usage error.
       return err.exitCode === 0 ? 0 : 2;
@@ -273,6 +287,8 @@ export async function run(
     if (!(err instanceof UsageError) && !(err instanceof RuntimeFailure) && log) {
       log.debug({ stack: err instanceof Error ? err.stack : undefined }, 'unexpected failure');
     }
+  } finally {
+    stopLiveDisplay();
   }
   return exitCode;
 }

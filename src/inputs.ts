@@ -13,7 +13,13 @@ export interface Input {
 
 /** The stream files named on the command line, in the order given, or stdin when none. */
 export async function streamInputs(files: string[], stdin: NodeJS.ReadableStream): Promise<Input[]> {
-  if (files.length === 0) return [{ name: 'stdin', open: () => stdin as Readable }];
+  if (files.length === 0) {
+    // Waiting on a keyboard for a tar stream would look like a hang.
+    if ('isTTY' in stdin && stdin.isTTY === true) {
+      throw new UsageError('no stream to read: name a stream file, or pipe one to stdin (… < job.tar).');
+    }
+    return [{ name: 'stdin', open: () => stdin as Readable }];
+  }
   for (const file of files) {
     try {
       await access(file);

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { liveDisplay } from './display.js';
 
 export type LogFormat = 'human' | 'json';
 export interface LogOptions {
@@ -45,7 +46,11 @@ export function createLogger(options: LogOptions = {}): Logger {
       ? destination
       : {
           write(line: string): void {
-            destination.write(formatHuman(JSON.parse(line) as Record<string, unknown>));
+            const text = formatHuman(JSON.parse(line) as Record<string, unknown>);
+            // On a terminal with a live progress display, the line goes above the display.
+            const display = options.file === undefined ? liveDisplay() : undefined;
+            if (display !== undefined) display.write(text);
+            else destination.write(text);
           },
         };
   return pino(

@@ -54,8 +54,45 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
   }
   return [
     ...[...instanceIds].sort().map((id): Unit => ({ kind: 'instance', resourceId: id, instanceId: id })),
-    ...[...volumeIds].sort().map((id): Unit => ({ kind: 'volumes', resourceId: id, volumeIds: [id] })),
+    ...(await volumeUnits(ec2, [...volumeIds])).map((ids) => volumesUnit(ids)),
   ];
+}
+
+/**
+ * A volumes unit: the volumes in the order given (the stream's order), and a resource id that
+ * joins them sorted with `+`, so that `--volume=b,a` and `--volume=a,b` are the same unit.
+ */
+export function volumesUnit(volumeIds: string[]): Unit {
+  const ids = [...new Set(volumeIds)];
+  return { kind: 'volumes', resourceId: [...ids].sort().join('+'), volumeIds: ids };
+}
+
+/**
+ * Selected volumes attached to one instance make one unit, so that one CreateSnapshots call takes
+ * them together (crash-consistent, as the README promises) in one Bacula job; a detached volume
+ * is a unit of its own. A volume DescribeVolumes does not know stays a unit of its own: its
+ * backup says what is wrong with it.
+ */
+async function volumeUnits(ec2: EC2Client, volumeIds: string[]): Promise<string[][]> {
+  if (volumeIds.length === 0) return [];
+  const byInstance = new Map<string, string[]>();
+  const alone = new Set(volumeIds);
+  // A filter, not VolumeIds: an unknown id is left out of the answer instead of failing it.
+  const pages = paginateDescribeVolumes(
+    { client: ec2 },
+    { Filters: [{ Name: 'volume-id', Values: volumeIds }], MaxResults: 500 },
+  );
+  for await (const page of pages) {
+    for (const volume of page.Volumes ?? []) {
+      const instanceId = volume.Attachments?.[0]?.InstanceId;
+      const volumeId = volume.VolumeId;
+      if (instanceId === undefined || volumeId === undefined || !alone.has(volumeId)) continue;
+      alone.delete(volumeId);
+      byInstance.set(instanceId, [...(byInstance.get(instanceId) ?? []), volumeId]);
+    }
+  }
+  const units = [...byInstance.values(), ...[...alone].map((id) => [id])];
+  return units.map((ids) => [...ids].sort()).sort((a, b) => (a[0] ?? '').localeCompare(b[0] ?? ''));
 }
 
 /** The unit a `backup` or `estimate` invocation streams: from the flags, else the config's only unit. */
@@ -78,7 +115,7 @@ export async function resolveUnit(config: Config, ec2: EC2Client, options: UnitF
     const bad = ids.find((id) => !VOLUME_ID.test(id));
     if (bad !== undefined || ids.length === 0)
       throw new UsageError(`--volume=${volume}: expected volume ids (vol-...), comma-separated.`);
-    const unit: Unit = { kind: 'volumes', resourceId: ids.join('+'), volumeIds: [...new Set(ids)] };
+    const unit = volumesUnit(ids);
     await refuseOverlap(config, ec2, [...(await selectedUnits(config, ec2)), unit]);
     return unit;
   }

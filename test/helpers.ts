@@ -56,10 +56,17 @@ export interface CliResult {
 /** Runs the real command, as Bacula or a user would. */
 export function cli(
   args: string[],
-  options: { stdin?: Buffer | string; stdoutFile?: string; env?: Record<string, string | undefined> } = {},
+  options: {
+    stdin?: Buffer | string;
+    stdoutFile?: string;
+    env?: Record<string, string | undefined>;
+    /** Another program to run with `args` (the binary's own command line by default). */
+    command?: string;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const [file, argv] = options.command ? [options.command, args] : [process.execPath, [BIN, ...args]];
+    const child = spawn(file, argv, {
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

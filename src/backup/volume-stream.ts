@@ -6,6 +6,7 @@ import { performance, userTags } from '../aws/metadata.js';
 import { RuntimeFailure } from '../errors.js';
 import { orderedMap } from '../pool.js';
 import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
+import { VolumeProgress } from '../progress.js';
 import { BlockList } from './block-list.js';
 import { VolumeDigests } from '../stream/digests.js';
 import { BLOCK_SIZE, GIB, member } from '../stream/format.js';
@@ -18,8 +19,6 @@ import type { PlannedVolume } from './plan.js';
 
 const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 const ZERO_DIGEST = createHash('sha256').update(ZERO_BLOCK).digest();
-/** How often a long volume reports its progress in the job log. */
-const PROGRESS_INTERVAL_MS = 10_000;
 
 /** The `<vol-id>.json` member: the volume as the snapshot saw it. */
 export function volumeMeta(
@@ -133,21 +132,16 @@ export async function streamVolume(
       : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE, renew)) };
   const digests = new VolumeDigests();
   const started = Date.now();
-  let lastReport = started;
+  const progress = new VolumeProgress(log, volumeId, map.regions, BLOCK_SIZE, counts);
   const blocks = async function* (): AsyncGenerator<Buffer[]> {
     for await (const block of orderedMap(refs(), limit, fetch)) {
       digests.add(block.index, block.digest);
-      if (Date.now() - lastReport >= PROGRESS_INTERVAL_MS) {
-        lastReport = Date.now();
-        const mib = (digests.blockCount * BLOCK_SIZE) / 2 ** 20;
-        log.info(
-          `${volumeId}: ${digests.blockCount}/${map.regions} blocks, ${(mib / ((Date.now() - started) / 1000)).toFixed(1)} MiB/s`,
-        );
-      }
+      progress.block();
       yield block.data;
     }
   };
   await writer.sparse(member.volumeData(volumeId), sizeGiB * GIB, BLOCK_SIZE, map, indices(), blocks());
+  progress.finish();
   const { blockCount, checksum, indexedSha256 } = digests.finish();
   const sum: VolumeSum = {
     volumeId,

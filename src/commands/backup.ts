@@ -2,6 +2,7 @@ import { runBackup } from '../backup/run.js';
 import { buildFinalizer } from '../backup/finalizer.js';
 import { checkJobName, parseLevel } from '../backup/level.js';
 import { createClients, resolveRegion } from '../aws/clients.js';
+import { UsageError } from '../errors.js';
 import { resolveUnit } from '../selection.js';
 import type { CommandContext, UnitOptions } from './context.js';
 
@@ -23,6 +24,13 @@ export async function backupCommand(ctx: CommandContext, options: BackupOptions)
     '--job',
   );
   const requestedLevel = parseLevel(options.level);
+  // A tar stream on a terminal is a screenful of binary and a wasted snapshot. (The finalizer is
+  // JSON: it may go to a terminal.)
+  if (!options.finalizer && 'isTTY' in ctx.stdout && ctx.stdout.isTTY === true) {
+    throw new UsageError(
+      'stdout is a terminal: backup writes a tar stream there. Redirect it (> job.tar), pipe it, or run it from Bacula.',
+    );
+  }
   const clients = createClients(ctx.config.aws, {
     region: await resolveRegion(ctx.config.aws),
     workers: ctx.config.backup.workers,

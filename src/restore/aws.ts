@@ -11,6 +11,7 @@ import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
 import { Slots, type WorkerLimit } from '../pool.js';
 import { BLOCK_SIZE } from '../stream/format.js';
+import { VolumeProgress } from '../progress.js';
 import { finalizerManifest } from '../stream/finalizer.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { readStream, StreamDefect } from '../stream/reader.js';
@@ -37,6 +38,7 @@ interface VolumeSession {
   limit: WorkerLimit;
   countsBefore: RequestCounts;
   startedAt: number;
+  progress: VolumeProgress;
   sum?: VolumeSum;
 }
 
@@ -145,12 +147,16 @@ export class AwsRestore {
           if (volume.alreadyComplete) return;
           const { ebs } = started().clients;
           const checksum = digest.toString('base64');
-          await volume.slots.run(() => putBlock(ebs, volume.snapshotId, index, data, checksum));
+          await volume.slots.run(async () => {
+            await putBlock(ebs, volume.snapshotId, index, data, checksum);
+            volume.progress.block();
+          });
         },
         volumeEnd: async (_meta, sum) => {
           const volume = session();
           await volume.slots.drain();
           volume.sum = sum;
+          volume.progress.finish();
           if (!volume.alreadyComplete) this.logWritten(volume, started().clients.ebsCounts);
         },
         end: async () => {
@@ -355,6 +361,7 @@ export class AwsRestore {
         limit,
         countsBefore: { ...clients.ebsCounts },
         startedAt: Date.now(),
+        progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE, clients.ebsCounts),
       };
     }
     throw new RuntimeFailure(

@@ -8,6 +8,7 @@ import { CONFIG_NAME, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
 import { Slots } from '../pool.js';
+import { VolumeProgress } from '../progress.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
 import { readStream } from '../stream/reader.js';
 import {
@@ -30,6 +31,16 @@ const RECORD = 8 + BLOCK_SIZE;
  * time); every write goes to its own offset, and each block has its own buffer.
  */
 const FILE_WRITES = 8;
+
+/** The image (or redo log) of the volume being read, and its writes in flight. */
+interface ImageWrite {
+  handle: FileHandle;
+  path: string;
+  writes: Slots;
+  /** Redo records written so far: the next one goes at records × RECORD. */
+  records: number;
+  progress: VolumeProgress;
+}
 
 /**
  * Writes `buffers` at `position`, all of them: a file write may take fewer bytes than asked (a
@@ -270,13 +281,13 @@ export class FilesRestore {
     const partials: string[] = [];
     const metadata = new Map<string, unknown>();
     const snapshots = new Map<string, string>();
-    let file: { handle: FileHandle; path: string; writes: Slots; records: number } | undefined;
+    let file: ImageWrite | undefined;
     // A signal or a closed pipe ends the process at once: what is half written goes with it.
     const forget = onInterrupt(() => {
       for (const partial of partials) rmSync(partial, { force: true });
       return partials.length ? `partial files in ${dir} removed; the images are as they were` : undefined;
     });
-    const currentFile = (): { handle: FileHandle; path: string; writes: Slots; records: number } => {
+    const currentFile = (): ImageWrite => {
       if (file === undefined) throw new Error('a block came outside a volume');
       return file;
     };
@@ -304,11 +315,18 @@ export class FilesRestore {
           const path = under(dir, name + PARTIAL);
           partials.push(path);
           const handle = await open(path, 'w', 0o600);
-          file = { handle, path, writes: new Slots(FILE_WRITES), records: 0 };
+          file = {
+            handle,
+            path,
+            writes: new Slots(FILE_WRITES),
+            records: 0,
+            progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
+          };
           if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
         },
         block: async (meta, index, data) => {
           const target = currentFile();
+          target.progress.block();
           if (meta.level === 'Full') {
             // A fresh image reads as zeros already; skipping zero blocks keeps it sparse.
             if (data.equals(ZERO_BLOCK)) return;
@@ -328,6 +346,7 @@ export class FilesRestore {
           await done.writes.drain();
           await done.handle.sync();
           await done.handle.close();
+          this.log.info(`${done.progress.finish()}, written; its checksums matched`);
         },
         // Called only after the whole stream, its end records included, verified.
         end: async () => {

@@ -43,7 +43,7 @@ describe('command line', () => {
         '--to-dir',
         '--where',
         '--replace',
-        '--restore-workers',
+        '--workers',
         '--instance-type',
         '--subnet-id',
         '--security-group-ids',
@@ -58,11 +58,85 @@ describe('command line', () => {
     ['verify', ['--config', '--log-format']],
     ['list', ['--job', '--level', '--prev-job']],
     ['estimate', ['--instance', '--volume', '--bandwidth']],
-  ])('%s --help documents every option and exits 0', async (command, options) => {
+  ])('%s --help documents every option on stdout and exits 0', async (command, options) => {
     const result = await cli([command, '--help']);
     expect(result.code).toBe(0);
-    expect(result.stdout.length).toBe(0);
-    for (const option of options) expect(result.stderr).toContain(option);
+    expect(result.stderr).toBe('');
+    const help = result.stdout.toString();
+    for (const option of [...options, '--profile', '--endpoint-url']) expect(help).toContain(option);
+  });
+
+  it('answers --version on stdout, so that $(ec2-bpipe --version) holds it', async () => {
+    const result = await cli(['--version']);
+    expect(result.code).toBe(0);
+    const { version } = JSON.parse(readFileSync(join(BIN, '..', '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(result.stdout.toString()).toBe(`${version}\n`);
+    expect(result.stderr).toBe('');
+  });
+
+  it('says a usage error in one line and where the options are, not the whole help', async () => {
+    const result = await cli(['backup', '--no-such-flag']);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      "error: unknown option '--no-such-flag'",
+      '(ec2-bpipe <command> --help lists the options)',
+    ]);
+  });
+
+  it('takes --workers for both directions (and --restore-workers still), and refuses estimate --workers', async () => {
+    const config = writeConfig(dir.path, em);
+    for (const flag of ['--workers=0', '--restore-workers=0']) {
+      const result = await cli(['restore', `--config=${config}`, '--to-dir=/tmp/x', flag, '/dev/null']);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/\[restore\] workers = "0" is invalid/);
+    }
+    const estimate = await cli(['estimate', `--config=${config}`, '--workers=4']);
+    expect(estimate.code).toBe(2);
+    expect(estimate.stderr).toContain("unknown option '--workers=4'");
+  });
+
+  it('takes --endpoint-url and --profile on the command line like their [aws] keys', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 41 } });
+    const config = join(dir.path, 'no-endpoint.ini');
+    writeFileSync(
+      config,
+      `[aws]\nregion = us-east-1\naccess-key-id = ${credentials.accessKeyId}\nsecret-access-key = ${credentials.secretAccessKey}\n[bacula]\nstate-dir = ${join(dir.path, 'state')}\n`,
+    );
+    chmodSync(config, 0o600);
+    const result = await cli([
+      'estimate',
+      `--config=${config}`,
+      `--endpoint-url=${em.url}`,
+      `--volume=${volumeId}`,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.toString()).toContain(volumeId);
+    const both = await cli(['estimate', `--config=${config}`, '--profile=other', `--volume=${volumeId}`]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('[aws] profile and access-key-id both name credentials');
+  });
+
+  it('refuses to write a tar to a terminal, and to wait on a terminal for one', async () => {
+    const config = writeConfig(dir.path, em);
+    // `script` gives the command a pseudo-terminal for stdin and stdout, as an operator's shell does.
+    const onTerminal = (args: string[]) =>
+      cli(['-qec', [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], {
+        command: 'script',
+      });
+    const backup = await onTerminal(['backup', `--config=${config}`, '--volume=vol-0123456789abcdef0']);
+    expect(backup.code).toBe(2);
+    expect(backup.stdout.toString()).toContain('stdout is a terminal: backup writes a tar stream there');
+    for (const command of ['verify', 'restore']) {
+      const result = await onTerminal(
+        [command, `--config=${config}`, '--to-dir=/tmp/unused'].slice(0, command === 'verify' ? 2 : 3),
+      );
+      expect(result.code).toBe(2);
+      expect(result.stdout.toString()).toContain(
+        'no stream to read: name a stream file, or pipe one to stdin',
+      );
+    }
   });
 
   it('exits 2 on an unknown option or command, printing nothing on stdout', async () => {
@@ -221,6 +295,47 @@ describe('list (the FileSet generator)', () => {
     expect(readFileSync(log, 'utf8')).toMatch(/job ec2job\.2026-11-21_23\.45\.19_03 \(Incremental\)/);
     // list changes nothing in AWS: a Bacula estimate runs it too.
     expect((await em.admin.state()).snapshots.length).toBe(before);
+  });
+
+  it('keeps the selected volumes of one instance in one unit, snapshotted by one CreateSnapshots', async () => {
+    const host = await em.admin.instance({ volumes: [{ sizeGiB: 1 }, { sizeGiB: 1 }, { sizeGiB: 1 }] });
+    const [, data1, data2] = host.volumeIds;
+    const { volumeId: loose } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 1, seed: 42 } });
+    const config = writeConfig(
+      dir.path,
+      em,
+      `[backup]\nvolume-ids = ${data2},${loose},${data1}\n`,
+      'grouped',
+    );
+    const result = await cli([
+      'list',
+      `--config=${config}`,
+      '--job=g.2026-11-24_01.00.00_01',
+      '--level=Full',
+      '--prev-job=',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout.toString().trim().split('\n');
+    const pair = [data1, data2].sort().join('+');
+    const units = [pair, loose].sort((x, y) => String(x).localeCompare(String(y)));
+    expect(lines.map((l) => l.split(':')[1])).toEqual(
+      units.flatMap((u) => [
+        `/@ec2-bpipe/grouped/us-east-1/${u}/g.2026-11-24_01.00.00_01.tar`,
+        `/@ec2-bpipe/grouped/us-east-1/${u}/restore.json`,
+      ]),
+    );
+    const pairLine = lines.find((l) => l.includes(`/${pair}/g.`));
+    expect(pairLine).toContain(`--volume=${[data1, data2].sort().join(',')}`);
+    // That unit's backup takes both volumes in one CreateSnapshots call.
+    await em.admin.call('POST', 'requests/reset');
+    const backup = await cli(
+      ['backup', `--config=${config}`, `--volume=${[data1, data2].sort().join(',')}`, '--job=g1'],
+      { stdoutFile: join(dir.path, 'g1.tar') },
+    );
+    expect(backup.code, backup.stderr).toBe(0);
+    const requests = await em.admin.requests();
+    expect(requests['ec2:CreateSnapshots']).toBe(1);
+    expect(requests['ec2:CreateSnapshot'] ?? 0).toBe(0);
   });
 
   it('fails the job with a one-line reason on stdout when the selection is empty, unless allow-empty', async () => {

@@ -1,0 +1,95 @@
+import type { Logger } from 'pino';
+import type { RequestCounts } from './aws/clients.js';
+import { liveDisplay } from './display.js';
+
+/**
+ * How often a long volume reports in the log. Bacula copies every stderr line into the job log,
+ * so a line every 30 s keeps a long job readable there.
+ */
+export const PROGRESS_INTERVAL_MS = 30_000;
+
+const MIB = 2 ** 20;
+
+/** `1m26s`, `2h05m`, `40s`. */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * The progress of one volume through a backup or a restore: a short line every
+ * PROGRESS_INTERVAL_MS, `vol-…: 1230/3000 blocks (41%), 20.5 MiB/s, ETA 1m26s, 3% throttled`.
+ */
+export class VolumeProgress {
+  private done = 0;
+  private readonly started: number;
+  private lastReport: number;
+  private readonly countsAtStart: RequestCounts | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly volumeId: string,
+    private readonly total: number,
+    private readonly blockBytes: number,
+    private readonly counts?: RequestCounts,
+    private readonly now: () => number = Date.now,
+    private readonly intervalMs = PROGRESS_INTERVAL_MS,
+  ) {
+    this.started = now();
+    this.lastReport = this.started;
+    this.countsAtStart = counts === undefined ? undefined : { ...counts };
+  }
+
+  /**
+   * One more block done. On an operator's terminal the live display shows it; elsewhere (Bacula,
+   * a pipe, cron) a line is logged when the interval has passed.
+   */
+  block(): void {
+    this.done++;
+    const now = this.now();
+    const display = liveDisplay();
+    if (display !== undefined) {
+      display.show({ volumeId: this.volumeId, line: this.line(now), blocks: this.done, bytes: this.bytes() });
+      return;
+    }
+    if (now - this.lastReport < this.intervalMs) return;
+    this.lastReport = now;
+    this.log.info(this.line(now));
+  }
+
+  /** The volume is done: it leaves the live display; returns its closing line (summary). */
+  finish(): string {
+    liveDisplay()?.end(this.volumeId);
+    return this.summary();
+  }
+
+  private bytes(): number {
+    return this.done * this.blockBytes;
+  }
+
+  line(now = this.now()): string {
+    const seconds = Math.max((now - this.started) / 1000, 0.001);
+    const rate = (this.done * this.blockBytes) / MIB / seconds;
+    const percent = this.total === 0 ? 100 : Math.floor((this.done / this.total) * 100);
+    const left = this.total - this.done;
+    const eta = this.done === 0 ? '' : `, ETA ${duration((left * seconds) / this.done)}`;
+    return `${this.volumeId}: ${this.done}/${this.total} blocks (${percent}%), ${rate.toFixed(1)} MiB/s${eta}${this.throttled()}`;
+  }
+
+  /** The volume's closing line: `vol-…: 2048 blocks in 4.2s, 243.8 MiB/s`. */
+  summary(now = this.now()): string {
+    const seconds = Math.max((now - this.started) / 1000, 0.001);
+    const rate = (this.done * this.blockBytes) / MIB / seconds;
+    return `${this.volumeId}: ${this.done} blocks in ${seconds.toFixed(1)}s, ${rate.toFixed(1)} MiB/s${this.throttled()}`;
+  }
+
+  private throttled(): string {
+    if (this.counts === undefined || this.countsAtStart === undefined) return '';
+    const requests = this.counts.requests - this.countsAtStart.requests;
+    const throttled = this.counts.throttled - this.countsAtStart.throttled;
+    if (requests === 0 || throttled === 0) return '';
+    return `, ${Math.round((throttled / requests) * 100)}% throttled`;
+  }
+}

@@ -1,0 +1,61 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BIN, cli, withEmulator, writeConfig } from '../helpers.js';
+
+/** Runs the binary with stderr (and stdin) on a pseudo-terminal, stdout to `out`, as an operator would. */
+function onTerminal(args: string[], out: string) {
+  const command = [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' ');
+  // An operator's terminal has a size; the pty `script` makes has none until stty gives it one.
+  return cli(['-qec', `stty cols 120 rows 40; ${command} > '${out}'`, '/dev/null'], { command: 'script' });
+}
+
+const ESC = '\u001b[';
+
+describe('progress', () => {
+  it('draws a live display on a terminal, for backup and restore to files, and the stream is intact', async () => {
+    await withEmulator({ latencyMs: 15 }, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 120, seed: 51 } });
+      const config = writeConfig(dir.path, em, '[backup]\nworkers = 2\n');
+      const tar = join(dir.path, 'p.tar');
+      const backup = await onTerminal(
+        ['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=p1'],
+        tar,
+      );
+      expect(backup.code, backup.stdout.toString()).toBe(0);
+      const screen = backup.stdout.toString();
+      // The display: the volume's line with its percentage and ETA, and the total, redrawn in place.
+      expect(screen).toMatch(new RegExp(`${volumeId}: \\d+/120 blocks \\(\\d+%\\), [\\d.]+ MiB/s, ETA \\d+`));
+      expect(screen).toMatch(/total: \d+ blocks, [\d.]+ GiB, [\d.]+ MiB\/s/);
+      expect(screen).toContain(ESC);
+      // Log lines still reach the terminal, above the display.
+      expect(screen).toContain(`${volumeId}: 120 blocks streamed in`);
+      const verify = await cli(['verify', tar]);
+      expect(verify.code, verify.stderr).toBe(0);
+
+      const restore = await onTerminal(['restore', `--to-dir=${join(dir.path, 'files')}`, tar], '/dev/null');
+      expect(restore.code, restore.stdout.toString()).toBe(0);
+      expect(restore.stdout.toString()).toMatch(
+        new RegExp(`${volumeId}: 120 blocks in [\\d.]+s, [\\d.]+ MiB/s, written; its checksums matched`),
+      );
+    });
+  });
+
+  it('in a pipe (Bacula, cron) writes plain lines only: no terminal codes, one closing line per volume', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 30, seed: 52 } });
+      const config = writeConfig(dir.path, em);
+      const tar = join(dir.path, 'q.tar');
+      const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=q1'], {
+        stdoutFile: tar,
+      });
+      expect(backup.code, backup.stderr).toBe(0);
+      const restore = await cli(['restore', `--config=${config}`, tar]);
+      expect(restore.code, restore.stderr).toBe(0);
+      for (const stderr of [backup.stderr, restore.stderr]) expect(stderr).not.toContain('\u001b');
+      expect(backup.stderr).toMatch(new RegExp(`${volumeId}: 30 blocks streamed in`));
+      expect(restore.stderr).toMatch(
+        new RegExp(`${volumeId}: 30 blocks written to snap-[0-9a-f]+ in [\\d.]+s, effective [\\d.]+ MiB/s`),
+      );
+    });
+  });
+});
