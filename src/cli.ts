@@ -114,6 +114,11 @@ async function dispatch(
         level: text(options.level),
         prevJob: text(options.prevJob),
       });
+    case 'points':
+      return (await import('./commands/points.js')).pointsCommand(ctx, {
+        ...unit,
+        json: options.json === true,
+      });
     case 'estimate':
       return (await import('./commands/estimate.js')).estimateCommand(ctx, {
         ...unit,
@@ -222,6 +227,11 @@ export function buildProgram(
     .option('--level <level>', 'Bacula %l')
     .option('--prev-job <name>', 'Bacula %S')
     .action(action('list'));
+
+  unit(common(program.command('points')))
+    .description("List the restore points of the config's units, from the tags of their snapshots")
+    .option('--json', 'print JSON instead of a table')
+    .action(action('points'));
 
   unit(common(program.command('estimate')))
     .description('Say what a backup would move and how many workers the bandwidth calls for')

@@ -1,0 +1,102 @@
+import { createClients, resolveRegion } from '../aws/clients.js';
+import { type ChainLink, volumeLinks } from '../backup/links.js';
+import { planUnit } from '../backup/plan.js';
+import { refuseOverlap, resolveUnit, selectedUnits, type Unit } from '../selection.js';
+import type { CommandContext, UnitOptions } from './context.js';
+
+export interface PointsOptions extends UnitOptions {
+  json: boolean;
+}
+
+/** One restore point: a job of a unit, as the tags of its snapshots describe it. */
+export interface RestorePoint {
+  unit: string;
+  job: string;
+  level: string;
+  baseJob: string | null;
+  /**
+   * `complete`: every snapshot of the job holds a complete stream. `incomplete`: some stream was
+   * not written to the end (the job failed, or is still running); it is no base and no restore point.
+   */
+  state: 'complete' | 'incomplete';
+  /** When the job's first snapshot was taken (ISO 8601). */
+  date: string;
+  volumes: number;
+  sizeGiB: number;
+  region: string;
+  snapshotIds: string[];
+}
+
+/** The restore points of one unit, newest first, from the links of its volumes. */
+export function pointsOf(unit: Unit, region: string, links: ChainLink[]): RestorePoint[] {
+  const byJob = new Map<string, ChainLink[]>();
+  for (const link of links) byJob.set(link.job, [...(byJob.get(link.job) ?? []), link]);
+  const points = [...byJob.entries()].map(([job, jobLinks]): RestorePoint => {
+    const first = jobLinks.reduce((a, b) => (a.startTime <= b.startTime ? a : b));
+    return {
+      unit: unit.resourceId,
+      job,
+      level: first.level,
+      baseJob: first.baseJob,
+      state: jobLinks.every((l) => l.complete) ? 'complete' : 'incomplete',
+      date: first.startTime.toISOString(),
+      volumes: jobLinks.length,
+      sizeGiB: jobLinks.reduce((n, l) => n + l.sizeGiB, 0),
+      region,
+      snapshotIds: jobLinks.map((l) => l.snapshotId),
+    };
+  });
+  return points.sort((a, b) => b.date.localeCompare(a.date));
+}
+
+function table(points: RestorePoint[]): string {
+  const header = ['unit', 'job', 'level', 'base', 'state', 'date', 'volumes', 'size', 'region'];
+  const rows = points.map((p) => [
+    p.unit,
+    p.job,
+    p.level,
+    p.baseJob ?? '-',
+    p.state,
+    p.date.replace(/\.\d+Z$/, 'Z'),
+    String(p.volumes),
+    `${p.sizeGiB} GiB`,
+    p.region,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/**
+ * `ec2-bpipe points`: the restore points of the config's units (or of --instance/--volume), from
+ * the tags of the snapshots this config took; changes nothing in AWS. A unit's points are those of
+ * the volumes it has now.
+ */
+export async function pointsCommand(ctx: CommandContext, options: PointsOptions): Promise<void> {
+  const region = await resolveRegion(ctx.config.aws);
+  const clients = createClients(ctx.config.aws, { region });
+  try {
+    const explicit = options.instance !== undefined || options.volume !== undefined;
+    const units = explicit
+      ? [await resolveUnit(ctx.config, clients.ec2, options)]
+      : await selectedUnits(ctx.config, clients.ec2);
+    if (!explicit) await refuseOverlap(ctx.config, clients.ec2, units);
+    const points: RestorePoint[] = [];
+    for (const unit of units) {
+      const plan = await planUnit(clients.ec2, ctx.config, region, unit);
+      const links: ChainLink[] = [];
+      for (const volume of plan.volumes)
+        links.push(...(await volumeLinks(clients.ec2, ctx.config, volume.volumeId)));
+      points.push(...pointsOf(unit, region, links));
+    }
+    ctx.stdout.write(options.json ? `${JSON.stringify(points, null, 2)}\n` : `${table(points)}\n`);
+  } finally {
+    clients.destroy();
+  }
+}
