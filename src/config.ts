@@ -37,6 +37,11 @@ export interface BackupSettings {
   keepSnapshots: number;
   /** Seconds to wait for snapshots to complete. */
   snapshotTimeout: number;
+  /** Run with /bin/sh just before the snapshots are taken, and right after (docs/DESIGN.md). */
+  preSnapshotCommand?: string;
+  postSnapshotCommand?: string;
+  /** Seconds a hook may run. */
+  hookTimeout: number;
 }
 
 export interface RestoreSettings {
@@ -223,6 +228,9 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     'copy-volume-tags': { prop: 'copyVolumeTags', ...bool },
     'keep-snapshots': { prop: 'keepSnapshots', ...int(1, 1000) },
     'snapshot-timeout': { prop: 'snapshotTimeout', ...int(60, 7 * 86400) },
+    'pre-snapshot-command': { prop: 'preSnapshotCommand', ...text },
+    'post-snapshot-command': { prop: 'postSnapshotCommand', ...text },
+    'hook-timeout': { prop: 'hookTimeout', ...int(1, 86400) },
   },
   restore: {
     workers: { prop: 'workers', ...int(1, 256) },
@@ -282,6 +290,7 @@ export function defaultConfig(name = 'default'): Config {
       copyVolumeTags: false,
       keepSnapshots: 1,
       snapshotTimeout: 3600,
+      hookTimeout: 300,
     },
     restore: {
       workers: 8,

@@ -59,12 +59,13 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
 }
 
 /**
- * A volumes unit: the volumes in the order given (the stream's order), and a resource id that
- * joins them sorted with `+`, so that `--volume=b,a` and `--volume=a,b` are the same unit.
+ * A volumes unit: its volumes sorted, and a resource id that joins them with `+` (the stream's
+ * manifest must say exactly that, docs/FORMAT.md), so `--volume=b,a` and `--volume=a,b` are one
+ * unit with one path under Bacula.
  */
 export function volumesUnit(volumeIds: string[]): Unit {
-  const ids = [...new Set(volumeIds)];
-  return { kind: 'volumes', resourceId: [...ids].sort().join('+'), volumeIds: ids };
+  const ids = [...new Set(volumeIds)].sort();
+  return { kind: 'volumes', resourceId: ids.join('+'), volumeIds: ids };
 }
 
 /**

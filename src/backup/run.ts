@@ -18,6 +18,7 @@ import { volumeLinks } from './links.js';
 import { planUnit } from './plan.js';
 import { applyRetention } from './retention.js';
 import { streamVolume } from './volume-stream.js';
+import { betweenHooks } from './hooks.js';
 
 export interface BackupRequest {
   unit: Unit;
@@ -89,16 +90,30 @@ export async function runBackup(
       ? `snapshots ${[...snapshotIds.values()].join(', ')} of job ${job} left streaming; the next job will not base on them`
       : `no snapshot of job ${job} was taken`,
   );
-  for (const group of plan.groups) {
-    const taken = await takeSnapshots(ec2, {
-      ...(group.instance && { instanceId: group.instance.instanceId, attached: group.instance.attached }),
-      volumeIds: group.volumeIds,
-      description: config.backup.snapshotDescription ?? `ec2-bpipe ${config.name} ${job} ${unit.resourceId}`,
-      tags: snapshotTags(config, job, level, baseJob, group.instance?.instanceId),
-      copyVolumeTags: config.backup.copyVolumeTags,
-    });
-    for (const [volumeId, snapshotId] of taken) snapshotIds.set(volumeId, snapshotId);
-  }
+  const instances = [...new Set(plan.groups.flatMap((g) => (g.instance ? [g.instance.instanceId] : [])))];
+  const hooks = {
+    ...(config.backup.preSnapshotCommand !== undefined && { pre: config.backup.preSnapshotCommand }),
+    ...(config.backup.postSnapshotCommand !== undefined && { post: config.backup.postSnapshotCommand }),
+    timeoutS: config.backup.hookTimeout,
+  };
+  const hookContext = {
+    job,
+    instanceId: instances.length === 1 ? (instances[0] ?? '') : '',
+    volumeIds: plan.volumes.map((v) => v.volumeId),
+  };
+  await betweenHooks(hooks, hookContext, log, async () => {
+    for (const group of plan.groups) {
+      const taken = await takeSnapshots(ec2, {
+        ...(group.instance && { instanceId: group.instance.instanceId, attached: group.instance.attached }),
+        volumeIds: group.volumeIds,
+        description:
+          config.backup.snapshotDescription ?? `ec2-bpipe ${config.name} ${job} ${unit.resourceId}`,
+        tags: snapshotTags(config, job, level, baseJob, group.instance?.instanceId),
+        copyVolumeTags: config.backup.copyVolumeTags,
+      });
+      for (const [volumeId, snapshotId] of taken) snapshotIds.set(volumeId, snapshotId);
+    }
+  });
   const ids = [...snapshotIds.values()];
   log.info(`snapshots started: ${[...snapshotIds].map(([v, s]) => `${v}=${s}`).join(' ')}`);
   const snapshots = await waitForSnapshots(ec2, ids, config.backup.snapshotTimeout, log);
