@@ -125,6 +125,7 @@ async function dispatch(
         level: text(options.level),
         prevJob: text(options.prevJob),
         bandwidth: text(options.bandwidth),
+        json: options.json === true,
       });
     default:
       throw new UsageError(`unknown command ${name}`);
@@ -238,6 +239,7 @@ export function buildProgram(
     .option('--level <level>', 'level to estimate: Full (default), Incremental or Differential')
     .option('--prev-job <name>', 'job an Incremental or Differential would be based on')
     .option('--bandwidth <MiB/s>', 'available bandwidth in MiB/s: prints the workers and time it calls for')
+    .option('--json', 'print JSON instead of lines')
     .action(action('estimate'));
 
   return program;

@@ -17,7 +17,11 @@ export interface EstimateOptions extends UnitOptions {
   prevJob?: string;
   /** Available bandwidth in MiB/s, as typed: the workers and time it calls for are printed. */
   bandwidth?: string;
+  json: boolean;
 }
+
+/** How many past intervals (pairs of consecutive complete snapshots) a prediction averages. */
+const HISTORY_INTERVALS = 3;
 
 /** docs/DESIGN.md §7: one worker per 0.5 MiB/s of bandwidth, within the config's 1 to 256. */
 export function workersFor(bandwidthMiBps: number): number {
@@ -37,7 +41,25 @@ export interface VolumeEstimate {
   blocks: number | null;
   /** True when the figure is a lower bound (changes after the newest snapshot are not visible). */
   atLeast: boolean;
+  /** True when the figure is a prediction from the volume's history, not a measurement. */
+  predicted?: boolean;
   basis: string;
+}
+
+/**
+ * The blocks that changed in each of the last intervals between consecutive complete snapshots of
+ * the volume (newest interval first), from ListChangedBlocks.
+ */
+async function recentChanges(ebs: EBSClient, links: ChainLink[]): Promise<number[]> {
+  const complete = links.filter((l) => l.complete).slice(0, HISTORY_INTERVALS + 1);
+  const changes: number[] = [];
+  for (let i = 0; i + 1 < complete.length; i++) {
+    const newer = complete[i];
+    const older = complete[i + 1];
+    if (newer === undefined || older === undefined) break;
+    changes.push(await count(changedBlocks(ebs, older.snapshotId, newer.snapshotId)));
+  }
+  return changes;
 }
 
 /**
@@ -68,12 +90,26 @@ async function estimateVolume(
       };
     }
     if (choice.base) {
+      // Nothing newer than the base to measure: what changes by the next job is predicted from
+      // the volume's recent history, assuming jobs run on a steady schedule.
+      const history = await recentChanges(ebs, links);
+      if (history.length === 0) {
+        return {
+          volumeId,
+          sizeGiB,
+          blocks: 0,
+          atLeast: true,
+          basis: `no snapshot newer than the base job ${choice.base.job}, and no history to predict from`,
+        };
+      }
+      const mean = Math.round(history.reduce((a, b) => a + b, 0) / history.length);
       return {
         volumeId,
         sizeGiB,
-        blocks: 0,
-        atLeast: true,
-        basis: `no snapshot newer than the base job ${choice.base.job}`,
+        blocks: mean,
+        atLeast: false,
+        predicted: true,
+        basis: `predicted: the mean change of the last ${history.length} interval(s) between complete jobs (${history.join(', ')} blocks, newest first)`,
       };
     }
   }
@@ -105,6 +141,7 @@ export async function estimateCommand(ctx: CommandContext, options: EstimateOpti
     const plan = await planUnit(clients.ec2, ctx.config, clients.region, unit);
     let bytes = 0;
     let upperBound = 0;
+    const estimates: (VolumeEstimate & { bytes: number })[] = [];
     for (const { volumeId, sizeGiB } of plan.volumes) {
       const links = (await volumeLinks(clients.ec2, ctx.config, volumeId)).filter(
         (l) => l.sizeGiB === sizeGiB,
@@ -113,22 +150,38 @@ export async function estimateCommand(ctx: CommandContext, options: EstimateOpti
       const volumeBytes = e.blocks === null ? sizeGiB * GIB : e.blocks * BLOCK_SIZE;
       if (e.blocks === null) upperBound += volumeBytes;
       else bytes += volumeBytes;
+      estimates.push({ ...e, bytes: volumeBytes });
       const amount =
         e.blocks === null
           ? `up to ${sizeGiB * 2048} blocks`
-          : `${e.atLeast ? 'at least ' : ''}${e.blocks} blocks`;
-      ctx.stdout.write(
-        `volume ${volumeId} size=${sizeGiB}GiB ${level}: ${amount} (${mib(volumeBytes)}); ${e.basis}\n`,
-      );
+          : `${e.atLeast ? 'at least ' : e.predicted ? 'about ' : ''}${e.blocks} blocks`;
+      if (!options.json) {
+        ctx.stdout.write(
+          `volume ${volumeId} size=${sizeGiB}GiB ${level}: ${amount} (${mib(volumeBytes)}); ${e.basis}\n`,
+        );
+      }
     }
     const total = bytes + upperBound;
+    const workers = bandwidth === undefined ? undefined : workersFor(bandwidth);
+    const minutes = bandwidth === undefined ? undefined : Math.ceil(total / 2 ** 20 / bandwidth / 60);
+    if (options.json) {
+      const report = {
+        unit: unit.resourceId,
+        level,
+        volumes: estimates,
+        totalBytes: total,
+        upperBoundBytes: upperBound,
+        ...(bandwidth !== undefined && { bandwidthMiBps: bandwidth, workers, minutes }),
+      };
+      ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return;
+    }
     ctx.stdout.write(
       `total ${unit.resourceId}: ${plan.volumes.length} volume(s), ${mib(total)}${upperBound ? ` (of which ${mib(upperBound)} an upper bound)` : ''}\n`,
     );
     if (bandwidth !== undefined) {
-      const seconds = total / 2 ** 20 / bandwidth;
       ctx.stdout.write(
-        `bandwidth ${bandwidth} MiB/s: workers=${workersFor(bandwidth)}, about ${Math.ceil(seconds / 60)} min for the data\n`,
+        `bandwidth ${bandwidth} MiB/s: workers=${workers}, about ${minutes} min for the data\n`,
       );
     }
   } finally {
