@@ -105,6 +105,7 @@ async function dispatch(
         replace: text(options.replace),
         launch: options.launch !== false,
         skipIncomplete: options.skipIncomplete === true,
+        dryRun: options.dryRun === true,
       });
     case 'verify':
       return (await import('./commands/verify.js')).verifyCommand(ctx, { files: args });
@@ -211,6 +212,10 @@ export function buildProgram(
     .option(
       '--skip-incomplete',
       'skip, with a warning, a stream cut short by a failed backup (Bacula data lines)',
+    )
+    .option(
+      '--dry-run',
+      'verify the streams, check the chain and every override, print the plan; create nothing',
     )
     .option('--create-volume', 'volume streams: also create a volume from each restored snapshot')
     .option('--availability-zone <az>', 'zone for --create-volume')

@@ -18,6 +18,8 @@ export interface RestoreOptions {
   launch: boolean;
   /** Skip, with a warning, a stream a failed backup cut short (Bacula's data writers). */
   skipIncomplete: boolean;
+  /** Verify and plan a restore to AWS; create nothing. */
+  dryRun: boolean;
 }
 
 /**
@@ -45,9 +47,14 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     );
     return true;
   };
+  if (options.dryRun && dir !== undefined) {
+    throw new UsageError(
+      '--dry-run plans a restore to AWS. For a restore to files, `ec2-bpipe verify` checks the streams without writing anything.',
+    );
+  }
   if (dir === undefined) {
     const launch = options.launch;
-    const target = new AwsRestore(ctx.config, ctx.log, print, { launch });
+    const target = new AwsRestore(ctx.config, ctx.log, print, { launch, dryRun: options.dryRun });
     try {
       let head: AppliedStream | undefined;
       for (const input of inputs) {
@@ -62,7 +69,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
         }
       }
       // One instance for the whole chain, from its head: the last stream applied.
-      if (head && launch) await target.finish(head);
+      if (head && (launch || options.dryRun)) await target.finish(head);
     } finally {
       target.close();
     }

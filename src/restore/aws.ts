@@ -9,7 +9,7 @@ import type { Config } from '../config.js';
 import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
-import { Slots, type WorkerLimit } from '../pool.js';
+import { fixedLimit, Slots, type WorkerLimit } from '../pool.js';
 import { BLOCK_SIZE } from '../stream/format.js';
 import { VolumeProgress } from '../progress.js';
 import { finalizerManifest } from '../stream/finalizer.js';
@@ -22,11 +22,19 @@ import {
   createVolumes,
   idempotencyToken,
   launchInstance,
+  launchPlan,
   type RestoredVolume,
   restoreTags,
   type Target,
   validateTarget,
 } from './launch.js';
+
+/** How a dry run names the snapshots it would make. */
+const PLANNED = '(new snapshot';
+
+function plannedKey(region: string, config: string, volumeId: string, job: string): string {
+  return `${region}|${config}|${volumeId}|${job}`;
+}
 
 interface VolumeSession {
   meta: VolumeMeta;
@@ -54,6 +62,11 @@ export interface AppliedStream {
 export interface AwsRestoreOptions {
   /** Whether an instance will be launched at the end: only then are subnet and groups needed. */
   launch: boolean;
+  /**
+   * Read and verify the streams, check the chain and every override against AWS, and print what
+   * would be created; create, tag and write nothing.
+   */
+  dryRun?: boolean;
 }
 
 /**
@@ -65,6 +78,8 @@ export interface AwsRestoreOptions {
 export class AwsRestore {
   private readonly clients = new Map<string, AwsClients>();
   private readonly journal: RestoreJournal;
+  /** Dry run: the snapshots earlier streams of this run would have made, for the later links. */
+  private readonly planned = new Map<string, string>();
 
   constructor(
     private readonly config: Config,
@@ -139,7 +154,9 @@ export class AwsRestore {
         volumeStart: async (meta) => {
           const { parents } = await prepare();
           const { manifest, clients } = started();
-          current = await this.start(clients, manifest, meta, parents.get(meta.volumeId));
+          current = this.options.dryRun
+            ? this.plan(clients, manifest, meta, parents.get(meta.volumeId))
+            : await this.start(clients, manifest, meta, parents.get(meta.volumeId));
           sessions.push(current);
         },
         block: async (_meta, index, data, digest) => {
@@ -185,6 +202,17 @@ export class AwsRestore {
     const { manifest: m, clients } = started();
     const { target } = await prepare();
     const { ec2, region } = clients;
+    if (this.options.dryRun) {
+      this.print(
+        `verified ${input.name}: job ${m.job} (${m.level}) of ${m.resourceId}, ${sessions.length} volume(s); nothing was created`,
+      );
+      for (const s of sessions)
+        this.planned.set(plannedKey(region, m.config, s.meta.volumeId, m.job), s.snapshotId);
+      const restored = new Map(
+        sessions.map((s) => [s.meta.volumeId, { meta: s.meta, snapshotId: s.snapshotId }]),
+      );
+      return { manifest: m, ...(instance && { instance }), target, clients, restored };
+    }
     const ids = sessions.map((s) => s.snapshotId);
     await waitForSnapshots(ec2, ids, 6 * 3600, this.log);
     await ec2.send(
@@ -228,13 +256,9 @@ export class AwsRestore {
     if (manifest.level === 'Full' || manifest.baseJob === null) return parents;
     const missing: string[] = [];
     for (const volumeId of manifest.volumes) {
-      const parent = await this.journal.find(
-        clients.ec2,
-        clients.region,
-        manifest.config,
-        volumeId,
-        manifest.baseJob,
-      );
+      const parent =
+        this.planned.get(plannedKey(clients.region, manifest.config, volumeId, manifest.baseJob)) ??
+        (await this.journal.find(clients.ec2, clients.region, manifest.config, volumeId, manifest.baseJob));
       if (parent === undefined) missing.push(volumeId);
       else parents.set(volumeId, parent);
     }
@@ -259,9 +283,11 @@ export class AwsRestore {
     parents: Map<string, string>,
   ): Promise<void> {
     const wanted = this.config.restore.kmsKeyId;
-    if (wanted === undefined || parents.size === 0) return;
+    // A dry run's planned parents do not exist: they would take the key the plan says.
+    const existing = [...parents.values()].filter((id) => !id.startsWith(PLANNED));
+    if (wanted === undefined || existing.length === 0) return;
     const { Snapshots = [] } = await clients.ec2.send(
-      new DescribeSnapshotsCommand({ SnapshotIds: [...parents.values()] }),
+      new DescribeSnapshotsCommand({ SnapshotIds: existing }),
     );
     const other = Snapshots.find((s) => s.KmsKeyId !== wanted);
     if (other !== undefined) {
@@ -284,6 +310,58 @@ export class AwsRestore {
     );
   }
 
+  /** The snapshot StartSnapshot would get: chains take their parent's key (docs/DESIGN.md §5). */
+  private encryption(
+    clients: AwsClients,
+    manifest: Manifest,
+    meta: VolumeMeta,
+    parentSnapshotId: string | undefined,
+  ): { encrypted: boolean; kmsKeyArn: string | undefined } {
+    const settings = this.config.restore;
+    const kmsKeyArn =
+      parentSnapshotId !== undefined
+        ? undefined
+        : (settings.kmsKeyId ??
+          (meta.encrypted && clients.region === manifest.region ? (meta.kmsKeyId ?? undefined) : undefined));
+    return {
+      encrypted: parentSnapshotId === undefined && (meta.encrypted || kmsKeyArn !== undefined),
+      kmsKeyArn,
+    };
+  }
+
+  /** Dry run: says what StartSnapshot would make of the volume, and makes nothing. */
+  private plan(
+    clients: AwsClients,
+    manifest: Manifest,
+    meta: VolumeMeta,
+    parentSnapshotId: string | undefined,
+  ): VolumeSession {
+    const { encrypted, kmsKeyArn } = this.encryption(clients, manifest, meta, parentSnapshotId);
+    const snapshotId = `${PLANNED} of ${meta.volumeId} job ${manifest.job})`;
+    const chain =
+      parentSnapshotId !== undefined ? `on ${parentSnapshotId}, in its key` : "a chain's first snapshot";
+    const key =
+      parentSnapshotId !== undefined
+        ? ''
+        : encrypted
+          ? `, encrypted with ${kmsKeyArn ?? 'the default EBS key'}`
+          : ', not encrypted';
+    this.print(
+      `snapshot: ${meta.volumeId} job ${manifest.job}: ${meta.sizeGiB} GiB, ${meta.blockCount} blocks, ${chain}${key}, in ${clients.region}`,
+    );
+    return {
+      meta,
+      snapshotId,
+      // Nothing is written nor completed: the session only carries the blocks through the checks.
+      alreadyComplete: true,
+      slots: new Slots(1),
+      limit: fixedLimit(1),
+      countsBefore: { ...clients.ebsCounts },
+      startedAt: Date.now(),
+      progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
+    };
+  }
+
   private async start(
     clients: AwsClients,
     manifest: Manifest,
@@ -293,12 +371,7 @@ export class AwsRestore {
     const settings = this.config.restore;
     // A chain link takes its parent's encryption and key: StartSnapshot refuses Encrypted or a
     // key beside ParentSnapshotId (docs/DESIGN.md §5). Only the chain's first snapshot chooses.
-    const kmsKeyArn =
-      parentSnapshotId !== undefined
-        ? undefined
-        : (settings.kmsKeyId ??
-          (meta.encrypted && clients.region === manifest.region ? (meta.kmsKeyId ?? undefined) : undefined));
-    const encrypted = parentSnapshotId === undefined && (meta.encrypted || kmsKeyArn !== undefined);
+    const { encrypted, kmsKeyArn } = this.encryption(clients, manifest, meta, parentSnapshotId);
     const tags = [
       { Key: JOURNAL_TAG.config, Value: manifest.config },
       { Key: JOURNAL_TAG.job, Value: manifest.job },
@@ -383,13 +456,15 @@ export class AwsRestore {
     const restored = new Map<string, RestoredVolume>();
     const missing: string[] = [];
     for (const meta of finalizer.volumes) {
-      const snapshotId = await this.journal.find(
-        clients.ec2,
-        clients.region,
-        finalizer.config,
-        meta.volumeId,
-        finalizer.head,
-      );
+      const snapshotId =
+        this.planned.get(plannedKey(clients.region, finalizer.config, meta.volumeId, finalizer.head)) ??
+        (await this.journal.find(
+          clients.ec2,
+          clients.region,
+          finalizer.config,
+          meta.volumeId,
+          finalizer.head,
+        ));
       if (snapshotId === undefined) missing.push(meta.volumeId);
       else restored.set(meta.volumeId, { meta, snapshotId });
     }
@@ -423,6 +498,19 @@ export class AwsRestore {
     const settings = this.config.restore;
     const { manifest, instance, target, restored } = head;
     const { ec2 } = head.clients;
+    if (this.options.dryRun) {
+      if (manifest.kind === 'instance' && instance && this.options.launch) {
+        for (const line of launchPlan(settings, manifest, instance, target, restored)) this.print(line);
+      } else if (manifest.kind === 'volumes' && settings.createVolume) {
+        for (const [volumeId, v] of restored) {
+          this.print(
+            `volume: from ${v.snapshotId} (source ${volumeId}) in ${settings.availabilityZone ?? v.meta.availabilityZone ?? '?'}`,
+          );
+        }
+      }
+      this.print('dry run: nothing was created');
+      return;
+    }
     if (manifest.kind === 'instance' && instance) {
       const result = await launchInstance(ec2, settings, manifest, instance, target, restored, this.log);
       for (const v of result.volumes)

@@ -620,6 +620,51 @@ function runInstancesInput(
   };
 }
 
+/**
+ * What `restore --dry-run` says a launch would do: the image and the instance, with the settings
+ * each gets after the overrides and the adaptations to the target type, and what would be lost.
+ * Calls nothing.
+ */
+export function launchPlan(
+  settings: RestoreSettings,
+  manifest: Manifest,
+  meta: InstanceMeta,
+  target: Target,
+  restored: Map<string, RestoredVolume>,
+): string[] {
+  const input = runInstancesInput(
+    settings,
+    manifest,
+    meta,
+    target,
+    '(the image above)',
+    new Date().toISOString(),
+    '',
+  );
+  const lines = [
+    `image: from the restored snapshots of ${meta.instanceId}, architecture ${meta.architecture ?? '?'}, ` +
+      `boot mode ${meta.bootMode ?? 'default'}, root ${meta.rootDeviceName ?? '?'}, ENA ${String(target.type?.ena ?? meta.enaSupport ?? false)}` +
+      `${meta.uefiData !== null && meta.uefiData !== undefined ? ', with its UEFI variable store' : ''}` +
+      `${settings.keepImage ? ', kept after the launch' : ', deregistered after the launch'}`,
+    `instance: type ${input.InstanceType ?? '?'}, subnet ${input.SubnetId ?? 'default'}, ` +
+      `security groups ${input.SecurityGroupIds?.join(',') ?? 'default'}, key ${input.KeyName ?? 'none'}, ` +
+      `zone ${target.subnet?.availabilityZone ?? input.Placement?.AvailabilityZone ?? 'any'}` +
+      `${input.Placement?.GroupName !== undefined ? `, placement group ${input.Placement.GroupName}` : ''}` +
+      `${input.EbsOptimized !== undefined ? `, EBS-optimized ${String(input.EbsOptimized)}` : ''}` +
+      `${input.CpuOptions !== undefined ? `, CPU options ${JSON.stringify(input.CpuOptions)}` : ''}` +
+      `, ${input.TagSpecifications?.[0]?.Tags?.length ?? 0} tags`,
+    ...(target.type?.adapted ?? []).map((line) => `adapted: ${line}`),
+  ];
+  for (const mapping of meta.blockDeviceMappings) {
+    const volume = restored.get(mapping.volumeId);
+    if (volume !== undefined)
+      lines.push(`volume: ${mapping.deviceName} from ${volume.snapshotId} (source ${mapping.volumeId})`);
+  }
+  const billing = billingLoss(meta);
+  if (billing !== undefined) lines.push(`warning: ${billing}`);
+  return lines;
+}
+
 /** Volume-mode streams with create-volume: a volume from each restored snapshot. */
 export async function createVolumes(
   ec2: EC2Client,
