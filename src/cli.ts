@@ -197,7 +197,7 @@ export function buildProgram(
       '--where <path>',
       'Bacula restore location (%w): empty or / restores to AWS, else to files under it',
     )
-    .option('--replace <code>', 'Bacula replace code (%r), recorded for the log')
+    .option('--replace <code>', 'Bacula replace code (%r) for files: a always, w ifnewer, o ifolder, n never')
     .option('--workers <n>', 'parallel EBS block writes (default 8)')
     .addOption(new Option('--restore-workers <n>', 'the former name of --workers').hideHelp())
     .option('--instance-type <type>', 'launch with this instance type')

@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { classify, streamInputs } from '../inputs.js';
 import { type AppliedStream, AwsRestore } from '../restore/aws.js';
-import { FilesRestore } from '../restore/files.js';
+import { FilesRestore, parseReplace } from '../restore/files.js';
 import { StreamDefect } from '../stream/reader.js';
 import type { CommandContext } from './context.js';
 
@@ -12,7 +12,7 @@ export interface RestoreOptions {
   toDir?: string;
   /** Bacula's %w: empty or / restores to AWS, anything else to files under it. */
   where?: string;
-  /** Bacula's %r, recorded for the log. */
+  /** Bacula's %r: a (always, the default), w (ifnewer), o (ifolder), n (never) for files. */
   replace?: string;
   /** Launch an instance from the chain's head (false with --no-launch). */
   launch: boolean;
@@ -31,7 +31,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
   if (toDir !== undefined && where !== undefined) throw new UsageError('Give --to-dir or --where, not both.');
   if (toDir === '') throw new UsageError('--to-dir needs a directory.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
-  if (options.replace !== undefined) ctx.log.debug(`Bacula replace code ${options.replace}`);
+  const replace = parseReplace(options.replace);
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   /**
@@ -53,6 +53,11 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     );
   }
   if (dir === undefined) {
+    // A restore to AWS makes new snapshots, images and instances: it replaces nothing.
+    if (replace !== 'always')
+      ctx.log.info(
+        `replace=${replace} has nothing to keep: a restore to AWS creates new resources and replaces none`,
+      );
     const launch = options.launch;
     const target = new AwsRestore(ctx.config, ctx.log, print, { launch, dryRun: options.dryRun });
     try {
@@ -75,7 +80,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     }
     return;
   }
-  const target = new FilesRestore(dir, ctx.log, toDir !== undefined ? 'plain' : 'catalog');
+  const target = new FilesRestore(dir, ctx.log, toDir !== undefined ? 'plain' : 'catalog', replace);
   for (const input of inputs) {
     const item = await classify(input);
     try {

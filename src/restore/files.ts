@@ -3,7 +3,7 @@ import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'n
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { messageOf, RuntimeFailure } from '../errors.js';
+import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import { CONFIG_NAME, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
@@ -31,6 +31,32 @@ const RECORD = 8 + BLOCK_SIZE;
  * time); every write goes to its own offset, and each block has its own buffer.
  */
 const FILE_WRITES = 8;
+
+/** Bacula's replace code (%r), as its letters (a, w, o, n) or words say it. */
+export type ReplaceCode = 'always' | 'ifnewer' | 'ifolder' | 'never';
+
+const REPLACE_CODES: Record<string, ReplaceCode> = {
+  a: 'always',
+  always: 'always',
+  w: 'ifnewer',
+  ifnewer: 'ifnewer',
+  o: 'ifolder',
+  ifolder: 'ifolder',
+  n: 'never',
+  never: 'never',
+};
+
+/** Parses --replace (Bacula's %r); absent means always, as Bacula's own default. */
+export function parseReplace(raw: string | undefined): ReplaceCode {
+  if (raw === undefined || raw === '') return 'always';
+  const code = REPLACE_CODES[raw.toLowerCase()];
+  if (code === undefined) {
+    throw new UsageError(
+      `--replace=${raw}: expected a Bacula replace code: a (always), w (ifnewer), o (ifolder) or n (never).`,
+    );
+  }
+  return code;
+}
 
 /** The image (or redo log) of the volume being read, and its writes in flight. */
 interface ImageWrite {
@@ -80,7 +106,14 @@ const imageStateSchema = z.object({
   resourceId: z.string().max(1024),
   volumes: z.record(
     z.string().regex(VOLUME_ID),
-    z.object({ job: jobName, level: levelSchema, snapshotId, chain: z.array(jobName).max(100_000) }),
+    z.object({
+      job: jobName,
+      level: levelSchema,
+      snapshotId,
+      chain: z.array(jobName).max(100_000),
+      /** When the held job's backup was made: what Bacula's replace codes compare (since 0.3). */
+      createdAt: z.iso.datetime().optional(),
+    }),
   ),
   /** Set while verified changes are being applied; a crash leaves it, and the next run finishes the job. */
   applying: z
@@ -88,6 +121,7 @@ const imageStateSchema = z.object({
       job: jobName,
       level: levelSchema,
       volumes: z.array(z.object({ volumeId: z.string().regex(VOLUME_ID), snapshotId })),
+      createdAt: z.iso.datetime().optional(),
     })
     .optional(),
 });
@@ -126,11 +160,54 @@ export class FilesRestore {
    * `plain` (--to-dir): `<root>/<resource-id>/`. `catalog` (Bacula's --where): the catalog
    * directory under the restore location, `<root>/@ec2-bpipe/<config>/<region>/<resource-id>/`.
    */
+  /** Jobs this run did not apply because the replace code kept the images (and links on them). */
+  private readonly kept = new Set<string>();
+
   constructor(
     private readonly root: string,
     private readonly log: Logger,
     private readonly layout: 'plain' | 'catalog' = 'plain',
+    private readonly replace: ReplaceCode = 'always',
   ) {}
+
+  /**
+   * Whether Bacula's replace code keeps the images this stream would replace: the reason, or
+   * undefined to apply it. Only a Full replaces images; a link continues the chain it is based on,
+   * and is kept when that base was kept.
+   */
+  private keptBy(dir: string, manifest: Manifest, state: ImageState | undefined): string | undefined {
+    if (manifest.level !== 'Full') {
+      return manifest.baseJob !== null && this.kept.has(manifest.baseJob)
+        ? `job ${manifest.job} not applied: its base job ${manifest.baseJob} was kept out by replace=${this.replace}`
+        : undefined;
+    }
+    const held = manifest.volumes.flatMap((v) => {
+      const entry = state?.volumes[v];
+      return entry === undefined ? [] : [entry];
+    });
+    if (held.length === 0 || this.replace === 'always') return undefined;
+    const jobs = [...new Set(held.map((h) => h.job))].join(', ');
+    if (this.replace === 'never') {
+      return `${dir} holds job ${jobs}: replace=never keeps it; nothing of job ${manifest.job} was written`;
+    }
+    const dates = held.map((h) => h.createdAt);
+    if (dates.some((d) => d === undefined)) {
+      return `${dir} holds job ${jobs} of an unknown date: replace=${this.replace} cannot compare, so it keeps it (restore with replace=always to overwrite)`;
+    }
+    const newestHeld =
+      dates
+        .map((d) => d ?? '')
+        .sort()
+        .at(-1) ?? '';
+    const streamIsNewer = Date.parse(manifest.createdAt) > Date.parse(newestHeld);
+    if (this.replace === 'ifnewer' && !streamIsNewer) {
+      return `${dir} holds job ${jobs} of ${newestHeld}, not older than job ${manifest.job} of ${manifest.createdAt}: replace=ifnewer keeps it`;
+    }
+    if (this.replace === 'ifolder' && streamIsNewer) {
+      return `${dir} holds job ${jobs} of ${newestHeld}, older than job ${manifest.job} of ${manifest.createdAt}: replace=ifolder keeps it`;
+    }
+    return undefined;
+  }
 
   private dirFor(unit: {
     config: string;
@@ -225,6 +302,7 @@ export class FilesRestore {
         level: applying.level,
         snapshotId,
         chain: [...entry.chain, applying.job],
+        ...(applying.createdAt !== undefined && { createdAt: applying.createdAt }),
       };
       await rm(redo, { force: true });
     }
@@ -255,6 +333,12 @@ export class FilesRestore {
         `${name}: job ${finalizer.job} of ${finalizer.resourceId} has no complete stream to restore`,
       );
     }
+    if (this.kept.has(finalizer.head)) {
+      this.log.info(
+        `${dir}: kept as it was (replace=${this.replace}); job ${finalizer.head} was not applied`,
+      );
+      return finalizer.volumes.map((v) => join(dir, member.volumeData(v.volumeId)));
+    }
     const behind = finalizer.volumes.filter(
       (v) =>
         state === undefined ||
@@ -282,6 +366,8 @@ export class FilesRestore {
     const metadata = new Map<string, unknown>();
     const snapshots = new Map<string, string>();
     let file: ImageWrite | undefined;
+    /** Set when the replace code keeps the images: the stream is read and checked, and nothing written. */
+    let keep: string | undefined;
     // A signal or a closed pipe ends the process at once: what is half written goes with it.
     const forget = onInterrupt(() => {
       for (const partial of partials) rmSync(partial, { force: true });
@@ -302,6 +388,12 @@ export class FilesRestore {
             this.log.warn(`finishing the interrupted application of job ${state.applying.job} in ${dir}`);
             await this.applyRedo(dir, state);
           }
+          keep = this.keptBy(dir, m, state);
+          if (keep !== undefined) {
+            this.kept.add(m.job);
+            this.log.warn(keep);
+            return;
+          }
           this.checkBase(dir, m, state);
           metadata.set(member.manifest, m);
         },
@@ -309,6 +401,7 @@ export class FilesRestore {
           metadata.set(member.instance, meta);
         },
         volumeStart: async (meta) => {
+          if (keep !== undefined) return;
           metadata.set(member.volumeMeta(meta.volumeId), meta);
           snapshots.set(meta.volumeId, meta.snapshotId);
           const name = meta.level === 'Full' ? member.volumeData(meta.volumeId) : redoName(meta.volumeId);
@@ -325,6 +418,7 @@ export class FilesRestore {
           if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
         },
         block: async (meta, index, data) => {
+          if (keep !== undefined) return;
           const target = currentFile();
           target.progress.block();
           if (meta.level === 'Full') {
@@ -340,6 +434,7 @@ export class FilesRestore {
           await target.writes.run(() => writeAll(target.handle, target.path, [head, data], at));
         },
         volumeEnd: async (meta, sum) => {
+          if (keep !== undefined) return;
           metadata.set(member.volumeSum(meta.volumeId), sum);
           const done = currentFile();
           file = undefined;
@@ -350,6 +445,7 @@ export class FilesRestore {
         },
         // Called only after the whole stream, its end records included, verified.
         end: async () => {
+          if (keep !== undefined) return;
           for (const [name, value] of metadata) {
             const path = under(dir, name + PARTIAL);
             partials.push(path);
@@ -371,6 +467,7 @@ export class FilesRestore {
       forget();
     }
     if (manifest === undefined) throw new RuntimeFailure(`${input.name}: the stream held no manifest`);
+    if (keep !== undefined) return manifest.volumes.map((v) => join(dir, member.volumeData(v)));
     await this.record(dir, manifest, snapshots, state);
     const level = manifest.level;
     const images = manifest.volumes.map((v) => join(dir, member.volumeData(v)));
@@ -393,7 +490,13 @@ export class FilesRestore {
         volumes: { ...previous?.volumes },
       };
       for (const [volumeId, snapshotId] of snapshots) {
-        state.volumes[volumeId] = { job: manifest.job, level: 'Full', snapshotId, chain: [manifest.job] };
+        state.volumes[volumeId] = {
+          job: manifest.job,
+          level: 'Full',
+          snapshotId,
+          chain: [manifest.job],
+          createdAt: manifest.createdAt,
+        };
       }
       await this.saveState(dir, state);
       return;
@@ -404,6 +507,7 @@ export class FilesRestore {
     previous.applying = {
       job: manifest.job,
       level: manifest.level,
+      createdAt: manifest.createdAt,
       volumes: [...snapshots].map(([volumeId, snapshotId]) => ({ volumeId, snapshotId })),
     };
     await this.saveState(dir, previous);

@@ -1,0 +1,63 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli, imageDigest, withEmulator, writeConfig } from '../helpers.js';
+
+describe("restore to files honours Bacula's replace code (%r)", () => {
+  it('never replaces newer images unless the code allows it, and says what it kept', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 4, seed: 111 } });
+      const config = writeConfig(dir.path, em, '[backup]\nkeep-snapshots = 5\n', 'rep');
+      const backup = async (job: string) => {
+        const result = await cli(
+          ['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${job}`, '--level=Full'],
+          {
+            stdoutFile: join(dir.path, `${job}.tar`),
+          },
+        );
+        expect(result.code, result.stderr).toBe(0);
+        const snapshot = (await em.admin.state()).snapshots.find((s) =>
+          s.Tags?.some((t: { Key: string; Value: string }) => t.Key === 'ec2-bpipe:job' && t.Value === job),
+        );
+        return (await em.admin.snapshotDigest(snapshot?.SnapshotId)).digest;
+      };
+      const older = await backup('old');
+      await em.admin.call('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 2, seed: 112 } });
+      const newer = await backup('new');
+      expect(newer).not.toBe(older);
+
+      const out = join(dir.path, 'files');
+      const image = join(out, volumeId, `${volumeId}.ebs`);
+      const restore = (job: string, replace?: string) =>
+        cli([
+          'restore',
+          `--to-dir=${out}`,
+          ...(replace ? [`--replace=${replace}`] : []),
+          join(dir.path, `${job}.tar`),
+        ]);
+
+      expect((await restore('new')).code).toBe(0);
+      expect((await imageDigest(image)).digest).toBe(newer);
+
+      // Bacula's letters: n never, w ifnewer, o ifolder, a always.
+      for (const code of ['n', 'w']) {
+        const kept = await restore('old', code);
+        expect(kept.code, kept.stderr).toBe(0);
+        expect(kept.stderr).toMatch(/keeps it/);
+        expect((await imageDigest(image)).digest).toBe(newer);
+      }
+      const ifolder = await restore('old', 'o');
+      expect(ifolder.code).toBe(0);
+      expect((await imageDigest(image)).digest).toBe(older);
+      const ifnewer = await restore('new', 'w');
+      expect(ifnewer.code).toBe(0);
+      expect((await imageDigest(image)).digest).toBe(newer);
+      const always = await restore('old', 'a');
+      expect(always.code).toBe(0);
+      expect((await imageDigest(image)).digest).toBe(older);
+
+      const bad = await restore('old', 'x');
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--replace=x: expected a Bacula replace code');
+    });
+  });
+});
