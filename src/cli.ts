@@ -106,6 +106,7 @@ async function dispatch(
         launch: options.launch !== false,
         skipIncomplete: options.skipIncomplete === true,
         dryRun: options.dryRun === true,
+        volume: text(options.volume),
       });
     case 'verify':
       return (await import('./commands/verify.js')).verifyCommand(ctx, { files: args });
@@ -212,6 +213,10 @@ export function buildProgram(
     .option(
       '--skip-incomplete',
       'skip, with a warning, a stream cut short by a failed backup (Bacula data lines)',
+    )
+    .option(
+      '--volume <ids>',
+      'restore only these volumes of the stream (comma-separated); launches no instance',
     )
     .option(
       '--dry-run',

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { VOLUME_ID } from '../ids.js';
 import { classify, streamInputs } from '../inputs.js';
 import { type AppliedStream, AwsRestore } from '../restore/aws.js';
 import { FilesRestore, parseReplace } from '../restore/files.js';
@@ -20,6 +21,21 @@ export interface RestoreOptions {
   skipIncomplete: boolean;
   /** Verify and plan a restore to AWS; create nothing. */
   dryRun: boolean;
+  /** Restore only these volumes (comma-separated ids), to AWS or to files. */
+  volume?: string;
+}
+
+/** --volume=vol-a,vol-b: the volumes to restore, or undefined for all. */
+function selection(raw: string | undefined): ReadonlySet<string> | undefined {
+  if (raw === undefined) return undefined;
+  const ids = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (ids.length === 0 || ids.some((id) => !VOLUME_ID.test(id))) {
+    throw new UsageError(`--volume=${raw}: expected volume ids (vol-...), comma-separated.`);
+  }
+  return new Set(ids);
 }
 
 /**
@@ -32,6 +48,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
   if (toDir === '') throw new UsageError('--to-dir needs a directory.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
   const replace = parseReplace(options.replace);
+  const volumes = selection(options.volume);
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   /**
@@ -59,7 +76,11 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
         `replace=${replace} has nothing to keep: a restore to AWS creates new resources and replaces none`,
       );
     const launch = options.launch;
-    const target = new AwsRestore(ctx.config, ctx.log, print, { launch, dryRun: options.dryRun });
+    const target = new AwsRestore(ctx.config, ctx.log, print, {
+      launch,
+      dryRun: options.dryRun,
+      ...(volumes && { volumes }),
+    });
     try {
       let head: AppliedStream | undefined;
       for (const input of inputs) {
@@ -80,7 +101,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     }
     return;
   }
-  const target = new FilesRestore(dir, ctx.log, toDir !== undefined ? 'plain' : 'catalog', replace);
+  const target = new FilesRestore(dir, ctx.log, toDir !== undefined ? 'plain' : 'catalog', replace, volumes);
   for (const input of inputs) {
     const item = await classify(input);
     try {

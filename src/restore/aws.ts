@@ -67,6 +67,8 @@ export interface AwsRestoreOptions {
    * would be created; create, tag and write nothing.
    */
   dryRun?: boolean;
+  /** Restore only these volumes of each stream (--volume); no instance is launched then. */
+  volumes?: ReadonlySet<string>;
 }
 
 /**
@@ -143,6 +145,7 @@ export class AwsRestore {
     try {
       await readStream(input.open(), input.name, {
         manifest: (m) => {
+          this.checkSelection(m);
           const clients = this.clientsFor(settings.region ?? m.region);
           begun = { manifest: m, clients };
           this.log.info(`restoring ${m.resourceId} job ${m.job} (${m.level}) to ${clients.region}`);
@@ -154,6 +157,11 @@ export class AwsRestore {
         volumeStart: async (meta) => {
           const { parents } = await prepare();
           const { manifest, clients } = started();
+          if (!this.selected(meta.volumeId)) {
+            // Read and checked like the others, written nowhere.
+            current = this.passOver(clients, meta);
+            return;
+          }
           current = this.options.dryRun
             ? this.plan(clients, manifest, meta, parents.get(meta.volumeId))
             : await this.start(clients, manifest, meta, parents.get(meta.volumeId));
@@ -255,7 +263,7 @@ export class AwsRestore {
     const parents = new Map<string, string>();
     if (manifest.level === 'Full' || manifest.baseJob === null) return parents;
     const missing: string[] = [];
-    for (const volumeId of manifest.volumes) {
+    for (const volumeId of manifest.volumes.filter((v) => this.selected(v))) {
       const parent =
         this.planned.get(plannedKey(clients.region, manifest.config, volumeId, manifest.baseJob)) ??
         (await this.journal.find(clients.ec2, clients.region, manifest.config, volumeId, manifest.baseJob));
@@ -326,6 +334,34 @@ export class AwsRestore {
     return {
       encrypted: parentSnapshotId === undefined && (meta.encrypted || kmsKeyArn !== undefined),
       kmsKeyArn,
+    };
+  }
+
+  private selected(volumeId: string): boolean {
+    return this.options.volumes === undefined || this.options.volumes.has(volumeId);
+  }
+
+  /** --volume must name volumes of the stream. */
+  private checkSelection(manifest: Manifest): void {
+    const unknown = [...(this.options.volumes ?? [])].filter((v) => !manifest.volumes.includes(v));
+    if (unknown.length) {
+      throw new UsageError(
+        `--volume=${unknown.join(',')}: not in the stream of job ${manifest.job} of ${manifest.resourceId} (it holds ${manifest.volumes.join(', ')}).`,
+      );
+    }
+  }
+
+  /** A volume left out by --volume: its blocks are read and checked, and go nowhere. */
+  private passOver(clients: AwsClients, meta: VolumeMeta): VolumeSession {
+    return {
+      meta,
+      snapshotId: '',
+      alreadyComplete: true,
+      slots: new Slots(1),
+      limit: fixedLimit(1),
+      countsBefore: { ...clients.ebsCounts },
+      startedAt: Date.now(),
+      progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
     };
   }
 
@@ -455,7 +491,7 @@ export class AwsRestore {
     const clients = this.clientsFor(this.config.restore.region ?? finalizer.region);
     const restored = new Map<string, RestoredVolume>();
     const missing: string[] = [];
-    for (const meta of finalizer.volumes) {
+    for (const meta of finalizer.volumes.filter((v) => this.selected(v.volumeId))) {
       const snapshotId =
         this.planned.get(plannedKey(clients.region, finalizer.config, meta.volumeId, finalizer.head)) ??
         (await this.journal.find(
@@ -498,10 +534,18 @@ export class AwsRestore {
     const settings = this.config.restore;
     const { manifest, instance, target, restored } = head;
     const { ec2 } = head.clients;
+    const partial = this.options.volumes !== undefined;
+    if (partial && manifest.kind === 'instance' && this.options.launch) {
+      this.log.info(
+        `${manifest.resourceId}: only ${[...restored.keys()].join(', ')} restored (--volume): no instance is launched${settings.createVolume ? '' : '; --create-volume makes volumes of them'}`,
+      );
+    }
+    const launching = !partial && this.options.launch;
+    const volumesWanted = (manifest.kind === 'volumes' || partial) && settings.createVolume;
     if (this.options.dryRun) {
-      if (manifest.kind === 'instance' && instance && this.options.launch) {
+      if (manifest.kind === 'instance' && instance && launching) {
         for (const line of launchPlan(settings, manifest, instance, target, restored)) this.print(line);
-      } else if (manifest.kind === 'volumes' && settings.createVolume) {
+      } else if (volumesWanted) {
         for (const [volumeId, v] of restored) {
           this.print(
             `volume: from ${v.snapshotId} (source ${volumeId}) in ${settings.availabilityZone ?? v.meta.availabilityZone ?? '?'}`,
@@ -511,7 +555,7 @@ export class AwsRestore {
       this.print('dry run: nothing was created');
       return;
     }
-    if (manifest.kind === 'instance' && instance) {
+    if (manifest.kind === 'instance' && instance && launching) {
       const result = await launchInstance(ec2, settings, manifest, instance, target, restored, this.log);
       for (const v of result.volumes)
         this.print(`volume ${v.volumeId} source=${v.source} device=${v.device}`);
@@ -519,7 +563,7 @@ export class AwsRestore {
       this.print(
         `instance ${result.instanceId} source=${instance.instanceId} region=${target.region} az=${result.availabilityZone}`,
       );
-    } else if (manifest.kind === 'volumes' && settings.createVolume) {
+    } else if (volumesWanted) {
       for (const v of await createVolumes(ec2, settings, manifest, target, restored, this.log)) {
         this.print(`volume ${v.volumeId} source=${v.source} az=${v.availabilityZone}`);
       }

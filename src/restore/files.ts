@@ -168,7 +168,13 @@ export class FilesRestore {
     private readonly log: Logger,
     private readonly layout: 'plain' | 'catalog' = 'plain',
     private readonly replace: ReplaceCode = 'always',
+    /** Write only these volumes' images (--volume); the others are read and checked only. */
+    private readonly volumes?: ReadonlySet<string>,
   ) {}
+
+  private selected(volumeId: string): boolean {
+    return this.volumes === undefined || this.volumes.has(volumeId);
+  }
 
   /**
    * Whether Bacula's replace code keeps the images this stream would replace: the reason, or
@@ -312,8 +318,14 @@ export class FilesRestore {
 
   /** Refuses a stream whose base is not what the images hold now. */
   private checkBase(dir: string, manifest: Manifest, state: ImageState | undefined): void {
+    const unknown = [...(this.volumes ?? [])].filter((v) => !manifest.volumes.includes(v));
+    if (unknown.length) {
+      throw new UsageError(
+        `--volume=${unknown.join(',')}: not in the stream of job ${manifest.job} of ${manifest.resourceId} (it holds ${manifest.volumes.join(', ')}).`,
+      );
+    }
     if (manifest.level === 'Full') return;
-    for (const volumeId of manifest.volumes) {
+    for (const volumeId of manifest.volumes.filter((v) => this.selected(v))) {
       const held = state?.volumes[volumeId];
       if (held?.job === manifest.baseJob) continue;
       const now = held ? `holds job ${held.job}` : 'does not exist';
@@ -339,7 +351,8 @@ export class FilesRestore {
       );
       return finalizer.volumes.map((v) => join(dir, member.volumeData(v.volumeId)));
     }
-    const behind = finalizer.volumes.filter(
+    const wanted = finalizer.volumes.filter((v) => this.selected(v.volumeId));
+    const behind = wanted.filter(
       (v) =>
         state === undefined ||
         state.applying !== undefined ||
@@ -355,7 +368,7 @@ export class FilesRestore {
       );
     }
     this.log.info(`${dir}: complete at job ${finalizer.head}`);
-    return finalizer.volumes.map((v) => join(dir, member.volumeData(v.volumeId)));
+    return wanted.map((v) => join(dir, member.volumeData(v.volumeId)));
   }
 
   async apply(input: Input): Promise<string[]> {
@@ -401,7 +414,7 @@ export class FilesRestore {
           metadata.set(member.instance, meta);
         },
         volumeStart: async (meta) => {
-          if (keep !== undefined) return;
+          if (keep !== undefined || !this.selected(meta.volumeId)) return;
           metadata.set(member.volumeMeta(meta.volumeId), meta);
           snapshots.set(meta.volumeId, meta.snapshotId);
           const name = meta.level === 'Full' ? member.volumeData(meta.volumeId) : redoName(meta.volumeId);
@@ -418,7 +431,7 @@ export class FilesRestore {
           if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
         },
         block: async (meta, index, data) => {
-          if (keep !== undefined) return;
+          if (keep !== undefined || !this.selected(meta.volumeId)) return;
           const target = currentFile();
           target.progress.block();
           if (meta.level === 'Full') {
@@ -434,7 +447,7 @@ export class FilesRestore {
           await target.writes.run(() => writeAll(target.handle, target.path, [head, data], at));
         },
         volumeEnd: async (meta, sum) => {
-          if (keep !== undefined) return;
+          if (keep !== undefined || !this.selected(meta.volumeId)) return;
           metadata.set(member.volumeSum(meta.volumeId), sum);
           const done = currentFile();
           file = undefined;
@@ -467,10 +480,11 @@ export class FilesRestore {
       forget();
     }
     if (manifest === undefined) throw new RuntimeFailure(`${input.name}: the stream held no manifest`);
-    if (keep !== undefined) return manifest.volumes.map((v) => join(dir, member.volumeData(v)));
+    const written = manifest.volumes.filter((v) => this.selected(v));
+    if (keep !== undefined) return written.map((v) => join(dir, member.volumeData(v)));
     await this.record(dir, manifest, snapshots, state);
     const level = manifest.level;
-    const images = manifest.volumes.map((v) => join(dir, member.volumeData(v)));
+    const images = written.map((v) => join(dir, member.volumeData(v)));
     for (const path of images)
       this.log.info(`${level === 'Full' ? 'restored' : 'updated'} ${path} to job ${manifest.job}`);
     return images;
