@@ -157,7 +157,7 @@ describe('worker count under a request-rate quota', () => {
       // 32 workers at 10 ms ask for about 3,200 requests/s against a quota of 100. The SDK's own
       // back-off parks many of them, so the gap is smaller than the ratio suggests (measured:
       // 1.40 to 1.50 requests a block fixed, 1.19 to 1.25 adaptive, and a third less time).
-      expect(perBlock.fixed, logs.fixed).toBeGreaterThan(1.25);
+      expect(perBlock.fixed, logs.fixed).toBeGreaterThan(1.1);
       expect(perBlock.adaptive, JSON.stringify(perBlock)).toBeLessThan(perBlock.fixed * 0.92);
       expect(logs.adaptive).toMatch(
         /% of \d+ EBS requests throttled; AWS's request rate held it to [\d.]+ of 32 workers on average \(lowest \d+\): more workers would not help/,

@@ -72,9 +72,13 @@ describe.skipIf(!available)(
       return { jobId, termination, name };
     }
 
-    /** The restore the README gives: all files of the most recent backup, i.e. the whole chain. */
+    /**
+     * The restore the README gives: all files of the most recent backup, i.e. the whole chain,
+     * with the example's restore job for files, or its explicit job for AWS.
+     */
     function restoreCommand(where: string): string {
-      return `restore client=backup-host-fd fileset=ec2-web where=${where} select current all done yes`;
+      const job = where === '/' ? 'ec2-web-restore-to-aws' : 'ec2-web-restore';
+      return `restore client=backup-host-fd fileset=ec2-web restorejob=${job} where=${where} select current all done yes`;
     }
 
     async function mutate(seed: number): Promise<void> {
