@@ -351,11 +351,15 @@ export class AwsRestore {
     }
   }
 
-  /** A volume left out by --volume: its blocks are read and checked, and go nowhere. */
-  private passOver(clients: AwsClients, meta: VolumeMeta): VolumeSession {
+  /**
+   * A session that writes nothing: its blocks are read and checked, and go nowhere (a volume left
+   * out by --volume, or a dry run's planned snapshot, named `snapshotId`).
+   */
+  private passOver(clients: AwsClients, meta: VolumeMeta, snapshotId = ''): VolumeSession {
     return {
       meta,
-      snapshotId: '',
+      snapshotId,
+      // Nothing is written nor completed.
       alreadyComplete: true,
       slots: new Slots(1),
       limit: fixedLimit(1),
@@ -385,17 +389,7 @@ export class AwsRestore {
     this.print(
       `snapshot: ${meta.volumeId} job ${manifest.job}: ${meta.sizeGiB} GiB, ${meta.blockCount} blocks, ${chain}${key}, in ${clients.region}`,
     );
-    return {
-      meta,
-      snapshotId,
-      // Nothing is written nor completed: the session only carries the blocks through the checks.
-      alreadyComplete: true,
-      slots: new Slots(1),
-      limit: fixedLimit(1),
-      countsBefore: { ...clients.ebsCounts },
-      startedAt: Date.now(),
-      progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
-    };
+    return this.passOver(clients, meta, snapshotId);
   }
 
   private async start(
