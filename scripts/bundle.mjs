@@ -5,7 +5,11 @@
  * start, went from about 0.39 s to 0.27 s (docs/PERFORMANCE.md). The commands stay lazily loaded
  * (cli.ts imports each on use), so `list` still loads no restore code.
  */
+import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunks are named by content: the chunks of an earlier build would otherwise stay beside the new.
+rmSync('dist/bundle', { recursive: true, force: true });
 
 await build({
   entryPoints: ['dist/src/cli.js'],

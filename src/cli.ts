@@ -288,7 +288,7 @@ export async function run(
       captureProcessWarnings(log);
     }
     // An operator's terminal gets a live progress display; Bacula, pipes and cron get log lines.
-    if (format === 'human' && (name === 'backup' || name === 'restore')) startLiveDisplay();
+    if (format === 'human' && (name === 'backup' || name === 'restore')) await startLiveDisplay();
     await dispatch(name, { config, log, stdout: io.stdout, stdin: io.stdin }, options, args);
   });
   try {

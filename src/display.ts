@@ -1,4 +1,4 @@
-import { createLogUpdate } from 'log-update';
+import type { createLogUpdate } from 'log-update';
 
 /** How often the live display is redrawn at most: often enough to look live, rarely enough to cost nothing. */
 const REDRAW_MS = 200;
@@ -25,8 +25,11 @@ export class LiveDisplay {
   private finished = 0;
   private finishedBytes = 0;
 
-  constructor(private readonly stream: NodeJS.WriteStream) {
-    this.update = createLogUpdate(stream, { showCursor: true });
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    create: typeof createLogUpdate,
+  ) {
+    this.update = create(stream, { showCursor: true });
   }
 
   /** Writes a log line above the display. */
@@ -77,11 +80,17 @@ export class LiveDisplay {
 
 let current: LiveDisplay | undefined;
 
-/** Starts the live display when stderr is an operator's terminal; returns it, or undefined. */
-export function startLiveDisplay(stream: NodeJS.WriteStream = process.stderr): LiveDisplay | undefined {
+/**
+ * Starts the live display when stderr is an operator's terminal; returns it, or undefined. The
+ * terminal library is loaded only then, so `list` and every run under Bacula start without it.
+ */
+export async function startLiveDisplay(
+  stream: NodeJS.WriteStream = process.stderr,
+): Promise<LiveDisplay | undefined> {
   // A terminal of no width (a pty nobody sized) cannot show it: the log lines serve instead.
   if (stream.isTTY !== true || !(stream.columns > 0)) return undefined;
-  current = new LiveDisplay(stream);
+  const { createLogUpdate } = await import('log-update');
+  current = new LiveDisplay(stream, createLogUpdate);
   return current;
 }
 
