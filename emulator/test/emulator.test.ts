@@ -283,6 +283,53 @@ describe('emulator, through the real SDK over HTTP', () => {
     expect(err.$metadata.httpStatusCode).toBe(400);
   });
 
+  it('takes a signed x-amz-content-sha256 as the payload hash only when it is the hash of the body', async () => {
+    // SigV4 ("Create a canonical request"): HashedPayload is the hash of the body that was sent.
+    const s = await started(ebs);
+    const claiming = (digest: Buffer) => {
+      const client = new EBSClient(sdkConfig(em));
+      client.middlewareStack.add(
+        (next) => (args) => {
+          const request = args.request as { headers: Record<string, string> };
+          request.headers['x-amz-content-sha256'] = digest.toString('hex');
+          return next(args);
+        },
+        { step: 'build', name: 'claimPayloadHash' },
+      );
+      return client;
+    };
+    const honest = claiming(sha(block(3)));
+    await put(honest, s.SnapshotId!, 0, block(3), sha(block(3)).toString('base64'));
+    const lying = claiming(sha(block(5)));
+    const err = await errorOf(put(lying, s.SnapshotId!, 1, block(4), sha(block(4)).toString('base64')));
+    expect(err.$metadata?.httpStatusCode).toBe(403);
+    expect(err.message).toMatch(/x-amz-content-sha256 header does not match the payload/);
+    honest.destroy();
+    lying.destroy();
+  });
+
+  it('holds block requests to a per-second quota, refusing the excess with RequestThrottledException', async () => {
+    // The EBS direct APIs' request-rate quotas (AWS General Reference, EBS endpoints and quotas).
+    const s = await started(ebs);
+    const once = new EBSClient({ ...sdkConfig(em), maxAttempts: 1 });
+    em.options.blockRequestsPerSecond = 5;
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) =>
+          put(once, s.SnapshotId!, i, block(i + 1), sha(block(i + 1)).toString('base64')),
+        ),
+      );
+      const refused = results.filter((r) => r.status === 'rejected');
+      // A burst of a tenth of a second (at least one request) passes; the rest is over the rate.
+      expect(refused.length).toBeGreaterThanOrEqual(15);
+      for (const r of refused)
+        expect((r as PromiseRejectedResult).reason.name).toBe('RequestThrottledException');
+    } finally {
+      em.options.blockRequestsPerSecond = 0;
+      once.destroy();
+    }
+  });
+
   it('PutSnapshotBlock verifies the checksum it is sent', async () => {
     const s = await started(ebs);
     const err = await errorOf(put(ebs, s.SnapshotId!, 0, block(1), sha(block(2)).toString('base64')));
