@@ -323,7 +323,7 @@ describe('emulator, through the real SDK over HTTP', () => {
       // A burst of a tenth of a second (at least one request) passes; the rest is over the rate.
       expect(refused.length).toBeGreaterThanOrEqual(15);
       for (const r of refused)
-        expect((r as PromiseRejectedResult).reason.name).toBe('RequestThrottledException');
+        expect((r).reason.name).toBe('RequestThrottledException');
     } finally {
       em.options.blockRequestsPerSecond = 0;
       once.destroy();
