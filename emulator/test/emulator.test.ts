@@ -322,8 +322,7 @@ describe('emulator, through the real SDK over HTTP', () => {
       const refused = results.filter((r) => r.status === 'rejected');
       // A burst of a tenth of a second (at least one request) passes; the rest is over the rate.
       expect(refused.length).toBeGreaterThanOrEqual(15);
-      for (const r of refused)
-        expect((r).reason.name).toBe('RequestThrottledException');
+      for (const r of refused) expect(r.reason.name).toBe('RequestThrottledException');
     } finally {
       em.options.blockRequestsPerSecond = 0;
       once.destroy();
