@@ -122,9 +122,10 @@ export async function betweenHooks<T>(
   };
   // A signal (a cancelled Bacula job) ends the process at once: the post command then runs there
   // and then, synchronously, so that what the pre command froze is thawed all the same.
+  // A hook still running is stopped with its process group, whether or not a post command follows.
   const postCommand = hooks.post;
   const forget =
-    postCommand === undefined
+    postCommand === undefined && hooks.pre === undefined
       ? () => undefined
       : onInterrupt(() => {
           if (running !== undefined) {
@@ -134,6 +135,8 @@ export async function betweenHooks<T>(
               // It ended meanwhile.
             }
           }
+          if (postCommand === undefined)
+            return running === undefined ? undefined : 'the running hook was stopped';
           const run = spawnSync('/bin/sh', ['-c', postCommand], {
             env: hookEnvironment(context),
             stdio: 'ignore',
