@@ -5,8 +5,8 @@ const REDRAW_MS = 200;
 
 export interface VolumeStatus {
   volumeId: string;
-  /** The line that describes it now (VolumeProgress.line). */
-  line: string;
+  /** The line that describes it now (VolumeProgress.line), built when drawn. */
+  line: () => string;
   blocks: number;
   bytes: number;
 }
@@ -63,7 +63,7 @@ export class LiveDisplay {
     const now = Date.now();
     if (!force && now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
-    const lines = [...this.volumes.values()].map((v) => v.line);
+    const lines = [...this.volumes.values()].map((v) => v.line());
     if (lines.length === 0 && this.finished === 0) {
       this.update.clear();
       return;

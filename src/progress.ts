@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { RequestCounts } from './aws/clients.js';
+import { throttledShare, throttledSince } from './aws/throttling.js';
 import { liveDisplay } from './display.js';
 
 /**
@@ -51,7 +52,13 @@ export class VolumeProgress {
     const now = this.now();
     const display = liveDisplay();
     if (display !== undefined) {
-      display.show({ volumeId: this.volumeId, line: this.line(now), blocks: this.done, bytes: this.bytes() });
+      // The line is built only when the display draws (a few times a second), not per block.
+      display.show({
+        volumeId: this.volumeId,
+        line: () => this.line(now),
+        blocks: this.done,
+        bytes: this.bytes(),
+      });
       return;
     }
     if (now - this.lastReport < this.intervalMs) return;
@@ -69,27 +76,33 @@ export class VolumeProgress {
     return this.done * this.blockBytes;
   }
 
-  line(now = this.now()): string {
+  /** Seconds since the volume began (never 0, for the rates) and MiB/s so far. */
+  pace(now = this.now()): { seconds: number; mibps: number } {
     const seconds = Math.max((now - this.started) / 1000, 0.001);
-    const rate = (this.done * this.blockBytes) / MIB / seconds;
+    return { seconds, mibps: this.bytes() / MIB / seconds };
+  }
+
+  line(now = this.now()): string {
+    const { seconds, mibps } = this.pace(now);
     const percent = this.total === 0 ? 100 : Math.floor((this.done / this.total) * 100);
     const left = this.total - this.done;
     const eta = this.done === 0 ? '' : `, ETA ${duration((left * seconds) / this.done)}`;
-    return `${this.volumeId}: ${this.done}/${this.total} blocks (${percent}%), ${rate.toFixed(1)} MiB/s${eta}${this.throttled()}`;
+    return `${this.volumeId}: ${this.done}/${this.total} blocks (${percent}%), ${mibps.toFixed(1)} MiB/s${eta}${this.throttled()}`;
   }
 
   /** The volume's closing line: `vol-…: 2048 blocks in 4.2s, 243.8 MiB/s`. */
   summary(now = this.now()): string {
-    const seconds = Math.max((now - this.started) / 1000, 0.001);
-    const rate = (this.done * this.blockBytes) / MIB / seconds;
-    return `${this.volumeId}: ${this.done} blocks in ${seconds.toFixed(1)}s, ${rate.toFixed(1)} MiB/s${this.throttled()}`;
+    const { seconds, mibps } = this.pace(now);
+    return `${this.volumeId}: ${this.done} blocks in ${seconds.toFixed(1)}s, ${mibps.toFixed(1)} MiB/s${this.throttled()}`;
+  }
+
+  /** `, 12% of 2300 EBS requests throttled` since the volume began, or nothing. */
+  throttledShare(): string {
+    return throttledShare(this.countsAtStart, this.counts);
   }
 
   private throttled(): string {
-    if (this.counts === undefined || this.countsAtStart === undefined) return '';
-    const requests = this.counts.requests - this.countsAtStart.requests;
-    const throttled = this.counts.throttled - this.countsAtStart.throttled;
-    if (requests === 0 || throttled === 0) return '';
-    return `, ${Math.round((throttled / requests) * 100)}% throttled`;
+    const since = throttledSince(this.countsAtStart, this.counts);
+    return since === undefined || since.throttled === 0 ? '' : `, ${since.percent}% throttled`;
   }
 }

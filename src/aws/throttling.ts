@@ -6,13 +6,22 @@
 import { AdaptiveLimit, fixedLimit, type WorkerLimit } from '../pool.js';
 import type { RequestCounts } from './clients.js';
 
-/** `, 12% of 2300 EBS requests throttled`: what AWS's throttling cost this volume, or nothing. */
-export function throttledShare(before: RequestCounts | undefined, after: RequestCounts | undefined): string {
-  if (before === undefined || after === undefined) return '';
+/** The EBS requests sent between two counts, how many AWS throttled, and their share in percent. */
+export function throttledSince(
+  before: RequestCounts | undefined,
+  after: RequestCounts | undefined,
+): { requests: number; throttled: number; percent: number } | undefined {
+  if (before === undefined || after === undefined) return undefined;
   const requests = after.requests - before.requests;
   const throttled = after.throttled - before.throttled;
-  if (requests === 0) return '';
-  return `, ${Math.round((throttled / requests) * 100)}% of ${requests} EBS requests throttled`;
+  if (requests === 0) return undefined;
+  return { requests, throttled, percent: Math.round((throttled / requests) * 100) };
+}
+
+/** `, 12% of 2300 EBS requests throttled`: what AWS's throttling cost this volume, or nothing. */
+export function throttledShare(before: RequestCounts | undefined, after: RequestCounts | undefined): string {
+  const since = throttledSince(before, after);
+  return since === undefined ? '' : `, ${since.percent}% of ${since.requests} EBS requests throttled`;
 }
 
 /** The worker limit of one volume: adaptive when asked and when throttling can be seen. */

@@ -1,8 +1,8 @@
 import { UsageError } from '../errors.js';
-import { VOLUME_ID } from '../ids.js';
 import { classify, streamInputs } from '../inputs.js';
 import { type AppliedStream, AwsRestore } from '../restore/aws.js';
 import { FilesRestore, parseReplace } from '../restore/files.js';
+import { parseVolumeSelection } from '../restore/selection.js';
 import { StreamDefect } from '../stream/reader.js';
 import type { CommandContext } from './context.js';
 
@@ -25,19 +25,6 @@ export interface RestoreOptions {
   volume?: string;
 }
 
-/** --volume=vol-a,vol-b: the volumes to restore, or undefined for all. */
-function selection(raw: string | undefined): ReadonlySet<string> | undefined {
-  if (raw === undefined) return undefined;
-  const ids = raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (ids.length === 0 || ids.some((id) => !VOLUME_ID.test(id))) {
-    throw new UsageError(`--volume=${raw}: expected volume ids (vol-...), comma-separated.`);
-  }
-  return new Set(ids);
-}
-
 /**
  * `ec2-bpipe restore`: to a directory with --to-dir (or a Bacula --where other than / and empty),
  * else to AWS. Streams are applied in the order given.
@@ -48,7 +35,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
   if (toDir === '') throw new UsageError('--to-dir needs a directory.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
   const replace = parseReplace(options.replace);
-  const volumes = selection(options.volume);
+  const volumes = parseVolumeSelection(options.volume);
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   /**

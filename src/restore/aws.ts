@@ -1,7 +1,7 @@
 import { CreateTagsCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { type AwsClients, createClients, type RequestCounts } from '../aws/clients.js';
-import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
+import { type AwsClients, createClients } from '../aws/clients.js';
+import { throttleNote, workerLimit } from '../aws/throttling.js';
 import type { InstanceMeta } from '../stream/schema.js';
 import { waitForSnapshots } from '../aws/snapshots.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../aws/writes.js';
@@ -18,6 +18,7 @@ import { readStream, StreamDefect } from '../stream/reader.js';
 import type { Finalizer } from '../stream/schema.js';
 import { JOURNAL_TAG, RESTORE_TAG } from '../aws/tags.js';
 import { RestoreJournal } from './journal.js';
+import { refuseUnknownVolumes } from './selection.js';
 import {
   createVolumes,
   idempotencyToken,
@@ -42,10 +43,9 @@ interface VolumeSession {
   /** Completed by an earlier run with the same source: its blocks are read and checked, not written again. */
   alreadyComplete: boolean;
   slots: Slots;
-  /** The writes' worker limit, the EBS request counts and the time when the volume began. */
+  /** The writes' worker limit. */
   limit: WorkerLimit;
-  countsBefore: RequestCounts;
-  startedAt: number;
+  /** Blocks written, time and throttled requests since the volume began. */
   progress: VolumeProgress;
   sum?: VolumeSum;
 }
@@ -145,7 +145,7 @@ export class AwsRestore {
     try {
       await readStream(input.open(), input.name, {
         manifest: (m) => {
-          this.checkSelection(m);
+          refuseUnknownVolumes(this.options.volumes, m);
           const clients = this.clientsFor(settings.region ?? m.region);
           begun = { manifest: m, clients };
           this.log.info(`restoring ${m.resourceId} job ${m.job} (${m.level}) to ${clients.region}`);
@@ -182,7 +182,7 @@ export class AwsRestore {
           await volume.slots.drain();
           volume.sum = sum;
           volume.progress.finish();
-          if (!volume.alreadyComplete) this.logWritten(volume, started().clients.ebsCounts);
+          if (!volume.alreadyComplete) this.logWritten(volume);
         },
         end: async () => {
           // The whole stream is read and every checksum matched: only now are snapshots completed.
@@ -308,13 +308,11 @@ export class AwsRestore {
   }
 
   /** `vol-…: 2048 blocks written to snap-… in 9.1s, effective 112.5 MiB/s, 3% of … throttled`. */
-  private logWritten(volume: VolumeSession, counts: RequestCounts): void {
-    const seconds = (Date.now() - volume.startedAt) / 1000;
-    const blocks = volume.meta.blockCount;
-    const effective = (blocks * BLOCK_SIZE) / 2 ** 20 / Math.max(seconds, 0.001);
+  private logWritten(volume: VolumeSession): void {
+    const { seconds, mibps } = volume.progress.pace();
     this.log.info(
-      `${volume.meta.volumeId}: ${blocks} blocks written to ${volume.snapshotId} in ${seconds.toFixed(1)}s, ` +
-        `effective ${effective.toFixed(1)} MiB/s${throttledShare(volume.countsBefore, counts)}${throttleNote(volume.limit)}`,
+      `${volume.meta.volumeId}: ${volume.meta.blockCount} blocks written to ${volume.snapshotId} in ${seconds.toFixed(1)}s, ` +
+        `effective ${mibps.toFixed(1)} MiB/s${volume.progress.throttledShare()}${throttleNote(volume.limit)}`,
     );
   }
 
@@ -341,16 +339,6 @@ export class AwsRestore {
     return this.options.volumes === undefined || this.options.volumes.has(volumeId);
   }
 
-  /** --volume must name volumes of the stream. */
-  private checkSelection(manifest: Manifest): void {
-    const unknown = [...(this.options.volumes ?? [])].filter((v) => !manifest.volumes.includes(v));
-    if (unknown.length) {
-      throw new UsageError(
-        `--volume=${unknown.join(',')}: not in the stream of job ${manifest.job} of ${manifest.resourceId} (it holds ${manifest.volumes.join(', ')}).`,
-      );
-    }
-  }
-
   /**
    * A session that writes nothing: its blocks are read and checked, and go nowhere (a volume left
    * out by --volume, or a dry run's planned snapshot, named `snapshotId`).
@@ -363,8 +351,6 @@ export class AwsRestore {
       alreadyComplete: true,
       slots: new Slots(1),
       limit: fixedLimit(1),
-      countsBefore: { ...clients.ebsCounts },
-      startedAt: Date.now(),
       progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
     };
   }
@@ -462,8 +448,6 @@ export class AwsRestore {
         alreadyComplete,
         slots: new Slots(limit),
         limit,
-        countsBefore: { ...clients.ebsCounts },
-        startedAt: Date.now(),
         progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE, clients.ebsCounts),
       };
     }

@@ -8,6 +8,7 @@ import { CONFIG_NAME, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
 import { Slots } from '../pool.js';
+import { refuseUnknownVolumes } from './selection.js';
 import { VolumeProgress } from '../progress.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
 import { readStream } from '../stream/reader.js';
@@ -318,12 +319,7 @@ export class FilesRestore {
 
   /** Refuses a stream whose base is not what the images hold now. */
   private checkBase(dir: string, manifest: Manifest, state: ImageState | undefined): void {
-    const unknown = [...(this.volumes ?? [])].filter((v) => !manifest.volumes.includes(v));
-    if (unknown.length) {
-      throw new UsageError(
-        `--volume=${unknown.join(',')}: not in the stream of job ${manifest.job} of ${manifest.resourceId} (it holds ${manifest.volumes.join(', ')}).`,
-      );
-    }
+    refuseUnknownVolumes(this.volumes, manifest);
     if (manifest.level === 'Full') return;
     for (const volumeId of manifest.volumes.filter((v) => this.selected(v))) {
       const held = state?.volumes[volumeId];
