@@ -131,11 +131,12 @@ describe('worker count under a request-rate quota', () => {
         const file = join(dir.path, `${name}.tar`);
         em.options.blockRequestsPerSecond = RATE;
         await em.admin.call('POST', 'requests/reset');
-        // The SDK's real back-off: how long a refused request waits is what decides how many
-        // requests a fixed worker count wastes, so this test keeps production's delays.
+        // How long a refused request waits decides how many requests a fixed worker count
+        // wastes, so the back-off is scaled less here than in the other tests (0.2, not 0.01: at
+        // 0.01 the fixed run spends its retries at once and fails).
         const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${name}`], {
           stdoutFile: file,
-          env: { EC2_BPIPE_BACKOFF_SCALE: '1' },
+          env: { EC2_BPIPE_BACKOFF_SCALE: '0.2' },
         });
         em.options.blockRequestsPerSecond = 0;
         expect(result.code, result.stderr).toBe(0);
@@ -154,9 +155,9 @@ describe('worker count under a request-rate quota', () => {
         expect(indexed).toBe((await em.admin.snapshotDigest(snapshot?.SnapshotId)).digest);
       }
       const perBlock = { fixed: (reads.fixed ?? 0) / BLOCKS, adaptive: (reads.adaptive ?? 0) / BLOCKS };
-      // 64 workers at 10 ms ask for about 6,400 requests/s against a quota of 100. The SDK's own
-      // back-off parks many of them, so the gap is smaller than the ratio suggests (measured:
-      // 1.61 to 1.69 requests a block fixed, 1.29 adaptive).
+      // 64 workers at 10 ms ask for about 6,400 requests/s against a quota of 100 (measured at
+      // back-off scale 0.2: 3.37 to 3.66 requests a block fixed, 1.34 to 1.35 adaptive; with
+      // production delays 1.61 to 1.69 against 1.29, docs/DESIGN.md §7).
       expect(perBlock.fixed, logs.fixed).toBeGreaterThan(1.3);
       expect(perBlock.adaptive, JSON.stringify(perBlock)).toBeLessThan(perBlock.fixed * 0.9);
       expect(logs.adaptive).toMatch(
