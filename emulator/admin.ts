@@ -305,6 +305,10 @@ export class AdminApi {
       (k) => typeof this.options[k as keyof EmulatorOptions] === 'number',
     );
     for (const [key, value] of Object.entries(body)) {
+      if (key === 'deniedActions' && Array.isArray(value) && value.every((v) => typeof v === 'string')) {
+        this.options.deniedActions = value;
+        continue;
+      }
       if (!numeric.includes(key) || typeof value !== 'number') fail(`unknown or non-numeric option ${key}`);
       (this.options as unknown as Record<string, number>)[key] = value;
     }

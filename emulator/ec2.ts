@@ -507,6 +507,90 @@ export class Ec2Service {
     return { Return: true };
   }
 
+  /**
+   * CopySnapshot (EC2 API reference): the copy is made in the Region the request is sent to, from
+   * SourceSnapshotId in SourceRegion, and starts pending.
+   * - The source must be completed (a pending snapshot cannot be copied: IncorrectState).
+   * - "Copies of encrypted snapshots are encrypted"; Encrypted=true encrypts a copy of an
+   *   unencrypted one, and "You cannot set this parameter to false".
+   * - "If KmsKeyId is specified, the encrypted state must be true"; without it the account's
+   *   default EBS key of the destination Region is used.
+   * - "Amazon Web Services authenticates the KMS key asynchronously. Therefore, if you specify an
+   *   ID, alias, or ARN that is not valid, the action can appear to complete, but eventually
+   *   fails": an unknown key gives a copy that ends in the error state.
+   * - "Snapshots copies have an arbitrary source volume ID" (vol-ffffffff, as AWS shows it), and
+   *   the source's tags are not copied: the copy has the TagSpecifications' tags only.
+   * DestinationRegion and PresignedUrl are deprecated and ignored (the SDK still sends them for a
+   * cross-Region copy).
+   */
+  CopySnapshot(region: string, input: Input): Output {
+    const sourceRegion = require(input.SourceRegion as string | undefined, 'SourceRegion');
+    const sourceId = require(input.SourceSnapshotId as string | undefined, 'SourceSnapshotId');
+    if (!this.world.knowsRegion(sourceRegion)) {
+      throw new ApiError(
+        'InvalidParameterValue',
+        `Value (${sourceRegion}) for parameter SourceRegion is invalid.`,
+      );
+    }
+    const source = this.world.snapshotRecord(sourceId, sourceRegion);
+    if (source.snapshot.State !== 'completed') {
+      throw new ApiError('IncorrectState', `Snapshot ${sourceId} is not completed`);
+    }
+    const sourceEncrypted = source.snapshot.Encrypted === true;
+    if (input.Encrypted === false && sourceEncrypted) {
+      throw new ApiError(
+        'InvalidParameterCombination',
+        'Encrypted cannot be false for a copy of an encrypted snapshot',
+      );
+    }
+    const kmsKeyId = input.KmsKeyId as string | undefined;
+    if (kmsKeyId !== undefined && input.Encrypted !== true) {
+      throw new ApiError(
+        'InvalidParameterDependency',
+        'The parameter KmsKeyId requires the parameter Encrypted to be set.',
+      );
+    }
+    const tags = tagSpecs(input.TagSpecifications as TagSpecification[], 'snapshot');
+    const encrypted = sourceEncrypted || input.Encrypted === true;
+    const keyArn =
+      kmsKeyId === undefined
+        ? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs`
+        : [...this.world.kmsKeys.keys()].find(
+            (k) => k.split(':')[3] === region && (k === kmsKeyId || k.endsWith(`/${kmsKeyId}`)),
+          );
+    const now = Date.now();
+    const snapshot: Snapshot = {
+      SnapshotId: newId('snap'),
+      VolumeId: 'vol-ffffffff',
+      VolumeSize: source.snapshot.VolumeSize,
+      State: 'pending',
+      Progress: '0%',
+      StartTime: new Date(now),
+      Description: (input.Description as string | undefined) ?? '',
+      OwnerId: ACCOUNT_ID,
+      Encrypted: encrypted,
+      ...(encrypted && { KmsKeyId: keyArn ?? kmsKeyId }),
+      Tags: tags,
+      StorageTier: 'standard',
+    };
+    const keyUsable =
+      !encrypted ||
+      kmsKeyId === undefined ||
+      (keyArn !== undefined && this.world.kmsKeys.get(keyArn)?.state === 'Enabled');
+    this.world.snapshots.set(snapshot.SnapshotId!, {
+      region,
+      snapshot,
+      blocks: new Map(source.blocks),
+      // Copies of one lineage's snapshots are incremental to each other in the destination.
+      lineage: `${region}/${source.lineage}`,
+      origin: 'ec2',
+      readyAt: now + this.world.options.pendingMs,
+      startedAt: now,
+      ...(!keyUsable && { failed: true }),
+    });
+    return { SnapshotId: snapshot.SnapshotId, Tags: tags };
+  }
+
   CreateTags(region: string, input: Input): Output {
     const resources = require(input.Resources as string[] | undefined, 'ResourceId');
     const tags = require(input.Tags as Tag[] | undefined, 'Tag');

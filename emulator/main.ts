@@ -20,6 +20,7 @@ const { values } = parseArgs({
     'block-token-ttl-ms': { type: 'string' },
     'page-token-ttl-ms': { type: 'string' },
     seed: { type: 'string' },
+    deny: { type: 'string', multiple: true },
   },
   strict: true,
 });
@@ -51,6 +52,8 @@ for (const [flag, key] of numeric) {
   }
   (options as Record<string, number>)[key] = n;
 }
+// --deny=ec2:CreateSnapshots (repeatable): the caller's policy lacks that action.
+if (values.deny) options.deniedActions = values.deny;
 const emulator = await startEmulator(options, Number(values.port));
 process.stdout.write(`emulator listening on ${emulator.url}\n`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

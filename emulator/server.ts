@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { prng } from './blocks.js';
@@ -126,11 +126,9 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       const status =
         err.code === 'RequestLimitExceeded'
           ? 503
-          : err.status >= 500
+          : err.status >= 500 || [401, 403, 412].includes(err.status)
             ? err.status
-            : err.status === 401
-              ? 401
-              : 400;
+            : 400;
       res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
       res.end(encodeError(err.code, err.message, requestId));
     } else if (service === 'sts') {
@@ -167,16 +165,57 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     const secretAccessKey = randomBytes(20).toString('base64');
     const sessionToken = randomBytes(48).toString('base64');
     const expiresAt = Date.now() + lifetime * 1000;
-    tempKeys.set(accessKeyId, { secretAccessKey, sessionToken, expiresAt });
-    world.count('sts:AssumeRole');
     const role = roleArn.split('/').pop()!;
+    const arn = `arn:aws:sts::${ACCOUNT_ID}:assumed-role/${role}/${sessionName}`;
+    tempKeys.set(accessKeyId, { secretAccessKey, sessionToken, expiresAt, arn });
+    world.count('sts:AssumeRole');
     return (
       `<AssumeRoleResponse xmlns="${STS_NS}"><AssumeRoleResult><Credentials>` +
       `<AccessKeyId>${accessKeyId}</AccessKeyId><SecretAccessKey>${secretAccessKey}</SecretAccessKey>` +
       `<SessionToken>${sessionToken}</SessionToken><Expiration>${new Date(expiresAt).toISOString()}</Expiration>` +
       `</Credentials><AssumedRoleUser><AssumedRoleId>AROA${callerKey.length}:${sessionName}</AssumedRoleId>` +
-      `<Arn>arn:aws:sts::${ACCOUNT_ID}:assumed-role/${role}/${sessionName}</Arn></AssumedRoleUser>` +
+      `<Arn>${arn}</Arn></AssumedRoleUser>` +
       `</AssumeRoleResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></AssumeRoleResponse>`
+    );
+  }
+
+  /** Who signed with `accessKeyId`: an IAM user for a long-term key, the role session for a temporary one. */
+  function callerArn(accessKeyId: string): string {
+    return tempKeys.get(accessKeyId)?.arn ?? `arn:aws:iam::${ACCOUNT_ID}:user/emulator`;
+  }
+
+  /**
+   * Refuses an action the caller's policy lacks (`deniedActions`), as each service does: EC2
+   * UnauthorizedOperation (HTTP 403), the EBS direct APIs and KMS AccessDeniedException (HTTP 403;
+   * the EBS reason UNAUTHORIZED_ACCOUNT, EBS API reference "Errors"), STS AccessDenied.
+   */
+  function refuseDenied(service: 'ec2' | 'ebs' | 'kms' | 'sts', action: string, accessKeyId: string): void {
+    if (!options.deniedActions.includes(`${service}:${action}`)) return;
+    const message = `User: ${callerArn(accessKeyId)} is not authorized to perform: ${service}:${action}`;
+    if (service === 'ec2')
+      throw new ApiError(
+        'UnauthorizedOperation',
+        `You are not authorized to perform this operation. ${message}`,
+        403,
+      );
+    if (service === 'sts') throw new ApiError('AccessDenied', message, 403);
+    throw new ApiError(
+      'AccessDeniedException',
+      message,
+      403,
+      service === 'ebs' ? { Reason: 'UNAUTHORIZED_ACCOUNT' } : {},
+    );
+  }
+
+  /** GetCallerIdentity (STS API reference): the account, the caller's ARN and its unique id. */
+  function callerIdentity(accessKeyId: string): string {
+    world.count('sts:GetCallerIdentity');
+    const arn = callerArn(accessKeyId);
+    return (
+      `<GetCallerIdentityResponse xmlns="${STS_NS}"><GetCallerIdentityResult>` +
+      `<Arn>${arn}</Arn><UserId>AIDA${createHash('sha256').update(arn).digest('hex').slice(0, 17).toUpperCase()}</UserId>` +
+      `<Account>${ACCOUNT_ID}</Account></GetCallerIdentityResult>` +
+      `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`
     );
   }
 
@@ -185,10 +224,12 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     res: ServerResponse,
     region: string,
     body: Buffer,
+    accessKeyId: string,
   ): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const action = EbsService.actionOf(req.method ?? 'GET', url.pathname) ?? 'Unknown';
     world.count(`ebs:${action}`);
+    refuseDenied('ebs', action, accessKeyId);
     if (!withinRate(action) || random() < options.throttleRate) {
       throw new ApiError('RequestThrottledException', 'Rate exceeded', 400, { Reason: 'ACCOUNT_THROTTLED' });
     }
@@ -228,9 +269,17 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
    * KMS, JSON 1.1 protocol: only DescribeKey (KMS API reference), by key ARN, key id or alias of
    * the region; an unknown key is NotFoundException.
    */
-  function handleKms(req: IncomingMessage, res: ServerResponse, region: string, body: Buffer): void {
+  function handleKms(
+    req: IncomingMessage,
+    res: ServerResponse,
+    region: string,
+    body: Buffer,
+    accessKeyId: string,
+  ): void {
     const target = String(req.headers['x-amz-target'] ?? '');
-    world.count(`kms:${target.replace(/^TrentService\./, '')}`);
+    const action = target.replace(/^TrentService\./, '');
+    world.count(`kms:${action}`);
+    refuseDenied('kms', action, accessKeyId);
     if (target !== 'TrentService.DescribeKey') {
       throw new ApiError('UnknownOperationException', `The emulator does not serve ${target}`, 400);
     }
@@ -276,14 +325,20 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       if (options.latencyMs > 0) await sleep(options.latencyMs);
       const auth = await verifySignature(req, body, keys());
       if (!('accessKeyId' in auth)) throw authError(service, auth);
-      if (service === 'ebs') return await handleEbs(req, res, auth.region, body);
-      if (service === 'kms') return handleKms(req, res, auth.region, body);
+      if (service === 'ebs') return await handleEbs(req, res, auth.region, body, auth.accessKeyId);
+      if (service === 'kms') return handleKms(req, res, auth.region, body, auth.accessKeyId);
       const params = new URLSearchParams(body.toString());
       const action = params.get('Action') ?? '';
       if (service === 'sts') {
-        if (action !== 'AssumeRole')
+        if (action !== 'AssumeRole' && action !== 'GetCallerIdentity')
           throw new ApiError('InvalidAction', `Could not find operation ${action}`, 400);
-        const xml = assumeRole(params, auth.accessKeyId);
+        // GetCallerIdentity needs no permission: "No permissions are required to perform this
+        // operation. If an administrator attaches a policy to your identity that explicitly denies
+        // access to the sts:GetCallerIdentity action, you can still perform this operation" (STS API
+        // reference, GetCallerIdentity).
+        if (action === 'AssumeRole') refuseDenied('sts', action, auth.accessKeyId);
+        const xml =
+          action === 'AssumeRole' ? assumeRole(params, auth.accessKeyId) : callerIdentity(auth.accessKeyId);
         res.writeHead(200, { 'content-type': 'text/xml' });
         res.end(xml);
         return;
@@ -305,6 +360,16 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
           throw new ApiError('UnknownParameter', `The parameter ${err.message} is not recognized`);
         }
         throw err;
+      }
+      // An action the policy lacks is UnauthorizedOperation, HTTP 403 ("Error codes for the Amazon
+      // EC2 API"). DryRun "checks whether you have the required permissions for the action, without
+      // actually making the request": DryRunOperation (HTTP 412) when it would have been allowed,
+      // UnauthorizedOperation otherwise (the DryRun parameter, in every action's reference page).
+      // AWS also validates some parameters before it answers a dry run; the emulator checks the
+      // permission only, so nothing may take a DryRunOperation for "the request is valid".
+      refuseDenied('ec2', action, auth.accessKeyId);
+      if (input.DryRun === true) {
+        throw new ApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
       }
       const output = ec2.handle(action, auth.region, input);
       res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });

@@ -9,6 +9,8 @@ export interface KeyRecord {
   secretAccessKey: string;
   sessionToken?: string;
   expiresAt?: number;
+  /** The principal a temporary key stands for (the assumed-role session), for GetCallerIdentity. */
+  arn?: string;
 }
 
 export type AuthFailure =

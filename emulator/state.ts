@@ -46,6 +46,12 @@ export interface EmulatorOptions {
   keys: Record<string, string>;
   /** Seeds every injected fault (throttles, errors, resets, corruption): a failing run replays. */
   seed: number;
+  /**
+   * IAM actions the caller's policy does not allow, as `service:Action` (`ec2:CreateSnapshots`,
+   * `ebs:ListChangedBlocks`, `kms:DescribeKey`): each is refused the way that service refuses an
+   * unauthorized call, DryRun included.
+   */
+  deniedActions: string[];
 }
 
 export function defaultOptions(): EmulatorOptions {
@@ -66,6 +72,7 @@ export function defaultOptions(): EmulatorOptions {
     changedBlocksWindow: 65536,
     keys: { AKIAEMULATORTESTKEY1: 'emulator-secret-access-key' },
     seed: 1,
+    deniedActions: [],
   };
 }
 
@@ -94,6 +101,7 @@ export interface SnapshotRecord {
   deadline?: number;
   clientToken?: string;
   requestFingerprint?: string;
+  /** Ends in the error state instead of completed (a copy whose KMS key AWS could not use). */
   failed?: boolean;
 }
 
@@ -171,6 +179,10 @@ export class World {
     return record;
   }
 
+  knowsRegion(name: string): boolean {
+    return this.regions.has(name);
+  }
+
   region(name: string): RegionRecord {
     const region = this.regions.get(name);
     if (!region)
@@ -231,7 +243,10 @@ export class World {
   settle(now = Date.now()): void {
     for (const s of this.snapshots.values()) {
       if (s.snapshot.State === 'pending') {
-        if (s.readyAt !== undefined && now >= s.readyAt) {
+        if (s.readyAt !== undefined && now >= s.readyAt && s.failed === true) {
+          s.snapshot.State = 'error';
+          s.snapshot.StateMessage = 'The KMS key of the snapshot copy is not usable';
+        } else if (s.readyAt !== undefined && now >= s.readyAt) {
           s.snapshot.State = 'completed';
           s.snapshot.Progress = '100%';
         } else if (s.deadline !== undefined && s.readyAt === undefined && now >= s.deadline) {

@@ -2,8 +2,11 @@
  * The EC2 rules the emulator takes from AWS's documentation, each through the real SDK: instance
  * types, CPU options, boot modes, client tokens, availability zones.
  */
+import { EBSClient, ListSnapshotBlocksCommand } from '@aws-sdk/client-ebs';
 import {
+  CopySnapshotCommand,
   CreateSnapshotCommand,
+  DescribeSnapshotsCommand,
   CreateTagsCommand,
   CreateVolumeCommand,
   DescribeAvailabilityZonesCommand,
@@ -14,6 +17,7 @@ import {
   type RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { emulator, sdkConfig } from '../../test/helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
@@ -217,5 +221,114 @@ describe('EC2 rules of the emulator', () => {
       );
     expect((await errorOf(register('legacy-bios'))).name).toBe('InvalidParameterCombination');
     expect((await register('uefi')).ImageId).toMatch(/^ami-/);
+  });
+
+  it('CopySnapshot copies a completed snapshot into the Region it is sent to, with the tags asked for and the rules of encryption', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 7 } });
+    const source = await ec2.send(
+      new CreateSnapshotCommand({
+        VolumeId: volumeId,
+        TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'kept', Value: 'no' }] }],
+      }),
+    );
+    const west = new EC2Client(sdkConfig(em, 'eu-west-1'));
+    try {
+      const copy = (input: Partial<ConstructorParameters<typeof CopySnapshotCommand>[0]> = {}) =>
+        west.send(
+          new CopySnapshotCommand({
+            SourceRegion: 'us-east-1',
+            SourceSnapshotId: source.SnapshotId,
+            ...input,
+          }),
+        );
+      // pendingMs is 0 here, so the source is completed at the next call; pending is refused.
+      const made = await copy({
+        TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'copy', Value: 'yes' }] }],
+      });
+      const [described] =
+        (await west.send(new DescribeSnapshotsCommand({ SnapshotIds: [made.SnapshotId!] }))).Snapshots ?? [];
+      expect(described).toMatchObject({
+        VolumeId: 'vol-ffffffff',
+        VolumeSize: 1,
+        Encrypted: false,
+        Tags: [{ Key: 'copy', Value: 'yes' }],
+      });
+      expect((await em.admin.snapshotDigest(made.SnapshotId!)).digest).toBe(
+        (await em.admin.snapshotDigest(source.SnapshotId!)).digest,
+      );
+      // "If KmsKeyId is specified, the encrypted state must be true."
+      const keyArn = 'arn:aws:kms:eu-west-1:123456789012:key/dr-key';
+      await em.admin.call('POST', 'kms-keys', { keyArn });
+      expect((await errorOf(copy({ KmsKeyId: keyArn }))).name).toBe('InvalidParameterDependency');
+      const encrypted = await copy({ Encrypted: true, KmsKeyId: keyArn });
+      // An unknown key is accepted, and the copy fails later: AWS checks the key asynchronously.
+      const badKey = await copy({ Encrypted: true, KmsKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/none' });
+      const after = await west.send(
+        new DescribeSnapshotsCommand({ SnapshotIds: [encrypted.SnapshotId!, badKey.SnapshotId!] }),
+      );
+      const byId = new Map(after.Snapshots?.map((s) => [s.SnapshotId, s]));
+      expect(byId.get(encrypted.SnapshotId)).toMatchObject({
+        Encrypted: true,
+        KmsKeyId: keyArn,
+        State: 'completed',
+      });
+      expect(byId.get(badKey.SnapshotId)?.State).toBe('error');
+      // The source must exist in SourceRegion, and the Region must be one.
+      expect((await errorOf(copy({ SourceRegion: 'eu-central-1' }))).name).toBe('InvalidSnapshot.NotFound');
+      expect((await errorOf(copy({ SourceRegion: 'xx-nowhere-1' }))).name).toBe('InvalidParameterValue');
+    } finally {
+      west.destroy();
+    }
+  });
+
+  it('CopySnapshot refuses a snapshot that is still pending', async () => {
+    const slow = await emulator({ pendingMs: 60_000 });
+    const east = new EC2Client(sdkConfig(slow));
+    const west = new EC2Client(sdkConfig(slow, 'eu-west-1'));
+    try {
+      const { volumeId } = await slow.admin.volume({ sizeGiB: 1 });
+      const { SnapshotId } = await east.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
+      const refused = await errorOf(
+        west.send(new CopySnapshotCommand({ SourceRegion: 'us-east-1', SourceSnapshotId: SnapshotId })),
+      );
+      expect(refused.name).toBe('IncorrectState');
+    } finally {
+      east.destroy();
+      west.destroy();
+      await slow.close();
+    }
+  });
+
+  it('answers DryRun with DryRunOperation, and an action the policy lacks with UnauthorizedOperation or AccessDeniedException', async () => {
+    const denied = await emulator({ deniedActions: ['ec2:CreateSnapshot', 'ebs:ListSnapshotBlocks'] });
+    const client = new EC2Client(sdkConfig(denied));
+    const ebs = new EBSClient(sdkConfig(denied));
+    const sts = new STSClient(sdkConfig(denied));
+    try {
+      const { volumeId } = await denied.admin.volume({ sizeGiB: 1 });
+      const dry = await errorOf(
+        client.send(new DescribeSnapshotsCommand({ DryRun: true, OwnerIds: ['self'] })),
+      );
+      expect(dry.name).toBe('DryRunOperation');
+      expect((dry as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(412);
+      for (const DryRun of [true, false]) {
+        const refused = await errorOf(client.send(new CreateSnapshotCommand({ VolumeId: volumeId, DryRun })));
+        expect(refused.name).toBe('UnauthorizedOperation');
+        expect(refused.message).toContain('ec2:CreateSnapshot');
+      }
+      expect((await denied.admin.state()).snapshots).toHaveLength(0);
+      const list = await errorOf(
+        ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0123456789abcdef0' })),
+      );
+      expect(list.name).toBe('AccessDeniedException');
+      // GetCallerIdentity needs no permission.
+      const me = await sts.send(new GetCallerIdentityCommand({}));
+      expect(me).toMatchObject({ Account: '123456789012', Arn: 'arn:aws:iam::123456789012:user/emulator' });
+    } finally {
+      client.destroy();
+      ebs.destroy();
+      sts.destroy();
+      await denied.close();
+    }
   });
 });
