@@ -42,6 +42,10 @@ export interface BackupSettings {
   postSnapshotCommand?: string;
   /** Seconds a hook may run. */
   hookTimeout: number;
+  /** DR copies: each complete stream's snapshots are copied to this Region (docs/DESIGN.md §4). */
+  copyToRegion?: string;
+  /** The KMS key (an ARN in copy-to-region) the copies are encrypted with. */
+  copyKmsKeyId?: string;
 }
 
 export interface RestoreSettings {
@@ -171,6 +175,10 @@ const region = {
   parse: matching(/^[a-z]{2}(-[a-z]+)+-\d+$/),
   expects: 'an AWS region name such as eu-west-1',
 };
+const kmsKeyArn = {
+  parse: matching(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/),
+  expects: 'a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), as the EBS direct APIs take it',
+};
 const instanceIds = list(INSTANCE_ID, 'instance id (i-...)');
 const volumeIds = list(VOLUME_ID, 'volume id (vol-...)');
 
@@ -231,6 +239,8 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     'pre-snapshot-command': { prop: 'preSnapshotCommand', ...text },
     'post-snapshot-command': { prop: 'postSnapshotCommand', ...text },
     'hook-timeout': { prop: 'hookTimeout', ...int(1, 86400) },
+    'copy-to-region': { prop: 'copyToRegion', ...region },
+    'copy-kms-key-id': { prop: 'copyKmsKeyId', ...kmsKeyArn },
   },
   restore: {
     workers: { prop: 'workers', ...int(1, 256) },
@@ -253,11 +263,7 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     'key-name': { prop: 'keyName', ...text },
     'placement-group': { prop: 'placementGroup', ...text },
     'partition-number': { prop: 'partitionNumber', ...int(1, 7) },
-    'kms-key-id': {
-      prop: 'kmsKeyId',
-      parse: matching(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/),
-      expects: 'a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), as the EBS direct APIs take it',
-    },
+    'kms-key-id': { prop: 'kmsKeyId', ...kmsKeyArn },
     'create-volume': { prop: 'createVolume', ...bool },
     'availability-zone': {
       prop: 'availabilityZone',
@@ -451,6 +457,20 @@ export function validate(config: Config, where: string): void {
   }
   if ((aws.externalId !== undefined || aws.sessionDuration !== undefined) && aws.roleArn === undefined) {
     throw new UsageError(`${where}: [aws] external-id and session-duration need role-arn.`);
+  }
+  const { copyToRegion, copyKmsKeyId } = config.backup;
+  if (copyKmsKeyId !== undefined && copyToRegion === undefined) {
+    throw new UsageError(`${where}: [backup] copy-kms-key-id needs copy-to-region.`);
+  }
+  if (copyKmsKeyId !== undefined && copyKmsKeyId.split(':')[3] !== copyToRegion) {
+    throw new UsageError(
+      `${where}: [backup] copy-kms-key-id ${copyKmsKeyId} is a key of another Region than copy-to-region ${copyToRegion}; a copy is encrypted with a key of its own Region.`,
+    );
+  }
+  if (copyToRegion !== undefined && copyToRegion === aws.region) {
+    throw new UsageError(
+      `${where}: [backup] copy-to-region is [aws] region (${copyToRegion}): a DR copy goes to another Region.`,
+    );
   }
   if (config.restore.partitionNumber !== undefined && config.restore.placementGroup === undefined) {
     throw new UsageError(`${where}: [restore] partition-number needs placement-group.`);

@@ -27,5 +27,7 @@ export function messageOf(err: unknown): string {
 
 /** The error's name and message, as a log line shows an AWS error: `AccessDenied: not allowed`. */
 export function describeError(err: unknown): string {
+  // Our own errors already say what and where; an AWS or system error needs its name.
+  if (err instanceof UsageError || err instanceof RuntimeFailure) return err.message;
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

@@ -19,6 +19,8 @@ export const TAG = {
   volume: 'ec2-bpipe:volume',
   instance: 'ec2-bpipe:instance',
   state: 'ec2-bpipe:state',
+  /** On a DR copy only: `<region>/<snapshot id>` of the snapshot it was copied from. */
+  copyOf: 'ec2-bpipe:copy-of',
 } as const;
 
 /** On each snapshot a restore starts: its journal entry in AWS. */

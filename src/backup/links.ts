@@ -12,6 +12,11 @@ export interface ChainLink {
   baseJob: string | null;
   level: Level;
   complete: boolean;
+  /**
+   * The stream was written to the end but AWS has not finished the snapshot yet: a DR copy under
+   * way (a backup's own snapshots are completed before their stream is read).
+   */
+  pending: boolean;
   sizeGiB: number;
   startTime: Date;
 }
@@ -51,6 +56,7 @@ function toLink(snapshot: Snapshot): ChainLink | undefined {
     level,
     // A stream counts only when it was written to the end and the snapshot itself is usable.
     complete: tagValue(snapshot.Tags, TAG.state) === 'complete' && snapshot.State === 'completed',
+    pending: tagValue(snapshot.Tags, TAG.state) === 'complete' && snapshot.State === 'pending',
     sizeGiB: snapshot.VolumeSize ?? 0,
     startTime: snapshot.StartTime ?? new Date(0),
   };

@@ -13,6 +13,8 @@ export async function applyRetention(
   volumeId: string,
   keep: number,
   log: Logger,
+  /** Said in the log lines when retention works on the DR copies of another Region. */
+  copyRegion?: string,
 ): Promise<string[]> {
   const links = await volumeLinks(ec2, config, volumeId);
   const protect = new Set<string>();
@@ -25,7 +27,7 @@ export async function applyRetention(
     if (protect.has(link.snapshotId)) continue;
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: link.snapshotId }));
     log.info(
-      `retention: deleted ${link.snapshotId} of ${volumeId} (job ${link.job}, ${link.level}${link.complete ? '' : ', incomplete'})`,
+      `retention${copyRegion === undefined ? '' : ` of the DR copies in ${copyRegion}`}: deleted ${link.snapshotId} of ${volumeId} (job ${link.job}, ${link.level}${link.complete ? '' : ', incomplete'})`,
     );
     deleted.push(link.snapshotId);
   }

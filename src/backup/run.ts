@@ -6,7 +6,7 @@ import { setStreamState, takeSnapshots, waitForSnapshots } from '../aws/snapshot
 import { configPathTag, TAG } from '../aws/tags.js';
 import type { RequestCounts } from '../aws/clients.js';
 import type { Config } from '../config.js';
-import { describeError, messageOf, RuntimeFailure } from '../errors.js';
+import { describeError, messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { Unit } from '../selection.js';
 import { FORMAT_NAME, FORMAT_VERSION, member } from '../stream/format.js';
@@ -17,6 +17,7 @@ import { chooseLevel } from './level.js';
 import { volumeLinks } from './links.js';
 import { planUnit } from './plan.js';
 import { applyRetention } from './retention.js';
+import { copyToRegion } from './copies.js';
 import { streamVolume } from './volume-stream.js';
 import { betweenHooks } from './hooks.js';
 
@@ -70,6 +71,11 @@ export async function runBackup(
 ): Promise<void> {
   const { config, ec2, ebs, region, log } = target;
   const { unit, job } = request;
+  if (config.backup.copyToRegion === region) {
+    throw new UsageError(
+      `[backup] copy-to-region is the Region this job backs up (${region}): a DR copy goes to another Region.`,
+    );
+  }
   const plan = await planUnit(ec2, config, region, unit);
   const meta = plan.instance ? await instanceMeta(ec2, plan.instance) : undefined;
   const histories = [];
@@ -178,5 +184,12 @@ export async function runBackup(
         `retention for ${planned.volumeId} failed (${reason}); older snapshots are kept until the next job`,
       );
     }
+  }
+  try {
+    await copyToRegion({ config, sourceRegion: region, ec2, snapshots: snapshotIds, log });
+  } catch (err) {
+    log.warn(
+      `DR copies to ${config.backup.copyToRegion ?? '?'} failed (${describeError(err)}); the stream is whole`,
+    );
   }
 }

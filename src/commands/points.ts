@@ -15,10 +15,13 @@ export interface RestorePoint {
   level: string;
   baseJob: string | null;
   /**
-   * `complete`: every snapshot of the job holds a complete stream. `incomplete`: some stream was
-   * not written to the end (the job failed, or is still running); it is no base and no restore point.
+   * `complete`: every snapshot of the job holds a complete stream. `copying`: DR copies of a
+   * complete stream that AWS is still making. `incomplete`: some stream was not written to the end
+   * (the job failed, or is still running); it is no base and no restore point.
    */
-  state: 'complete' | 'incomplete';
+  state: 'complete' | 'copying' | 'incomplete';
+  /** The Region whose DR copies these are (`[backup] copy-to-region`); absent for the source. */
+  copyOf?: string;
   /** When the job's first snapshot was taken (ISO 8601). */
   date: string;
   volumes: number;
@@ -38,7 +41,11 @@ export function pointsOf(unit: Unit, region: string, links: ChainLink[]): Restor
       job,
       level: first.level,
       baseJob: first.baseJob,
-      state: jobLinks.every((l) => l.complete) ? 'complete' : 'incomplete',
+      state: jobLinks.every((l) => l.complete)
+        ? 'complete'
+        : jobLinks.every((l) => l.complete || l.pending)
+          ? 'copying'
+          : 'incomplete',
       date: first.startTime.toISOString(),
       volumes: jobLinks.length,
       sizeGiB: jobLinks.reduce((n, l) => n + l.sizeGiB, 0),
@@ -81,6 +88,9 @@ function table(points: RestorePoint[]): string {
 export async function pointsCommand(ctx: CommandContext, options: PointsOptions): Promise<void> {
   const region = await resolveRegion(ctx.config.aws);
   const clients = createClients(ctx.config.aws, { region });
+  // The DR copies of [backup] copy-to-region are restore points too, listed with their Region.
+  const copyRegion = ctx.config.backup.copyToRegion;
+  const copies = copyRegion === undefined ? undefined : createClients(ctx.config.aws, { region: copyRegion });
   try {
     const explicit = options.instance !== undefined || options.volume !== undefined;
     const units = explicit
@@ -94,9 +104,16 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
       for (const volume of plan.volumes)
         links.push(...(await volumeLinks(clients.ec2, ctx.config, volume.volumeId)));
       points.push(...pointsOf(unit, region, links));
+      if (copies !== undefined) {
+        const copied: ChainLink[] = [];
+        for (const volume of plan.volumes)
+          copied.push(...(await volumeLinks(copies.ec2, ctx.config, volume.volumeId)));
+        points.push(...pointsOf(unit, copies.region, copied).map((p) => ({ ...p, copyOf: region })));
+      }
     }
     ctx.stdout.write(options.json ? `${JSON.stringify(points, null, 2)}\n` : `${table(points)}\n`);
   } finally {
     clients.destroy();
+    copies?.destroy();
   }
 }

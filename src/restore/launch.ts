@@ -31,7 +31,6 @@ import {
   type Tag,
   type VolumeType,
 } from '@aws-sdk/client-ec2';
-import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import type { Logger } from 'pino';
 import type { InstanceMeta } from '../stream/schema.js';
 import { pollUntil } from '../retry.js';
@@ -41,25 +40,8 @@ import type { Manifest, VolumeMeta } from '../stream/schema.js';
 import { RESTORE_TAG, tagValue, withinTagLimit } from '../aws/tags.js';
 import { answered } from '../aws/answer.js';
 import { TAKES_IOPS } from '../aws/metadata.js';
-
-/**
- * The key a restore encrypts with must exist in the region and be enabled: checked with
- * DescribeKey (KMS API reference; NotFoundException for an unknown key) before anything is made.
- */
-async function checkKmsKey(kms: KMSClient, keyId: string, region: string): Promise<void> {
-  let state: string | undefined;
-  try {
-    state = (await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata?.KeyState;
-  } catch (err) {
-    if (!(err instanceof Error && err.name === 'NotFoundException')) throw err;
-    throw new UsageError(`KMS key ${keyId} does not exist in ${region}; check [restore] kms-key-id.`);
-  }
-  if (state !== 'Enabled') {
-    throw new UsageError(
-      `KMS key ${keyId} is ${state ?? 'in an unknown state'}, not Enabled; choose another [restore] kms-key-id.`,
-    );
-  }
-}
+import { checkKmsKey } from '../aws/kms.js';
+import type { KMSClient } from '@aws-sdk/client-kms';
 
 /**
  * The instance type a launch will use must exist in the region and run the stream's architecture
@@ -247,7 +229,8 @@ export async function validateTarget(
   if (settings.kmsKeyId !== undefined && settings.kmsKeyId.split(':')[3] !== region) {
     throw new UsageError(`[restore] kms-key-id ${settings.kmsKeyId} is not a key of ${region}.`);
   }
-  if (settings.kmsKeyId !== undefined) await checkKmsKey(clients.kms, settings.kmsKeyId, region);
+  if (settings.kmsKeyId !== undefined)
+    await checkKmsKey(clients.kms, settings.kmsKeyId, region, '[restore] kms-key-id');
   if (
     manifest.kind === 'volumes' &&
     settings.createVolume &&

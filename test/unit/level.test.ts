@@ -15,6 +15,7 @@ function links(
     baseJob,
     level,
     complete,
+    pending: false,
     sizeGiB: 8,
     startTime: new Date(Date.UTC(2026, 10, 30 - i)),
   }));

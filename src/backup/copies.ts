@@ -1,0 +1,111 @@
+import { CopySnapshotCommand, DescribeSnapshotsCommand, type EC2Client, type Tag } from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import { answered } from '../aws/answer.js';
+import { createClients } from '../aws/clients.js';
+import { checkKmsKey } from '../aws/kms.js';
+import { TAG, withinTagLimit } from '../aws/tags.js';
+import type { Config } from '../config.js';
+import { describeError } from '../errors.js';
+import { applyRetention } from './retention.js';
+
+/** What a job asks of its DR copies: the snapshots of its complete stream, by volume. */
+export interface CopyRequest {
+  config: Config;
+  /** The Region the snapshots are in. */
+  sourceRegion: string;
+  /** The source Region's EC2 client, to read the snapshots' tags. */
+  ec2: EC2Client;
+  /** Volume id to snapshot id, of one complete stream. */
+  snapshots: Map<string, string>;
+  log: Logger;
+}
+
+/**
+ * The value of a copy's `ec2-bpipe:copy-of` tag: where its source is. A restore or an operator
+ * reading the copy region finds the snapshot it stands for.
+ */
+export function copyOfTag(region: string, snapshotId: string): string {
+  return `${region}/${snapshotId}`;
+}
+
+/**
+ * DR copies (docs/DESIGN.md §4): each snapshot of a complete stream is copied to
+ * `[backup] copy-to-region` with CopySnapshot, sent to that Region. The copy carries the source's
+ * tags (AWS copies none by itself) plus `ec2-bpipe:copy-of`, so it is a link of the same chain
+ * there: `points` lists it, and retention keeps `keep-snapshots` of them by the same rules.
+ *
+ * The job does not wait for the copies: AWS takes minutes to hours per copy, and the stream is
+ * whole already. A copy still pending is no complete link (its state is not `completed`), so
+ * retention there never counts it as the newest good one. A failure is a warning, as for
+ * retention: the Bacula stream and the source snapshots are intact, and the next job copies its
+ * own snapshots.
+ */
+export async function copyToRegion(request: CopyRequest): Promise<void> {
+  const { config, sourceRegion, ec2, snapshots, log } = request;
+  const region = config.backup.copyToRegion;
+  if (region === undefined || snapshots.size === 0) return;
+  const clients = createClients(config.aws, { region });
+  try {
+    const key = config.backup.copyKmsKeyId;
+    if (key !== undefined) await checkKmsKey(clients.kms, key, region, '[backup] copy-kms-key-id');
+    const ids = [...snapshots.values()];
+    const described = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids }));
+    const tagsOf = new Map((described.Snapshots ?? []).map((s) => [s.SnapshotId, s.Tags ?? []]));
+    for (const [volumeId, snapshotId] of snapshots) {
+      try {
+        const copyId = await copyOne(clients.ec2, request, region, snapshotId, tagsOf.get(snapshotId) ?? []);
+        log.info(`DR copy of ${snapshotId} (${volumeId}) started in ${region}: ${copyId}`);
+      } catch (err) {
+        log.warn(
+          `DR copy of ${snapshotId} (${volumeId}) to ${region} failed (${describeError(err)}); ` +
+            `the stream and the snapshot in ${sourceRegion} are whole. Check [backup] copy-to-region and ` +
+            `copy-kms-key-id, and ec2:CopySnapshot in ${region}.`,
+        );
+      }
+    }
+    for (const volumeId of snapshots.keys()) {
+      try {
+        await applyRetention(clients.ec2, config, volumeId, config.backup.keepSnapshots, log, region);
+      } catch (err) {
+        log.warn(
+          `retention of the DR copies of ${volumeId} in ${region} failed (${describeError(err)}); ` +
+            'older copies are kept until the next job',
+        );
+      }
+    }
+  } finally {
+    clients.destroy();
+  }
+}
+
+async function copyOne(
+  ec2: EC2Client,
+  request: CopyRequest,
+  region: string,
+  snapshotId: string,
+  sourceTags: Tag[],
+): Promise<string> {
+  const { config, sourceRegion } = request;
+  // Keys under aws: are AWS's own: CreateTags, and so a TagSpecification, refuses them.
+  const others = sourceTags.filter((t) => t.Key !== undefined && !t.Key.toLowerCase().startsWith('aws:'));
+  const ours = others.filter((t) => t.Key?.startsWith('ec2-bpipe:'));
+  const { tags, dropped } = withinTagLimit(
+    [...ours, { Key: TAG.copyOf, Value: copyOfTag(sourceRegion, snapshotId) }],
+    others.filter((t) => !t.Key?.startsWith('ec2-bpipe:')),
+  );
+  if (dropped.length) {
+    request.log.warn(`DR copy of ${snapshotId}: tags left out (50 at most): ${dropped.join(', ')}`);
+  }
+  const key = config.backup.copyKmsKeyId;
+  const copy = await ec2.send(
+    new CopySnapshotCommand({
+      SourceRegion: sourceRegion,
+      SourceSnapshotId: snapshotId,
+      Description: `ec2-bpipe DR copy of ${sourceRegion}/${snapshotId}`,
+      // "If KmsKeyId is specified, the encrypted state must be true" (CopySnapshot reference).
+      ...(key !== undefined && { Encrypted: true, KmsKeyId: key }),
+      TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags }],
+    }),
+  );
+  return answered(copy.SnapshotId, `the snapshot id of the copy of ${snapshotId} in CopySnapshot`);
+}

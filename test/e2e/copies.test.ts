@@ -1,0 +1,183 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { pointsOf } from '../../src/commands/points.js';
+import type { ChainLink } from '../../src/backup/links.js';
+import { cli, withEmulator, writeConfig, type AdminRecord } from '../helpers.js';
+
+const tag = (s: AdminRecord, key: string): string | undefined =>
+  (s.Tags as { Key: string; Value: string }[] | undefined)?.find((t) => t.Key === key)?.Value;
+
+describe('DR copies ([backup] copy-to-region)', () => {
+  it('copies each complete stream to the other Region, tagged as a link of the chain, pruned there, and listed by points', async () => {
+    await withEmulator({ pendingMs: 0 }, async (em, dir) => {
+      const { instanceId, volumeIds } = await em.admin.instance({
+        tags: { Team: 'web' },
+        volumes: [
+          { sizeGiB: 2, fill: { blocks: 8, seed: 71 } },
+          { sizeGiB: 1, fill: { blocks: 3, seed: 72 } },
+        ],
+      });
+      const config = writeConfig(
+        dir.path,
+        em,
+        `[backup]\ninstance-ids = ${instanceId}\nkeep-snapshots = 1\ncopy-to-region = eu-west-1\n` +
+          'snapshot-tags = CostCenter=42\n',
+        'dr',
+      );
+      const backup = (job: string, level: string, prev?: string) =>
+        cli(
+          [
+            'backup',
+            `--config=${config}`,
+            `--job=${job}`,
+            `--level=${level}`,
+            ...(prev ? [`--prev-job=${prev}`] : []),
+          ],
+          { stdoutFile: join(dir.path, `${job}.tar`) },
+        );
+      const first = await backup('j1', 'Full');
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stderr).toMatch(/DR copy of snap-\w+ \(vol-\w+\) started in eu-west-1: snap-\w+/);
+
+      let { snapshots } = await em.admin.state();
+      const sources = snapshots.filter((s) => s.VolumeId !== 'vol-ffffffff');
+      const copies = snapshots.filter((s) => s.VolumeId === 'vol-ffffffff');
+      expect(copies).toHaveLength(2);
+      for (const source of sources) {
+        const copy = copies.find((c) => tag(c, 'ec2-bpipe:copy-of') === `us-east-1/${source.SnapshotId}`);
+        expect(copy, `the copy of ${source.SnapshotId}`).toBeDefined();
+        // The copy is a link of the same chain: same config, job, level, volume, state; the
+        // user's snapshot tags too.
+        for (const key of [
+          'ec2-bpipe:config',
+          'ec2-bpipe:job',
+          'ec2-bpipe:level',
+          'ec2-bpipe:volume',
+          'CostCenter',
+        ])
+          expect(tag(copy!, key), key).toBe(tag(source, key));
+        expect(tag(copy!, 'ec2-bpipe:state')).toBe('complete');
+        expect((await em.admin.snapshotDigest(copy!.SnapshotId as string)).digest).toBe(
+          (await em.admin.snapshotDigest(source.SnapshotId as string)).digest,
+        );
+      }
+      const requests = await em.admin.requests();
+      expect(requests['ec2:CopySnapshot']).toBe(2);
+
+      await em.admin.call('POST', `volumes/${volumeIds[0]}/mutate`, { write: { blocks: 2, seed: 73 } });
+      expect((await backup('j2', 'Incremental', 'j1')).code).toBe(0);
+      await em.admin.call('POST', `volumes/${volumeIds[0]}/mutate`, { write: { blocks: 1, seed: 74 } });
+      const third = await backup('j3', 'Incremental', 'j2');
+      expect(third.code, third.stderr).toBe(0);
+      // keep-snapshots = 1 in both Regions, the newest complete Full kept: j2 goes, there as here.
+      expect(third.stderr).toMatch(
+        /retention of the DR copies in eu-west-1: deleted snap-\w+ of vol-\w+ \(job j2/,
+      );
+      ({ snapshots } = await em.admin.state());
+      const jobsIn = (copy: boolean) =>
+        snapshots
+          .filter((s) => (s.VolumeId === 'vol-ffffffff') === copy)
+          .map((s) => tag(s, 'ec2-bpipe:job'))
+          .sort();
+      expect(jobsIn(true)).toEqual(['j1', 'j1', 'j3', 'j3']);
+      expect(jobsIn(false)).toEqual(['j1', 'j1', 'j3', 'j3']);
+
+      const listed = await cli(['points', `--config=${config}`, '--json']);
+      expect(listed.code, listed.stderr).toBe(0);
+      const points = JSON.parse(listed.stdout.toString()) as Record<string, unknown>[];
+      expect(points.map((p) => [p.job, p.state, p.region, p.copyOf ?? null, p.volumes])).toEqual([
+        ['j3', 'complete', 'us-east-1', null, 2],
+        ['j1', 'complete', 'us-east-1', null, 2],
+        ['j3', 'complete', 'eu-west-1', 'us-east-1', 2],
+        ['j1', 'complete', 'eu-west-1', 'us-east-1', 2],
+      ]);
+    });
+  });
+
+  it('refuses a copy key of another Region or without copy-to-region, and a copy to the Region backed up, before any snapshot', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { instanceId } = await em.admin.instance({
+        volumes: [{ sizeGiB: 1, fill: { blocks: 1, seed: 75 } }],
+      });
+      const cases: [string, RegExp][] = [
+        [
+          'copy-to-region = eu-west-1\ncopy-kms-key-id = arn:aws:kms:us-east-1:123456789012:key/k1\n',
+          /copy-kms-key-id .* another Region than copy-to-region eu-west-1/,
+        ],
+        [
+          'copy-kms-key-id = arn:aws:kms:eu-west-1:123456789012:key/k1\n',
+          /copy-kms-key-id needs copy-to-region/,
+        ],
+        ['copy-to-region = us-east-1\n', /copy-to-region is \[aws\] region \(us-east-1\)/],
+      ];
+      for (const [extra, message] of cases) {
+        const config = writeConfig(dir.path, em, `[backup]\ninstance-ids = ${instanceId}\n${extra}`, 'bad');
+        const result = await cli(['backup', `--config=${config}`, '--job=b1'], {
+          stdoutFile: join(dir.path, 'b1.tar'),
+        });
+        expect(result.code, extra).toBe(2);
+        expect(result.stderr).toMatch(message);
+      }
+      expect((await em.admin.state()).snapshots).toHaveLength(0);
+    });
+  });
+
+  it('warns, and copies nothing, when the copy key is not usable; the backup itself succeeds', async () => {
+    await withEmulator({ pendingMs: 0 }, async (em, dir) => {
+      const { instanceId } = await em.admin.instance({
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 76 } }],
+      });
+      const key = 'arn:aws:kms:eu-west-1:123456789012:key/dr-disabled';
+      await em.admin.call('POST', 'kms-keys', { keyArn: key, state: 'Disabled' });
+      const config = writeConfig(
+        dir.path,
+        em,
+        `[backup]\ninstance-ids = ${instanceId}\ncopy-to-region = eu-west-1\ncopy-kms-key-id = ${key}\n`,
+        'drk',
+      );
+      const result = await cli(['backup', `--config=${config}`, '--job=k1'], {
+        stdoutFile: join(dir.path, 'k1.tar'),
+      });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(
+        /DR copies to eu-west-1 failed \(KMS key .* is Disabled, not Enabled; choose another \[backup\] copy-kms-key-id/,
+      );
+      expect((await em.admin.requests())['ec2:CopySnapshot']).toBeUndefined();
+      const verify = await cli(['verify', join(dir.path, 'k1.tar')]);
+      expect(verify.code, verify.stderr).toBe(0);
+    });
+  });
+});
+
+describe('points of DR copies still under way', () => {
+  it('calls a job whose copies AWS has not finished "copying", and one with an unfinished stream "incomplete"', () => {
+    const link = (job: string, complete: boolean, pending: boolean, i: number): ChainLink => ({
+      snapshotId: `snap-${String(i).padStart(17, '0')}`,
+      volumeId: `vol-${String(i).padStart(17, '0')}`,
+      job,
+      baseJob: null,
+      level: 'Full',
+      complete,
+      pending,
+      sizeGiB: 1,
+      startTime: new Date(Date.UTC(2026, 10, 1, 0, i)),
+    });
+    const unit = {
+      kind: 'instance',
+      resourceId: 'i-0123456789abcdef0',
+      instanceId: 'i-0123456789abcdef0',
+    } as const;
+    const points = pointsOf(unit, 'eu-west-1', [
+      link('a', true, false, 1),
+      link('a', false, true, 2),
+      link('b', false, false, 3),
+      link('b', false, true, 4),
+      link('c', true, false, 5),
+    ]);
+    expect(points.map((p) => [p.job, p.state])).toEqual([
+      ['c', 'complete'],
+      ['b', 'incomplete'],
+      ['a', 'copying'],
+    ]);
+  });
+});
