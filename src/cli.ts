@@ -129,6 +129,11 @@ async function dispatch(
         bandwidth: text(options.bandwidth),
         json: options.json === true,
       });
+    case 'doctor':
+      return (await import('./commands/doctor.js')).doctorCommand(ctx, {
+        json: options.json === true,
+        baculaFdConf: text(options.baculaFdConf),
+      });
     default:
       throw new UsageError(`unknown command ${name}`);
   }
@@ -251,6 +256,14 @@ export function buildProgram(
     .option('--bandwidth <MiB/s>', 'available bandwidth in MiB/s: prints the workers and time it calls for')
     .option('--json', 'print JSON instead of lines')
     .action(action('estimate'));
+
+  common(program.command('doctor'))
+    .description(
+      'Check the setup before the first job: Node, state directory, bpipe plugin, credentials, every permission',
+    )
+    .option('--bacula-fd-conf <file>', "the file daemon's config (default: /etc/bacula/bacula-fd.conf)")
+    .option('--json', 'print JSON instead of a checklist')
+    .action(action('doctor'));
 
   return program;
 }

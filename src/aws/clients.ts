@@ -86,7 +86,8 @@ export function credentialProvider(
   });
 }
 
-function endpointSettings(aws: AwsSettings): {
+/** The endpoint options every client of the config takes, STS's included. */
+export function endpointSettings(aws: AwsSettings): {
   endpoint?: string;
   useDualstackEndpoint: boolean;
   useFipsEndpoint: boolean;

@@ -1,0 +1,594 @@
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CompleteSnapshotCommand,
+  type EBSClient,
+  GetSnapshotBlockCommand,
+  ListChangedBlocksCommand,
+  ListSnapshotBlocksCommand,
+  PutSnapshotBlockCommand,
+} from '@aws-sdk/client-ebs';
+import {
+  CopySnapshotCommand,
+  CreateSnapshotCommand,
+  CreateSnapshotsCommand,
+  CreateTagsCommand,
+  CreateVolumeCommand,
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
+  type EC2Client,
+  RegisterImageCommand,
+  RunInstancesCommand,
+  _InstanceType,
+} from '@aws-sdk/client-ec2';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { type AwsClients, createClients, endpointSettings, resolveRegion } from '../aws/clients.js';
+import { checkKmsKey } from '../aws/kms.js';
+import { TAG } from '../aws/tags.js';
+import { type ChainLink, volumeLinks } from '../backup/links.js';
+import { planUnit } from '../backup/plan.js';
+import type { Config } from '../config.js';
+import { describeError, RuntimeFailure } from '../errors.js';
+import { selectedUnits, type Unit } from '../selection.js';
+import type { CommandContext } from './context.js';
+
+export interface DoctorOptions {
+  json: boolean;
+  /** The Bacula file daemon's config, whose Plugin Directory must hold bpipe-fd.so. */
+  baculaFdConf?: string;
+}
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+/** One line of the checklist: what was checked, what was found, and what to do when it failed. */
+export interface Check {
+  area: 'setup' | 'aws' | 'backup' | 'dr copies' | 'restore';
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  fix?: string;
+}
+
+/** Where Debian's and Bacula's own packages put the file daemon's config. */
+const FD_CONFS = ['/etc/bacula/bacula-fd.conf', '/opt/bacula/etc/bacula-fd.conf'];
+
+/**
+ * Ids of the right shape that name nothing: a probe of a call that needs a resource when the
+ * config has none yet. IAM decides before the service looks the resource up, so an answer other
+ * than "access denied" shows the permission is there.
+ */
+const PLACEHOLDER = { snapshot: 'snap-00000000000000000', image: 'ami-00000000000000000' };
+
+/** What a permission probe found: allowed, denied, or an answer that proves neither. */
+type Probe = { allowed: true } | { allowed: false; denied: boolean; reason: string };
+
+/** EC2 with DryRun: DryRunOperation means allowed, UnauthorizedOperation denied (every action's reference). */
+async function dryRun(send: () => Promise<unknown>): Promise<Probe> {
+  try {
+    await send();
+    return { allowed: true };
+  } catch (err) {
+    const name = err instanceof Error ? err.name : '';
+    if (name === 'DryRunOperation') return { allowed: true };
+    return { allowed: false, denied: name === 'UnauthorizedOperation', reason: describeError(err) };
+  }
+}
+
+/** The EBS direct APIs have no DryRun: AccessDeniedException is the only answer that says "not allowed". */
+async function ebsProbe(send: () => Promise<unknown>): Promise<Probe> {
+  try {
+    await send();
+    return { allowed: true };
+  } catch (err) {
+    const name = err instanceof Error ? err.name : '';
+    if (name === 'AccessDeniedException') return { allowed: false, denied: true, reason: describeError(err) };
+    return { allowed: true };
+  }
+}
+
+function permission(area: Check['area'], action: string, purpose: string, probe: Probe, who: string): Check {
+  const name = `${action} (${purpose})`;
+  if (probe.allowed) return { area, name, status: 'ok', detail: 'allowed' };
+  if (probe.denied) {
+    return {
+      area,
+      name,
+      status: 'fail',
+      detail: 'not allowed',
+      fix: `grant ${action} to ${who} (examples/bacula/iam-policy.json has every statement ec2-bpipe needs)`,
+    };
+  }
+  return { area, name, status: 'warn', detail: `could not be checked: ${probe.reason}` };
+}
+
+function nodeCheck(): Check {
+  const version = process.versions.node;
+  const major = Number(version.split('.')[0]);
+  if (major >= 22) return { area: 'setup', name: 'Node.js', status: 'ok', detail: version };
+  return {
+    area: 'setup',
+    name: 'Node.js',
+    status: 'warn',
+    detail: `${version}: Node 20 is past its end of life, and AWS SDK releases after January 2027 need Node 22`,
+    fix: 'install Node 22 or 24 before updating ec2-bpipe',
+  };
+}
+
+function stateDirCheck(config: Config): Check {
+  const dir = config.bacula.stateDir;
+  const name = `state directory ${dir}`;
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+    accessSync(dir, constants.W_OK);
+    return { area: 'setup', name, status: 'ok', detail: 'writable' };
+  } catch (err) {
+    return {
+      area: 'setup',
+      name,
+      status: 'fail',
+      detail: `not a writable directory (${(err as NodeJS.ErrnoException).code ?? describeError(err)})`,
+      fix: `mkdir -p ${dir} && chown bacula: ${dir} (the user bacula-fd runs as), or set [bacula] state-dir`,
+    };
+  }
+}
+
+/** The file daemon's Plugin Directory must hold bpipe-fd.so, or Bacula cannot run ec2-bpipe. */
+function baculaCheck(given: string | undefined): Check {
+  const name = 'Bacula bpipe plugin';
+  const conf = given ?? FD_CONFS.find((f) => existsSync(f));
+  if (conf === undefined) {
+    return {
+      area: 'setup',
+      name,
+      status: 'skip',
+      detail: `no Bacula file daemon config here (${FD_CONFS.join(', ')}); fine when ec2-bpipe runs by hand or from cron`,
+    };
+  }
+  let text: string;
+  try {
+    text = readFileSync(conf, 'utf8');
+  } catch (err) {
+    return {
+      area: 'setup',
+      name,
+      status: 'fail',
+      detail: `${conf}: cannot read it (${(err as NodeJS.ErrnoException).code ?? describeError(err)})`,
+      fix: 'run the check as a user who can read the file daemon config, or pass --bacula-fd-conf',
+    };
+  }
+  const dir = /^\s*Plugin\s*Directory\s*=\s*"?([^"\n#]+?)"?\s*$/im.exec(text)?.[1];
+  if (dir === undefined) {
+    return {
+      area: 'setup',
+      name,
+      status: 'fail',
+      detail: `${conf} sets no Plugin Directory`,
+      fix: `add "Plugin Directory = /usr/lib/bacula" (where bpipe-fd.so is) to the FileDaemon resource of ${conf}, then restart bacula-fd`,
+    };
+  }
+  const plugin = join(dir, 'bpipe-fd.so');
+  if (!existsSync(plugin)) {
+    return {
+      area: 'setup',
+      name,
+      status: 'fail',
+      detail: `${plugin} is missing (Plugin Directory of ${conf})`,
+      fix: 'install the bpipe plugin (Debian: bacula-fd ships it in /usr/lib/bacula) or point Plugin Directory at it',
+    };
+  }
+  return { area: 'setup', name, status: 'ok', detail: `${plugin} (${conf})` };
+}
+
+/** What the backup probes work on: the config's units, and its newest and oldest own snapshots. */
+interface Subjects {
+  units: Unit[];
+  instanceId?: string;
+  volumeId?: string;
+  newest?: ChainLink;
+  oldest?: ChainLink;
+}
+
+async function subjects(config: Config, clients: AwsClients, region: string): Promise<Subjects> {
+  const units = await selectedUnits(config, clients.ec2);
+  const found: Subjects = { units };
+  for (const unit of units) {
+    if (unit.kind === 'instance') found.instanceId ??= unit.instanceId;
+    const plan = await planUnit(clients.ec2, config, region, unit);
+    for (const volume of plan.volumes) {
+      if (unit.kind === 'volumes') found.volumeId ??= volume.volumeId;
+      const links = await volumeLinks(clients.ec2, config, volume.volumeId);
+      const [newest] = links;
+      if (newest !== undefined && found.newest === undefined) {
+        found.newest = newest;
+        found.oldest = links.at(-1);
+      }
+    }
+  }
+  return found;
+}
+
+/** The backup's checks, and the snapshot of this config later probes may name (the newest). */
+async function backupChecks(
+  config: Config,
+  clients: AwsClients,
+  region: string,
+  who: string,
+): Promise<{ checks: Check[]; newest?: string }> {
+  const { ec2, ebs } = clients;
+  const checks: Check[] = [];
+  const add = (action: string, purpose: string, probe: Probe): void => {
+    checks.push(permission('backup', action, purpose, probe, who));
+  };
+  add(
+    'ec2:DescribeInstances',
+    'find the instances and their volumes',
+    await dryRun(() => ec2.send(new DescribeInstancesCommand({ DryRun: true }))),
+  );
+  add(
+    'ec2:DescribeVolumes',
+    'find the volumes',
+    await dryRun(() => ec2.send(new DescribeVolumesCommand({ DryRun: true }))),
+  );
+  add(
+    'ec2:DescribeSnapshots',
+    'chains, bases and retention',
+    await dryRun(() => ec2.send(new DescribeSnapshotsCommand({ DryRun: true, OwnerIds: ['self'] }))),
+  );
+  let found: Subjects;
+  try {
+    found = await subjects(config, clients, region);
+  } catch (err) {
+    checks.push({
+      area: 'backup',
+      name: 'units of the config',
+      status: 'fail',
+      detail: describeError(err),
+      fix: 'fix the selection in [backup] (instance-ids, instance-tags, volume-ids, volume-tags), or the permissions above',
+    });
+    return { checks };
+  }
+  checks.push({
+    area: 'backup',
+    name: 'units of the config',
+    status: found.units.length ? 'ok' : config.bacula.allowEmpty ? 'warn' : 'fail',
+    detail: found.units.length
+      ? `${found.units.length} in ${region}: ${found.units.map((u) => u.resourceId).join(', ')}`
+      : `nothing selected in ${region}`,
+    ...(found.units.length === 0 && { fix: 'check [backup] selection keys and [aws] region' }),
+  });
+  // Tag-on-create is authorized with the create call, so the probes carry the tool's tags.
+  const tagSpecifications = [
+    { ResourceType: 'snapshot' as const, Tags: [{ Key: TAG.config, Value: config.name }] },
+  ];
+  if (found.instanceId !== undefined) {
+    const InstanceId = found.instanceId;
+    add(
+      'ec2:CreateSnapshots',
+      `snapshot ${InstanceId}, with its tags`,
+      await dryRun(() =>
+        ec2.send(
+          new CreateSnapshotsCommand({
+            DryRun: true,
+            InstanceSpecification: { InstanceId },
+            TagSpecifications: tagSpecifications,
+          }),
+        ),
+      ),
+    );
+  }
+  if (found.volumeId !== undefined) {
+    const VolumeId = found.volumeId;
+    add(
+      'ec2:CreateSnapshot',
+      `snapshot ${VolumeId}, with its tags`,
+      await dryRun(() =>
+        ec2.send(new CreateSnapshotCommand({ DryRun: true, VolumeId, TagSpecifications: tagSpecifications })),
+      ),
+    );
+  }
+  const { newest, oldest } = found;
+  if (newest === undefined || oldest === undefined) {
+    checks.push({
+      area: 'backup',
+      name: 'ec2:CreateTags, ec2:DeleteSnapshot (stream state, retention)',
+      status: 'skip',
+      detail: 'no snapshot of this config yet to check them on; the first backup uses them',
+    });
+  } else {
+    add(
+      'ec2:CreateTags',
+      `mark ${newest.snapshotId} complete`,
+      await dryRun(() =>
+        ec2.send(
+          new CreateTagsCommand({
+            DryRun: true,
+            Resources: [newest.snapshotId],
+            Tags: [{ Key: TAG.state, Value: 'complete' }],
+          }),
+        ),
+      ),
+    );
+    add(
+      'ec2:DeleteSnapshot',
+      `retention, on ${oldest.snapshotId}`,
+      await dryRun(() =>
+        ec2.send(new DeleteSnapshotCommand({ DryRun: true, SnapshotId: oldest.snapshotId })),
+      ),
+    );
+  }
+  const SnapshotId = newest?.snapshotId ?? PLACEHOLDER.snapshot;
+  add(
+    'ebs:ListSnapshotBlocks',
+    'a Full',
+    await ebsProbe(() => ebs.send(new ListSnapshotBlocksCommand({ SnapshotId, MaxResults: 100 }))),
+  );
+  add(
+    'ebs:ListChangedBlocks',
+    'an Incremental or Differential',
+    await ebsProbe(() =>
+      ebs.send(new ListChangedBlocksCommand({ SecondSnapshotId: SnapshotId, MaxResults: 100 })),
+    ),
+  );
+  add(
+    'ebs:GetSnapshotBlock',
+    'read blocks',
+    await ebsProbe(() =>
+      ebs.send(new GetSnapshotBlockCommand({ SnapshotId, BlockIndex: 0, BlockToken: 'probe' })),
+    ),
+  );
+  return { checks, ...(newest !== undefined && { newest: newest.snapshotId }) };
+}
+
+async function copyChecks(config: Config, region: string, who: string, newest: string): Promise<Check[]> {
+  const copyRegion = config.backup.copyToRegion;
+  if (copyRegion === undefined) return [];
+  const clients = createClients(config.aws, { region: copyRegion });
+  try {
+    const checks = [
+      permission(
+        'dr copies',
+        'ec2:CopySnapshot',
+        `copy to ${copyRegion}, with its tags`,
+        await dryRun(() =>
+          clients.ec2.send(
+            new CopySnapshotCommand({
+              DryRun: true,
+              SourceRegion: region,
+              SourceSnapshotId: newest,
+              TagSpecifications: [
+                { ResourceType: 'snapshot', Tags: [{ Key: TAG.config, Value: config.name }] },
+              ],
+            }),
+          ),
+        ),
+        who,
+      ),
+    ];
+    const key = config.backup.copyKmsKeyId;
+    if (key !== undefined)
+      checks.push(await keyCheck('dr copies', clients, key, copyRegion, '[backup] copy-kms-key-id'));
+    return checks;
+  } finally {
+    clients.destroy();
+  }
+}
+
+async function keyCheck(
+  area: Check['area'],
+  clients: AwsClients,
+  key: string,
+  region: string,
+  setting: string,
+): Promise<Check> {
+  const name = `${setting} ${key}`;
+  try {
+    await checkKmsKey(clients.kms, key, region, setting);
+    return { area, name, status: 'ok', detail: `enabled in ${region}` };
+  } catch (err) {
+    return {
+      area,
+      name,
+      status: 'fail',
+      detail: describeError(err),
+      fix: `use an enabled key of ${region}, and grant kms:DescribeKey on it`,
+    };
+  }
+}
+
+async function restoreChecks(config: Config, region: string, who: string): Promise<Check[]> {
+  const clients = createClients(config.aws, { region });
+  const { ec2, ebs } = clients;
+  const checks: Check[] = [];
+  const add = (action: string, purpose: string, probe: Probe): void => {
+    checks.push(permission('restore', action, `${purpose}, in ${region}`, probe, who));
+  };
+  try {
+    checks.push({
+      area: 'restore',
+      name: 'ebs:StartSnapshot (write a volume)',
+      status: 'skip',
+      detail:
+        'cannot be checked without creating a snapshot; the first restore to AWS stops at once without it',
+    });
+    const SnapshotId = PLACEHOLDER.snapshot;
+    const empty = Buffer.alloc(0);
+    add(
+      'ebs:PutSnapshotBlock',
+      'write blocks',
+      await ebsProbe(() =>
+        ebs.send(
+          new PutSnapshotBlockCommand({
+            SnapshotId,
+            BlockIndex: 0,
+            BlockData: empty,
+            DataLength: 524288,
+            Checksum: '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=',
+            ChecksumAlgorithm: 'SHA256',
+          }),
+        ),
+      ),
+    );
+    add(
+      'ebs:CompleteSnapshot',
+      'complete a written snapshot',
+      await ebsProbe(() => ebs.send(new CompleteSnapshotCommand({ SnapshotId, ChangedBlocksCount: 0 }))),
+    );
+    add(
+      'ec2:RegisterImage',
+      'an AMI to launch from',
+      await dryRun(() =>
+        ec2.send(
+          new RegisterImageCommand({
+            DryRun: true,
+            Name: 'ec2-bpipe-doctor',
+            RootDeviceName: '/dev/xvda',
+            BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId } }],
+          }),
+        ),
+      ),
+    );
+    add(
+      'ec2:RunInstances',
+      'launch the restored instance',
+      await dryRun(() =>
+        ec2.send(
+          new RunInstancesCommand({
+            DryRun: true,
+            ImageId: PLACEHOLDER.image,
+            // The configured type, where the SDK knows it: a policy may limit ec2:InstanceType.
+            InstanceType:
+              Object.values(_InstanceType).find((t) => t === config.restore.instanceType) ??
+              _InstanceType.t3_micro,
+            MinCount: 1,
+            MaxCount: 1,
+          }),
+        ),
+      ),
+    );
+    add(
+      'ec2:DeregisterImage',
+      'drop the AMI after launch',
+      await dryRun(() => ec2.send(new DeregisterImageCommand({ DryRun: true, ImageId: PLACEHOLDER.image }))),
+    );
+    if (config.restore.createVolume) {
+      add(
+        'ec2:CreateVolume',
+        '[restore] create-volume',
+        await dryRun(() =>
+          ec2.send(
+            new CreateVolumeCommand({
+              DryRun: true,
+              AvailabilityZone: config.restore.availabilityZone ?? `${region}a`,
+              Size: 1,
+            }),
+          ),
+        ),
+      );
+    }
+    const key = config.restore.kmsKeyId;
+    if (key !== undefined)
+      checks.push(await keyCheck('restore', clients, key, region, '[restore] kms-key-id'));
+    return checks;
+  } finally {
+    clients.destroy();
+  }
+}
+
+/** The caller, from STS GetCallerIdentity, which needs no permission: a failure is the credentials'. */
+async function identity(
+  config: Config,
+  clients: AwsClients,
+  region: string,
+): Promise<{ check: Check; who?: string }> {
+  const sts = new STSClient({ region, credentials: clients.credentials, ...endpointSettings(config.aws) });
+  try {
+    const me = await sts.send(new GetCallerIdentityCommand({}));
+    const who = me.Arn ?? 'the caller';
+    return {
+      who,
+      check: {
+        area: 'aws',
+        name: 'credentials',
+        status: 'ok',
+        detail: `${who} (account ${me.Account ?? '?'})`,
+      },
+    };
+  } catch (err) {
+    return {
+      check: {
+        area: 'aws',
+        name: 'credentials',
+        status: 'fail',
+        detail: describeError(err),
+        fix: 'set [aws] profile, access-key-id and secret-access-key, or role-arn; or give the host an instance role',
+      },
+    };
+  } finally {
+    sts.destroy();
+  }
+}
+
+const MARK: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', skip: 'skip' };
+
+export function checklist(checks: Check[]): string {
+  const width = Math.max(...checks.map((c) => c.area.length));
+  return checks
+    .map((c) => {
+      const line = `${MARK[c.status]}  ${c.area.padEnd(width)}  ${c.name}: ${c.detail}`;
+      return c.fix === undefined ? line : `${line}\n      fix: ${c.fix}`;
+    })
+    .join('\n');
+}
+
+/**
+ * `ec2-bpipe doctor`: checks what a first job needs, before Bacula runs one: Node, the state
+ * directory, the bpipe plugin, the credentials, and every permission the configured operations
+ * use (EC2 with DryRun; the EBS direct APIs, which have none, by a probe only IAM can refuse).
+ * Creates, tags and deletes nothing. Exit 1 when any check failed.
+ */
+export async function doctorCommand(ctx: CommandContext, options: DoctorOptions): Promise<void> {
+  const { config } = ctx;
+  const checks: Check[] = [
+    nodeCheck(),
+    {
+      area: 'setup',
+      name: 'config',
+      status: 'ok',
+      detail: `${config.file ?? 'command line and defaults'} (name ${config.name})`,
+    },
+    stateDirCheck(config),
+    baculaCheck(options.baculaFdConf),
+  ];
+  let region: string | undefined;
+  try {
+    region = await resolveRegion(config.aws);
+    checks.push({ area: 'aws', name: 'region', status: 'ok', detail: region });
+  } catch (err) {
+    checks.push({ area: 'aws', name: 'region', status: 'fail', detail: describeError(err) });
+  }
+  if (region !== undefined) {
+    const clients = createClients(config.aws, { region });
+    try {
+      const { check, who } = await identity(config, clients, region);
+      checks.push(check);
+      if (who !== undefined) {
+        const backup = await backupChecks(config, clients, region, who);
+        checks.push(...backup.checks);
+        checks.push(...(await copyChecks(config, region, who, backup.newest ?? PLACEHOLDER.snapshot)));
+        checks.push(...(await restoreChecks(config, config.restore.region ?? region, who)));
+      }
+    } finally {
+      clients.destroy();
+    }
+  }
+  const failed = checks.filter((c) => c.status === 'fail').length;
+  ctx.stdout.write(
+    options.json
+      ? `${JSON.stringify({ failed, checks }, null, 2)}\n`
+      : `${checklist(checks)}\n${failed ? '' : '\nall checks passed.\n'}`,
+  );
+  if (failed) throw new RuntimeFailure(`${failed} check(s) failed: see the fix under each FAIL line`);
+}
