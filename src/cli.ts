@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { Command, CommanderError, Option, type OptionValues } from 'commander';
+import { Argument, Command, CommanderError, Option, type OptionValues } from 'commander';
 import type { Logger } from 'pino';
 import { describeAwsFailure } from './aws/failure.js';
 import type { CommandContext } from './commands/context.js';
+import { type CompletionSpec, completionScript } from './commands/completion.js';
 import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
 import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
 import { guardProcess, interruptedState, resetNotes } from './lifecycle.js';
@@ -265,7 +266,30 @@ export function buildProgram(
     .option('--json', 'print JSON instead of a checklist')
     .action(action('doctor'));
 
+  program
+    .command('completion')
+    .description('Print a shell completion script: source <(ec2-bpipe completion bash)')
+    .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh']))
+    .action(function (this: Command, shell: 'bash' | 'zsh') {
+      process.stdout.write(completionScript(shell, completionSpec(program)));
+    });
+
   return program;
+}
+
+/** The commands and long options of the program, as the completion script offers them. */
+function completionSpec(program: Command): CompletionSpec {
+  const choices: Record<string, string[]> = {};
+  const commands = program.commands.map((command) => {
+    const options = command.options.filter((o) => !o.hidden && o.long !== undefined);
+    for (const o of options) if (o.argChoices && o.long) choices[o.long] = o.argChoices;
+    return { name: command.name(), options: [...options.flatMap((o) => (o.long ? [o.long] : [])), '--help'] };
+  });
+  // Levels are free text for Bacula's sake (any case), but these three are what a user types.
+  choices['--level'] = ['Full', 'Incremental', 'Differential'];
+  // The word after `completion` is its shell.
+  choices.completion = ['bash', 'zsh'];
+  return { commands, choices };
 }
 
 export interface RunIo {

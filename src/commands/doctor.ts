@@ -2,7 +2,6 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { join } from 'node:path';
 import {
   CompleteSnapshotCommand,
-  type EBSClient,
   GetSnapshotBlockCommand,
   ListChangedBlocksCommand,
   ListSnapshotBlocksCommand,
@@ -19,7 +18,6 @@ import {
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
-  type EC2Client,
   RegisterImageCommand,
   RunInstancesCommand,
   _InstanceType,

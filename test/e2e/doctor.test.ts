@@ -91,19 +91,19 @@ describe('doctor', () => {
           ),
         );
         expect(out).toMatch(
-          /FAIL  backup +ebs:GetSnapshotBlock \(read blocks\): not allowed\n +fix: grant ebs:GetSnapshotBlock/,
+          /FAIL {2}backup +ebs:GetSnapshotBlock \(read blocks\): not allowed\n +fix: grant ebs:GetSnapshotBlock/,
         );
         expect(out).toMatch(
-          /FAIL  restore +ec2:RunInstances \(launch the restored instance, in us-east-1\): not allowed/,
+          /FAIL {2}restore +ec2:RunInstances \(launch the restored instance, in us-east-1\): not allowed/,
         );
         expect(out).toMatch(
-          /FAIL  setup +Bacula bpipe plugin: .*plugins-empty\/bpipe-fd.so is missing[^\n]*\n +fix: install the bpipe plugin/,
+          /FAIL {2}setup +Bacula bpipe plugin: .*plugins-empty\/bpipe-fd.so is missing[^\n]*\n +fix: install the bpipe plugin/,
         );
         // writeConfig's state dir was never made.
         expect(out).toMatch(
-          /FAIL  setup +state directory .*\/state: not a writable directory \(ENOENT\)\n +fix: mkdir -p/,
+          /FAIL {2}setup +state directory .*\/state: not a writable directory \(ENOENT\)\n +fix: mkdir -p/,
         );
-        expect(out).toMatch(/ok    backup +ec2:DescribeInstances/);
+        expect(out).toMatch(/ok {4}backup +ec2:DescribeInstances/);
       },
     );
   });
