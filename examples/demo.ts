@@ -86,7 +86,7 @@ try {
 
   const fullTar = join(work, 'demo-full.tar');
   say(`\n$ ec2-bpipe backup --config=demo.ini --instance=${instanceId} --job=demo-full > demo-full.tar`);
-  let t0 = Date.now();
+  const t0 = Date.now();
   await run(['backup', ...common, '--job=demo-full', '--level=Full'], fullTar);
   say(`backup took ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 
@@ -161,15 +161,13 @@ try {
       (s) => s.VolumeId === volumeId && tagOf(s, 'ec2-bpipe:job') === 'demo-inc2',
     ) as { SnapshotId: string };
     const expected = await admin.snapshotDigest(snapshot.SnapshotId);
-    // The digest takes blocks in index order; the two streams' blocks are merged.
+    // The digest takes blocks in index order; the streams' blocks are merged.
     const blocks = [...(written.get(volumeId) ?? [])].sort((a, b) => a - b);
     const image = await imageDigest(join(restored, instanceId, `${volumeId}.ebs`), blocks);
-    const device = (source?.BlockDeviceMappings as AdminRecord[] | undefined)?.find(
-      (m) => m.Ebs?.VolumeId === volumeId,
-    )?.DeviceName as string | undefined;
-    const copyId = (newInstance?.BlockDeviceMappings as AdminRecord[] | undefined)?.find(
-      (m) => m.DeviceName === device,
-    )?.Ebs?.VolumeId as string | undefined;
+    type Mapping = { DeviceName?: string; Ebs?: { VolumeId?: string } };
+    const mappings = (i: AdminRecord | undefined): Mapping[] => (i?.BlockDeviceMappings ?? []) as Mapping[];
+    const device = mappings(source).find((m) => m.Ebs?.VolumeId === volumeId)?.DeviceName;
+    const copyId = mappings(newInstance).find((m) => m.DeviceName === device)?.Ebs?.VolumeId;
     const relaunched = copyId === undefined ? undefined : await admin.volumeDigest(copyId);
     const fileMatch = expected.digest === image.digest && expected.blocks === image.blocks;
     const awsMatch = relaunched?.digest === expected.digest;
