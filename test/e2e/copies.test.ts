@@ -91,6 +91,46 @@ describe('DR copies ([backup] copy-to-region)', () => {
         ['j3', 'complete', 'eu-west-1', 'us-east-1', 2],
         ['j1', 'complete', 'eu-west-1', 'us-east-1', 2],
       ]);
+
+      // The source Region lost: the chain restores from Bacula's streams into the copy Region,
+      // with a subnet and group there (the originals are us-east-1's).
+      const subnet = await em.admin.call<{ SubnetId: string; VpcId: string }>('POST', 'subnets', {
+        region: 'eu-west-1',
+        availabilityZone: 'eu-west-1b',
+        cidr: '10.3.0.0/24',
+      });
+      const group = await em.admin.call<{ GroupId: string }>('POST', 'security-groups', {
+        region: 'eu-west-1',
+        vpcId: subnet.VpcId,
+        groupName: 'web-dr',
+      });
+      const restore = await cli([
+        'restore',
+        `--config=${config}`,
+        '--region=eu-west-1',
+        `--subnet-id=${subnet.SubnetId}`,
+        `--security-group-ids=${group.GroupId}`,
+        ...['j1', 'j2', 'j3'].map((job) => join(dir.path, `${job}.tar`)),
+      ]);
+      expect(restore.code, restore.stderr).toBe(0);
+      const after = await em.admin.state();
+      const launched = after.instances.find((i) => i.InstanceId !== instanceId);
+      expect(launched?.Placement?.AvailabilityZone).toBe('eu-west-1b');
+      const headSnapshots = new Map(
+        after.snapshots
+          .filter((s) => s.VolumeId !== 'vol-ffffffff' && tag(s, 'ec2-bpipe:job') === 'j3')
+          .map((s) => [s.VolumeId as string, s.SnapshotId as string]),
+      );
+      expect(headSnapshots.size).toBe(2);
+      const mappings = (launched?.BlockDeviceMappings ?? []) as { Ebs: { VolumeId: string } }[];
+      expect(mappings).toHaveLength(2);
+      for (const mapping of mappings) {
+        const volume = after.volumes.find((v) => v.VolumeId === mapping.Ebs.VolumeId);
+        const source = tag(volume ?? {}, 'ec2-bpipe:source') ?? '';
+        expect((await em.admin.volumeDigest(mapping.Ebs.VolumeId)).digest).toBe(
+          (await em.admin.snapshotDigest(headSnapshots.get(source) ?? '')).digest,
+        );
+      }
     });
   });
 
