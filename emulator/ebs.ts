@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Tag } from '@aws-sdk/client-ec2';
 import { Block, BLOCK_SIZE } from './blocks.js';
-import { ACCOUNT_ID, ApiError, newId, type SnapshotRecord, type World } from './state.js';
+import { ACCOUNT_ID, ApiError, newId, pendingSnapshot, type SnapshotRecord, type World } from './state.js';
 
 export interface EbsRequest {
   method: string;
@@ -361,21 +361,17 @@ export class EbsService {
     const record: SnapshotRecord = {
       region,
       snapshot: {
-        SnapshotId: id,
-        VolumeId: 'vol-ffffffff',
-        VolumeSize: volumeSize,
-        State: 'pending',
-        Progress: '0%',
-        StartTime: new Date(now),
-        Description: (input.Description as string | undefined) ?? '',
-        OwnerId: ACCOUNT_ID,
-        Encrypted: encrypted,
-        ...(encrypted && {
-          KmsKeyId:
+        ...pendingSnapshot({
+          volumeId: 'vol-ffffffff',
+          sizeGiB: volumeSize,
+          description: (input.Description as string | undefined) ?? '',
+          encrypted,
+          kmsKeyId:
             parent?.snapshot.KmsKeyId ?? kmsKeyArn ?? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs`,
+          tags,
+          now,
         }),
-        Tags: tags,
-        StorageTier: 'standard',
+        SnapshotId: id,
       },
       blocks: new Map(parent?.blocks ?? []),
       lineage: parent?.lineage ?? id,

@@ -10,7 +10,7 @@ import type {
   Volume,
 } from '@aws-sdk/client-ec2';
 import { INSTANCE_TYPES } from './instance-types.js';
-import { ACCOUNT_ID, ApiError, newId, type World } from './state.js';
+import { ACCOUNT_ID, ApiError, newId, pendingSnapshot, type World } from './state.js';
 
 type Input = Record<string, unknown>;
 type Output = Record<string, unknown>;
@@ -559,20 +559,15 @@ export class Ec2Service {
             (k) => k.split(':')[3] === region && (k === kmsKeyId || k.endsWith(`/${kmsKeyId}`)),
           );
     const now = Date.now();
-    const snapshot: Snapshot = {
-      SnapshotId: newId('snap'),
-      VolumeId: 'vol-ffffffff',
-      VolumeSize: source.snapshot.VolumeSize,
-      State: 'pending',
-      Progress: '0%',
-      StartTime: new Date(now),
-      Description: (input.Description as string | undefined) ?? '',
-      OwnerId: ACCOUNT_ID,
-      Encrypted: encrypted,
-      ...(encrypted && { KmsKeyId: keyArn ?? kmsKeyId }),
-      Tags: tags,
-      StorageTier: 'standard',
-    };
+    const snapshot = pendingSnapshot({
+      volumeId: 'vol-ffffffff',
+      sizeGiB: source.snapshot.VolumeSize,
+      description: (input.Description as string | undefined) ?? '',
+      encrypted,
+      kmsKeyId: keyArn ?? kmsKeyId,
+      tags,
+      now,
+    });
     const keyUsable =
       !encrypted ||
       kmsKeyId === undefined ||

@@ -136,6 +136,35 @@ export function newId(prefix: string): string {
   return `${prefix}-${randomBytes(9).toString('hex').slice(0, 17)}`;
 }
 
+/**
+ * A snapshot as DescribeSnapshots shows it just after it was made, pending. `volumeId` is AWS's
+ * placeholder vol-ffffffff for a snapshot made without a volume (StartSnapshot, CopySnapshot).
+ */
+export function pendingSnapshot(fields: {
+  volumeId: string;
+  sizeGiB: number | undefined;
+  description: string;
+  encrypted: boolean;
+  kmsKeyId: string | undefined;
+  tags: Tag[];
+  now: number;
+}): Snapshot {
+  return {
+    SnapshotId: newId('snap'),
+    VolumeId: fields.volumeId,
+    VolumeSize: fields.sizeGiB,
+    State: 'pending',
+    Progress: '0%',
+    StartTime: new Date(fields.now),
+    Description: fields.description,
+    OwnerId: ACCOUNT_ID,
+    Encrypted: fields.encrypted,
+    ...(fields.encrypted && fields.kmsKeyId !== undefined && { KmsKeyId: fields.kmsKeyId }),
+    Tags: fields.tags,
+    StorageTier: 'standard',
+  };
+}
+
 export function tagsFrom(map: Record<string, string> | undefined): Tag[] {
   return Object.entries(map ?? {}).map(([Key, Value]) => ({ Key, Value }));
 }
@@ -318,20 +347,15 @@ export class World {
   /** Captures the volume's blocks now: later writes to the volume do not reach the snapshot. */
   snapshotVolume(volume: VolumeRecord, description: string | undefined, tags: Tag[]): SnapshotRecord {
     const now = Date.now();
-    const snapshot: Snapshot = {
-      SnapshotId: newId('snap'),
-      VolumeId: volume.volume.VolumeId,
-      VolumeSize: volume.volume.Size,
-      State: 'pending',
-      Progress: '0%',
-      StartTime: new Date(now),
-      Description: description ?? '',
-      OwnerId: ACCOUNT_ID,
-      Encrypted: volume.volume.Encrypted ?? false,
-      ...(volume.volume.KmsKeyId !== undefined && { KmsKeyId: volume.volume.KmsKeyId }),
-      Tags: tags,
-      StorageTier: 'standard',
-    };
+    const snapshot = pendingSnapshot({
+      volumeId: volume.volume.VolumeId ?? '',
+      sizeGiB: volume.volume.Size,
+      description: description ?? '',
+      encrypted: volume.volume.Encrypted ?? false,
+      kmsKeyId: volume.volume.KmsKeyId,
+      tags,
+      now,
+    });
     const record: SnapshotRecord = {
       region: volume.region,
       snapshot,

@@ -75,15 +75,21 @@ async function dryRun(send: () => Promise<unknown>): Promise<Probe> {
   }
 }
 
-/** The EBS direct APIs have no DryRun: AccessDeniedException is the only answer that says "not allowed". */
+/**
+ * The EBS direct APIs have no DryRun. AccessDeniedException says "not allowed"; an answer about
+ * the request itself (no such snapshot, a bad token or parameter, a conflict) says IAM let it
+ * through. Anything else (throttling, a network failure) proves neither.
+ */
+const PAST_IAM = new Set(['ResourceNotFoundException', 'ValidationException', 'ConflictException']);
+
 async function ebsProbe(send: () => Promise<unknown>): Promise<Probe> {
   try {
     await send();
     return { allowed: true };
   } catch (err) {
     const name = err instanceof Error ? err.name : '';
-    if (name === 'AccessDeniedException') return { allowed: false, denied: true, reason: describeError(err) };
-    return { allowed: true };
+    if (PAST_IAM.has(name)) return { allowed: true };
+    return { allowed: false, denied: name === 'AccessDeniedException', reason: describeError(err) };
   }
 }
 
