@@ -1,4 +1,6 @@
 import { createClients, resolveRegion } from '../aws/clients.js';
+import { describeAwsFailure } from '../aws/failure.js';
+import { describeError } from '../errors.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
 import { refuseOverlap, resolveUnit, selectedUnits, type Unit } from '../selection.js';
@@ -105,10 +107,17 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
         links.push(...(await volumeLinks(clients.ec2, ctx.config, volume.volumeId)));
       points.push(...pointsOf(unit, region, links));
       if (copies !== undefined) {
-        const copied: ChainLink[] = [];
-        for (const volume of plan.volumes)
-          copied.push(...(await volumeLinks(copies.ec2, ctx.config, volume.volumeId)));
-        points.push(...pointsOf(unit, copies.region, copied).map((p) => ({ ...p, copyOf: region })));
+        // The copy Region unreadable (down, or not permitted) must not hide the source's points.
+        try {
+          const copied: ChainLink[] = [];
+          for (const volume of plan.volumes)
+            copied.push(...(await volumeLinks(copies.ec2, ctx.config, volume.volumeId)));
+          points.push(...pointsOf(unit, copies.region, copied).map((p) => ({ ...p, copyOf: region })));
+        } catch (err) {
+          ctx.log.warn(
+            `the DR copies of ${unit.resourceId} in ${copies.region} could not be listed (${describeAwsFailure(err) ?? describeError(err)}); the points of ${region} follow`,
+          );
+        }
       }
     }
     ctx.stdout.write(options.json ? `${JSON.stringify(points, null, 2)}\n` : `${table(points)}\n`);

@@ -162,6 +162,31 @@ describe('DR copies ([backup] copy-to-region)', () => {
     });
   });
 
+  it('warns when the copy Region cannot be reached, and still succeeds and lists the source Region', async () => {
+    await withEmulator({ pendingMs: 0 }, async (em, dir) => {
+      const { instanceId } = await em.admin.instance({
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 77 } }],
+      });
+      // A Region the emulator does not serve stands for one that is down or not enabled.
+      const config = writeConfig(
+        dir.path,
+        em,
+        `[backup]\ninstance-ids = ${instanceId}\ncopy-to-region = ap-south-1\n`,
+        'drx',
+      );
+      const backup = await cli(['backup', `--config=${config}`, '--job=x1'], {
+        stdoutFile: join(dir.path, 'x1.tar'),
+      });
+      expect(backup.code, backup.stderr).toBe(0);
+      expect(backup.stderr).toMatch(/DR cop(y of snap-\w+ \(vol-\w+\) to|ies to) ap-south-1 failed/);
+      const points = await cli(['points', `--config=${config}`, '--json']);
+      expect(points.code, points.stderr).toBe(0);
+      expect(points.stderr).toMatch(/the DR copies of i-\w+ in ap-south-1 could not be listed/);
+      const listed = JSON.parse(points.stdout.toString()) as Record<string, unknown>[];
+      expect(listed.map((p) => [p.job, p.state, p.region])).toEqual([['x1', 'complete', 'us-east-1']]);
+    });
+  });
+
   it('warns, and copies nothing, when the copy key is not usable; the backup itself succeeds', async () => {
     await withEmulator({ pendingMs: 0 }, async (em, dir) => {
       const { instanceId } = await em.admin.instance({
