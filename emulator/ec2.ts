@@ -517,7 +517,8 @@ export class Ec2Service {
    *   default EBS key of the destination Region is used.
    * - "Amazon Web Services authenticates the KMS key asynchronously. Therefore, if you specify an
    *   ID, alias, or ARN that is not valid, the action can appear to complete, but eventually
-   *   fails": an unknown key gives a copy that ends in the error state.
+   *   fails": the key is checked when the copy would complete, and a copy whose key is unknown or
+   *   not enabled by then ends in the error state.
    * - "Snapshots copies have an arbitrary source volume ID" (vol-ffffffff, as AWS shows it), and
    *   the source's tags are not copied: the copy has the TagSpecifications' tags only.
    * DestinationRegion and PresignedUrl are deprecated and ignored (the SDK still sends them for a
@@ -555,9 +556,7 @@ export class Ec2Service {
     const keyArn =
       kmsKeyId === undefined
         ? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs`
-        : [...this.world.kmsKeys.keys()].find(
-            (k) => k.split(':')[3] === region && (k === kmsKeyId || k.endsWith(`/${kmsKeyId}`)),
-          );
+        : this.world.kmsKeyArn(region, kmsKeyId);
     const now = Date.now();
     const snapshot = pendingSnapshot({
       volumeId: 'vol-ffffffff',
@@ -568,10 +567,6 @@ export class Ec2Service {
       tags,
       now,
     });
-    const keyUsable =
-      !encrypted ||
-      kmsKeyId === undefined ||
-      (keyArn !== undefined && this.world.kmsKeys.get(keyArn)?.state === 'Enabled');
     this.world.snapshots.set(snapshot.SnapshotId!, {
       region,
       snapshot,
@@ -581,7 +576,7 @@ export class Ec2Service {
       origin: 'ec2',
       readyAt: now + this.world.options.pendingMs,
       startedAt: now,
-      ...(!keyUsable && { failed: true }),
+      ...(encrypted && kmsKeyId !== undefined && { copyKey: kmsKeyId }),
     });
     return { SnapshotId: snapshot.SnapshotId, Tags: tags };
   }

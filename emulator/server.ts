@@ -284,9 +284,7 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       throw new ApiError('UnknownOperationException', `The emulator does not serve ${target}`, 400);
     }
     const keyId = String((JSON.parse(body.toString() || '{}') as { KeyId?: unknown }).KeyId ?? '');
-    const arn = [...world.kmsKeys.keys()].find(
-      (k) => k.split(':')[3] === region && (k === keyId || k.endsWith(`/${keyId}`)),
-    );
+    const arn = world.kmsKeyArn(region, keyId);
     const key = arn === undefined ? undefined : world.kmsKeys.get(arn);
     if (arn === undefined || key === undefined) {
       throw new ApiError('NotFoundException', `Key '${keyId}' does not exist`, 400);

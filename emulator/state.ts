@@ -101,8 +101,11 @@ export interface SnapshotRecord {
   deadline?: number;
   clientToken?: string;
   requestFingerprint?: string;
-  /** Ends in the error state instead of completed (a copy whose KMS key AWS could not use). */
-  failed?: boolean;
+  /**
+   * A copy's KMS key, as CopySnapshot named it: checked when the copy would complete, as AWS
+   * checks it asynchronously; a key unknown or not enabled by then ends the copy in `error`.
+   */
+  copyKey?: string;
 }
 
 export interface InstanceRecord {
@@ -208,6 +211,18 @@ export class World {
     return record;
   }
 
+  /** The ARN of a key of `region` given by ARN or id (KMS's KeyId forms, aliases aside). */
+  kmsKeyArn(region: string, keyId: string): string | undefined {
+    return [...this.kmsKeys.keys()].find(
+      (k) => k.split(':')[3] === region && (k === keyId || k.endsWith(`/${keyId}`)),
+    );
+  }
+
+  private keyUsable(region: string, keyId: string): boolean {
+    const arn = this.kmsKeyArn(region, keyId);
+    return arn !== undefined && this.kmsKeys.get(arn)?.state === 'Enabled';
+  }
+
   knowsRegion(name: string): boolean {
     return this.regions.has(name);
   }
@@ -272,9 +287,14 @@ export class World {
   settle(now = Date.now()): void {
     for (const s of this.snapshots.values()) {
       if (s.snapshot.State === 'pending') {
-        if (s.readyAt !== undefined && now >= s.readyAt && s.failed === true) {
+        if (
+          s.readyAt !== undefined &&
+          now >= s.readyAt &&
+          s.copyKey !== undefined &&
+          !this.keyUsable(s.region, s.copyKey)
+        ) {
           s.snapshot.State = 'error';
-          s.snapshot.StateMessage = 'The KMS key of the snapshot copy is not usable';
+          s.snapshot.StateMessage = `The KMS key ${s.copyKey} of the snapshot copy is not usable`;
         } else if (s.readyAt !== undefined && now >= s.readyAt) {
           s.snapshot.State = 'completed';
           s.snapshot.Progress = '100%';

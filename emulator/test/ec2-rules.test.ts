@@ -273,6 +273,14 @@ describe('EC2 rules of the emulator', () => {
         State: 'completed',
       });
       expect(byId.get(badKey.SnapshotId)?.State).toBe('error');
+      // A key disabled while the copy runs fails it too (pendingMs is 0: it completes at the next call).
+      const disabledKey = 'arn:aws:kms:eu-west-1:123456789012:key/dr-disabled-later';
+      await em.admin.call('POST', 'kms-keys', { keyArn: disabledKey });
+      const late = await copy({ Encrypted: true, KmsKeyId: disabledKey });
+      await em.admin.call('POST', 'kms-keys', { keyArn: disabledKey, state: 'Disabled' });
+      const [lateCopy] =
+        (await west.send(new DescribeSnapshotsCommand({ SnapshotIds: [late.SnapshotId!] }))).Snapshots ?? [];
+      expect(lateCopy?.State).toBe('error');
       // The source must exist in SourceRegion, and the Region must be one.
       expect((await errorOf(copy({ SourceRegion: 'eu-central-1' }))).name).toBe('InvalidSnapshot.NotFound');
       expect((await errorOf(copy({ SourceRegion: 'xx-nowhere-1' }))).name).toBe('InvalidParameterValue');

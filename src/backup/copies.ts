@@ -1,9 +1,16 @@
-import { CopySnapshotCommand, DescribeSnapshotsCommand, type EC2Client, type Tag } from '@aws-sdk/client-ec2';
+import {
+  CopySnapshotCommand,
+  DeleteSnapshotCommand,
+  DescribeSnapshotsCommand,
+  type EC2Client,
+  paginateDescribeSnapshots,
+  type Tag,
+} from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { answered } from '../aws/answer.js';
 import { createClients } from '../aws/clients.js';
 import { checkKmsKey } from '../aws/kms.js';
-import { TAG, withinTagLimit } from '../aws/tags.js';
+import { configPathTag, jobTag, TAG, tagValue, withinTagLimit } from '../aws/tags.js';
 import type { Config } from '../config.js';
 import { describeError } from '../errors.js';
 import { applyRetention } from './retention.js';
@@ -46,6 +53,11 @@ export async function copyToRegion(request: CopyRequest): Promise<void> {
   if (region === undefined || snapshots.size === 0) return;
   const clients = createClients(config.aws, { region });
   try {
+    try {
+      await dropFailedCopies(clients.ec2, config, region, log);
+    } catch (err) {
+      log.warn(`the failed DR copies in ${region} could not be looked for (${describeError(err)})`);
+    }
     const key = config.backup.copyKmsKeyId;
     if (key !== undefined) await checkKmsKey(clients.kms, key, region, '[backup] copy-kms-key-id');
     const ids = [...snapshots.values()];
@@ -108,4 +120,43 @@ async function copyOne(
     }),
   );
   return answered(copy.SnapshotId, `the snapshot id of the copy of ${snapshotId} in CopySnapshot`);
+}
+
+/**
+ * A copy AWS failed after it started (its key disabled or deleted meanwhile: AWS checks the key
+ * asynchronously) is in the `error` state. That is no chain link, so neither retention nor
+ * `points` would ever show it. Each job says so in its log, then deletes it: it is this config's
+ * (its tags and config file say so) and holds nothing usable.
+ */
+async function dropFailedCopies(ec2: EC2Client, config: Config, region: string, log: Logger): Promise<void> {
+  const ours = configPathTag(config.path);
+  const pages = paginateDescribeSnapshots(
+    { client: ec2 },
+    {
+      OwnerIds: ['self'],
+      Filters: [
+        { Name: `tag:${TAG.config}`, Values: [config.name] },
+        { Name: 'tag-key', Values: [TAG.copyOf] },
+        { Name: 'status', Values: ['error'] },
+      ],
+      MaxResults: 1000,
+    },
+  );
+  for await (const page of pages) {
+    for (const snapshot of page.Snapshots ?? []) {
+      if (snapshot.SnapshotId === undefined || snapshot.State !== 'error') continue;
+      if (tagValue(snapshot.Tags, TAG.config) !== config.name) continue;
+      // Another config file of the same name made it: not ours to delete (docs/DESIGN.md §4).
+      const theirs = tagValue(snapshot.Tags, TAG.configPath);
+      if (config.backup.name === undefined && theirs !== undefined && theirs !== ours) continue;
+      // Tag values are anyone's text: only well-formed ones reach the log.
+      const source = /^[a-z0-9-]+\/snap-[0-9a-f]+$/.exec(tagValue(snapshot.Tags, TAG.copyOf) ?? '')?.[0];
+      log.warn(
+        `DR copy ${snapshot.SnapshotId} of ${source ?? 'a snapshot'} (job ${jobTag(snapshot.Tags, TAG.job) ?? '?'}) ` +
+          `failed in ${region}: AWS put it in the error state; deleting it. Check that [backup] ` +
+          'copy-kms-key-id stays enabled.',
+      );
+      await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshot.SnapshotId }));
+    }
+  }
 }

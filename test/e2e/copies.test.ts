@@ -214,6 +214,41 @@ describe('DR copies ([backup] copy-to-region)', () => {
   });
 });
 
+describe('DR copies that AWS failed later', () => {
+  it('are reported by the next job and deleted, when their key was disabled while they ran', async () => {
+    // Copies stay pending 1.5 s: time enough, even on a loaded machine, to disable the key first.
+    await withEmulator({ pendingMs: 1500 }, async (em, dir) => {
+      const { instanceId } = await em.admin.instance({
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 78 } }],
+      });
+      const key = 'arn:aws:kms:eu-west-1:123456789012:key/dr-revoked';
+      await em.admin.call('POST', 'kms-keys', { keyArn: key });
+      const config = writeConfig(
+        dir.path,
+        em,
+        `[backup]\ninstance-ids = ${instanceId}\ncopy-to-region = eu-west-1\ncopy-kms-key-id = ${key}\nkeep-snapshots = 3\n`,
+        'drr',
+      );
+      const backup = (job: string) =>
+        cli(['backup', `--config=${config}`, `--job=${job}`], { stdoutFile: join(dir.path, `${job}.tar`) });
+      expect((await backup('r1')).code).toBe(0);
+      // The key is disabled before the copy completes: AWS fails the copy.
+      await em.admin.call('POST', 'kms-keys', { keyArn: key, state: 'Disabled' });
+      await new Promise((resolve) => setTimeout(resolve, 1600));
+      const failed = (await em.admin.state()).snapshots.find((s) => s.Region === 'eu-west-1');
+      expect(failed?.State).toBe('error');
+      await em.admin.call('POST', 'kms-keys', { keyArn: key });
+      const next = await backup('r2');
+      expect(next.code, next.stderr).toBe(0);
+      expect(next.stderr).toContain(
+        `DR copy ${failed?.SnapshotId as string} of us-east-1/${tag(failed!, 'ec2-bpipe:copy-of')?.split('/')[1] ?? ''} (job r1) failed in eu-west-1`,
+      );
+      const copies = (await em.admin.state()).snapshots.filter((s) => s.Region === 'eu-west-1');
+      expect(copies.map((s) => tag(s, 'ec2-bpipe:job'))).toEqual(['r2']);
+    });
+  });
+});
+
 describe('points of DR copies still under way', () => {
   it('calls a job whose copies AWS has not finished "copying", and one with an unfinished stream "incomplete"', () => {
     const link = (job: string, complete: boolean, pending: boolean, i: number): ChainLink => ({
