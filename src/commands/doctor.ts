@@ -15,8 +15,17 @@ import {
   CreateVolumeCommand,
   DeleteSnapshotCommand,
   DeregisterImageCommand,
+  GetInstanceUefiDataCommand,
+  DescribeAvailabilityZonesCommand,
+  DescribeImagesCommand,
+  DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
+  DescribeInstanceTypesCommand,
+  DescribeKeyPairsCommand,
+  DescribePlacementGroupsCommand,
+  DescribeSecurityGroupsCommand,
   DescribeSnapshotsCommand,
+  DescribeSubnetsCommand,
   DescribeVolumesCommand,
   RegisterImageCommand,
   RunInstancesCommand,
@@ -283,6 +292,21 @@ async function backupChecks(
       ),
     );
   }
+  if (found.instanceId !== undefined) {
+    const InstanceId = found.instanceId;
+    add(
+      'ec2:DescribeInstanceAttribute',
+      `keep the user data of ${InstanceId}`,
+      await dryRun(() =>
+        ec2.send(new DescribeInstanceAttributeCommand({ DryRun: true, InstanceId, Attribute: 'userData' })),
+      ),
+    );
+    add(
+      'ec2:GetInstanceUefiData',
+      `keep the UEFI variables of ${InstanceId}`,
+      await dryRun(() => ec2.send(new GetInstanceUefiDataCommand({ DryRun: true, InstanceId }))),
+    );
+  }
   if (found.volumeId !== undefined) {
     const VolumeId = found.volumeId;
     add(
@@ -440,6 +464,45 @@ async function restoreChecks(config: Config, region: string, who: string): Promi
       'complete a written snapshot',
       await ebsProbe(() => ebs.send(new CompleteSnapshotCommand({ SnapshotId, ChangedBlocksCount: 0 }))),
     );
+    for (const [action, purpose, send] of [
+      [
+        'ec2:DescribeInstanceTypes',
+        'check the instance type',
+        () => ec2.send(new DescribeInstanceTypesCommand({ DryRun: true })),
+      ],
+      [
+        'ec2:DescribeSubnets',
+        'check the subnet',
+        () => ec2.send(new DescribeSubnetsCommand({ DryRun: true })),
+      ],
+      [
+        'ec2:DescribeSecurityGroups',
+        'check the security groups',
+        () => ec2.send(new DescribeSecurityGroupsCommand({ DryRun: true })),
+      ],
+      [
+        'ec2:DescribeKeyPairs',
+        'check the key pair',
+        () => ec2.send(new DescribeKeyPairsCommand({ DryRun: true })),
+      ],
+      [
+        'ec2:DescribePlacementGroups',
+        'check the placement group',
+        () => ec2.send(new DescribePlacementGroupsCommand({ DryRun: true })),
+      ],
+      [
+        'ec2:DescribeAvailabilityZones',
+        'check the zone',
+        () => ec2.send(new DescribeAvailabilityZonesCommand({ DryRun: true })),
+      ],
+      [
+        'ec2:DescribeImages',
+        'find an AMI a rerun made',
+        () => ec2.send(new DescribeImagesCommand({ DryRun: true, Owners: ['self'] })),
+      ],
+    ] as const) {
+      add(action, purpose, await dryRun(send));
+    }
     add(
       'ec2:RegisterImage',
       'an AMI to launch from',

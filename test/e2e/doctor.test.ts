@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { calledActions } from '../aws-actions.js';
 import { cli, withEmulator, writeConfig } from '../helpers.js';
 
 interface Check {
@@ -27,11 +28,13 @@ describe('doctor', () => {
       const { instanceId } = await em.admin.instance({
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 81 } }],
       });
+      // An instance and a detached volume: CreateSnapshots and CreateSnapshot are both checked.
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 1, seed: 83 } });
       mkdirSync(join(dir.path, 'state'));
       const config = writeConfig(
         dir.path,
         em,
-        `[backup]\ninstance-ids = ${instanceId}\ncopy-to-region = eu-west-1\n`,
+        `[backup]\ninstance-ids = ${instanceId}\nvolume-ids = ${volumeId}\ncopy-to-region = eu-west-1\n`,
         'doc',
       );
       const result = await cli([
@@ -60,6 +63,25 @@ describe('doctor', () => {
         'ec2:RunInstances',
       ])
         expect(status.get(name), name).toBe('ok');
+      // Every action the other commands call is checked, or listed as not checkable; the
+      // KMS key and create-volume checks appear only when the config sets them (not here).
+      const checked = new Set(checks.map((c) => c.name.split(' ')[0]));
+      const unchecked = [...calledActions(['commands/doctor.ts'])].filter(
+        (a) =>
+          !checked.has(a) &&
+          ![
+            'sts:GetCallerIdentity',
+            'kms:DescribeKey',
+            'ec2:CreateVolume',
+            'ec2:CreateTags',
+            'ec2:DeleteSnapshot',
+          ].includes(a),
+      );
+      expect(unchecked).toEqual([]);
+      expect(checks.find((c) => c.name.startsWith('ec2:CreateTags, ec2:DeleteSnapshot'))?.status).toBe(
+        'skip',
+      );
+      expect(checks.find((c) => c.name.startsWith('ebs:StartSnapshot'))?.status).toBe('skip');
       expect(checks.find((c) => c.name === 'credentials')?.detail).toContain(
         'arn:aws:iam::123456789012:user/emulator',
       );
