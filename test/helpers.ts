@@ -93,6 +93,26 @@ export function cli(
   });
 }
 
+/** One backup job of the config's unit, as Bacula's reader runs it, into `<dir>/<job>.tar`. */
+export function backupJob(
+  config: string,
+  dir: string,
+  job: string,
+  level = 'Full',
+  prevJob?: string,
+): Promise<CliResult> {
+  return cli(
+    [
+      'backup',
+      `--config=${config}`,
+      `--job=${job}`,
+      `--level=${level}`,
+      ...(prevJob !== undefined ? [`--prev-job=${prevJob}`] : []),
+    ],
+    { stdoutFile: join(dir, `${job}.tar`) },
+  );
+}
+
 /**
  * The admin API's content digest, computed from a raw image file. With `blocks` (the indices the
  * stream's sparse map names), only those blocks are read: the holes of a sparse image are not.

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pointsOf } from '../../src/commands/points.js';
 import type { ChainLink } from '../../src/backup/links.js';
-import { cli, withEmulator, writeConfig, type AdminRecord } from '../helpers.js';
+import { backupJob, cli, withEmulator, writeConfig, type AdminRecord } from '../helpers.js';
 
 const tag = (s: AdminRecord, key: string): string | undefined =>
   (s.Tags as { Key: string; Value: string }[] | undefined)?.find((t) => t.Key === key)?.Value;
@@ -25,16 +25,7 @@ describe('DR copies ([backup] copy-to-region)', () => {
         'dr',
       );
       const backup = (job: string, level: string, prev?: string) =>
-        cli(
-          [
-            'backup',
-            `--config=${config}`,
-            `--job=${job}`,
-            `--level=${level}`,
-            ...(prev ? [`--prev-job=${prev}`] : []),
-          ],
-          { stdoutFile: join(dir.path, `${job}.tar`) },
-        );
+        backupJob(config, dir.path, job, level, prev);
       const first = await backup('j1', 'Full');
       expect(first.code, first.stderr).toBe(0);
       expect(first.stderr).toMatch(/DR copy of snap-\w+ \(vol-\w+\) started in eu-west-1: snap-\w+/);

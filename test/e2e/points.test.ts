@@ -1,6 +1,5 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, withEmulator, writeConfig } from '../helpers.js';
+import { backupJob, cli, withEmulator, writeConfig } from '../helpers.js';
 
 describe('points (restore points from the snapshot tags)', () => {
   it('lists a Full, an Incremental on it and a failed job, newest first, with their states', async () => {
@@ -18,18 +17,7 @@ describe('points (restore points from the snapshot tags)', () => {
         'pts',
       );
       const backup = (job: string, level: string, prev?: string) =>
-        cli(
-          [
-            'backup',
-            `--config=${config}`,
-            `--job=${job}`,
-            `--level=${level}`,
-            ...(prev ? [`--prev-job=${prev}`] : []),
-          ],
-          {
-            stdoutFile: join(dir.path, `${job}.tar`),
-          },
-        );
+        backupJob(config, dir.path, job, level, prev);
       expect((await backup('f1', 'Full')).code).toBe(0);
       await em.admin.call('POST', `volumes/${volumeIds[0]}/mutate`, { write: { blocks: 2, seed: 63 } });
       expect((await backup('i1', 'Incremental', 'f1')).code).toBe(0);
