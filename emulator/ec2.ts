@@ -567,7 +567,7 @@ export class Ec2Service {
       tags,
       now,
     });
-    this.world.snapshots.set(snapshot.SnapshotId!, {
+    this.world.snapshots.set(snapshot.SnapshotId, {
       region,
       snapshot,
       blocks: new Map(source.blocks),

@@ -151,7 +151,7 @@ export function pendingSnapshot(fields: {
   kmsKeyId: string | undefined;
   tags: Tag[];
   now: number;
-}): Snapshot {
+}): Snapshot & { SnapshotId: string } {
   return {
     SnapshotId: newId('snap'),
     VolumeId: fields.volumeId,
@@ -385,7 +385,7 @@ export class World {
       readyAt: now + this.options.pendingMs,
       startedAt: now,
     };
-    this.snapshots.set(snapshot.SnapshotId!, record);
+    this.snapshots.set(snapshot.SnapshotId, record);
     return record;
   }
 

@@ -10,10 +10,11 @@ import type { Logger } from 'pino';
 import { answered } from '../aws/answer.js';
 import { createClients } from '../aws/clients.js';
 import { checkKmsKey } from '../aws/kms.js';
-import { configPathTag, jobTag, TAG, tagValue, withinTagLimit } from '../aws/tags.js';
+import { jobTag, TAG, tagValue, withinTagLimit } from '../aws/tags.js';
+import { otherConfigFile } from './links.js';
 import type { Config } from '../config.js';
 import { describeError } from '../errors.js';
-import { applyRetention } from './retention.js';
+import { retainEach } from './retention.js';
 
 /** What a job asks of its DR copies: the snapshots of its complete stream, by volume. */
 export interface CopyRequest {
@@ -75,16 +76,7 @@ export async function copyToRegion(request: CopyRequest): Promise<void> {
         );
       }
     }
-    for (const volumeId of snapshots.keys()) {
-      try {
-        await applyRetention(clients.ec2, config, volumeId, config.backup.keepSnapshots, log, region);
-      } catch (err) {
-        log.warn(
-          `retention of the DR copies of ${volumeId} in ${region} failed (${describeError(err)}); ` +
-            'older copies are kept until the next job',
-        );
-      }
-    }
+    await retainEach(clients.ec2, config, snapshots.keys(), config.backup.keepSnapshots, log, region);
   } finally {
     clients.destroy();
   }
@@ -129,7 +121,6 @@ async function copyOne(
  * (its tags and config file say so) and holds nothing usable.
  */
 async function dropFailedCopies(ec2: EC2Client, config: Config, region: string, log: Logger): Promise<void> {
-  const ours = configPathTag(config.path);
   const pages = paginateDescribeSnapshots(
     { client: ec2 },
     {
@@ -147,8 +138,7 @@ async function dropFailedCopies(ec2: EC2Client, config: Config, region: string, 
       if (snapshot.SnapshotId === undefined || snapshot.State !== 'error') continue;
       if (tagValue(snapshot.Tags, TAG.config) !== config.name) continue;
       // Another config file of the same name made it: not ours to delete (docs/DESIGN.md §4).
-      const theirs = tagValue(snapshot.Tags, TAG.configPath);
-      if (config.backup.name === undefined && theirs !== undefined && theirs !== ours) continue;
+      if (otherConfigFile(config, snapshot.Tags) !== undefined) continue;
       // Tag values are anyone's text: only well-formed ones reach the log.
       const source = /^[a-z0-9-]+\/snap-[0-9a-f]+$/.exec(tagValue(snapshot.Tags, TAG.copyOf) ?? '')?.[0];
       log.warn(

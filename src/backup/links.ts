@@ -1,4 +1,4 @@
-import { type EC2Client, paginateDescribeSnapshots, type Snapshot } from '@aws-sdk/client-ec2';
+import { type EC2Client, paginateDescribeSnapshots, type Snapshot, type Tag } from '@aws-sdk/client-ec2';
 import { configPathTag, jobTag, levelTag, TAG, tagValue } from '../aws/tags.js';
 import { UsageError } from '../errors.js';
 import { VOLUME_ID } from '../ids.js';
@@ -63,6 +63,17 @@ function toLink(snapshot: Snapshot): ChainLink | undefined {
 }
 
 /**
+ * The config file (its path tag) that took a snapshot carrying this config's name, when that is
+ * another file than this one; undefined when it is this one, when the snapshot has no path tag
+ * (ec2-bpipe 0.1), or when [backup] name was set, which vouches that the files are one config.
+ */
+export function otherConfigFile(identity: ConfigIdentity, tags: Tag[] | undefined): string | undefined {
+  const theirs = tagValue(tags, TAG.configPath);
+  if (identity.backup.name !== undefined || theirs === undefined) return undefined;
+  return theirs === configPathTag(identity.path) ? undefined : theirs;
+}
+
+/**
  * Every snapshot this config took of the volume, newest first. Only snapshots carrying our tags
  * are listed. Refuses when another config file of the same name took some, unless the name was
  * set explicitly: two files called web.ini in two directories would otherwise share chains and
@@ -91,8 +102,8 @@ export async function volumeLinks(
     for (const snapshot of page.Snapshots ?? []) {
       const link = toLink(snapshot);
       if (!link || tagValue(snapshot.Tags, TAG.config) !== config || link.volumeId !== volumeId) continue;
-      const theirs = tagValue(snapshot.Tags, TAG.configPath);
-      if (identity.backup.name === undefined && theirs !== undefined && theirs !== ours) {
+      const theirs = otherConfigFile(identity, snapshot.Tags);
+      if (theirs !== undefined) {
         throw new UsageError(
           `${link.snapshotId} of ${volumeId} was taken by another config file named ${config} (${theirs || 'the command line'}; ` +
             `this one is ${ours || 'the command line'}). Two configs of one name would share chains and retention: ` +

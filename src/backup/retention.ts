@@ -1,5 +1,6 @@
 import { DeleteSnapshotCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
+import { describeError } from '../errors.js';
 import { type ConfigIdentity, volumeLinks } from './links.js';
 
 /**
@@ -32,4 +33,30 @@ export async function applyRetention(
     deleted.push(link.snapshotId);
   }
   return deleted;
+}
+
+/**
+ * Retention for each volume of a complete stream, here or among the DR copies of `copyRegion`.
+ * The stream is whole by then: a failure costs storage, not data, so it warns, and the next job
+ * tries again.
+ */
+export async function retainEach(
+  ec2: EC2Client,
+  config: ConfigIdentity,
+  volumeIds: Iterable<string>,
+  keep: number,
+  log: Logger,
+  copyRegion?: string,
+): Promise<void> {
+  for (const volumeId of volumeIds) {
+    try {
+      await applyRetention(ec2, config, volumeId, keep, log, copyRegion);
+    } catch (err) {
+      const [what, kept] =
+        copyRegion === undefined
+          ? [`retention for ${volumeId}`, 'older snapshots']
+          : [`retention of the DR copies of ${volumeId} in ${copyRegion}`, 'older copies'];
+      log.warn(`${what} failed (${describeError(err)}); ${kept} are kept until the next job`);
+    }
+  }
 }

@@ -16,7 +16,7 @@ import { VERSION } from '../version.js';
 import { chooseLevel } from './level.js';
 import { volumeLinks } from './links.js';
 import { planUnit } from './plan.js';
-import { applyRetention } from './retention.js';
+import { retainEach } from './retention.js';
 import { copyToRegion } from './copies.js';
 import { streamVolume } from './volume-stream.js';
 import { betweenHooks } from './hooks.js';
@@ -174,17 +174,13 @@ export async function runBackup(
   await setStreamState(ec2, ids, 'complete');
   taking();
   log.info(`stream complete: ${unit.resourceId} job ${job} (${level}), ${plan.volumes.length} volume(s)`);
-  // The stream is whole by now: a retention failure costs storage, not data, so it only warns.
-  for (const planned of plan.volumes) {
-    try {
-      await applyRetention(ec2, config, planned.volumeId, config.backup.keepSnapshots, log);
-    } catch (err) {
-      const reason = describeError(err);
-      log.warn(
-        `retention for ${planned.volumeId} failed (${reason}); older snapshots are kept until the next job`,
-      );
-    }
-  }
+  await retainEach(
+    ec2,
+    config,
+    plan.volumes.map((v) => v.volumeId),
+    config.backup.keepSnapshots,
+    log,
+  );
   try {
     await copyToRegion({ config, sourceRegion: region, ec2, snapshots: snapshotIds, log });
   } catch (err) {

@@ -39,6 +39,7 @@ import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
 import type { Config } from '../config.js';
 import { describeError, RuntimeFailure } from '../errors.js';
+import { errorCode, errorName } from '../retry.js';
 import { selectedUnits, type Unit } from '../selection.js';
 import type { CommandContext } from './context.js';
 
@@ -72,35 +73,38 @@ const PLACEHOLDER = { snapshot: 'snap-00000000000000000', image: 'ami-0000000000
 /** What a permission probe found: allowed, denied, or an answer that proves neither. */
 type Probe = { allowed: true } | { allowed: false; denied: boolean; reason: string };
 
-/** EC2 with DryRun: DryRunOperation means allowed, UnauthorizedOperation denied (every action's reference). */
-async function dryRun(send: () => Promise<unknown>): Promise<Probe> {
-  try {
-    await send();
-    return { allowed: true };
-  } catch (err) {
-    const name = err instanceof Error ? err.name : '';
-    if (name === 'DryRunOperation') return { allowed: true };
-    return { allowed: false, denied: name === 'UnauthorizedOperation', reason: describeError(err) };
-  }
+/** How a service answers a call IAM let through (besides success), and one IAM refused. */
+interface ProbeAnswers {
+  allowed: ReadonlySet<string>;
+  denied: string;
 }
+
+/** EC2 with DryRun: DryRunOperation means allowed, UnauthorizedOperation denied (every action's reference). */
+const EC2_DRY_RUN: ProbeAnswers = { allowed: new Set(['DryRunOperation']), denied: 'UnauthorizedOperation' };
 
 /**
  * The EBS direct APIs have no DryRun. AccessDeniedException says "not allowed"; an answer about
  * the request itself (no such snapshot, a bad token or parameter, a conflict) says IAM let it
  * through. Anything else (throttling, a network failure) proves neither.
  */
-const PAST_IAM = new Set(['ResourceNotFoundException', 'ValidationException', 'ConflictException']);
+const EBS_PROBE: ProbeAnswers = {
+  allowed: new Set(['ResourceNotFoundException', 'ValidationException', 'ConflictException']),
+  denied: 'AccessDeniedException',
+};
 
-async function ebsProbe(send: () => Promise<unknown>): Promise<Probe> {
+async function probe(answers: ProbeAnswers, send: () => Promise<unknown>): Promise<Probe> {
   try {
     await send();
     return { allowed: true };
   } catch (err) {
-    const name = err instanceof Error ? err.name : '';
-    if (PAST_IAM.has(name)) return { allowed: true };
-    return { allowed: false, denied: name === 'AccessDeniedException', reason: describeError(err) };
+    const name = errorName(err);
+    if (answers.allowed.has(name)) return { allowed: true };
+    return { allowed: false, denied: name === answers.denied, reason: describeError(err) };
   }
 }
+
+const dryRun = (send: () => Promise<unknown>): Promise<Probe> => probe(EC2_DRY_RUN, send);
+const ebsProbe = (send: () => Promise<unknown>): Promise<Probe> => probe(EBS_PROBE, send);
 
 function permission(area: Check['area'], action: string, purpose: string, probe: Probe, who: string): Check {
   const name = `${action} (${purpose})`;
@@ -142,7 +146,7 @@ function stateDirCheck(config: Config): Check {
       area: 'setup',
       name,
       status: 'fail',
-      detail: `not a writable directory (${(err as NodeJS.ErrnoException).code ?? describeError(err)})`,
+      detail: `not a writable directory (${errorCode(err) ?? describeError(err)})`,
       fix: `mkdir -p ${dir} && chown bacula: ${dir} (the user bacula-fd runs as), or set [bacula] state-dir`,
     };
   }
@@ -168,7 +172,7 @@ function baculaCheck(given: string | undefined): Check {
       area: 'setup',
       name,
       status: 'fail',
-      detail: `${conf}: cannot read it (${(err as NodeJS.ErrnoException).code ?? describeError(err)})`,
+      detail: `${conf}: cannot read it (${errorCode(err) ?? describeError(err)})`,
       fix: 'run the check as a user who can read the file daemon config, or pass --bacula-fd-conf',
     };
   }

@@ -1,3 +1,4 @@
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { createClients, resolveRegion } from '../aws/clients.js';
 import { describeAwsFailure } from '../aws/failure.js';
 import { describeError } from '../errors.js';
@@ -102,16 +103,18 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
     const points: RestorePoint[] = [];
     for (const unit of units) {
       const plan = await planUnit(clients.ec2, ctx.config, region, unit);
-      const links: ChainLink[] = [];
-      for (const volume of plan.volumes)
-        links.push(...(await volumeLinks(clients.ec2, ctx.config, volume.volumeId)));
-      points.push(...pointsOf(unit, region, links));
+      /** The links of the unit's volumes among the snapshots `ec2` sees. */
+      const linksIn = async (ec2: EC2Client): Promise<ChainLink[]> => {
+        const links: ChainLink[] = [];
+        for (const volume of plan.volumes)
+          links.push(...(await volumeLinks(ec2, ctx.config, volume.volumeId)));
+        return links;
+      };
+      points.push(...pointsOf(unit, region, await linksIn(clients.ec2)));
       if (copies !== undefined) {
         // The copy Region unreadable (down, or not permitted) must not hide the source's points.
         try {
-          const copied: ChainLink[] = [];
-          for (const volume of plan.volumes)
-            copied.push(...(await volumeLinks(copies.ec2, ctx.config, volume.volumeId)));
+          const copied = await linksIn(copies.ec2);
           points.push(...pointsOf(unit, copies.region, copied).map((p) => ({ ...p, copyOf: region })));
         } catch (err) {
           ctx.log.warn(
