@@ -1,8 +1,9 @@
 import { join } from 'node:path';
+import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { pointsOf } from '../../src/commands/points.js';
 import type { ChainLink } from '../../src/backup/links.js';
-import { backupJob, cli, withEmulator, writeConfig, type AdminRecord } from '../helpers.js';
+import { backupJob, cli, sdkConfig, withEmulator, writeConfig, type AdminRecord } from '../helpers.js';
 
 const tag = (s: AdminRecord, key: string): string | undefined =>
   (s.Tags as { Key: string; Value: string }[] | undefined)?.find((t) => t.Key === key)?.Value;
@@ -206,11 +207,14 @@ describe('DR copies ([backup] copy-to-region)', () => {
 });
 
 describe('DR copies that AWS failed later', () => {
-  it('are reported by the next job and deleted, when their key was disabled while they ran', async () => {
+  it('are reported by the next job and deleted, when their key was disabled while they ran; hostile tags stay out of the log', async () => {
     // Copies stay pending 1.5 s: time enough, even on a loaded machine, to disable the key first.
     await withEmulator({ pendingMs: 1500 }, async (em, dir) => {
       const { instanceId } = await em.admin.instance({
-        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 78 } }],
+        volumes: [
+          { sizeGiB: 1, fill: { blocks: 2, seed: 78 } },
+          { sizeGiB: 1, fill: { blocks: 2, seed: 79 } },
+        ],
       });
       const key = 'arn:aws:kms:eu-west-1:123456789012:key/dr-revoked';
       await em.admin.call('POST', 'kms-keys', { keyArn: key });
@@ -223,19 +227,35 @@ describe('DR copies that AWS failed later', () => {
       const backup = (job: string) =>
         cli(['backup', `--config=${config}`, `--job=${job}`], { stdoutFile: join(dir.path, `${job}.tar`) });
       expect((await backup('r1')).code).toBe(0);
-      // The key is disabled before the copy completes: AWS fails the copy.
+      // The key is disabled before the copies complete: AWS fails them.
       await em.admin.call('POST', 'kms-keys', { keyArn: key, state: 'Disabled' });
       await new Promise((resolve) => setTimeout(resolve, 1600));
-      const failed = (await em.admin.state()).snapshots.find((s) => s.Region === 'eu-west-1');
-      expect(failed?.State).toBe('error');
+      const [failed, forged] = (await em.admin.state()).snapshots.filter((s) => s.Region === 'eu-west-1');
+      expect([failed?.State, forged?.State]).toEqual(['error', 'error']);
+      const failedId = String(failed?.SnapshotId);
+      const forgedId = String(forged?.SnapshotId);
+      // Tags are anyone's text: one copy's are rewritten to forge a log line.
+      const west = new EC2Client(sdkConfig(em, 'eu-west-1'));
+      await west.send(
+        new CreateTagsCommand({
+          Resources: [forgedId],
+          Tags: [
+            { Key: 'ec2-bpipe:copy-of', Value: 'us-east-1/snap-0\nerror: forged line' },
+            { Key: 'ec2-bpipe:job', Value: 'r1\nerror: forged job' },
+          ],
+        }),
+      );
+      west.destroy();
       await em.admin.call('POST', 'kms-keys', { keyArn: key });
       const next = await backup('r2');
       expect(next.code, next.stderr).toBe(0);
       expect(next.stderr).toContain(
-        `DR copy ${failed?.SnapshotId as string} of us-east-1/${tag(failed!, 'ec2-bpipe:copy-of')?.split('/')[1] ?? ''} (job r1) failed in eu-west-1`,
+        `DR copy ${failedId} of ${String(tag(failed ?? {}, 'ec2-bpipe:copy-of'))} (job r1) failed in eu-west-1`,
       );
+      expect(next.stderr).toContain(`DR copy ${forgedId} of a snapshot (job ?) failed in eu-west-1`);
+      expect(next.stderr).not.toContain('forged');
       const copies = (await em.admin.state()).snapshots.filter((s) => s.Region === 'eu-west-1');
-      expect(copies.map((s) => tag(s, 'ec2-bpipe:job'))).toEqual(['r2']);
+      expect(copies.map((s) => tag(s, 'ec2-bpipe:job'))).toEqual(['r2', 'r2']);
     });
   });
 });
