@@ -18,6 +18,7 @@ await build({
   splitting: true,
   format: 'esm',
   platform: 'node',
+  mainFields: ['module', 'main'],
   target: 'node20',
   sourcemap: true,
   logLevel: 'warning',
