@@ -8,7 +8,7 @@ import { orderedMap } from '../pool.js';
 import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
 import { VolumeProgress } from '../progress.js';
 import { BlockList } from './block-list.js';
-import { VolumeDigests } from '../stream/digests.js';
+import { VolumeDigests, ZERO_BLOCK, ZERO_BLOCK_SHA256 } from '../stream/digests.js';
 import { BLOCK_SIZE, GIB, member } from '../stream/format.js';
 import type { Level, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { SparseMapSize } from '../stream/sparse.js';
@@ -16,9 +16,6 @@ import type { StreamWriter } from '../stream/writer.js';
 import type { RequestCounts } from '../aws/clients.js';
 import type { ChainLink } from './links.js';
 import type { PlannedVolume } from './plan.js';
-
-const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
-const ZERO_DIGEST = createHash('sha256').update(ZERO_BLOCK).digest();
 
 /** The `<vol-id>.json` member: the volume as the snapshot saw it. */
 export function volumeMeta(
@@ -128,7 +125,7 @@ export async function streamVolume(
   // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
   const fetch = async (ref: BlockRef): Promise<{ index: number; data: Buffer[]; digest: Buffer }> =>
     ref.token === undefined
-      ? { index: ref.index, data: [ZERO_BLOCK], digest: ZERO_DIGEST }
+      ? { index: ref.index, data: [ZERO_BLOCK], digest: ZERO_BLOCK_SHA256 }
       : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE, renew)) };
   const digests = new VolumeDigests();
   const started = Date.now();

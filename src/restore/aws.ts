@@ -173,7 +173,8 @@ export class AwsRestore {
           const { ebs } = started().clients;
           const checksum = digest.toString('base64');
           await volume.slots.run(async () => {
-            await putBlock(ebs, volume.snapshotId, index, data, checksum);
+            // PutSnapshotBlock takes one body, which the SDK may send more than once.
+            await putBlock(ebs, volume.snapshotId, index, Buffer.concat(data, BLOCK_SIZE), checksum);
             volume.progress.block();
           });
         },

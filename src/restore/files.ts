@@ -11,6 +11,7 @@ import { Slots } from '../pool.js';
 import { refuseUnknownVolumes } from './selection.js';
 import { VolumeProgress } from '../progress.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
+import { ZERO_BLOCK_SHA256 } from '../stream/digests.js';
 import { readStream } from '../stream/reader.js';
 import {
   describeIssues,
@@ -19,8 +20,6 @@ import {
   type Manifest,
   resourceIdValid,
 } from '../stream/schema.js';
-
-const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 
 const PARTIAL = '.partial';
 const STATE_FILE = 'ec2-bpipe-state.json';
@@ -38,7 +37,7 @@ const FILE_WRITES = 8;
  * waited about half a second here with nothing else to do; synced as it goes, the disk writes
  * back while the stream is still read and hashed, and the last fsync finds little left.
  */
-const SYNC_EVERY_BLOCKS = 128;
+const SYNC_EVERY_BLOCKS = 32;
 
 /** Bacula's replace code (%r), as its letters (a, w, o, n) or words say it. */
 export type ReplaceCode = 'always' | 'ifnewer' | 'ifolder' | 'never';
@@ -85,7 +84,7 @@ interface ImageWrite {
 export async function writeAll(
   handle: FileHandle,
   path: string,
-  buffers: Buffer[],
+  buffers: readonly Buffer[],
   position: number,
 ): Promise<void> {
   const expected = buffers.reduce((sum, b) => sum + b.length, 0);
@@ -436,20 +435,21 @@ export class FilesRestore {
           };
           if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
         },
-        block: async (meta, index, data) => {
+        block: async (meta, index, data, digest) => {
           if (keep !== undefined || !this.selected(meta.volumeId)) return;
           const target = currentFile();
           target.progress.block();
           if (meta.level === 'Full') {
-            // A fresh image reads as zeros already; skipping zero blocks keeps it sparse.
-            if (data.equals(ZERO_BLOCK)) return;
-            await target.writes.run(() => writeAll(target.handle, target.path, [data], index * BLOCK_SIZE));
+            // A fresh image reads as zeros already; skipping zero blocks keeps it sparse. The
+            // digest, just checked against the block's bytes, tells a zero block.
+            if (digest.equals(ZERO_BLOCK_SHA256)) return;
+            await target.writes.run(() => writeAll(target.handle, target.path, data, index * BLOCK_SIZE));
           } else {
             // In a chain a zero block is an explicit change: it overwrites what the base held.
             const head = Buffer.allocUnsafe(8);
             head.writeBigUInt64BE(BigInt(index), 0);
             const at = target.records++ * RECORD;
-            await target.writes.run(() => writeAll(target.handle, target.path, [head, data], at));
+            await target.writes.run(() => writeAll(target.handle, target.path, [head, ...data], at));
           }
           if (++target.written % SYNC_EVERY_BLOCKS === 0)
             await target.writes.run(() => target.handle.datasync());

@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { BLOCK_SIZE } from './format.js';
 
 /**
  * The two per-volume checksums of a stream, fed one block digest at a time in map order:
@@ -32,3 +33,7 @@ export class VolumeDigests {
 }
 
 export const sha256Hex = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/** A block of zeros, and its SHA-256: a block whose digest is this one holds only zeros. */
+export const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+export const ZERO_BLOCK_SHA256 = createHash('sha256').update(ZERO_BLOCK).digest();
