@@ -19,9 +19,12 @@ export class Block {
     return new Block(undefined, seed);
   }
 
-  static fromData(data: Buffer): Block {
+  /** A written block; `digest`, when the writer already checked it, spares hashing it again. */
+  static fromData(data: Buffer, digest?: Buffer): Block {
     if (data.length !== BLOCK_SIZE) throw new Error(`block must be ${BLOCK_SIZE} bytes`);
-    return new Block(data, 0);
+    const block = new Block(data, 0);
+    block.digest = digest;
+    return block;
   }
 
   data(): Buffer {

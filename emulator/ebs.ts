@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { bodySha256 } from './sigv4.js';
 import type { Tag } from '@aws-sdk/client-ec2';
 import { Block, BLOCK_SIZE } from './blocks.js';
 import { ACCOUNT_ID, ApiError, newId, pendingSnapshot, type SnapshotRecord, type World } from './state.js';
@@ -438,11 +439,14 @@ export class EbsService {
     if (this.header(req, 'x-amz-Checksum-Algorithm') !== 'SHA256') {
       throw validation('ChecksumAlgorithm must be SHA256', 'INVALID_PARAMETER_VALUE');
     }
-    const checksum = createHash('sha256').update(req.body).digest('base64');
+    const digest = bodySha256(req.body);
+    const checksum = digest.toString('base64');
     if (this.header(req, 'x-amz-Checksum') !== checksum) {
       throw validation(`The checksum of block ${index} does not match its data`, 'INVALID_PARAMETER_VALUE');
     }
-    record.blocks.set(index, Block.fromData(Buffer.from(req.body)));
+    // The body is a buffer of this request's own (the server concatenated its chunks into it):
+    // kept as the block, with its digest, rather than copied.
+    record.blocks.set(index, Block.fromData(req.body, digest));
     this.sessions.get(id)?.written.add(index);
     return {
       action: 'PutSnapshotBlock',
