@@ -31,15 +31,6 @@ const RECORD = 8 + BLOCK_SIZE;
  * time); every write goes to its own offset, from the parts of the input that block was read in.
  */
 const FILE_WRITES = 8;
-/**
- * Every this many blocks written (16 MiB), an fdatasync is started among the writes. An image is
- * only complete once it is on disk (fsync before the rename), and one fsync at the end of 1 GiB
- * waited about half a second here with nothing else to do. Synced as it goes, the disk writes
- * back while the stream is still read and hashed, and the last fsync finds little left. Measured
- * on 1 GiB (docs/PERFORMANCE.md): every 64 MiB 1.5–1.7 s, every 16 MiB 1.2–1.3 s, every 4 MiB no
- * better.
- */
-const SYNC_EVERY_BLOCKS = 32;
 
 /** Bacula's replace code (%r), as its letters (a, w, o, n) or words say it. */
 export type ReplaceCode = 'always' | 'ifnewer' | 'ifolder' | 'never';
@@ -74,8 +65,6 @@ interface ImageWrite {
   writes: Slots;
   /** Redo records written so far: the next one goes at records × RECORD. */
   records: number;
-  /** Blocks written so far (zero blocks of a Full skipped), for SYNC_EVERY_BLOCKS. */
-  written: number;
   progress: VolumeProgress;
 }
 
@@ -432,7 +421,6 @@ export class FilesRestore {
             path,
             writes: new Slots(FILE_WRITES),
             records: 0,
-            written: 0,
             progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
           };
           if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
@@ -453,8 +441,6 @@ export class FilesRestore {
             const at = target.records++ * RECORD;
             await target.writes.run(() => writeAll(target.handle, target.path, [head, ...data], at));
           }
-          if (++target.written % SYNC_EVERY_BLOCKS === 0)
-            await target.writes.run(() => target.handle.datasync());
         },
         volumeEnd: async (meta, sum) => {
           if (keep !== undefined || !this.selected(meta.volumeId)) return;
