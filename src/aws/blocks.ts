@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   type EBSClient,
   GetSnapshotBlockCommand,
@@ -6,6 +5,7 @@ import {
   ListSnapshotBlocksCommand,
   ValidationException,
 } from '@aws-sdk/client-ebs';
+import { blockHasher, type HashedBlock } from '../block-hasher.js';
 import { describeError, RuntimeFailure } from '../errors.js';
 import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
 
@@ -162,26 +162,20 @@ export function transientBlockError(err: unknown): boolean {
 }
 
 /**
- * Reads a block body as the chunks the socket delivered, hashing them as they come: no 512 KiB
- * copy and no second allocation per block (at 64 workers that churn showed up as garbage
- * collection). The chunks go to the tar stream as they are.
+ * Reads a block body as the chunks the socket delivered: no 512 KiB copy and no second
+ * allocation per block (at 64 workers that churn showed up as garbage collection). The hashing
+ * thread hashes them and hands them back; they go to the tar stream as they are.
  */
-async function readBody(
-  body: AsyncIterable<Uint8Array>,
-  blockSize: number,
-): Promise<{ chunks: Buffer[]; digest: Buffer }> {
+async function readBody(body: AsyncIterable<Uint8Array>, blockSize: number): Promise<HashedBlock> {
   const chunks: Buffer[] = [];
-  const hash = createHash('sha256');
   let filled = 0;
   for await (const chunk of body) {
     if (filled + chunk.length > blockSize) throw new ChecksumMismatch(`body longer than ${blockSize} bytes`);
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    chunks.push(buffer);
-    hash.update(buffer);
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     filled += chunk.length;
   }
   if (filled !== blockSize) throw new ChecksumMismatch(`body of ${filled} bytes, expected ${blockSize}`);
-  return { chunks, digest: hash.digest() };
+  return blockHasher().hash(chunks);
 }
 
 export interface ReadBlock {
