@@ -5,7 +5,7 @@ import {
   ListSnapshotBlocksCommand,
   ValidationException,
 } from '@aws-sdk/client-ebs';
-import { blockHasher, type HashedBlock } from '../block-hasher.js';
+import { type BlockDigester, hashOnThisThread, type HashedBlock } from '../block-hasher.js';
 import { describeError, RuntimeFailure } from '../errors.js';
 import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
 
@@ -166,7 +166,11 @@ export function transientBlockError(err: unknown): boolean {
  * allocation per block (at 64 workers that churn showed up as garbage collection). The hashing
  * thread hashes them and hands them back; they go to the tar stream as they are.
  */
-async function readBody(body: AsyncIterable<Uint8Array>, blockSize: number): Promise<HashedBlock> {
+async function readBody(
+  body: AsyncIterable<Uint8Array>,
+  blockSize: number,
+  hash: BlockDigester,
+): Promise<HashedBlock> {
   const chunks: Buffer[] = [];
   let filled = 0;
   for await (const chunk of body) {
@@ -175,7 +179,7 @@ async function readBody(body: AsyncIterable<Uint8Array>, blockSize: number): Pro
     filled += chunk.length;
   }
   if (filled !== blockSize) throw new ChecksumMismatch(`body of ${filled} bytes, expected ${blockSize}`);
-  return blockHasher().hash(chunks);
+  return hash(chunks);
 }
 
 export interface ReadBlock {
@@ -195,6 +199,7 @@ export async function readBlock(
   ref: BlockRef,
   blockSize: number,
   renew?: (index: number) => Promise<string>,
+  hash: BlockDigester = hashOnThisThread,
 ): Promise<ReadBlock> {
   let token = ref.token;
   let renewed = false;
@@ -229,7 +234,11 @@ export async function readBlock(
       if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
         throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
       }
-      const { chunks, digest } = await readBody(response.BlockData as AsyncIterable<Uint8Array>, blockSize);
+      const { chunks, digest } = await readBody(
+        response.BlockData as AsyncIterable<Uint8Array>,
+        blockSize,
+        hash,
+      );
       if (digest.toString('base64') !== response.Checksum) {
         throw new ChecksumMismatch(
           `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,

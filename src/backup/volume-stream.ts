@@ -3,6 +3,7 @@ import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { Logger } from 'pino';
 import { type BlockRef, changedBlocks, readBlock, renewToken, snapshotBlocks } from '../aws/blocks.js';
 import { performance, userTags } from '../aws/metadata.js';
+import { digesterFor } from '../block-hasher.js';
 import { RuntimeFailure } from '../errors.js';
 import { orderedMap } from '../pool.js';
 import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
@@ -122,11 +123,12 @@ export async function streamVolume(
     renewed++;
     return renewToken(ebs, snapshotId, base?.snapshotId, index);
   };
+  const digest = digesterFor(limit.max);
   // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
   const fetch = async (ref: BlockRef): Promise<{ index: number; data: Buffer[]; digest: Buffer }> =>
     ref.token === undefined
       ? { index: ref.index, data: [ZERO_BLOCK], digest: ZERO_BLOCK_SHA256 }
-      : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE, renew)) };
+      : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE, renew, digest)) };
   const digests = new VolumeDigests();
   const started = Date.now();
   const progress = new VolumeProgress(log, volumeId, map.regions, BLOCK_SIZE, counts);
