@@ -57,8 +57,13 @@ export class BlockHasher {
   /** `threadSource` replaces the thread's code, for the tests of a failing thread. */
   constructor(private readonly threadSource = THREAD_SOURCE) {}
 
+  /**
+   * The block's digest, and its chunks back. When the thread cannot start, or has stopped, the
+   * block is hashed on this thread instead: slower, never wrong. Only the blocks that were on the
+   * thread when it stopped fail (their memory went with it), and their reads are reported.
+   */
   async hash(chunks: readonly Buffer[]): Promise<HashedBlock> {
-    if (this.failure) throw this.failure;
+    if (this.failure) return hashHere(chunks);
     const parts: Part[] = [];
     const moving = new Set<ArrayBuffer>();
     for (const chunk of chunks) {
@@ -75,7 +80,13 @@ export class BlockHasher {
         moving.add(copy.buffer);
       }
     }
-    const thread = this.start();
+    let thread: Worker;
+    try {
+      thread = this.start();
+    } catch (err) {
+      this.failure = new Error(`the block hashing thread could not start (${String(err)})`, { cause: err });
+      return hashHere(chunks);
+    }
     const id = this.nextId++;
     const answer = new Promise<HashedBlock>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     const request: HashRequest = { id, parts };
@@ -124,7 +135,7 @@ export class BlockHasher {
     return thread;
   }
 
-  /** Stops the thread; later calls fail. */
+  /** Stops the thread; later blocks are hashed on the calling thread. */
   async close(): Promise<void> {
     const thread = this.thread;
     this.failure ??= new Error('the block hasher was closed');
