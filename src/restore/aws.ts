@@ -77,15 +77,6 @@ export interface AwsRestoreOptions {
  * restore workers; CompleteSnapshot with the stream's LINEAR aggregate). No snapshot is completed
  * before the whole stream, end marker included, has been read and checked.
  */
-/**
- * A block's parts as one buffer: PutSnapshotBlock takes one body, which the SDK may send more
- * than once. A block read in one piece (about half of them, with 1 MiB reads) is not copied.
- */
-function oneBuffer(parts: readonly Buffer[]): Buffer {
-  const [first] = parts;
-  return parts.length === 1 && first !== undefined ? first : Buffer.concat(parts, BLOCK_SIZE);
-}
-
 export class AwsRestore {
   private readonly clients = new Map<string, AwsClients>();
   private readonly journal: RestoreJournal;
@@ -182,7 +173,7 @@ export class AwsRestore {
           const { ebs } = started().clients;
           const checksum = digest.toString('base64');
           await volume.slots.run(async () => {
-            await putBlock(ebs, volume.snapshotId, index, oneBuffer(data), checksum);
+            await putBlock(ebs, volume.snapshotId, index, data, checksum);
             volume.progress.block();
           });
         },

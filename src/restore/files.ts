@@ -11,7 +11,7 @@ import { Slots } from '../pool.js';
 import { refuseUnknownVolumes } from './selection.js';
 import { VolumeProgress } from '../progress.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
-import { ZERO_BLOCK_SHA256 } from '../stream/digests.js';
+import { ZERO_BLOCK } from '../stream/digests.js';
 import { readStream } from '../stream/reader.js';
 import {
   describeIssues,
@@ -28,7 +28,7 @@ const RECORD = 8 + BLOCK_SIZE;
 /**
  * Block writes in flight per image. Writing while the stream is read and hashed keeps the disk
  * and the CPU busy at once (a write awaited per block left the process idle about half the
- * time); every write goes to its own offset, from the parts of the input that block was read in.
+ * time); every write goes to its own offset, and each block has its own buffer.
  */
 const FILE_WRITES = 8;
 
@@ -75,7 +75,7 @@ interface ImageWrite {
 export async function writeAll(
   handle: FileHandle,
   path: string,
-  buffers: readonly Buffer[],
+  buffers: Buffer[],
   position: number,
 ): Promise<void> {
   const expected = buffers.reduce((sum, b) => sum + b.length, 0);
@@ -425,22 +425,21 @@ export class FilesRestore {
           };
           if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
         },
-        block: async (meta, index, data, digest) => {
+        block: async (meta, index, data) => {
           if (keep !== undefined || !this.selected(meta.volumeId)) return;
           const target = currentFile();
           target.progress.block();
           if (meta.level === 'Full') {
-            // A fresh image reads as zeros already; skipping zero blocks keeps it sparse. The
-            // digest, just checked against the block's bytes, tells a zero block.
-            if (digest.equals(ZERO_BLOCK_SHA256)) return;
-            await target.writes.run(() => writeAll(target.handle, target.path, data, index * BLOCK_SIZE));
-          } else {
-            // In a chain a zero block is an explicit change: it overwrites what the base held.
-            const head = Buffer.allocUnsafe(8);
-            head.writeBigUInt64BE(BigInt(index), 0);
-            const at = target.records++ * RECORD;
-            await target.writes.run(() => writeAll(target.handle, target.path, [head, ...data], at));
+            // A fresh image reads as zeros already; skipping zero blocks keeps it sparse.
+            if (data.equals(ZERO_BLOCK)) return;
+            await target.writes.run(() => writeAll(target.handle, target.path, [data], index * BLOCK_SIZE));
+            return;
           }
+          // In a chain a zero block is an explicit change: it overwrites what the base held.
+          const head = Buffer.allocUnsafe(8);
+          head.writeBigUInt64BE(BigInt(index), 0);
+          const at = target.records++ * RECORD;
+          await target.writes.run(() => writeAll(target.handle, target.path, [head, data], at));
         },
         volumeEnd: async (meta, sum) => {
           if (keep !== undefined || !this.selected(meta.volumeId)) return;

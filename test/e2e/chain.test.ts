@@ -43,7 +43,7 @@ async function content(file: string): Promise<StreamContent> {
     },
     block: (meta, index, data) => {
       blocks.get(meta.volumeId)!.push(index);
-      if (Buffer.concat(data).equals(ZERO)) zeros.get(meta.volumeId)!.push(index);
+      if (data.equals(ZERO)) zeros.get(meta.volumeId)!.push(index);
     },
   });
   return { manifest: report.manifest, blocks, zeros };

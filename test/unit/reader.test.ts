@@ -63,8 +63,7 @@ describe('readStream', () => {
     });
     const zeros: number[] = [];
     await read(stream, {
-      block: (_m: unknown, index: number, data: readonly Buffer[]) =>
-        void (Buffer.concat(data).equals(ZERO) && zeros.push(index)),
+      block: (_m: unknown, index: number, data: Buffer) => void (data.equals(ZERO) && zeros.push(index)),
     });
     expect(zeros).toEqual([4]);
   });
