@@ -241,7 +241,7 @@ async function scenarios(): Promise<void> {
   const tarSyncRuns: Run[] = [];
   const fileRuns: Run[] = [];
   const outDir = join(work.path, 'out');
-  const filesRuns: { runs: Run[]; command: () => string[] }[] = [
+  const filesSides: { runs: Run[]; command: () => string[] }[] = [
     { runs: tarRuns, command: () => ['tar', '-xf', tar, '-C', outDir] },
     // ec2-bpipe fsyncs an image before it renames it into place; tar leaves its writes to the
     // kernel. The same work with the data on disk at the end: tar, then sync of its file system.
@@ -257,8 +257,8 @@ async function scenarios(): Promise<void> {
   for (let rep = 0; rep < reps; rep++) {
     // The order turns with each repetition: a run that follows the deletion of another's
     // gigabyte was measured slower here, whichever program it was.
-    for (let turn = 0; turn < filesRuns.length; turn++) {
-      const side = filesRuns[(rep + turn) % filesRuns.length];
+    for (let turn = 0; turn < filesSides.length; turn++) {
+      const side = filesSides[(rep + turn) % filesSides.length];
       if (side === undefined) continue;
       mkdirSync(outDir);
       // Each run starts with no dirty pages: tar does not fsync what it wrote, and the kernel's
