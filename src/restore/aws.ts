@@ -143,57 +143,68 @@ export class AwsRestore {
       return prepared;
     };
     try {
-      await readStream(input.open(), input.name, {
-        manifest: (m) => {
-          refuseUnknownVolumes(this.options.volumes, m);
-          const clients = this.clientsFor(settings.region ?? m.region);
-          begun = { manifest: m, clients };
-          this.log.info(`restoring ${m.resourceId} job ${m.job} (${m.level}) to ${clients.region}`);
+      await readStream(
+        input.open(),
+        input.name,
+        {
+          manifest: (m) => {
+            refuseUnknownVolumes(this.options.volumes, m);
+            const clients = this.clientsFor(settings.region ?? m.region);
+            begun = { manifest: m, clients };
+            this.log.info(`restoring ${m.resourceId} job ${m.job} (${m.level}) to ${clients.region}`);
+          },
+          instance: async (meta) => {
+            instance = meta;
+            await prepare();
+          },
+          volumeStart: async (meta) => {
+            const { parents } = await prepare();
+            const { manifest, clients } = started();
+            if (!this.selected(meta.volumeId)) {
+              // Read and checked like the others, written nowhere.
+              current = this.passOver(clients, meta);
+              return;
+            }
+            current = this.options.dryRun
+              ? this.plan(clients, manifest, meta, parents.get(meta.volumeId))
+              : await this.start(clients, manifest, meta, parents.get(meta.volumeId));
+            sessions.push(current);
+          },
+          block: async (_meta, index, data, digest) => {
+            const volume = session();
+            if (volume.alreadyComplete) return;
+            const { ebs } = started().clients;
+            const checksum = digest.toString('base64');
+            let written: Promise<void> = Promise.resolve();
+            await volume.slots.run(() => {
+              written = putBlock(ebs, volume.snapshotId, index, data, checksum).then(() =>
+                volume.progress.block(),
+              );
+              return written;
+            });
+            // Settles once EBS has the block: until then the reader keeps its memory for us.
+            await written;
+          },
+          volumeEnd: async (_meta, sum) => {
+            const volume = session();
+            await volume.slots.drain();
+            volume.sum = sum;
+            volume.progress.finish();
+            if (!volume.alreadyComplete) this.logWritten(volume);
+          },
+          end: async () => {
+            // The whole stream is read and every checksum matched: only now are snapshots completed.
+            const { ebs } = started().clients;
+            for (const volume of sessions) {
+              if (volume.alreadyComplete) continue;
+              if (volume.sum === undefined) throw new Error(`${volume.meta.volumeId} ended without its sums`);
+              await completeSnapshot(ebs, volume.snapshotId, volume.sum.blockCount, volume.sum.checksum);
+            }
+          },
         },
-        instance: async (meta) => {
-          instance = meta;
-          await prepare();
-        },
-        volumeStart: async (meta) => {
-          const { parents } = await prepare();
-          const { manifest, clients } = started();
-          if (!this.selected(meta.volumeId)) {
-            // Read and checked like the others, written nowhere.
-            current = this.passOver(clients, meta);
-            return;
-          }
-          current = this.options.dryRun
-            ? this.plan(clients, manifest, meta, parents.get(meta.volumeId))
-            : await this.start(clients, manifest, meta, parents.get(meta.volumeId));
-          sessions.push(current);
-        },
-        block: async (_meta, index, data, digest) => {
-          const volume = session();
-          if (volume.alreadyComplete) return;
-          const { ebs } = started().clients;
-          const checksum = digest.toString('base64');
-          await volume.slots.run(async () => {
-            await putBlock(ebs, volume.snapshotId, index, data, checksum);
-            volume.progress.block();
-          });
-        },
-        volumeEnd: async (_meta, sum) => {
-          const volume = session();
-          await volume.slots.drain();
-          volume.sum = sum;
-          volume.progress.finish();
-          if (!volume.alreadyComplete) this.logWritten(volume);
-        },
-        end: async () => {
-          // The whole stream is read and every checksum matched: only now are snapshots completed.
-          const { ebs } = started().clients;
-          for (const volume of sessions) {
-            if (volume.alreadyComplete) continue;
-            if (volume.sum === undefined) throw new Error(`${volume.meta.volumeId} ended without its sums`);
-            await completeSnapshot(ebs, volume.snapshotId, volume.sum.blockCount, volume.sum.checksum);
-          }
-        },
-      });
+        // As many as the workers: each put in flight holds its block.
+        { blocksLent: settings.workers },
+      );
     } catch (err) {
       // The pending note stays: the command's error line says which snapshots were left.
       for (const session of sessions) await session.slots.drain().catch(() => undefined);

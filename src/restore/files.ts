@@ -7,11 +7,10 @@ import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import { CONFIG_NAME, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
-import { Slots } from '../pool.js';
 import { refuseUnknownVolumes } from './selection.js';
 import { VolumeProgress } from '../progress.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
-import { ZERO_BLOCK } from '../stream/digests.js';
+import { ZERO_BLOCK_SHA256 } from '../stream/digests.js';
 import { readStream } from '../stream/reader.js';
 import {
   describeIssues,
@@ -26,11 +25,17 @@ const STATE_FILE = 'ec2-bpipe-state.json';
 /** A redo record: the 8-byte block index, then the block. */
 const RECORD = 8 + BLOCK_SIZE;
 /**
- * Block writes in flight per image. Writing while the stream is read and hashed keeps the disk
- * and the CPU busy at once (a write awaited per block left the process idle about half the
- * time); every write goes to its own offset, and each block has its own buffer.
+ * Block writes in flight per image: the blocks the reader lends at once. Writing while the stream
+ * is read and hashed keeps the disk and the CPU busy at once (a write awaited per block left the
+ * process idle about half the time); every write goes to its own offset.
  */
 const FILE_WRITES = 8;
+/**
+ * Bytes written to an image between two flushes started in the background. An image is fsynced
+ * before its rename; flushing as it is written lets the disk work while the stream is still read,
+ * instead of the whole image waiting for that last fsync.
+ */
+const FLUSH_EVERY = 64 * 1024 * 1024;
 
 /** Bacula's replace code (%r), as its letters (a, w, o, n) or words say it. */
 export type ReplaceCode = 'always' | 'ifnewer' | 'ifolder' | 'never';
@@ -58,14 +63,62 @@ export function parseReplace(raw: string | undefined): ReplaceCode {
   return code;
 }
 
-/** The image (or redo log) of the volume being read, and its writes in flight. */
+/** The image (or redo log) of the volume being read. */
 interface ImageWrite {
   handle: FileHandle;
   path: string;
-  writes: Slots;
   /** Redo records written so far: the next one goes at records × RECORD. */
   records: number;
   progress: VolumeProgress;
+  flush: ImageFlush;
+}
+
+/**
+ * Puts an image on disk as it is written: a flush starts in the background every FLUSH_EVERY
+ * bytes, and `done` waits for it and fsyncs the rest. A failed background flush is kept and
+ * reported by `done`: the fsync after it would no longer report it (Linux reports a writeback
+ * error once per open file).
+ */
+export class ImageFlush {
+  private unflushed = 0;
+  private flushing: Promise<void> | undefined;
+  private failure: { error: unknown } | undefined;
+
+  constructor(
+    private readonly handle: Pick<FileHandle, 'datasync' | 'sync'>,
+    private readonly path: string,
+    private readonly every = FLUSH_EVERY,
+  ) {}
+
+  wrote(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.unflushed < this.every || this.flushing !== undefined) return;
+    this.unflushed = 0;
+    this.flushing = this.handle
+      .datasync()
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => {
+        this.flushing = undefined;
+      });
+  }
+
+  /** No flush runs any more; the file can close. */
+  async settled(): Promise<void> {
+    await this.flushing;
+  }
+
+  /** Every byte written is on disk, or this throws. */
+  async done(): Promise<void> {
+    await this.flushing;
+    if (this.failure) {
+      throw new RuntimeFailure(
+        `${this.path}: writing to disk failed (${messageOf(this.failure.error)}); the image is incomplete`,
+      );
+    }
+    await this.handle.sync();
+  }
 }
 
 /**
@@ -386,88 +439,96 @@ export class FilesRestore {
       return file;
     };
     try {
-      await readStream(input.open(), input.name, {
-        manifest: async (m: Manifest) => {
-          manifest = m;
-          dir = this.dirFor(m);
-          await mkdir(dir, { recursive: true, mode: 0o700 });
-          state = await this.loadState(dir);
-          if (state?.applying) {
-            this.log.warn(`finishing the interrupted application of job ${state.applying.job} in ${dir}`);
-            await this.applyRedo(dir, state);
-          }
-          keep = this.keptBy(dir, m, state);
-          if (keep !== undefined) {
-            this.kept.add(m.job);
-            this.log.warn(keep);
-            return;
-          }
-          this.checkBase(dir, m, state);
-          metadata.set(member.manifest, m);
-        },
-        instance: (meta) => {
-          metadata.set(member.instance, meta);
-        },
-        volumeStart: async (meta) => {
-          if (keep !== undefined || !this.selected(meta.volumeId)) return;
-          metadata.set(member.volumeMeta(meta.volumeId), meta);
-          snapshots.set(meta.volumeId, meta.snapshotId);
-          const name = meta.level === 'Full' ? member.volumeData(meta.volumeId) : redoName(meta.volumeId);
-          const path = under(dir, name + PARTIAL);
-          partials.push(path);
-          const handle = await open(path, 'w', 0o600);
-          file = {
-            handle,
-            path,
-            writes: new Slots(FILE_WRITES),
-            records: 0,
-            progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
-          };
-          if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
-        },
-        block: async (meta, index, data) => {
-          if (keep !== undefined || !this.selected(meta.volumeId)) return;
-          const target = currentFile();
-          target.progress.block();
-          if (meta.level === 'Full') {
-            // A fresh image reads as zeros already; skipping zero blocks keeps it sparse.
-            if (data.equals(ZERO_BLOCK)) return;
-            await target.writes.run(() => writeAll(target.handle, target.path, [data], index * BLOCK_SIZE));
-            return;
-          }
-          // In a chain a zero block is an explicit change: it overwrites what the base held.
-          const head = Buffer.allocUnsafe(8);
-          head.writeBigUInt64BE(BigInt(index), 0);
-          const at = target.records++ * RECORD;
-          await target.writes.run(() => writeAll(target.handle, target.path, [head, data], at));
-        },
-        volumeEnd: async (meta, sum) => {
-          if (keep !== undefined || !this.selected(meta.volumeId)) return;
-          metadata.set(member.volumeSum(meta.volumeId), sum);
-          const done = currentFile();
-          file = undefined;
-          await done.writes.drain();
-          await done.handle.sync();
-          await done.handle.close();
-          this.log.info(`${done.progress.finish()}, written; its checksums matched`);
-        },
-        // Called only after the whole stream, its end records included, verified.
-        end: async () => {
-          if (keep !== undefined) return;
-          for (const [name, value] of metadata) {
+      await readStream(
+        input.open(),
+        input.name,
+        {
+          manifest: async (m: Manifest) => {
+            manifest = m;
+            dir = this.dirFor(m);
+            await mkdir(dir, { recursive: true, mode: 0o700 });
+            state = await this.loadState(dir);
+            if (state?.applying) {
+              this.log.warn(`finishing the interrupted application of job ${state.applying.job} in ${dir}`);
+              await this.applyRedo(dir, state);
+            }
+            keep = this.keptBy(dir, m, state);
+            if (keep !== undefined) {
+              this.kept.add(m.job);
+              this.log.warn(keep);
+              return;
+            }
+            this.checkBase(dir, m, state);
+            metadata.set(member.manifest, m);
+          },
+          instance: (meta) => {
+            metadata.set(member.instance, meta);
+          },
+          volumeStart: async (meta) => {
+            if (keep !== undefined || !this.selected(meta.volumeId)) return;
+            metadata.set(member.volumeMeta(meta.volumeId), meta);
+            snapshots.set(meta.volumeId, meta.snapshotId);
+            const name = meta.level === 'Full' ? member.volumeData(meta.volumeId) : redoName(meta.volumeId);
             const path = under(dir, name + PARTIAL);
             partials.push(path);
-            await writeFile(path, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
-          }
-          for (const partial of partials) await rename(partial, partial.slice(0, -PARTIAL.length));
-          partials.length = 0;
+            const handle = await open(path, 'w', 0o600);
+            file = {
+              handle,
+              path,
+              records: 0,
+              flush: new ImageFlush(handle, path),
+              progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
+            };
+            if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
+          },
+          block: async (meta, index, data, digest) => {
+            if (keep !== undefined || !this.selected(meta.volumeId)) return;
+            const target = currentFile();
+            target.progress.block();
+            if (meta.level === 'Full') {
+              // A fresh image reads as zeros already; skipping zero blocks keeps it sparse. The
+              // digest tells a zero block without comparing its 512 KiB.
+              if (digest.equals(ZERO_BLOCK_SHA256)) return;
+              // Settles once written: until then the reader keeps the block's memory for us.
+              await writeAll(target.handle, target.path, [data], index * BLOCK_SIZE);
+              target.flush.wrote(BLOCK_SIZE);
+              return;
+            }
+            // In a chain a zero block is an explicit change: it overwrites what the base held.
+            const head = Buffer.allocUnsafe(8);
+            head.writeBigUInt64BE(BigInt(index), 0);
+            const at = target.records++ * RECORD;
+            await writeAll(target.handle, target.path, [head, data], at);
+            target.flush.wrote(RECORD);
+          },
+          volumeEnd: async (meta, sum) => {
+            if (keep !== undefined || !this.selected(meta.volumeId)) return;
+            metadata.set(member.volumeSum(meta.volumeId), sum);
+            const done = currentFile();
+            file = undefined;
+            await done.flush.done();
+            await done.handle.close();
+            this.log.info(`${done.progress.finish()}, written; its checksums matched`);
+          },
+          // Called only after the whole stream, its end records included, verified.
+          end: async () => {
+            if (keep !== undefined) return;
+            for (const [name, value] of metadata) {
+              const path = under(dir, name + PARTIAL);
+              partials.push(path);
+              await writeFile(path, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+            }
+            for (const partial of partials) await rename(partial, partial.slice(0, -PARTIAL.length));
+            partials.length = 0;
+          },
         },
-      });
+        { blocksLent: FILE_WRITES },
+      );
     } catch (err) {
+      // The reader settled every write before it threw: the handle can close.
       if (file !== undefined) {
-        const { handle, writes } = file;
-        await writes.drain().catch(() => undefined);
-        await handle.close().catch(() => undefined);
+        await file.flush.settled();
+        await file.handle.close().catch(() => undefined);
       }
       await Promise.all(partials.map((p) => rm(p, { force: true })));
       throw err;

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { messageOf, RuntimeFailure } from '../errors.js';
+import { BlockRing, type RingSlot } from './block-ring.js';
 import { StreamDefect } from './defect.js';
 import { sha256Hex, VolumeDigests } from './digests.js';
 import {
@@ -36,6 +36,22 @@ export { StreamDefect } from './defect.js';
 /** JSON members are small: the largest, instance.json, holds at most 16 KiB of user data. */
 const MAX_JSON_MEMBER = 1024 * 1024;
 const SPARSE_KEYS = ['GNU.sparse.major', 'GNU.sparse.minor', 'GNU.sparse.name', 'GNU.sparse.realsize'];
+/**
+ * Blocks being hashed while the next ones are read. The reader's own thread parses the tar and
+ * copies each block out of the input; the SHA-256, about half of what reading costs, runs on the
+ * hashing thread meanwhile (docs/PERFORMANCE.md). Two keep that thread busy; four absorb the
+ * jitter of a visitor that waits on a write. Each is one block of memory.
+ */
+const BLOCKS_HASHING = 4;
+
+export interface ReadOptions {
+  /**
+   * How many blocks the visitor may hold at once: `block` is called for the next block while up
+   * to this many earlier calls have not settled (their writes in flight). 1, the default, calls
+   * it only once the previous call settled. Each is one block of memory.
+   */
+  blocksLent?: number;
+}
 
 /**
  * Called as the stream is read. Every call but `end` happens before the stream is known to be
@@ -46,7 +62,12 @@ export interface StreamVisitor {
   manifest?(manifest: Manifest): Promise<void> | void;
   instance?(meta: InstanceMeta): Promise<void> | void;
   volumeStart?(meta: VolumeMeta): Promise<void> | void;
-  /** One block, in ascending index order, with its 32-byte SHA-256; checked against the volume's sums at volumeEnd. */
+  /**
+   * One block, in ascending index order, with its 32-byte SHA-256; checked against the volume's
+   * sums at volumeEnd. `data` is lent: it holds the block until the promise this call returns
+   * settles, and other blocks after that (the reader reuses its memory). The next call may come
+   * before this one settled (ReadOptions.blocksLent); volumeEnd comes once all have.
+   */
   block?(meta: VolumeMeta, index: number, data: Buffer, digest: Buffer): Promise<void> | void;
   /** Every block of the volume matched its recorded checksums. */
   volumeEnd?(meta: VolumeMeta, sum: VolumeSum): Promise<void> | void;
@@ -86,6 +107,9 @@ async function* inputChunks(input: Readable, source: string): AsyncGenerator<unk
 /** The state of one stream being read: what was seen, what must come next. */
 class StreamCheck {
   private readonly tar: TarReader;
+  private readonly blocksLent: number;
+  /** Where blocks are put while hashed and lent; taken at the first volume. */
+  private ring: BlockRing | undefined;
   private readonly expected: string[] = [member.manifest];
   private readonly digests: MemberDigest[] = [];
   private readonly reports: VolumeReport[] = [];
@@ -100,8 +124,18 @@ class StreamCheck {
     input: Readable,
     private readonly source: string,
     private readonly visitor: StreamVisitor,
+    options: ReadOptions,
   ) {
     this.tar = new TarReader(inputChunks(input, source), source);
+    const lent = options.blocksLent ?? 1;
+    if (!Number.isInteger(lent) || lent < 1)
+      throw new Error('readStream: blocksLent must be an integer >= 1');
+    this.blocksLent = lent;
+  }
+
+  /** The ring's memory goes back once the stream is done with, whatever its outcome. */
+  close(): void {
+    this.ring?.close();
   }
 
   private invalid(message: string): StreamDefect {
@@ -306,44 +340,85 @@ class StreamCheck {
     const digests = new VolumeDigests();
     this.volumeDigests = digests;
     const parser = new SparseMapParser(BLOCK_SIZE, meta.sizeBytes);
-    let block = Buffer.allocUnsafe(BLOCK_SIZE);
+    // Every slot is filling, hashing or lent: at most one, BLOCKS_HASHING and blocksLent of them.
+    this.ring ??= new BlockRing(1 + BLOCKS_HASHING + this.blocksLent, BLOCK_SIZE);
+    const ring = this.ring;
+    /** Blocks read and being hashed, oldest first: they reach the visitor in this order. */
+    const hashing: { index: number; slot: RingSlot; digest: Promise<Buffer> }[] = [];
+    /** The visitor's calls not settled yet; each gives its slot back when it settles. */
+    const lent = new Set<Promise<void>>();
+    let refused: { error: unknown } | undefined;
+    const lendOldest = async (): Promise<void> => {
+      const oldest = hashing.shift();
+      if (oldest === undefined) return;
+      const digest = await oldest.digest;
+      digests.add(oldest.index, digest);
+      while (lent.size >= this.blocksLent) await Promise.race(lent);
+      if (refused) {
+        ring.give(oldest.slot);
+        throw refused.error;
+      }
+      const visited = (async () => this.visitor.block?.(meta, oldest.index, oldest.slot.data, digest))();
+      const settled: Promise<void> = visited
+        .then(
+          () => undefined,
+          (error: unknown) => {
+            refused ??= { error };
+          },
+        )
+        .finally(() => {
+          lent.delete(settled);
+          ring.give(oldest.slot);
+        });
+      lent.add(settled);
+    };
+    let filling = ring.take();
     let filled = 0;
     let count = 0;
     const fail = (err: unknown): never => {
       if (err instanceof SparseMapError) throw this.invalid(`member ${name}: ${err.message}`);
       throw err;
     };
-    for await (const chunk of this.tar.body()) {
-      let data: Buffer | undefined;
-      try {
-        const wasDone = parser.done;
-        data = parser.push(chunk);
-        if (!wasDone && parser.done && parser.blocks.length !== meta.blockCount) {
-          throw this.invalid(
-            `member ${name}: the sparse map lists ${parser.blocks.length} blocks, ${member.volumeMeta(meta.volumeId)} ${meta.blockCount}`,
-          );
+    try {
+      for await (const chunk of this.tar.body()) {
+        let data: Buffer | undefined;
+        try {
+          const wasDone = parser.done;
+          data = parser.push(chunk);
+          if (!wasDone && parser.done && parser.blocks.length !== meta.blockCount) {
+            throw this.invalid(
+              `member ${name}: the sparse map lists ${parser.blocks.length} blocks, ${member.volumeMeta(meta.volumeId)} ${meta.blockCount}`,
+            );
+          }
+        } catch (err) {
+          fail(err);
         }
-      } catch (err) {
-        fail(err);
-      }
-      if (data === undefined) continue;
-      while (data.length > 0) {
-        if (count >= parser.blocks.length)
-          throw this.invalid(`member ${name}: more data than the sparse map lists`);
-        const take = Math.min(BLOCK_SIZE - filled, data.length);
-        data.copy(block, filled, 0, take);
-        filled += take;
-        data = data.subarray(take);
-        if (filled === BLOCK_SIZE) {
-          const index = parser.blocks.at(count);
-          const digest = createHash('sha256').update(block).digest();
-          digests.add(index, digest);
-          await this.visitor.block?.(meta, index, block, digest);
-          count++;
-          block = Buffer.allocUnsafe(BLOCK_SIZE);
-          filled = 0;
+        if (data === undefined) continue;
+        while (data.length > 0) {
+          if (count >= parser.blocks.length)
+            throw this.invalid(`member ${name}: more data than the sparse map lists`);
+          const take = Math.min(BLOCK_SIZE - filled, data.length);
+          data.copy(filling.data, filled, 0, take);
+          filled += take;
+          data = data.subarray(take);
+          if (filled === BLOCK_SIZE) {
+            hashing.push({ index: parser.blocks.at(count), slot: filling, digest: ring.hash(filling) });
+            count++;
+            if (hashing.length > BLOCKS_HASHING) await lendOldest();
+            filling = ring.take();
+            filled = 0;
+          }
         }
       }
+      while (hashing.length > 0) await lendOldest();
+      await Promise.all(lent);
+      if (refused) throw refused.error;
+    } finally {
+      // On a defect too, every lent block is given back before the error goes up: the caller
+      // then closes what the visitor was writing to, and nothing writes to it any more.
+      await Promise.all(lent);
+      for (const { slot } of hashing.splice(0)) ring.give(slot);
+      ring.give(filling);
     }
     if (!parser.done) throw this.invalid(`member ${name}: the sparse map is incomplete`);
     if (filled !== 0 || count !== parser.blocks.length) {
@@ -430,10 +505,13 @@ export async function readStream(
   input: Readable,
   source: string,
   visitor: StreamVisitor = {},
+  options: ReadOptions = {},
 ): Promise<StreamReport> {
+  const check = new StreamCheck(input, source, visitor, options);
   try {
-    return await new StreamCheck(input, source, visitor).run();
+    return await check.run();
   } finally {
+    check.close();
     input.destroy();
   }
 }

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readStream, StreamDefect } from '../../src/stream/reader.js';
 import { block, buildStream, ZERO } from '../stream-builder.js';
@@ -89,5 +91,83 @@ describe('readStream', () => {
     expect(error).toBeInstanceOf(StreamDefect);
     expect((error as StreamDefect).message).toBe('test.tar: the stream is incomplete: it is empty');
     expect((error as StreamDefect).incomplete).toBe(true);
+  });
+});
+
+describe('readStream lends each block to the visitor', () => {
+  const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+  /** Lets `turns` rounds of the event loop pass: a write or a put in flight, without a clock. */
+  const turns = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  };
+
+  it('in index order, at most blocksLent at once, each intact until its call settles', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 12, maxLength: 12 }),
+        async (indices, blocksLent, delays) => {
+          const blocks = new Map(indices.map((i) => [i, block(i + 1)]));
+          const stream = await buildStream({ job: 'j1', volumes: [{ volumeId: VOL, blocks }] });
+          const seen: number[] = [];
+          let lent = 0;
+          let most = 0;
+          let lentAtEnd = -1;
+          await readStream(
+            Readable.from([stream]),
+            'test.tar',
+            {
+              block: async (_m, index, data, digest) => {
+                lent++;
+                most = Math.max(most, lent);
+                seen.push(index);
+                expect(sha(data)).toBe(digest.toString('hex'));
+                await turns(delays[seen.length - 1] ?? 0);
+                // Still the same bytes: nothing reused the memory while it was lent.
+                expect(sha(data)).toBe(sha(block(index + 1)));
+                lent--;
+              },
+              volumeEnd: () => {
+                lentAtEnd = lent;
+              },
+            },
+            { blocksLent },
+          );
+          expect(seen).toEqual([...indices].sort((a, b) => a - b));
+          expect(most).toBeLessThanOrEqual(blocksLent);
+          expect(lentAtEnd).toBe(0);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('fails the stream with the visitor error, once every lent block has settled', async () => {
+    const blocks = new Map(Array.from({ length: 10 }, (_, i) => [i, block(i + 1)]));
+    const stream = await buildStream({ job: 'j1', volumes: [{ volumeId: VOL, blocks }] });
+    let lent = 0;
+    const calls: number[] = [];
+    const outcome = readStream(
+      Readable.from([stream]),
+      'test.tar',
+      {
+        block: async (_m, index) => {
+          calls.push(index);
+          lent++;
+          try {
+            await turns(index === 3 ? 1 : 5);
+            if (index === 3) throw new Error('disk full at block 3');
+          } finally {
+            lent--;
+          }
+        },
+      },
+      { blocksLent: 4 },
+    );
+    await expect(outcome).rejects.toThrow('disk full at block 3');
+    expect(lent).toBe(0);
+    // No block is lent once the failure is known: the calls stop within the window.
+    expect(Math.max(...calls)).toBeLessThan(3 + 4 + 1);
   });
 });
