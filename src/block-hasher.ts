@@ -2,37 +2,31 @@ import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 
 /**
- * The hashing thread. It gets either a block as `[buffer, offset, length]` parts whose
- * ArrayBuffers were transferred to it, hashes the parts in order and transfers the same buffers
- * back with the SHA-256; or a region of a shared ring of block memory (registered once), which
- * it hashes in place and answers with the SHA-256 alone. It never writes the blocks. Kept as
- * source text and run with `eval`, so that the bundle needs no second entry point.
+ * The hashing thread: it gets a block as `[buffer, offset, length]` parts whose ArrayBuffers were
+ * transferred to it, hashes the parts in order, and transfers the same buffers back with the
+ * SHA-256. It never writes them. Kept as source text and run with `eval`, so that the bundle
+ * needs no second entry point.
  */
 const THREAD_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const rings = new Map();
 parentPort.on('message', (message) => {
-  if (message.memory !== undefined) return void rings.set(message.ring, message.memory);
-  if (message.forget !== undefined) return void rings.delete(message.forget);
   const hash = createHash('sha256');
-  if (message.ring !== undefined) {
-    hash.update(new Uint8Array(rings.get(message.ring), message.offset, message.length));
-  } else {
-    for (const [buffer, offset, length] of message.parts) hash.update(new Uint8Array(buffer, offset, length));
-  }
+  for (const [buffer, offset, length] of message.parts) hash.update(new Uint8Array(buffer, offset, length));
   // A 32-byte buffer of its own: the digest Buffer is a view of an 8 KiB pool, which would travel whole.
   message.digest = new Uint8Array(hash.digest());
-  parentPort.postMessage(message, message.parts ? [...new Set(message.parts.map((part) => part[0]))] : []);
+  parentPort.postMessage(message, [...new Set(message.parts.map((part) => part[0]))]);
 });
 `;
 
 type Part = [buffer: ArrayBuffer, offset: number, length: number];
 
-interface HashAnswer {
+interface HashRequest {
   id: number;
-  /** The moved parts, back; absent for a region of a shared ring. */
-  parts?: Part[];
+  parts: Part[];
+}
+
+interface HashAnswer extends HashRequest {
   digest: Uint8Array;
 }
 
@@ -56,11 +50,8 @@ export class BlockHasher {
   private nextId = 0;
   private readonly pending = new Map<
     number,
-    { resolve: (answer: HashAnswer) => void; reject: (err: Error) => void }
+    { resolve: (block: HashedBlock) => void; reject: (err: Error) => void }
   >();
-  /** Shared rings the thread knows, by the number it knows them by. */
-  private readonly rings = new WeakMap<SharedArrayBuffer, number>();
-  private nextRing = 0;
   private failure: Error | undefined;
 
   /** `threadSource` replaces the thread's code, for the tests of a failing thread. */
@@ -89,82 +80,26 @@ export class BlockHasher {
         moving.add(copy.buffer);
       }
     }
-    const thread = this.running();
-    if (thread === undefined) return hashHere(chunks);
-    const id = this.nextId++;
-    const answer = this.answer(id);
+    let thread: Worker;
     try {
-      thread.postMessage({ id, parts }, [...moving]);
+      thread = this.start();
+    } catch (err) {
+      this.failure = new Error(`the block hashing thread could not start (${String(err)})`, { cause: err });
+      return hashHere(chunks);
+    }
+    const id = this.nextId++;
+    const answer = new Promise<HashedBlock>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const request: HashRequest = { id, parts };
+    try {
+      thread.postMessage(request, [...moving]);
     } catch {
       // A buffer Node will not move (DataCloneError): nothing was moved, hash it here.
       this.pending.delete(id);
       return hashHere(chunks);
     }
-    this.busy(thread);
-    const { parts: back = [], digest } = await answer;
-    return {
-      chunks: back.map(([buffer, offset, length]) => Buffer.from(buffer, offset, length)),
-      digest: bufferOf(digest),
-    };
-  }
-
-  /**
-   * The SHA-256 of `length` bytes at `offset` of a shared ring, hashed in place on the thread:
-   * nothing is moved or copied, and no memory is created per block, so the process's garbage
-   * collector has nothing to follow (moved buffers cost a restore about 1 CPU-s/GiB of it,
-   * docs/PERFORMANCE.md). The caller leaves those bytes alone until the digest is back. A thread
-   * that cannot start or stops costs speed only: the bytes are still here, and are hashed here.
-   */
-  async hashShared(memory: SharedArrayBuffer, offset: number, length: number): Promise<Buffer> {
-    const here = (): Buffer =>
-      createHash('sha256')
-        .update(new Uint8Array(memory, offset, length))
-        .digest();
-    const thread = this.running();
-    if (thread === undefined) return here();
-    let ring = this.rings.get(memory);
-    if (ring === undefined) {
-      ring = this.nextRing++;
-      this.rings.set(memory, ring);
-      thread.postMessage({ ring, memory });
-    }
-    const id = this.nextId++;
-    const answer = this.answer(id);
-    thread.postMessage({ id, ring, offset, length });
-    this.busy(thread);
-    try {
-      return bufferOf((await answer).digest);
-    } catch {
-      return here();
-    }
-  }
-
-  /** The thread lets go of a shared ring: messages keep their order, so after its last block. */
-  forget(memory: SharedArrayBuffer): void {
-    const ring = this.rings.get(memory);
-    if (ring === undefined) return;
-    this.rings.delete(memory);
-    this.thread?.postMessage({ forget: ring });
-  }
-
-  /** The thread, started if need be; undefined when it cannot run (then hash here). */
-  private running(): Worker | undefined {
-    if (this.failure) return undefined;
-    try {
-      return this.start();
-    } catch (err) {
-      this.failure = new Error(`the block hashing thread could not start (${String(err)})`, { cause: err });
-      return undefined;
-    }
-  }
-
-  private answer(id: number): Promise<HashAnswer> {
-    return new Promise<HashAnswer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-  }
-
-  /** The thread keeps the process alive only while it has work. */
-  private busy(thread: Worker): void {
+    // The thread keeps the process alive only while it has work.
     if (this.pending.size === 1) thread.ref();
+    return answer;
   }
 
   private start(): Worker {
@@ -183,7 +118,10 @@ export class BlockHasher {
       if (waiting === undefined) return;
       this.pending.delete(answer.id);
       if (this.pending.size === 0) thread.unref();
-      waiting.resolve(answer);
+      waiting.resolve({
+        chunks: answer.parts.map(([buffer, offset, length]) => Buffer.from(buffer, offset, length)),
+        digest: Buffer.from(answer.digest.buffer, answer.digest.byteOffset, answer.digest.length),
+      });
     });
     const fail = (err: Error): void => {
       this.failure ??= new Error(`the block hashing thread stopped (${err.message})`, { cause: err });
@@ -204,8 +142,6 @@ export class BlockHasher {
     if (thread) await thread.terminate();
   }
 }
-
-const bufferOf = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 
 let shared: BlockHasher | undefined;
 

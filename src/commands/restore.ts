@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import { classify, streamInputs } from '../inputs.js';
-import type { AppliedStream } from '../restore/aws.js';
+import { type AppliedStream, AwsRestore } from '../restore/aws.js';
 import { FilesRestore, parseReplace } from '../restore/files.js';
 import { parseVolumeSelection } from '../restore/selection.js';
 import { StreamDefect } from '../stream/reader.js';
@@ -63,9 +63,6 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
         `replace=${replace} has nothing to keep: a restore to AWS creates new resources and replaces none`,
       );
     const launch = options.launch;
-    // Loaded only here: a restore to files needs none of the AWS SDK, whose loading was about a
-    // tenth of a 1 GiB restore to files (docs/PERFORMANCE.md).
-    const { AwsRestore } = await import('../restore/aws.js');
     const target = new AwsRestore(ctx.config, ctx.log, print, {
       launch,
       dryRun: options.dryRun,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { messageOf, RuntimeFailure } from '../errors.js';
@@ -36,14 +37,6 @@ export { StreamDefect } from './defect.js';
 /** JSON members are small: the largest, instance.json, holds at most 16 KiB of user data. */
 const MAX_JSON_MEMBER = 1024 * 1024;
 const SPARSE_KEYS = ['GNU.sparse.major', 'GNU.sparse.minor', 'GNU.sparse.name', 'GNU.sparse.realsize'];
-/**
- * Blocks being hashed while the next ones are read. The reader's own thread parses the tar and
- * copies each block out of the input; the SHA-256, about half of what reading costs, runs on the
- * hashing thread meanwhile (docs/PERFORMANCE.md). Two keep that thread busy; four absorb the
- * jitter of a visitor that waits on a write. Each is one block of memory.
- */
-const BLOCKS_HASHING = 4;
-
 export interface ReadOptions {
   /**
    * How many blocks the visitor may hold at once: `block` is called for the next block while up
@@ -108,7 +101,7 @@ async function* inputChunks(input: Readable, source: string): AsyncGenerator<unk
 class StreamCheck {
   private readonly tar: TarReader;
   private readonly blocksLent: number;
-  /** Where blocks are put while hashed and lent; taken at the first volume. */
+  /** Where blocks are put while they are lent; taken at the first volume. */
   private ring: BlockRing | undefined;
   private readonly expected: string[] = [member.manifest];
   private readonly digests: MemberDigest[] = [];
@@ -131,11 +124,6 @@ class StreamCheck {
     if (!Number.isInteger(lent) || lent < 1)
       throw new Error('readStream: blocksLent must be an integer >= 1');
     this.blocksLent = lent;
-  }
-
-  /** The ring's memory goes back once the stream is done with, whatever its outcome. */
-  close(): void {
-    this.ring?.close();
   }
 
   private invalid(message: string): StreamDefect {
@@ -340,25 +328,17 @@ class StreamCheck {
     const digests = new VolumeDigests();
     this.volumeDigests = digests;
     const parser = new SparseMapParser(BLOCK_SIZE, meta.sizeBytes);
-    // Every slot is filling, hashing or lent: at most one, BLOCKS_HASHING and blocksLent of them.
-    this.ring ??= new BlockRing(1 + BLOCKS_HASHING + this.blocksLent, BLOCK_SIZE);
+    // Every slot is filling or lent: one, and at most blocksLent.
+    this.ring ??= new BlockRing(1 + this.blocksLent, BLOCK_SIZE);
     const ring = this.ring;
-    /** Blocks read and being hashed, oldest first: they reach the visitor in this order. */
-    const hashing: { index: number; slot: RingSlot; digest: Promise<Buffer> }[] = [];
     /** The visitor's calls not settled yet; each gives its slot back when it settles. */
     const lent = new Set<Promise<void>>();
     let refused: { error: unknown } | undefined;
-    const lendOldest = async (): Promise<void> => {
-      const oldest = hashing.shift();
-      if (oldest === undefined) return;
-      const digest = await oldest.digest;
-      digests.add(oldest.index, digest);
+    const lend = async (index: number, slot: RingSlot, digest: Buffer): Promise<void> => {
       while (lent.size >= this.blocksLent) await Promise.race(lent);
-      if (refused) {
-        ring.give(oldest.slot);
-        throw refused.error;
-      }
-      const visited = (async () => this.visitor.block?.(meta, oldest.index, oldest.slot.data, digest))();
+      // Not lent: the slot is still the one filling, which the caller gives back.
+      if (refused) throw refused.error;
+      const visited = (async () => this.visitor.block?.(meta, index, slot.data, digest))();
       const settled: Promise<void> = visited
         .then(
           () => undefined,
@@ -368,7 +348,7 @@ class StreamCheck {
         )
         .finally(() => {
           lent.delete(settled);
-          ring.give(oldest.slot);
+          ring.give(slot);
         });
       lent.add(settled);
     };
@@ -402,22 +382,24 @@ class StreamCheck {
           filled += take;
           data = data.subarray(take);
           if (filled === BLOCK_SIZE) {
-            hashing.push({ index: parser.blocks.at(count), slot: filling, digest: ring.hash(filling) });
+            // Hashed here: a second thread, tried, cost a restore more than it saved
+            // (docs/PERFORMANCE.md).
+            const index = parser.blocks.at(count);
+            const digest = createHash('sha256').update(filling.data).digest();
+            digests.add(index, digest);
             count++;
-            if (hashing.length > BLOCKS_HASHING) await lendOldest();
+            await lend(index, filling, digest);
             filling = ring.take();
             filled = 0;
           }
         }
       }
-      while (hashing.length > 0) await lendOldest();
       await Promise.all(lent);
       if (refused) throw refused.error;
     } finally {
       // On a defect too, every lent block is given back before the error goes up: the caller
       // then closes what the visitor was writing to, and nothing writes to it any more.
       await Promise.all(lent);
-      for (const { slot } of hashing.splice(0)) ring.give(slot);
       ring.give(filling);
     }
     if (!parser.done) throw this.invalid(`member ${name}: the sparse map is incomplete`);
@@ -507,11 +489,9 @@ export async function readStream(
   visitor: StreamVisitor = {},
   options: ReadOptions = {},
 ): Promise<StreamReport> {
-  const check = new StreamCheck(input, source, visitor, options);
   try {
-    return await check.run();
+    return await new StreamCheck(input, source, visitor, options).run();
   } finally {
-    check.close();
     input.destroy();
   }
 }

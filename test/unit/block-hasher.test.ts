@@ -93,36 +93,4 @@ describe('BlockHasher', () => {
     expect((await broken.hash(later)).digest.toString('hex')).toBe(sha256(later));
     await broken.close();
   });
-
-  it('hashes regions of a shared ring in place, many at once, and leaves their bytes as they were', async () => {
-    const block = 64 * 1024;
-    const memory = new SharedArrayBuffer(24 * block);
-    const view = new Uint8Array(memory);
-    for (let i = 0; i < view.length; i++) view[i] = (i * 7 + (i >> 16)) & 0xff;
-    const before = Buffer.from(view).toString('hex');
-    const regions = Array.from({ length: 24 }, (_, i) => [i * block, block - (i % 3)] as const);
-    const digests = await Promise.all(regions.map(([at, length]) => hasher.hashShared(memory, at, length)));
-    digests.forEach((digest, i) => {
-      const [at, length] = regions[i] ?? [0, 0];
-      expect(digest.toString('hex')).toBe(sha256([view.subarray(at, at + length)]));
-    });
-    expect(Buffer.from(view).toString('hex')).toBe(before);
-    hasher.forget(memory);
-    // A forgotten ring is registered again on its next use.
-    expect((await hasher.hashShared(memory, 0, block)).toString('hex')).toBe(
-      sha256([view.subarray(0, block)]),
-    );
-  });
-
-  it('hashes a shared region on the calling thread when the thread dies with it: its bytes are still here', async () => {
-    const broken = new BlockHasher(
-      `require('node:worker_threads').parentPort.on('message', (m) => { if (m.id !== undefined) throw new Error('boom'); });`,
-    );
-    const memory = new SharedArrayBuffer(4096);
-    new Uint8Array(memory).fill(9);
-    const expected = sha256([new Uint8Array(memory)]);
-    expect((await broken.hashShared(memory, 0, 4096)).toString('hex')).toBe(expected);
-    expect((await broken.hashShared(memory, 0, 4096)).toString('hex')).toBe(expected);
-    await broken.close();
-  });
 });
