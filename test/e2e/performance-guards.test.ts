@@ -1,11 +1,13 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, ROOT, withEmulator, writeConfig } from '../helpers.js';
+import { cli, imageDigest, ROOT, withEmulator, writeConfig } from '../helpers.js';
 
 const BLOCK = 512 * 1024;
 const COUNT_HASHING = { NODE_OPTIONS: `--import ${join(ROOT, 'test', 'fixtures', 'count-hashing.mjs')}` };
+const COUNT_FLUSHES = { NODE_OPTIONS: `--import ${join(ROOT, 'test', 'fixtures', 'count-flushes.mjs')}` };
 
-function hashedBytes(stderr: string, counter = 'hashed-bytes'): number {
+/** The count a preload printed on stderr as `<counter> N`. */
+function counted(stderr: string, counter = 'hashed-bytes'): number {
   const match = new RegExp(`^${counter} (\\d+)$`, 'm').exec(stderr);
   expect(match, stderr).not.toBeNull();
   return Number(match?.[1]);
@@ -31,11 +33,11 @@ describe('performance guards', () => {
       // members and SigV4's small strings: well under a second pass over the data. The SigV4
       // payload hash of PutSnapshotBlock reuses the block's digest instead of hashing it again.
       for (const run of [backup, restore]) {
-        const hashed = hashedBytes(run.stderr);
+        const hashed = counted(run.stderr);
         expect(hashed).toBeGreaterThanOrEqual(data);
         expect(hashed).toBeLessThan(data * 1.1);
         // 8 workers, the default: the main thread hashes (HASH_THREAD_MIN_WORKERS).
-        expect(hashedBytes(run.stderr, 'thread-hashed-bytes')).toBe(0);
+        expect(counted(run.stderr, 'thread-hashed-bytes')).toBe(0);
       }
     });
   });
@@ -51,13 +53,38 @@ describe('performance guards', () => {
         env: COUNT_HASHING,
       });
       expect(backup.code, backup.stderr).toBe(0);
-      const hashed = hashedBytes(backup.stderr);
+      const hashed = counted(backup.stderr);
       expect(hashed).toBeGreaterThanOrEqual(blocks * BLOCK);
       expect(hashed).toBeLessThan(blocks * BLOCK * 1.1);
-      expect(hashedBytes(backup.stderr, 'thread-hashed-bytes')).toBe(blocks * BLOCK);
+      expect(counted(backup.stderr, 'thread-hashed-bytes')).toBe(blocks * BLOCK);
       const verify = await cli(['verify', file]);
       expect(verify.code, verify.stderr).toBe(0);
       expect(verify.stdout.toString()).toContain(`blocks=${blocks}`);
+    });
+  });
+
+  it('restore to files flushes an image in the background as it writes it, and the image is the snapshot', async () => {
+    await withEmulator({}, async (em, dir) => {
+      // 70 MiB: more than one background flush interval (64 MiB) of a single image.
+      const blocks = 140;
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks, seed: 33 } });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 'f.tar');
+      const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=f1'], {
+        stdoutFile: file,
+      });
+      expect(backup.code, backup.stderr).toBe(0);
+      const out = join(dir.path, 'images');
+      const restore = await cli(['restore', `--to-dir=${out}`, file], { env: COUNT_FLUSHES });
+      expect(restore.code, restore.stderr).toBe(0);
+      expect(counted(restore.stderr, 'datasync')).toBe(1);
+      // The image's final fsync, and none of the metadata files'.
+      expect(counted(restore.stderr, 'sync')).toBe(1);
+      const snapshot = (await em.admin.state()).snapshots.find((s) => s.VolumeId === volumeId);
+      expect(snapshot).toBeDefined();
+      expect(await imageDigest(join(out, volumeId, `${volumeId}.ebs`))).toEqual(
+        await em.admin.snapshotDigest(snapshot?.SnapshotId ?? ''),
+      );
     });
   });
 });
