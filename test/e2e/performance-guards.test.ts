@@ -13,19 +13,39 @@ function counted(stderr: string, counter = 'hashed-bytes'): number {
   return Number(match?.[1]);
 }
 
+type Emulator = Parameters<Parameters<typeof withEmulator>[1]>[0];
+
+/**
+ * A volume of `blocks` written blocks and a backup of it to `<job>.tar`, with `configBody` in the
+ * config and `env` (a counting preload) on the backup.
+ */
+async function backedUp(
+  em: Emulator,
+  dirPath: string,
+  spec: { blocks: number; seed: number; job: string; configBody?: string; env?: Record<string, string> },
+) {
+  const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: spec.blocks, seed: spec.seed } });
+  const config = writeConfig(dirPath, em, spec.configBody ?? '', spec.job);
+  const file = join(dirPath, `${spec.job}.tar`);
+  const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${spec.job}`], {
+    stdoutFile: file,
+    ...(spec.env && { env: spec.env }),
+  });
+  expect(backup.code, backup.stderr).toBe(0);
+  return { volumeId, config, file, backup };
+}
+
 /** Small-scale guards of what docs/PERFORMANCE.md measures at scale (issue: performance). */
 describe('performance guards', () => {
   it('hashes each block once in a backup and once in a restore to AWS', async () => {
     await withEmulator({}, async (em, dir) => {
       const blocks = 40;
-      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks, seed: 31 } });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'g.tar');
-      const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=g1'], {
-        stdoutFile: file,
+      const { config, file, backup } = await backedUp(em, dir.path, {
+        blocks,
+        seed: 31,
+        job: 'g1',
         env: COUNT_HASHING,
       });
-      expect(backup.code, backup.stderr).toBe(0);
       const restore = await cli(['restore', `--config=${config}`, file], { env: COUNT_HASHING });
       expect(restore.code, restore.stderr).toBe(0);
       const data = blocks * BLOCK;
@@ -45,14 +65,13 @@ describe('performance guards', () => {
   it('hashes each block once on the hashing thread when a backup reads with many workers, and the stream verifies', async () => {
     await withEmulator({}, async (em, dir) => {
       const blocks = 40;
-      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks, seed: 32 } });
-      const config = writeConfig(dir.path, em, '[backup]\nworkers = 32\n', 'many');
-      const file = join(dir.path, 'm.tar');
-      const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=m1'], {
-        stdoutFile: file,
+      const { file, backup } = await backedUp(em, dir.path, {
+        blocks,
+        seed: 32,
+        job: 'm1',
+        configBody: '[backup]\nworkers = 32\n',
         env: COUNT_HASHING,
       });
-      expect(backup.code, backup.stderr).toBe(0);
       const hashed = counted(backup.stderr);
       expect(hashed).toBeGreaterThanOrEqual(blocks * BLOCK);
       expect(hashed).toBeLessThan(blocks * BLOCK * 1.1);
@@ -66,14 +85,7 @@ describe('performance guards', () => {
   it('restore to files flushes an image in the background as it writes it, and the image is the snapshot', async () => {
     await withEmulator({}, async (em, dir) => {
       // 70 MiB: more than one background flush interval (64 MiB) of a single image.
-      const blocks = 140;
-      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks, seed: 33 } });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 'f.tar');
-      const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=f1'], {
-        stdoutFile: file,
-      });
-      expect(backup.code, backup.stderr).toBe(0);
+      const { volumeId, file } = await backedUp(em, dir.path, { blocks: 140, seed: 33, job: 'f1' });
       const out = join(dir.path, 'images');
       const restore = await cli(['restore', `--to-dir=${out}`, file], { env: COUNT_FLUSHES });
       expect(restore.code, restore.stderr).toBe(0);
