@@ -37,6 +37,7 @@ export { StreamDefect } from './defect.js';
 /** JSON members are small: the largest, instance.json, holds at most 16 KiB of user data. */
 const MAX_JSON_MEMBER = 1024 * 1024;
 const SPARSE_KEYS = ['GNU.sparse.major', 'GNU.sparse.minor', 'GNU.sparse.name', 'GNU.sparse.realsize'];
+
 export interface ReadOptions {
   /**
    * How many blocks the visitor may hold at once: `block` is called for the next block while up
