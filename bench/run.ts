@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--blocks=2048] [--reps=3] [--json] [--scenarios=20:8,20:32,...] [--rss-scaling]`
+ * `npm run bench -- [--blocks=2048] [--reps=3] [--files-reps=7] [--json] [--scenarios=20:8,20:32,...] [--rss-scaling]`
  *
  * What a user pays, side by side in one run: for each scenario (emulator latency in ms and
  * workers), the bare-SDK loop (bench/sdk-loop.mjs) and ec2-bpipe, interleaved, `--reps` times,
@@ -7,7 +7,8 @@
  *   backup      sdk-loop backup       vs  ec2-bpipe backup > /dev/null
  *   restore     sdk-loop restore      vs  ec2-bpipe restore (to the emulator)
  *   files       tar -xf of the stream vs  ec2-bpipe restore --to-dir (every block verified, the
- *               (and tar -xf + sync)      image fsynced before its rename), once
+ *               (and tar -xf + sync)      image fsynced before its rename), once, `--files-reps`
+ *                                         times (its runs vary more than the others)
  * Each process runs under GNU time: wall seconds, CPU seconds and peak RSS. `ideal` is
  * min(baseline, workers × 0.5 MiB / latency). `--rss-scaling` compares the peak RSS of a backup
  * of 2,000 and of 200,000 written blocks instead. docs/PERFORMANCE.md says how to read it.
@@ -24,12 +25,22 @@ const { values } = parseArgs({
   options: {
     blocks: { type: 'string', default: '2048' },
     reps: { type: 'string', default: '3' },
+    // Writing a gigabyte into the page cache varies run to run far more than the network paths
+    // do on a virtual machine (docs/PERFORMANCE.md): more runs for a steadier median.
+    'files-reps': { type: 'string', default: '7' },
     json: { type: 'boolean', default: false },
     scenarios: { type: 'string', default: '20:8,20:32,20:64,0:8,0:32' },
     'rss-scaling': { type: 'boolean', default: false },
   },
   strict: true,
 });
+for (const name of ['blocks', 'reps', 'files-reps'] as const) {
+  const value = Number(values[name]);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`--${name}=${values[name]}: expected a whole number of at least 1`);
+    process.exit(2);
+  }
+}
 const BLOCK_MIB = 0.5;
 
 interface Run {
@@ -254,7 +265,7 @@ async function scenarios(): Promise<void> {
       command: () => [node, BIN, 'restore', `--config=${config(8)}`, `--to-dir=${outDir}`, tar],
     },
   ];
-  for (let rep = 0; rep < reps; rep++) {
+  for (let rep = 0; rep < Number(values['files-reps']); rep++) {
     // The order turns with each repetition: a run that follows the deletion of another's
     // gigabyte was measured slower here, whichever program it was.
     for (let turn = 0; turn < filesSides.length; turn++) {
