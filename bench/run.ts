@@ -247,7 +247,7 @@ async function scenarios(): Promise<void> {
   }
   await listTime(source.volumeId);
 
-  // Restore to files involves neither the emulator nor the workers: measured once.
+  // Restore to files involves neither the emulator nor the workers: measured once, not per scenario.
   const tarRuns: Run[] = [];
   const tarSyncRuns: Run[] = [];
   const fileRuns: Run[] = [];

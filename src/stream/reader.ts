@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { messageOf, RuntimeFailure } from '../errors.js';
+import { Slots } from '../pool.js';
 import { BlockRing, type RingSlot } from './block-ring.js';
 import { StreamDefect } from './defect.js';
 import { sha256Hex, VolumeDigests } from './digests.js';
@@ -332,27 +333,18 @@ class StreamCheck {
     // Every slot is filling or lent: one, and at most blocksLent.
     this.ring ??= new BlockRing(1 + this.blocksLent, BLOCK_SIZE);
     const ring = this.ring;
-    /** The visitor's calls not settled yet; each gives its slot back when it settles. */
-    const lent = new Set<Promise<void>>();
-    let refused: { error: unknown } | undefined;
-    const lend = async (index: number, slot: RingSlot, digest: Buffer): Promise<void> => {
-      while (lent.size >= this.blocksLent) await Promise.race(lent);
-      // Not lent: the slot is still the one filling, which the caller gives back.
-      if (refused) throw refused.error;
-      const visited = (async () => this.visitor.block?.(meta, index, slot.data, digest))();
-      const settled: Promise<void> = visited
-        .then(
-          () => undefined,
-          (error: unknown) => {
-            refused ??= { error };
-          },
-        )
-        .finally(() => {
-          lent.delete(settled);
+    // The visitor's calls not settled yet; each gives its block's slot back when it settles.
+    const lent = new Slots(this.blocksLent);
+    const lend = (index: number, slot: RingSlot, digest: Buffer): Promise<void> =>
+      // A call refused after an earlier one failed leaves the slot the one filling, which the
+      // caller gives back.
+      lent.run(async () => {
+        try {
+          await this.visitor.block?.(meta, index, slot.data, digest);
+        } finally {
           ring.give(slot);
-        });
-      lent.add(settled);
-    };
+        }
+      });
     let filling = ring.take();
     let filled = 0;
     let count = 0;
@@ -395,12 +387,11 @@ class StreamCheck {
           }
         }
       }
-      await Promise.all(lent);
-      if (refused) throw refused.error;
+      await lent.drain();
     } finally {
       // On a defect too, every lent block is given back before the error goes up: the caller
       // then closes what the visitor was writing to, and nothing writes to it any more.
-      await Promise.all(lent);
+      await lent.drain().catch(() => undefined);
       ring.give(filling);
     }
     if (!parser.done) throw this.invalid(`member ${name}: the sparse map is incomplete`);
