@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import { classify, streamInputs } from '../inputs.js';
-import { type AppliedStream, AwsRestore } from '../restore/aws.js';
+import type { AppliedStream } from '../restore/aws.js';
 import { FilesRestore, parseReplace } from '../restore/files.js';
 import { parseVolumeSelection } from '../restore/selection.js';
 import { StreamDefect } from '../stream/reader.js';
@@ -63,6 +63,8 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
         `replace=${replace} has nothing to keep: a restore to AWS creates new resources and replaces none`,
       );
     const launch = options.launch;
+    // Loaded only here: a restore to files needs none of the AWS SDK (docs/PERFORMANCE.md).
+    const { AwsRestore } = await import('../restore/aws.js');
     const target = new AwsRestore(ctx.config, ctx.log, print, {
       launch,
       dryRun: options.dryRun,

@@ -13,7 +13,7 @@ export async function verifyCommand(ctx: CommandContext, { files }: VerifyOption
   const failures: string[] = [];
   for (const input of await streamInputs(files, ctx.stdin)) {
     try {
-      const report = await readStream(input.open(), input.name);
+      const report = await readStream(await input.open(), input.name);
       const m = report.manifest;
       for (const v of report.volumes) {
         ctx.stdout.write(

@@ -144,7 +144,7 @@ export class AwsRestore {
     };
     try {
       await readStream(
-        input.open(),
+        await input.open(),
         input.name,
         {
           manifest: (m) => {

@@ -27,9 +27,11 @@ const RECORD = 8 + BLOCK_SIZE;
 /**
  * Block writes in flight per image: the blocks the reader lends at once. Writing while the stream
  * is read and hashed keeps the disk and the CPU busy at once (a write awaited per block left the
- * process idle about half the time); every write goes to its own offset.
+ * process idle about half the time). Two: one under way, one queued behind it so the file never
+ * waits for the event loop; more would only wait, as ext4 and XFS hold the file's lock for the
+ * whole of a buffered write (8 measured no faster, docs/PERFORMANCE.md).
  */
-const FILE_WRITES = 8;
+const FILE_WRITES = 2;
 /**
  * Bytes written to an image between two flushes started in the background. An image is fsynced
  * before its rename; flushing as it is written lets the disk work while the stream is still read,
@@ -440,7 +442,7 @@ export class FilesRestore {
     };
     try {
       await readStream(
-        input.open(),
+        await input.open(),
         input.name,
         {
           manifest: async (m: Manifest) => {

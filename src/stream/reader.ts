@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { messageOf, RuntimeFailure } from '../errors.js';
 import { Slots } from '../pool.js';
@@ -31,7 +32,7 @@ import {
   volumeSumSchema,
 } from './schema.js';
 import { SparseMapError, SparseMapParser } from './sparse.js';
-import { type TarMember, TarReader } from './tar.js';
+import { type TarInput, type TarMember, TarReader } from './tar.js';
 
 export { StreamDefect } from './defect.js';
 
@@ -90,13 +91,52 @@ export interface StreamReport {
   volumes: VolumeReport[];
 }
 
+/**
+ * What a stream is read from: a Readable (stdin, a pipe, a test's bytes), or a stream file
+ * opened by the caller, whose blocks are then read straight into the reader's ring.
+ */
+export type StreamInput = Readable | FileHandle;
+
+/** Reads of a stream file that are not a block's: headers, JSON members, the sparse map. */
+const FILE_CHUNK = 64 * 1024;
+
 /** Read errors of the input itself (a missing file, EIO) name the input, not a member. */
-async function* inputChunks(input: Readable, source: string): AsyncGenerator<unknown> {
-  try {
-    yield* input;
-  } catch (err) {
-    throw new RuntimeFailure(`${source}: reading failed (${messageOf(err)})`);
+function tarInput(input: StreamInput, source: string): TarInput {
+  const failed = (err: unknown): RuntimeFailure =>
+    new RuntimeFailure(`${source}: reading failed (${messageOf(err)})`);
+  if (input instanceof Readable) {
+    const chunks: AsyncIterator<unknown> = input[Symbol.asyncIterator]();
+    return {
+      async chunk() {
+        let next: IteratorResult<unknown>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          throw failed(err);
+        }
+        if (next.done === true) return null;
+        const chunk: unknown = next.value;
+        if (Buffer.isBuffer(chunk)) return chunk;
+        if (typeof chunk === 'string') return Buffer.from(chunk);
+        throw new TypeError('the input yielded something other than bytes');
+      },
+    };
   }
+  const read = async (target: Buffer, offset: number, length: number): Promise<number> => {
+    try {
+      return (await input.read(target, offset, length, null)).bytesRead;
+    } catch (err) {
+      throw failed(err);
+    }
+  };
+  return {
+    async chunk() {
+      const chunk = Buffer.allocUnsafe(FILE_CHUNK);
+      const length = await read(chunk, 0, FILE_CHUNK);
+      return length === 0 ? null : chunk.subarray(0, length);
+    },
+    into: read,
+  };
 }
 
 /** The state of one stream being read: what was seen, what must come next. */
@@ -116,12 +156,12 @@ class StreamCheck {
   private totalBlocks = 0;
 
   constructor(
-    input: Readable,
+    input: StreamInput,
     private readonly source: string,
     private readonly visitor: StreamVisitor,
     options: ReadOptions,
   ) {
-    this.tar = new TarReader(inputChunks(input, source), source);
+    this.tar = new TarReader(tarInput(input, source), source);
     const lent = options.blocksLent ?? 1;
     if (!Number.isInteger(lent) || lent < 1)
       throw new Error('readStream: blocksLent must be an integer >= 1');
@@ -330,14 +370,14 @@ class StreamCheck {
     const digests = new VolumeDigests();
     this.volumeDigests = digests;
     const parser = new SparseMapParser(BLOCK_SIZE, meta.sizeBytes);
-    // Every slot is filling or lent: one, and at most blocksLent.
-    this.ring ??= new BlockRing(1 + this.blocksLent, BLOCK_SIZE);
+    // Every slot is being read into, being hashed, or lent: two, and at most blocksLent.
+    this.ring ??= new BlockRing(2 + this.blocksLent, BLOCK_SIZE);
     const ring = this.ring;
     // The visitor's calls not settled yet; each gives its block's slot back when it settles.
     const lent = new Slots(this.blocksLent);
     const lend = (index: number, slot: RingSlot, digest: Buffer): Promise<void> =>
-      // A call refused after an earlier one failed leaves the slot the one filling, which the
-      // caller gives back.
+      // A call refused after an earlier one failed leaves the slot with the caller, which gives
+      // it back.
       lent.run(async () => {
         try {
           await this.visitor.block?.(meta, index, slot.data, digest);
@@ -345,56 +385,96 @@ class StreamCheck {
           ring.give(slot);
         }
       });
+    /** A whole block: hashed, recorded, and lent to the visitor. */
+    const complete = async (slot: RingSlot): Promise<void> => {
+      // Hashed here: a second thread, tried, cost a restore more than it saved
+      // (docs/PERFORMANCE.md).
+      const index = parser.blocks.at(count);
+      const digest = createHash('sha256').update(slot.data).digest();
+      digests.add(index, digest);
+      count++;
+      await lend(index, slot, digest);
+    };
     let filling = ring.take();
     let filled = 0;
     let count = 0;
-    const fail = (err: unknown): never => {
-      if (err instanceof SparseMapError) throw this.invalid(`member ${name}: ${err.message}`);
-      throw err;
+    /** The read of the next block into `filling`, under way while the block before is hashed. */
+    let reading: Promise<number> | undefined;
+    const beyondMap = (): StreamDefect => this.invalid(`member ${name}: more data than the sparse map lists`);
+    /** Adds the bytes of `data` to the blocks, lending each block as it fills. */
+    const add = async (data: Buffer): Promise<void> => {
+      while (data.length > 0) {
+        if (count >= parser.blocks.length) throw beyondMap();
+        const take = Math.min(BLOCK_SIZE - filled, data.length);
+        data.copy(filling.data, filled, 0, take);
+        filled += take;
+        data = data.subarray(take);
+        if (filled === BLOCK_SIZE) {
+          const full = filling;
+          filling = ring.take();
+          filled = 0;
+          await complete(full);
+        }
+      }
+    };
+    /** Reads the rest of `slot`'s block from `from` on; how much of it the member held. */
+    const fill = async (slot: RingSlot, from: number): Promise<number> => {
+      let at = from;
+      while (at < BLOCK_SIZE) {
+        const read = await this.tar.readInto(slot.data, at, BLOCK_SIZE - at);
+        if (read === 0) break;
+        at += read;
+      }
+      return at;
     };
     try {
-      for await (const chunk of this.tar.body()) {
+      // The sparse map comes first, in chunks; the bytes after it are the first blocks' data.
+      while (!parser.done) {
+        const chunk = await this.tar.chunk();
+        if (chunk === null) throw this.invalid(`member ${name}: the sparse map is incomplete`);
         let data: Buffer | undefined;
         try {
-          const wasDone = parser.done;
           data = parser.push(chunk);
-          if (!wasDone && parser.done && parser.blocks.length !== meta.blockCount) {
-            throw this.invalid(
-              `member ${name}: the sparse map lists ${parser.blocks.length} blocks, ${member.volumeMeta(meta.volumeId)} ${meta.blockCount}`,
-            );
-          }
         } catch (err) {
-          fail(err);
+          if (err instanceof SparseMapError) throw this.invalid(`member ${name}: ${err.message}`);
+          throw err;
         }
-        if (data === undefined) continue;
-        while (data.length > 0) {
-          if (count >= parser.blocks.length)
-            throw this.invalid(`member ${name}: more data than the sparse map lists`);
-          const take = Math.min(BLOCK_SIZE - filled, data.length);
-          data.copy(filling.data, filled, 0, take);
-          filled += take;
-          data = data.subarray(take);
-          if (filled === BLOCK_SIZE) {
-            // Hashed here: a second thread, tried, cost a restore more than it saved
-            // (docs/PERFORMANCE.md).
-            const index = parser.blocks.at(count);
-            const digest = createHash('sha256').update(filling.data).digest();
-            digests.add(index, digest);
-            count++;
-            await lend(index, filling, digest);
-            filling = ring.take();
-            filled = 0;
-          }
+        if (parser.done && parser.blocks.length !== meta.blockCount) {
+          throw this.invalid(
+            `member ${name}: the sparse map lists ${parser.blocks.length} blocks, ${member.volumeMeta(meta.volumeId)} ${meta.blockCount}`,
+          );
         }
+        if (data !== undefined) await add(data);
+      }
+      // The member's size says how much data follows: refused before a byte of it is read.
+      if (this.tar.unread > (parser.blocks.length - count) * BLOCK_SIZE - filled) throw beyondMap();
+      // Then the blocks, read into the ring's slots (straight from a stream file): the next
+      // block's read runs while this one is hashed and handed on.
+      const readAhead = (from: number): Promise<number> => {
+        const read = fill(filling, from);
+        // Its failure is taken at the await below, or in `finally`: never an unhandled rejection.
+        read.catch(() => undefined);
+        return read;
+      };
+      reading = readAhead(filled);
+      for (;;) {
+        filled = await reading;
+        reading = undefined;
+        if (filled < BLOCK_SIZE) break;
+        const full = filling;
+        filling = ring.take();
+        reading = readAhead(0);
+        await complete(full);
       }
       await lent.drain();
     } finally {
-      // On a defect too, every lent block is given back before the error goes up: the caller
-      // then closes what the visitor was writing to, and nothing writes to it any more.
+      // On a defect too, the read under way ends and every lent block is given back before the
+      // error goes up: the caller then closes what the visitor was writing to, nothing writes to
+      // it any more, and no read lands in a slot the next volume uses.
+      await reading?.catch(() => undefined);
       await lent.drain().catch(() => undefined);
       ring.give(filling);
     }
-    if (!parser.done) throw this.invalid(`member ${name}: the sparse map is incomplete`);
     if (filled !== 0 || count !== parser.blocks.length) {
       throw this.invalid(
         `member ${name}: ${count} whole blocks of data for ${parser.blocks.length} map entries`,
@@ -476,7 +556,7 @@ class StreamCheck {
  * problem; the visitor's `end` is called only once all of it held.
  */
 export async function readStream(
-  input: Readable,
+  input: StreamInput,
   source: string,
   visitor: StreamVisitor = {},
   options: ReadOptions = {},
@@ -484,6 +564,7 @@ export async function readStream(
   try {
     return await new StreamCheck(input, source, visitor, options).run();
   } finally {
-    input.destroy();
+    if (input instanceof Readable) input.destroy();
+    else await input.close().catch(() => undefined);
   }
 }

@@ -52,7 +52,19 @@ export interface TarMember {
   offset: number;
 }
 
-/** Pulls exact byte counts out of a stream of chunks, without copying where it can avoid it. */
+/**
+ * Where a TarReader's bytes come from. `chunk` gives the next bytes, which the reader may keep;
+ * `into`, when the input has it, reads straight into the caller's memory: a stream file read that
+ * way puts each block into the restore's ring with no buffer in between (docs/PERFORMANCE.md).
+ */
+export interface TarInput {
+  /** The next bytes of the stream, or null at its end. */
+  chunk(): Promise<Buffer | null>;
+  /** Up to `length` bytes read into `target` at `offset`; 0 at the end of the input. */
+  into?(target: Buffer, offset: number, length: number): Promise<number>;
+}
+
+/** Pulls exact byte counts out of the input, without copying where it can avoid it. */
 class ByteSource {
   private readonly chunks: Buffer[] = [];
   private buffered = 0;
@@ -60,21 +72,18 @@ class ByteSource {
   /** Bytes handed out so far: the offset of the next byte. */
   position = 0;
 
-  constructor(private readonly input: AsyncIterator<unknown>) {}
+  constructor(private readonly input: TarInput) {}
 
   private async fill(): Promise<boolean> {
     if (this.ended) return false;
-    const next = await this.input.next();
-    if (next.done === true) {
+    const chunk = await this.input.chunk();
+    if (chunk === null) {
       this.ended = true;
       return false;
     }
-    const chunk: unknown = next.value;
-    const buffer = Buffer.isBuffer(chunk) ? chunk : typeof chunk === 'string' ? Buffer.from(chunk) : null;
-    if (buffer === null) throw new TypeError('the input yielded something other than bytes');
-    if (buffer.length > 0) {
-      this.chunks.push(buffer);
-      this.buffered += buffer.length;
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
     }
     return true;
   }
@@ -106,6 +115,20 @@ class ByteSource {
     }
     return parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts);
   }
+
+  /** Up to `length` bytes into `target` (at least one), or 0 at the end of the input. */
+  async into(target: Buffer, offset: number, length: number): Promise<number> {
+    if (this.buffered === 0 && !this.ended && this.input.into !== undefined) {
+      const read = await this.input.into(target, offset, length);
+      if (read === 0) this.ended = true;
+      this.position += read;
+      return read;
+    }
+    const part = await this.some(length);
+    if (part === null) return 0;
+    part.copy(target, offset);
+    return part.length;
+  }
 }
 
 const isZero = (buffer: Buffer): boolean => {
@@ -121,10 +144,10 @@ export class TarReader {
   private current: TarMember | undefined;
 
   constructor(
-    input: AsyncIterable<unknown>,
+    input: TarInput,
     private readonly streamName: string,
   ) {
-    this.source = new ByteSource(input[Symbol.asyncIterator]());
+    this.source = new ByteSource(input);
   }
 
   private defect(kind: DefectKind, message: string, offset = this.source.position): StreamDefect {
@@ -212,15 +235,54 @@ export class TarReader {
 
   /** The current member's data: exactly its size in bytes, then its zero padding is checked. */
   async *body(): AsyncGenerator<Buffer> {
-    const member = this.current;
-    if (member === undefined) throw new Error('no member to read');
-    while (this.remaining > 0) {
-      const chunk = await this.source.some(Math.min(this.remaining, 1024 * 1024));
-      if (chunk === null)
-        throw this.defect('truncated', `the stream is truncated inside member ${member.name}`);
-      this.remaining -= chunk.length;
+    for (;;) {
+      const chunk = await this.chunk();
+      if (chunk === null) return;
       yield chunk;
     }
+  }
+
+  /** The current member's next bytes, or null once all were read and its padding checked. */
+  async chunk(max = 1024 * 1024): Promise<Buffer | null> {
+    const member = this.member();
+    if (this.remaining === 0) {
+      await this.endOfBody(member);
+      return null;
+    }
+    const chunk = await this.source.some(Math.min(this.remaining, max));
+    if (chunk === null)
+      throw this.defect('truncated', `the stream is truncated inside member ${member.name}`);
+    this.remaining -= chunk.length;
+    return chunk;
+  }
+
+  /**
+   * Up to `length` of the current member's bytes read into `target` at `offset` (at least one),
+   * or 0 once all were read and its padding checked.
+   */
+  async readInto(target: Buffer, offset: number, length: number): Promise<number> {
+    const member = this.member();
+    if (this.remaining === 0) {
+      await this.endOfBody(member);
+      return 0;
+    }
+    const read = await this.source.into(target, offset, Math.min(this.remaining, length));
+    if (read === 0) throw this.defect('truncated', `the stream is truncated inside member ${member.name}`);
+    this.remaining -= read;
+    return read;
+  }
+
+  /** Bytes of the current member not read yet. */
+  get unread(): number {
+    return this.remaining;
+  }
+
+  private member(): TarMember {
+    if (this.current === undefined) throw new Error('no member to read');
+    return this.current;
+  }
+
+  private async endOfBody(member: TarMember): Promise<void> {
     const size = this.padding;
     this.padding = 0;
     if (size > 0) {

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RuntimeFailure } from '../../src/errors.js';
 import { readStream, StreamDefect } from '../../src/stream/reader.js';
 import { block, buildStream, ZERO } from '../stream-builder.js';
 import { splitMembers } from '../tar-members.js';
@@ -102,20 +107,25 @@ describe('readStream lends each block to the visitor', () => {
   };
 
   it('in index order, at most blocksLent at once, each intact until its call settles', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ec2-bpipe-reader-'));
     await fc.assert(
       fc.asyncProperty(
         fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 12 }),
         fc.integer({ min: 1, max: 8 }),
         fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 12, maxLength: 12 }),
-        async (indices, blocksLent, delays) => {
+        // From a stream file the next block is read into the ring while the visitor holds others.
+        fc.boolean(),
+        async (indices, blocksLent, delays, fromFile) => {
           const blocks = new Map(indices.map((i) => [i, block(i + 1)]));
           const stream = await buildStream({ job: 'j1', volumes: [{ volumeId: VOL, blocks }] });
+          const file = join(dir, 'stream.tar');
+          writeFileSync(file, stream);
           const seen: number[] = [];
           let lent = 0;
           let most = 0;
           let lentAtEnd = -1;
           await readStream(
-            Readable.from([stream]),
+            fromFile ? await open(file, 'r') : Readable.from([stream]),
             'test.tar',
             {
               block: async (_m, index, data, digest) => {
@@ -139,8 +149,9 @@ describe('readStream lends each block to the visitor', () => {
           expect(lentAtEnd).toBe(0);
         },
       ),
-      { numRuns: 25 },
+      { numRuns: 40 },
     );
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('fails the stream with the visitor error, once every lent block has settled', async () => {
@@ -169,5 +180,53 @@ describe('readStream lends each block to the visitor', () => {
     expect(lent).toBe(0);
     // No block is lent once the failure is known: the calls stop within the window.
     expect(Math.max(...calls)).toBeLessThan(3 + 4 + 1);
+  });
+});
+
+describe('readStream from a stream file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ec2-bpipe-file-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const blocks = new Map(Array.from({ length: 16 }, (_, i) => [i * 3, block(i + 1)]));
+
+  it('reads the blocks straight into the memory it lends, not through buffers of its own', async () => {
+    const stream = await buildStream({ job: 'j1', volumes: [{ volumeId: VOL, blocks }] });
+    const file = join(dir, 'whole.tar');
+    writeFileSync(file, stream);
+    const handle = await open(file, 'r');
+    const targets: { memory: ArrayBufferLike; bytes: number }[] = [];
+    const read = handle.read.bind(handle);
+    handle.read = (async (buffer: Buffer, offset: number, length: number, position: number | null) => {
+      const result = await read(buffer, offset, length, position);
+      targets.push({ memory: buffer.buffer, bytes: result.bytesRead });
+      return result;
+    }) as typeof handle.read;
+    const lentMemory = new Set<ArrayBufferLike>();
+    const report = await readStream(handle, file, {
+      block: (_m, _i, data) => void lentMemory.add(data.buffer),
+    });
+    expect(report.volumes[0]?.blocks).toBe(16);
+    expect(lentMemory.size).toBe(1);
+    const [ring] = [...lentMemory];
+    const intoRing = targets.filter((t) => t.memory === ring).reduce((sum, t) => sum + t.bytes, 0);
+    const elsewhere = targets.filter((t) => t.memory !== ring).reduce((sum, t) => sum + t.bytes, 0);
+    // All but the block data that shares a first read with the sparse map goes straight in.
+    expect(intoRing).toBeGreaterThan(15 * 512 * 1024);
+    expect(elsewhere).toBeLessThan(stream.length - 15 * 512 * 1024);
+  });
+
+  it('says a file cut inside a block is truncated, and a file it cannot read is a read failure', async () => {
+    const stream = await buildStream({ job: 'j1', volumes: [{ volumeId: VOL, blocks }] });
+    const { members } = splitMembers(stream);
+    const data = members.find((m) => m.name.endsWith('.ebs'));
+    if (data === undefined) throw new Error('no .ebs member in the stream');
+    const file = join(dir, 'cut.tar');
+    writeFileSync(file, stream.subarray(0, data.data + 5 * 512 * 1024 + 1000));
+    const cut = await readStream(await open(file, 'r'), file).catch((err: unknown) => err);
+    expect(cut).toBeInstanceOf(StreamDefect);
+    expect((cut as StreamDefect).incomplete).toBe(true);
+    expect((cut as StreamDefect).message).toMatch(/truncated inside member .*\.ebs/);
+    const unreadable = await readStream(await open(dir, 'r'), dir).catch((err: unknown) => err);
+    expect(unreadable).toBeInstanceOf(RuntimeFailure);
+    expect((unreadable as Error).message).toMatch(/: reading failed \(.*EISDIR/);
   });
 });
