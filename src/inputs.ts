@@ -1,8 +1,8 @@
-import { access, type FileHandle, open } from 'node:fs/promises';
+import { access, open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { messageOf, RuntimeFailure, UsageError } from './errors.js';
 import { parseFinalizer } from './stream/finalizer.js';
-import type { StreamInput } from './stream/reader.js';
+import { FILE_CHUNK, type StreamFile, type StreamInput } from './stream/reader.js';
 import type { Finalizer } from './stream/schema.js';
 
 export interface Input {
@@ -17,13 +17,30 @@ const MAX_FINALIZER = 64 * 1024 * 1024;
 
 /**
  * A stream file is read through a file handle, not a Readable: the reader then puts each block
- * straight into its own memory, with no 1 MiB buffer in between (docs/PERFORMANCE.md).
+ * straight into its own memory, with no buffer in between (docs/PERFORMANCE.md).
  */
-async function openFile(file: string): Promise<FileHandle> {
+async function openFile(file: string): Promise<StreamFile> {
   try {
-    return await open(file, 'r');
+    return { handle: await open(file, 'r') };
   } catch (err) {
     throw new RuntimeFailure(`${file}: cannot open the stream file (${messageOf(err)})`);
+  }
+}
+
+/**
+ * The process's stdin, when it is a pipe (Bacula's bpipe, `cat job.tar |`) or a file (`< job.tar`),
+ * opened again by its /dev/stdin name: a file handle of its own, read like a stream file, and in
+ * blocking mode whatever Node did to fd 0 (it makes a pipe non-blocking for process.stdin). Any
+ * other stdin, or a system without /dev/stdin, is read as the Readable it is.
+ */
+async function openStdin(stdin: Readable): Promise<StreamInput> {
+  if (stdin !== process.stdin) return stdin;
+  try {
+    const kind = await stat('/dev/stdin');
+    if (!kind.isFIFO() && !kind.isFile()) return stdin;
+    return { handle: await open('/dev/stdin', 'r') };
+  } catch {
+    return stdin;
   }
 }
 
@@ -34,7 +51,7 @@ export async function streamInputs(files: string[], stdin: NodeJS.ReadableStream
     if ('isTTY' in stdin && stdin.isTTY === true) {
       throw new UsageError('no stream to read: name a stream file, or pipe one to stdin (… < job.tar).');
     }
-    return [{ name: 'stdin', open: () => stdin as Readable }];
+    return [{ name: 'stdin', open: () => openStdin(stdin as Readable) }];
   }
   for (const file of files) {
     try {
@@ -99,23 +116,37 @@ export async function classify(input: Input): Promise<Classified> {
 const tooLarge = (name: string): RuntimeFailure =>
   new RuntimeFailure(`${name}: a finalizer larger than ${MAX_FINALIZER / 1024 / 1024} MiB is not one`);
 
-/** The same for a stream file: its first byte is read in place (pread), so the stream starts at 0. */
-async function classifyFile(file: FileHandle, name: string): Promise<Classified> {
+/**
+ * The same for a stream file or piped stdin: its first bytes are read, and handed on as the
+ * stream's head when it is one.
+ */
+async function classifyFile(file: StreamFile, name: string): Promise<Classified> {
+  const { handle } = file;
+  const read = async (): Promise<Buffer | null> => {
+    const chunk = Buffer.allocUnsafe(FILE_CHUNK);
+    const { bytesRead } = await handle.read(chunk, 0, FILE_CHUNK, null);
+    return bytesRead === 0 ? null : chunk.subarray(0, bytesRead);
+  };
   let finalizer: Finalizer;
   try {
-    const first = Buffer.alloc(1);
-    const { bytesRead } = await file.read(first, 0, 1, 0);
-    if (bytesRead === 0 || first[0] !== 0x7b /* { */) {
-      const stream = file;
+    const first = await read();
+    if (first === null || first[0] !== 0x7b /* { */) {
+      const stream: StreamFile = first === null ? { handle } : { handle, head: first };
       return { kind: 'stream', input: { name, open: () => stream } };
     }
-    if ((await file.stat()).size > MAX_FINALIZER) throw tooLarge(name);
-    finalizer = parseFinalizer(await file.readFile(), name);
+    const chunks = [first];
+    let size = first.length;
+    for (let chunk = await read(); chunk !== null; chunk = await read()) {
+      size += chunk.length;
+      if (size > MAX_FINALIZER) throw tooLarge(name);
+      chunks.push(chunk);
+    }
+    finalizer = parseFinalizer(Buffer.concat(chunks), name);
   } catch (err) {
-    await file.close();
+    await handle.close();
     if (err instanceof RuntimeFailure) throw err;
     throw new RuntimeFailure(`${name}: reading failed (${messageOf(err)})`);
   }
-  await file.close();
+  await handle.close();
   return { kind: 'finalizer', name, finalizer };
 }

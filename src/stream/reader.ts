@@ -92,13 +92,20 @@ export interface StreamReport {
 }
 
 /**
- * What a stream is read from: a Readable (stdin, a pipe, a test's bytes), or a stream file
- * opened by the caller, whose blocks are then read straight into the reader's ring.
+ * A stream file, or stdin when it is a pipe or a file, opened by the caller: the reader reads its
+ * blocks straight into the ring. `head` holds bytes already read from it (a peek at its first
+ * byte), which come first.
  */
-export type StreamInput = Readable | FileHandle;
+export interface StreamFile {
+  handle: FileHandle;
+  head?: Buffer;
+}
+
+/** What a stream is read from: a Readable (a test's bytes, a socket), or a StreamFile. */
+export type StreamInput = Readable | StreamFile;
 
 /** Reads of a stream file that are not a block's: headers, JSON members, the sparse map. */
-const FILE_CHUNK = 64 * 1024;
+export const FILE_CHUNK = 64 * 1024;
 
 /** Read errors of the input itself (a missing file, EIO) name the input, not a member. */
 function tarInput(input: StreamInput, source: string): TarInput {
@@ -122,15 +129,26 @@ function tarInput(input: StreamInput, source: string): TarInput {
       },
     };
   }
+  let head = input.head ?? Buffer.alloc(0);
   const read = async (target: Buffer, offset: number, length: number): Promise<number> => {
+    if (head.length > 0) {
+      const taken = head.copy(target, offset, 0, length);
+      head = head.subarray(taken);
+      return taken;
+    }
     try {
-      return (await input.read(target, offset, length, null)).bytesRead;
+      return (await input.handle.read(target, offset, length, null)).bytesRead;
     } catch (err) {
       throw failed(err);
     }
   };
   return {
     async chunk() {
+      if (head.length > 0) {
+        const first = head;
+        head = Buffer.alloc(0);
+        return first;
+      }
       const chunk = Buffer.allocUnsafe(FILE_CHUNK);
       const length = await read(chunk, 0, FILE_CHUNK);
       return length === 0 ? null : chunk.subarray(0, length);
@@ -565,6 +583,6 @@ export async function readStream(
     return await new StreamCheck(input, source, visitor, options).run();
   } finally {
     if (input instanceof Readable) input.destroy();
-    else await input.close().catch(() => undefined);
+    else await input.handle.close().catch(() => undefined);
   }
 }

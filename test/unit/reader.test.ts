@@ -125,7 +125,7 @@ describe('readStream lends each block to the visitor', () => {
           let most = 0;
           let lentAtEnd = -1;
           await readStream(
-            fromFile ? await open(file, 'r') : Readable.from([stream]),
+            fromFile ? { handle: await open(file, 'r') } : Readable.from([stream]),
             'test.tar',
             {
               block: async (_m, index, data, digest) => {
@@ -201,7 +201,7 @@ describe('readStream from a stream file', () => {
       return result;
     }) as typeof handle.read;
     const lentMemory = new Set<ArrayBufferLike>();
-    const report = await readStream(handle, file, {
+    const report = await readStream({ handle }, file, {
       block: (_m, _i, data) => void lentMemory.add(data.buffer),
     });
     expect(report.volumes[0]?.blocks).toBe(16);
@@ -221,11 +221,11 @@ describe('readStream from a stream file', () => {
     if (data === undefined) throw new Error('no .ebs member in the stream');
     const file = join(dir, 'cut.tar');
     writeFileSync(file, stream.subarray(0, data.data + 5 * 512 * 1024 + 1000));
-    const cut = await readStream(await open(file, 'r'), file).catch((err: unknown) => err);
+    const cut = await readStream({ handle: await open(file, 'r') }, file).catch((err: unknown) => err);
     expect(cut).toBeInstanceOf(StreamDefect);
     expect((cut as StreamDefect).incomplete).toBe(true);
     expect((cut as StreamDefect).message).toMatch(/truncated inside member .*\.ebs/);
-    const unreadable = await readStream(await open(dir, 'r'), dir).catch((err: unknown) => err);
+    const unreadable = await readStream({ handle: await open(dir, 'r') }, dir).catch((err: unknown) => err);
     expect(unreadable).toBeInstanceOf(RuntimeFailure);
     expect((unreadable as Error).message).toMatch(/: reading failed \(.*EISDIR/);
   });
