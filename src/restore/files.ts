@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -7,6 +7,7 @@ import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import { CONFIG_NAME, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
+import { syncDirectory, writeSynced } from './durable.js';
 import { refuseUnknownVolumes } from './selection.js';
 import { VolumeProgress } from '../progress.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
@@ -320,8 +321,9 @@ export class FilesRestore {
 
   private async saveState(dir: string, state: ImageState): Promise<void> {
     const path = join(dir, STATE_FILE);
-    await writeFile(path + PARTIAL, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    await writeSynced(path + PARTIAL, `${JSON.stringify(state, null, 2)}\n`);
     await rename(path + PARTIAL, path);
+    await syncDirectory(dir);
   }
 
   /** Applies verified redo files to the images, then records the new head. Safe to repeat after a crash. */
@@ -518,10 +520,12 @@ export class FilesRestore {
             for (const [name, value] of metadata) {
               const path = under(dir, name + PARTIAL);
               partials.push(path);
-              await writeFile(path, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+              await writeSynced(path, `${JSON.stringify(value, null, 2)}\n`);
             }
             for (const partial of partials) await rename(partial, partial.slice(0, -PARTIAL.length));
             partials.length = 0;
+            // The images and their metadata under their final names, on disk before success.
+            await syncDirectory(dir);
           },
         },
         { blocksLent: FILE_WRITES },

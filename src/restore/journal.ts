@@ -1,10 +1,11 @@
 import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { JOURNAL_TAG, tagValue } from '../aws/tags.js';
 import { messageOf } from '../errors.js';
+import { syncDirectory, writeSynced } from './durable.js';
 import { SNAPSHOT_ID } from '../ids.js';
 
 /** `region/config/volume/job` to the restored snapshot id (docs/FORMAT.md, restore journal). */
@@ -105,8 +106,9 @@ export class RestoreJournal {
       const entries = await this.load();
       entries[RestoreJournal.key(region, config, volumeId, job)] = snapshotId;
       const temporary = `${this.file}.${process.pid}.tmp`;
-      await writeFile(temporary, `${JSON.stringify(entries, null, 2)}\n`, { mode: 0o600 });
+      await writeSynced(temporary, `${JSON.stringify(entries, null, 2)}\n`);
       await rename(temporary, this.file);
+      await syncDirectory(dirname(this.file));
     } catch (err) {
       // The tags on the snapshot still record it; only the fast path is lost.
       this.log.warn(`could not write the restore journal ${this.file}: ${messageOf(err)}`);
