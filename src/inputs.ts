@@ -1,4 +1,4 @@
-import { access, open, stat } from 'node:fs/promises';
+import { access, open, readlink, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { messageOf, RuntimeFailure, UsageError } from './errors.js';
 import { parseFinalizer } from './stream/finalizer.js';
@@ -27,18 +27,22 @@ async function openFile(file: string): Promise<StreamFile> {
   }
 }
 
+/** Where Linux shows what fd 0 is: a path, or `pipe:[inode]` for an anonymous pipe. */
+const STDIN_LINK = '/proc/self/fd/0';
+
 /**
- * The process's stdin, when it is a pipe (Bacula's bpipe, `cat job.tar |`) or a file (`< job.tar`),
- * opened again by its /dev/stdin name: a file handle of its own, read like a stream file, and in
- * blocking mode whatever Node did to fd 0 (it makes a pipe non-blocking for process.stdin). Any
- * other stdin, or a system without /dev/stdin, is read as the Readable it is.
+ * The process's stdin, when it is an anonymous pipe (Bacula's bpipe, `cat job.tar |`) or a file
+ * (`< job.tar`), opened again through /proc: a file handle of its own, read like a stream file,
+ * and in blocking mode whatever Node did to fd 0 (it makes a pipe non-blocking for
+ * process.stdin). A named FIFO is left alone (opening it again could wait for a writer that is
+ * gone), and so is any other stdin, or a system without /proc: read as the Readable it is.
  */
 async function openStdin(stdin: Readable): Promise<StreamInput> {
   if (stdin !== process.stdin) return stdin;
   try {
-    const kind = await stat('/dev/stdin');
-    if (!kind.isFIFO() && !kind.isFile()) return stdin;
-    return { handle: await open('/dev/stdin', 'r') };
+    const [target, kind] = await Promise.all([readlink(STDIN_LINK), stat(STDIN_LINK)]);
+    if (!kind.isFile() && !(kind.isFIFO() && target.startsWith('pipe:['))) return stdin;
+    return { handle: await open(STDIN_LINK, 'r') };
   } catch {
     return stdin;
   }

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, emulator, imageDigest, tempDir, writeConfig, withEmulator } from '../helpers.js';
+import { BIN, cli, emulator, imageDigest, tempDir, writeConfig, withEmulator } from '../helpers.js';
 import { rebuild } from '../tar-members.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
@@ -279,6 +279,32 @@ describe('volume mode', () => {
       expect((await em.admin.requests())['ec2:CreateSnapshot']).toBe(1);
       const verify = await cli(['verify', join(dir.path, 'd.tar')]);
       expect(verify.code).toBe(0);
+    });
+  });
+
+  it('restores the same image from stdin redirected from a file and from a named FIFO', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 6, seed: 12 } });
+      const config = writeConfig(dir.path, em);
+      const file = join(dir.path, 's.tar');
+      const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=s1'], {
+        stdoutFile: file,
+      });
+      expect(backup.code, backup.stderr).toBe(0);
+      // A file on stdin is read through a handle of its own; a named FIFO as a Node stream.
+      const scripts = {
+        redirect: 'exec "$0" "$1" restore "--to-dir=$2" < "$3"',
+        fifo: 'mkfifo "$4" && { cat "$3" > "$4" & } && exec "$0" "$1" restore "--to-dir=$2" < "$4"',
+      };
+      const snapshot = (await em.admin.state()).snapshots.find((s) => s.VolumeId === volumeId);
+      const expected = await em.admin.snapshotDigest(snapshot?.SnapshotId ?? '');
+      for (const [name, script] of Object.entries(scripts)) {
+        const out = join(dir.path, name);
+        const args = ['-c', script, process.execPath, BIN, out, file, join(dir.path, `${name}.fifo`)];
+        const restore = await cli(args, { command: 'sh' });
+        expect(restore.code, `${name}: ${restore.stderr}`).toBe(0);
+        expect(await imageDigest(join(out, volumeId, `${volumeId}.ebs`)), name).toEqual(expected);
+      }
     });
   });
 });
