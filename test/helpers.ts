@@ -176,3 +176,23 @@ export async function withEmulator(
     dir.cleanup();
   }
 }
+
+/**
+ * A 1 GiB volume of `blocks` written blocks in `em`, and a backup of it to `<job>.tar` in
+ * `dirPath`, with `configBody` in its config (named after the job) and `env` on the backup.
+ */
+export async function backedUp(
+  em: Emulator & { admin: Admin },
+  dirPath: string,
+  spec: { blocks: number; seed: number; job: string; configBody?: string; env?: Record<string, string> },
+): Promise<{ volumeId: string; config: string; file: string; backup: CliResult }> {
+  const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: spec.blocks, seed: spec.seed } });
+  const config = writeConfig(dirPath, em, spec.configBody ?? '', spec.job);
+  const file = join(dirPath, `${spec.job}.tar`);
+  const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${spec.job}`], {
+    stdoutFile: file,
+    ...(spec.env && { env: spec.env }),
+  });
+  if (backup.code !== 0) throw new Error(`the backup of ${volumeId} exited ${backup.code}: ${backup.stderr}`);
+  return { volumeId, config, file, backup };
+}

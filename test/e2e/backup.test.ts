@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, emulator, imageDigest, tempDir, writeConfig, withEmulator } from '../helpers.js';
+import { backedUp, BIN, cli, emulator, imageDigest, tempDir, writeConfig, withEmulator } from '../helpers.js';
 import { rebuild } from '../tar-members.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
@@ -284,13 +284,7 @@ describe('volume mode', () => {
 
   it('restores the same image from stdin redirected from a file and from a named FIFO', async () => {
     await withEmulator({}, async (em, dir) => {
-      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 6, seed: 12 } });
-      const config = writeConfig(dir.path, em);
-      const file = join(dir.path, 's.tar');
-      const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=s1'], {
-        stdoutFile: file,
-      });
-      expect(backup.code, backup.stderr).toBe(0);
+      const { volumeId, file } = await backedUp(em, dir.path, { blocks: 6, seed: 12, job: 's1' });
       // A file on stdin is read through a handle of its own; a named FIFO as a Node stream.
       const scripts = {
         redirect: 'exec "$0" "$1" restore "--to-dir=$2" < "$3"',

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, imageDigest, ROOT, withEmulator, writeConfig } from '../helpers.js';
+import { backedUp, cli, imageDigest, ROOT, withEmulator } from '../helpers.js';
 
 const BLOCK = 512 * 1024;
 const COUNT_HASHING = { NODE_OPTIONS: `--import ${join(ROOT, 'test', 'fixtures', 'count-hashing.mjs')}` };
@@ -11,28 +11,6 @@ function counted(stderr: string, counter = 'hashed-bytes'): number {
   const match = new RegExp(`^${counter} (\\d+)$`, 'm').exec(stderr);
   expect(match, stderr).not.toBeNull();
   return Number(match?.[1]);
-}
-
-type Emulator = Parameters<Parameters<typeof withEmulator>[1]>[0];
-
-/**
- * A volume of `blocks` written blocks and a backup of it to `<job>.tar`, with `configBody` in the
- * config and `env` (a counting preload) on the backup.
- */
-async function backedUp(
-  em: Emulator,
-  dirPath: string,
-  spec: { blocks: number; seed: number; job: string; configBody?: string; env?: Record<string, string> },
-) {
-  const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: spec.blocks, seed: spec.seed } });
-  const config = writeConfig(dirPath, em, spec.configBody ?? '', spec.job);
-  const file = join(dirPath, `${spec.job}.tar`);
-  const backup = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, `--job=${spec.job}`], {
-    stdoutFile: file,
-    ...(spec.env && { env: spec.env }),
-  });
-  expect(backup.code, backup.stderr).toBe(0);
-  return { volumeId, config, file, backup };
 }
 
 /** Small-scale guards of what docs/PERFORMANCE.md measures at scale (issue: performance). */
