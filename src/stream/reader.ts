@@ -391,6 +391,10 @@ class StreamCheck {
     // Every slot is being read into, being hashed, or lent: two, and at most blocksLent.
     this.ring ??= new BlockRing(2 + this.blocksLent, BLOCK_SIZE);
     const ring = this.ring;
+    /** The slot being filled, how much of it is, and the blocks completed so far. */
+    let filling = ring.take();
+    let filled = 0;
+    let count = 0;
     // The visitor's calls not settled yet; each gives its block's slot back when it settles.
     const lent = new Slots(this.blocksLent);
     const lend = (index: number, slot: RingSlot, digest: Buffer): Promise<void> =>
@@ -413,9 +417,6 @@ class StreamCheck {
       count++;
       await lend(index, slot, digest);
     };
-    let filling = ring.take();
-    let filled = 0;
-    let count = 0;
     /** The read of the next block into `filling`, under way while the block before is hashed. */
     let reading: Promise<number> | undefined;
     const beyondMap = (): StreamDefect => this.invalid(`member ${name}: more data than the sparse map lists`);
