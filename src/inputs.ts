@@ -106,19 +106,23 @@ export async function classify(input: Input): Promise<Classified> {
     if (first !== null) stream.unshift(first);
     return { kind: 'stream', input: { name: input.name, open: () => stream } };
   }
-  const chunks = [first];
-  let size = first.length;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_FINALIZER) throw tooLarge(input.name);
-    chunks.push(chunk as Buffer);
-  }
-  const finalizer = parseFinalizer(Buffer.concat(chunks), input.name);
-  return { kind: 'finalizer', name: input.name, finalizer };
+  return { kind: 'finalizer', name: input.name, finalizer: await readFinalizer(input.name, first, stream) };
 }
 
-const tooLarge = (name: string): RuntimeFailure =>
-  new RuntimeFailure(`${name}: a finalizer larger than ${MAX_FINALIZER / 1024 / 1024} MiB is not one`);
+/** A finalizer: its first bytes and the rest of its input, read whole up to MAX_FINALIZER. */
+async function readFinalizer(name: string, first: Buffer, rest: AsyncIterable<Buffer>): Promise<Finalizer> {
+  const chunks = [first];
+  let size = first.length;
+  for await (const chunk of rest) {
+    size += chunk.length;
+    if (size > MAX_FINALIZER)
+      throw new RuntimeFailure(
+        `${name}: a finalizer larger than ${MAX_FINALIZER / 1024 / 1024} MiB is not one`,
+      );
+    chunks.push(chunk);
+  }
+  return parseFinalizer(Buffer.concat(chunks), name);
+}
 
 /**
  * The same for a stream file or piped stdin: its first bytes are read, and handed on as the
@@ -131,6 +135,9 @@ async function classifyFile(file: StreamFile, name: string): Promise<Classified>
     const { bytesRead } = await handle.read(chunk, 0, FILE_CHUNK, null);
     return bytesRead === 0 ? null : chunk.subarray(0, bytesRead);
   };
+  async function* rest(): AsyncGenerator<Buffer> {
+    for (let chunk = await read(); chunk !== null; chunk = await read()) yield chunk;
+  }
   let finalizer: Finalizer;
   try {
     const first = await read();
@@ -138,14 +145,7 @@ async function classifyFile(file: StreamFile, name: string): Promise<Classified>
       const stream: StreamFile = first === null ? { handle } : { handle, head: first };
       return { kind: 'stream', input: { name, open: () => stream } };
     }
-    const chunks = [first];
-    let size = first.length;
-    for (let chunk = await read(); chunk !== null; chunk = await read()) {
-      size += chunk.length;
-      if (size > MAX_FINALIZER) throw tooLarge(name);
-      chunks.push(chunk);
-    }
-    finalizer = parseFinalizer(Buffer.concat(chunks), name);
+    finalizer = await readFinalizer(name, first, rest());
   } catch (err) {
     await handle.close();
     if (err instanceof RuntimeFailure) throw err;
