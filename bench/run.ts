@@ -5,6 +5,8 @@
  * workers), the bare-SDK loop (bench/sdk-loop.mjs) and ec2-bpipe, interleaved, `--reps` times,
  * medians reported:
  *   backup      sdk-loop backup       vs  ec2-bpipe backup > /dev/null
+ *   floor       sdk-loop backup       vs  sdk-loop backup-verified: the same loop checking every
+ *                                         block's SHA-256, the least any verifying backup pays
  *   restore     sdk-loop restore      vs  ec2-bpipe restore (to the emulator)
  *   files       tar -xf of the stream vs  ec2-bpipe restore --to-dir (every block verified, the
  *               (and tar -xf + sync)      image fsynced before its rename), once, `--files-reps`
@@ -287,6 +289,7 @@ async function scenarios(): Promise<void> {
     em.options.latencyMs = latencyMs;
     const runs = {
       backupSdk: [] as Run[],
+      verifiedSdk: [] as Run[],
       backup: [] as Run[],
       restoreSdk: [] as Run[],
       restore: [] as Run[],
@@ -294,6 +297,7 @@ async function scenarios(): Promise<void> {
     for (let rep = 0; rep < reps; rep++) {
       const loop = (mode: string, what: string) => [node, sdkLoop, mode, em.url, what, String(workers)];
       runs.backupSdk.push(await timed(loop('backup', source.snapshotId), { env: sdkEnv }));
+      runs.verifiedSdk.push(await timed(loop('backup-verified', source.snapshotId), { env: sdkEnv }));
       const backup = [
         'backup',
         `--config=${config(workers)}`,
@@ -311,6 +315,8 @@ async function scenarios(): Promise<void> {
     const ideal = latencyMs === 0 ? Infinity : (workers * BLOCK_MIB * 1000) / latencyMs;
     const name = `${latencyMs} ms, ${workers} workers`;
     report(name, 'backup', runs.backupSdk, runs.backup, mib, ideal);
+    // The floor of any verifying backup: the bare loop that also checks each block's SHA-256.
+    report(name, 'floor', runs.backupSdk, runs.verifiedSdk, mib, ideal);
     report(name, 'restore', runs.restoreSdk, runs.restore, mib, ideal);
   }
 }

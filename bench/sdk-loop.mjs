@@ -5,12 +5,17 @@
  *   node bench/sdk-loop.mjs backup  ENDPOINT SNAPSHOT_ID WORKERS
  *     ListSnapshotBlocks page by page, GetSnapshotBlock with WORKERS requests in flight, bodies
  *     read and discarded.
+ *   node bench/sdk-loop.mjs backup-verified ENDPOINT SNAPSHOT_ID WORKERS
+ *     The same loop doing the least a backup must do with a block: keep it whole until its
+ *     SHA-256 matched the checksum GetSnapshotBlock returned (hashed as the body arrives, on the
+ *     one thread), then drop it. It shows what verification alone costs on this machine.
  *   node bench/sdk-loop.mjs restore ENDPOINT BLOCKS WORKERS
  *     StartSnapshot, PutSnapshotBlock of BLOCKS distinct blocks (each with the SHA-256 the API
  *     requires) with WORKERS requests in flight, CompleteSnapshot; prints the snapshot id.
  *
  * Credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), region
- * us-east-1. No verification beyond what the SDK and the API do: that is the point of a baseline.
+ * us-east-1. No verification beyond what the SDK and the API do (but in `backup-verified`): that is
+ * the point of a baseline.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -53,7 +58,8 @@ async function* blocksOf(snapshotId) {
   }
 }
 
-if (mode === 'backup') {
+if (mode === 'backup' || mode === 'backup-verified') {
+  const verified = mode === 'backup-verified';
   await pool(blocksOf(arg), async (block) => {
     const response = await ebs.send(
       new GetSnapshotBlockCommand({
@@ -62,9 +68,21 @@ if (mode === 'backup') {
         BlockToken: block.BlockToken,
       }),
     );
-    for await (const _ of response.BlockData) {
-      // discarded
+    if (!verified) {
+      for await (const _ of response.BlockData) {
+        // discarded
+      }
+      return;
     }
+    const hash = createHash('sha256');
+    const chunks = [];
+    for await (const chunk of response.BlockData) {
+      hash.update(chunk);
+      chunks.push(chunk);
+    }
+    if (hash.digest('base64') !== response.Checksum)
+      throw new Error(`block ${block.BlockIndex}: checksum mismatch`);
+    chunks.length = 0;
   });
 } else if (mode === 'restore') {
   const count = Number(arg);
@@ -92,7 +110,9 @@ if (mode === 'backup') {
   await ebs.send(new CompleteSnapshotCommand({ SnapshotId: started.SnapshotId, ChangedBlocksCount: count }));
   process.stdout.write(`${started.SnapshotId}\n`);
 } else {
-  process.stderr.write('usage: sdk-loop.mjs backup|restore ENDPOINT SNAPSHOT_ID|BLOCKS WORKERS\n');
+  process.stderr.write(
+    'usage: sdk-loop.mjs backup|backup-verified|restore ENDPOINT SNAPSHOT_ID|BLOCKS WORKERS\n',
+  );
   process.exit(2);
 }
 ebs.destroy();

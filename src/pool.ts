@@ -102,6 +102,14 @@ function limitOf(workers: number | WorkerLimit): WorkerLimit {
 }
 
 /**
+ * How many results orderedMap holds at most by default, in flight or waiting for their turn:
+ * twice the workers, so that one slow call does not stop the others for long.
+ */
+export function reorderWindow(maxWorkers: number): number {
+  return maxWorkers * 2;
+}
+
+/**
  * Maps `source` through `fn` with at most `workers` calls in flight, and yields the results in
  * source order. At most `window` results (in flight or finished but not yet yielded) exist at once,
  * which bounds memory whatever the source length.
@@ -110,7 +118,7 @@ export async function* orderedMap<T, R>(
   source: AsyncIterable<T> | Iterable<T>,
   workers: number | WorkerLimit,
   fn: (item: T) => Promise<R>,
-  window = limitOf(workers).max * 2,
+  window = reorderWindow(limitOf(workers).max),
 ): AsyncGenerator<R> {
   const limit = limitOf(workers);
   if (limit.max < 1 || window < limit.max) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   type EBSClient,
   GetSnapshotBlockCommand,
@@ -5,7 +6,6 @@ import {
   ListSnapshotBlocksCommand,
   ValidationException,
 } from '@aws-sdk/client-ebs';
-import { type BlockDigester, hashOnThisThread, type HashedBlock } from '../block-hasher.js';
 import { describeError, RuntimeFailure } from '../errors.js';
 import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
 
@@ -162,45 +162,38 @@ export function transientBlockError(err: unknown): boolean {
 }
 
 /**
- * Reads a block body as the chunks the socket delivered: no 512 KiB copy and no second
- * allocation per block (at 64 workers that churn showed up as garbage collection). The hashing
- * thread hashes them and hands them back; they go to the tar stream as they are.
+ * Reads a block body into `into` (one block long) and returns its SHA-256. Each chunk the socket
+ * delivered is hashed and copied as it arrives, then dropped: it dies young, as in any client
+ * that reads and discards, and the block lives on only in the caller's reused memory (a copy of
+ * 512 KiB costs far less than the garbage collection of chunks held until the block's turn in
+ * the stream; docs/PERFORMANCE.md).
  */
-async function readBody(
-  body: AsyncIterable<Uint8Array>,
-  blockSize: number,
-  hash: BlockDigester,
-): Promise<HashedBlock> {
-  const chunks: Buffer[] = [];
+async function readBody(body: AsyncIterable<Uint8Array>, into: Buffer): Promise<Buffer> {
+  const hash = createHash('sha256');
   let filled = 0;
   for await (const chunk of body) {
-    if (filled + chunk.length > blockSize) throw new ChecksumMismatch(`body longer than ${blockSize} bytes`);
-    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    if (filled + chunk.length > into.length)
+      throw new ChecksumMismatch(`body longer than ${into.length} bytes`);
+    into.set(chunk, filled);
+    hash.update(chunk);
     filled += chunk.length;
   }
-  if (filled !== blockSize) throw new ChecksumMismatch(`body of ${filled} bytes, expected ${blockSize}`);
-  return hash(chunks);
-}
-
-export interface ReadBlock {
-  /** The block's bytes, in the chunks they arrived in (blockSize in all). */
-  data: Buffer[];
-  /** The 32-byte SHA-256 of `data`, which matched AWS's checksum. */
-  digest: Buffer;
+  if (filled !== into.length) throw new ChecksumMismatch(`body of ${filled} bytes, expected ${into.length}`);
+  return hash.digest();
 }
 
 /**
- * Reads one block and checks it against the SHA-256 AWS sent with it. A mismatch or a broken
- * body is retried: the SDK has already returned when the body breaks, so it cannot.
+ * Reads one block into `into` (one block long) and checks it against the SHA-256 AWS sent with
+ * it; returns that digest. A mismatch or a broken body is retried: the SDK has already returned
+ * when the body breaks, so it cannot. `into` holds a verified block only once this resolves.
  */
 export async function readBlock(
   ebs: EBSClient,
   snapshotId: string,
   ref: BlockRef,
-  blockSize: number,
+  into: Buffer,
   renew?: (index: number) => Promise<string>,
-  hash: BlockDigester = hashOnThisThread,
-): Promise<ReadBlock> {
+): Promise<Buffer> {
   let token = ref.token;
   let renewed = false;
   /** Set when the attempt that just failed renewed the token: the next attempt uses the new one. */
@@ -234,17 +227,13 @@ export async function readBlock(
       if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
         throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
       }
-      const { chunks, digest } = await readBody(
-        response.BlockData as AsyncIterable<Uint8Array>,
-        blockSize,
-        hash,
-      );
+      const digest = await readBody(response.BlockData as AsyncIterable<Uint8Array>, into);
       if (digest.toString('base64') !== response.Checksum) {
         throw new ChecksumMismatch(
           `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,
         );
       }
-      return { data: chunks, digest };
+      return digest;
     });
   } catch (err) {
     const reason = describeError(err);

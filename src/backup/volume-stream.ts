@@ -3,17 +3,17 @@ import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { Logger } from 'pino';
 import { type BlockRef, changedBlocks, readBlock, renewToken, snapshotBlocks } from '../aws/blocks.js';
 import { performance, userTags } from '../aws/metadata.js';
-import { digesterFor } from '../block-hasher.js';
 import { RuntimeFailure } from '../errors.js';
-import { orderedMap } from '../pool.js';
+import { orderedMap, reorderWindow } from '../pool.js';
 import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
 import { VolumeProgress } from '../progress.js';
+import { BlockRing } from '../stream/block-ring.js';
 import { BlockList } from './block-list.js';
 import { VolumeDigests, ZERO_BLOCK, ZERO_BLOCK_SHA256 } from '../stream/digests.js';
 import { BLOCK_SIZE, GIB, member } from '../stream/format.js';
 import type { Level, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { SparseMapSize } from '../stream/sparse.js';
-import type { StreamWriter } from '../stream/writer.js';
+import type { LentBlock, StreamWriter } from '../stream/writer.js';
 import type { RequestCounts } from '../aws/clients.js';
 import type { ChainLink } from './links.js';
 import type { PlannedVolume } from './plan.js';
@@ -49,6 +49,13 @@ export function volumeMeta(
     tags: userTags(planned.volume.Tags),
   };
 }
+
+/**
+ * Ring slots beyond the reorder window: the blocks already handed to the tar stream that the
+ * destination has not written yet (one being written, one in the packer, one being handed in).
+ * Fewer would only make reads wait for memory, never lose a block.
+ */
+const BLOCKS_BEING_WRITTEN = 4;
 
 export interface VolumeStreamRequest {
   planned: PlannedVolume;
@@ -123,20 +130,32 @@ export async function streamVolume(
     renewed++;
     return renewToken(ebs, snapshotId, base?.snapshotId, index);
   };
-  const digest = digesterFor(limit.max);
+  // Every block read, waiting for its turn or on its way out, sits in a slot of this ring until
+  // the destination has written it: the window's blocks, and those the tar stream still holds.
+  const window = reorderWindow(limit.max);
+  const ring = new BlockRing(Math.min(window, map.regions) + BLOCKS_BEING_WRITTEN, BLOCK_SIZE);
   // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
-  const fetch = async (ref: BlockRef): Promise<{ index: number; data: Buffer[]; digest: Buffer }> =>
-    ref.token === undefined
-      ? { index: ref.index, data: [ZERO_BLOCK], digest: ZERO_BLOCK_SHA256 }
-      : { index: ref.index, ...(await readBlock(ebs, snapshotId, ref, BLOCK_SIZE, renew, digest)) };
+  const fetch = async (
+    ref: BlockRef,
+  ): Promise<{ index: number; block: Buffer | LentBlock; digest: Buffer }> => {
+    if (ref.token === undefined) return { index: ref.index, block: ZERO_BLOCK, digest: ZERO_BLOCK_SHA256 };
+    const slot = await ring.acquire();
+    try {
+      const digest = await readBlock(ebs, snapshotId, ref, slot.data, renew);
+      return { index: ref.index, block: { data: slot.data, written: () => ring.give(slot) }, digest };
+    } catch (err) {
+      ring.give(slot);
+      throw err;
+    }
+  };
   const digests = new VolumeDigests();
   const started = Date.now();
   const progress = new VolumeProgress(log, volumeId, map.regions, BLOCK_SIZE, counts);
-  const blocks = async function* (): AsyncGenerator<Buffer[]> {
-    for await (const block of orderedMap(refs(), limit, fetch)) {
-      digests.add(block.index, block.digest);
+  const blocks = async function* (): AsyncGenerator<Buffer | LentBlock> {
+    for await (const read of orderedMap(refs(), limit, fetch, window)) {
+      digests.add(read.index, read.digest);
       progress.block();
-      yield block.data;
+      yield read.block;
     }
   };
   await writer.sparse(member.volumeData(volumeId), sizeGiB * GIB, BLOCK_SIZE, map, indices(), blocks());

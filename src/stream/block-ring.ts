@@ -5,17 +5,20 @@ export interface RingSlot {
 }
 
 /**
- * The memory a stream reader puts its blocks in: a fixed number of block-sized slots of one
- * buffer, taken once per stream and reused block after block.
+ * Block memory: a fixed number of block-sized slots of one buffer, taken once per stream (a
+ * reader's) or per volume (a backup's) and reused block after block.
  *
  * Why not a fresh buffer per block: each one is new memory for the kernel to fault in and for the
- * garbage collector to follow, and on a restore to files that cost more than the copy into it
- * (docs/PERFORMANCE.md). The ring's size is the reader's whole block memory, whatever the
- * volume's size.
+ * garbage collector to follow. On a restore to files that cost more than the copy into it; on a
+ * backup, blocks held until they leave in order outlived V8's young generation and cost it a
+ * mark-compact collection every few dozen megabytes (docs/PERFORMANCE.md). The ring's size is
+ * the whole block memory, whatever the volume's size.
  */
 export class BlockRing {
   private readonly memory: Buffer;
   private readonly free: number[];
+  /** Callers of `acquire` waiting for a slot, first come first served. */
+  private readonly waiting: ((slot: RingSlot) => void)[] = [];
 
   constructor(
     readonly slots: number,
@@ -27,14 +30,32 @@ export class BlockRing {
     this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   }
 
-  /** A free slot; the caller keeps count, as the ring cannot wait for one. */
+  /** A free slot, for a caller that keeps count of its slots itself. */
   take(): RingSlot {
     const slot = this.free.pop();
     if (slot === undefined) throw new Error('BlockRing: no free slot');
-    return { slot, data: this.memory.subarray(slot * this.blockSize, (slot + 1) * this.blockSize) };
+    return this.view(slot);
+  }
+
+  /**
+   * A free slot, once there is one: waiters are served in the order they asked, so the reads
+   * of a window, which ask in block order, get their memory in block order too.
+   */
+  acquire(): Promise<RingSlot> {
+    const slot = this.waiting.length === 0 ? this.free.pop() : undefined;
+    if (slot !== undefined) return Promise.resolve(this.view(slot));
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   give(slot: RingSlot): void {
-    this.free.push(slot.slot);
+    const next = this.waiting.shift();
+    // A fresh view of the same memory: each lending of a slot is a distinct Buffer object, which
+    // the tar writer recognizes its blocks by.
+    if (next !== undefined) next(this.view(slot.slot));
+    else this.free.push(slot.slot);
+  }
+
+  private view(slot: number): RingSlot {
+    return { slot, data: this.memory.subarray(slot * this.blockSize, (slot + 1) * this.blockSize) };
   }
 }

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { sha256Hex } from './digests.js';
@@ -13,19 +13,73 @@ async function write(entry: Entry, chunk: Buffer): Promise<void> {
   if (!entry.write(chunk)) await once(entry, 'drain');
 }
 
+/** A block for a sparse member, in memory its owner wants back once the destination wrote it. */
+export interface LentBlock {
+  data: Buffer;
+  /** Called once the destination has written `data` (its write callback): the memory is free. */
+  written: () => void;
+}
+
+type Destination = Writable | NodeJS.WritableStream;
+
+/**
+ * Between the tar packer and the destination. It hands every chunk on, and gives a lent block's
+ * memory back only from the destination's write callback: until then the destination may still
+ * be reading it. tar-stream hands a member's data through as the same Buffer objects, which is
+ * how a lent block is recognized here.
+ */
+class Outlet extends Writable {
+  readonly lent = new Map<Uint8Array, () => void>();
+  private pending = 0;
+  private idle: (() => void) | undefined;
+
+  constructor(
+    private readonly destination: Destination,
+    private readonly endDestination: boolean,
+  ) {
+    super();
+    destination.on('error', (err: Error) => this.destroy(err));
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.pending++;
+    const flowing = this.destination.write(chunk, (err) => {
+      this.pending--;
+      const written = this.lent.get(chunk);
+      this.lent.delete(chunk);
+      if (!err) written?.();
+      if (this.pending === 0) this.idle?.();
+    });
+    if (flowing) callback();
+    else this.destination.once('drain', () => callback());
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    const finish = (): void => {
+      this.idle = undefined;
+      if (this.endDestination) this.destination.end(() => callback());
+      else callback();
+    };
+    if (this.pending === 0) finish();
+    else this.idle = finish;
+  }
+}
+
 /**
  * Writes the tar stream (pax headers) to a destination, with backpressure: a member's data is
  * only produced as fast as the destination takes it.
  */
 export class StreamWriter {
   private readonly pack = tar.pack();
+  private readonly outlet: Outlet;
   private readonly done: Promise<void>;
   private readonly mtime = new Date();
   /** The SHA-256 of every JSON member written so far: end.json records them (format version 2). */
   private readonly digests: MemberDigest[] = [];
 
-  constructor(destination: Writable | NodeJS.WritableStream) {
-    this.done = pipeline(this.pack, destination as Writable, { end: destination !== process.stdout });
+  constructor(destination: Destination) {
+    this.outlet = new Outlet(destination, destination !== process.stdout);
+    this.done = pipeline(this.pack, this.outlet);
     this.done.catch(() => undefined);
   }
 
@@ -63,8 +117,8 @@ export class StreamWriter {
     blockSize: number,
     map: SparseMapSize,
     indices: AsyncIterable<number>,
-    /** Each block as one buffer or as the chunks it arrived in. */
-    blocks: AsyncIterable<Buffer | readonly Buffer[]>,
+    /** Each block as one buffer, or lent: given back once the destination wrote it. */
+    blocks: AsyncIterable<Buffer | LentBlock>,
   ): Promise<void> {
     const mapLength = map.paddedLength(realSize);
     const size = mapLength + map.regions * blockSize;
@@ -105,10 +159,13 @@ export class StreamWriter {
     await write(entry, Buffer.concat([head, mapTail(realSize, written + head.length)]));
     let blocksWritten = 0;
     for await (const block of blocks) {
-      const chunks = Buffer.isBuffer(block) ? [block] : block;
-      const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-      if (length !== blockSize) throw new Error(`${name}: a block of ${length} bytes`);
-      for (const chunk of chunks) await write(entry, chunk);
+      const data = Buffer.isBuffer(block) ? block : block.data;
+      if (data.length !== blockSize) throw new Error(`${name}: a block of ${data.length} bytes`);
+      if (!Buffer.isBuffer(block)) {
+        if (this.outlet.lent.has(data)) throw new Error(`${name}: a lent block was written twice`);
+        this.outlet.lent.set(data, block.written);
+      }
+      await write(entry, data);
       blocksWritten++;
     }
     if (blocksWritten !== map.regions) {
