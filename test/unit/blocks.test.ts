@@ -1,7 +1,17 @@
-import { EBSClient, ListSnapshotBlocksCommand, ValidationException } from '@aws-sdk/client-ebs';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import {
+  EBSClient,
+  GetSnapshotBlockCommand,
+  type GetSnapshotBlockCommandOutput,
+  ListSnapshotBlocksCommand,
+  ValidationException,
+} from '@aws-sdk/client-ebs';
 import { mockClient } from 'aws-sdk-client-mock';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { snapshotBlocks } from '../../src/aws/blocks.js';
+import { readBlock, snapshotBlocks } from '../../src/aws/blocks.js';
+import { useClock } from '../../src/retry.js';
 
 const ebsMock = mockClient(EBSClient);
 afterEach(() => ebsMock.reset());
@@ -79,5 +89,95 @@ describe('a listing in memory', () => {
       expect(ebsMock.commandCalls(ListSnapshotBlocksCommand)).toHaveLength(Math.floor(block.index / 3) + 1);
     }
     expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+});
+
+describe('a block read into its slot', () => {
+  const SIZE = 4096;
+  const good = Buffer.from(Array.from({ length: SIZE }, (_, i) => (i * 31 + 7) & 0xff));
+  const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('base64');
+  /** A GetSnapshotBlock answer whose body comes in `chunks`, or breaks after them with `error`. */
+  const answer = (
+    chunks: Buffer[],
+    checksum = sha256(good),
+    error?: Error,
+  ): GetSnapshotBlockCommandOutput => {
+    const body = Readable.from(
+      (async function* () {
+        yield* chunks;
+        if (error) throw error;
+      })(),
+    );
+    return {
+      // The SDK's stream mixin adds helpers (transformToString…) that a block read does not use.
+      BlockData: body as unknown as GetSnapshotBlockCommandOutput['BlockData'],
+      Checksum: checksum,
+      ChecksumAlgorithm: 'SHA256',
+      DataLength: SIZE,
+      $metadata: {},
+    };
+  };
+  const cut = (bytes: Buffer, points: number[]): Buffer[] => {
+    const sorted = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b);
+    return [...sorted, bytes.length].map((p, i) => bytes.subarray(i === 0 ? 0 : sorted[i - 1], p));
+  };
+  let restoreClock: (() => void) | undefined;
+  afterEach(() => restoreClock?.());
+  const instantClock = () => {
+    restoreClock = useClock({ sleep: () => Promise.resolve(), now: () => 0 });
+  };
+
+  it('holds the block and returns AWS checksum as a digest, however the body is chunked', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat(), { maxLength: 10 }), async (points) => {
+        ebsMock.reset();
+        ebsMock.on(GetSnapshotBlockCommand).resolves(answer(cut(good, points)));
+        const slot = Buffer.alloc(SIZE, 0xaa);
+        const digest = await readBlock(
+          new EBSClient({ region: 'us-east-1' }),
+          'snap-1',
+          { index: 3, token: 't' },
+          slot,
+        );
+        expect(slot.equals(good)).toBe(true);
+        expect(digest.toString('base64')).toBe(sha256(good));
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('starts the slot over after a body that broke or did not match, and keeps only the verified block', async () => {
+    instantClock();
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    const wrong = Buffer.alloc(SIZE, 0x55);
+    ebsMock
+      .on(GetSnapshotBlockCommand)
+      .resolvesOnce(answer([wrong.subarray(0, 1000)], sha256(good), reset))
+      .resolvesOnce(answer([wrong]))
+      .resolvesOnce(answer([good.subarray(0, 100), good.subarray(100)]));
+    const slot = Buffer.alloc(SIZE);
+    const digest = await readBlock(
+      new EBSClient({ region: 'us-east-1' }),
+      'snap-1',
+      { index: 3, token: 't' },
+      slot,
+    );
+    expect(ebsMock.commandCalls(GetSnapshotBlockCommand)).toHaveLength(3);
+    expect(slot.equals(good)).toBe(true);
+    expect(digest.toString('base64')).toBe(sha256(good));
+  });
+
+  it('refuses a body longer than the block without writing past its slot', async () => {
+    instantClock();
+    const longer = Buffer.concat([good, Buffer.from([1, 2, 3])]);
+    ebsMock.on(GetSnapshotBlockCommand).callsFake(() => answer([longer], sha256(longer)));
+    const memory = Buffer.alloc(SIZE + 64, 0xee);
+    const slot = memory.subarray(0, SIZE);
+    await expect(
+      readBlock(new EBSClient({ region: 'us-east-1' }), 'snap-9', { index: 7, token: 't' }, slot),
+    ).rejects.toThrow(
+      /block 7 of snapshot snap-9 could not be read and verified \(.*body longer than 4096 bytes/,
+    );
+    expect(memory.subarray(SIZE).every((byte) => byte === 0xee)).toBe(true);
   });
 });
