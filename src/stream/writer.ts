@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
+import { finished, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { sha256Hex } from './digests.js';
@@ -57,8 +57,13 @@ class Outlet extends Writable {
   override _final(callback: (err?: Error | null) => void): void {
     const finish = (): void => {
       this.idle = undefined;
-      if (this.endDestination) this.destination.end(() => callback());
-      else callback();
+      if (!this.endDestination) {
+        callback();
+        return;
+      }
+      // Finished only when the destination has flushed and closed, or failed doing it.
+      finished(this.destination, { readable: false }, (err) => callback(err));
+      this.destination.end();
     };
     if (this.pending === 0) finish();
     else this.idle = finish;
