@@ -51,9 +51,12 @@ export function volumeMeta(
 }
 
 /**
- * Ring slots beyond the reorder window: the blocks already handed to the tar stream that the
- * destination has not written yet (one being written, one in the packer, one being handed in).
- * Fewer would only make reads wait for memory, never lose a block.
+ * Ring slots beyond the reorder window, for the blocks already handed to the tar stream that the
+ * destination has not written yet: at most three (one being written, one in the packer, one being
+ * handed in), since the writer waits for the packer to drain after each block. With that many
+ * spare, a read always finds a slot once the blocks before it in the window have theirs, even
+ * when the destination stops taking data: the reads under way can then still finish, and a
+ * failure can unwind instead of waiting forever for memory.
  */
 const BLOCKS_BEING_WRITTEN = 4;
 
