@@ -1,6 +1,6 @@
 import { PassThrough, Writable } from 'node:stream';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BlockRing } from '../../src/stream/block-ring.js';
 import { member } from '../../src/stream/format.js';
 import { SparseMapSize } from '../../src/stream/sparse.js';
@@ -82,6 +82,15 @@ describe('BlockRing.acquire', () => {
 });
 
 describe('StreamWriter with lent blocks', () => {
+  // Both writers of a case must stamp their members with the same mtime (whole seconds).
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2026-12-04T12:00:00Z'));
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('gives each block back once, only after the destination wrote it, and writes what plain buffers write', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -128,6 +137,22 @@ describe('StreamWriter with lent blocks', () => {
       { numRuns: 40 },
     );
   });
+
+  it('fails the member, rather than waiting, when the destination fails in the middle of it', async () => {
+    let writes = 0;
+    const destination = new Writable({
+      write(_chunk, _encoding, callback) {
+        writes++;
+        if (writes === 3) callback(new Error('disk full'));
+        else setImmediate(callback);
+      },
+    });
+    const indices = Array.from({ length: 20 }, (_, i) => i);
+    const blocks = async function* (): AsyncGenerator<Buffer> {
+      for (const index of indices) yield fill(Buffer.alloc(BS), index, 0);
+    };
+    await expect(writeVolume(destination, indices, blocks())).rejects.toThrow(/disk full/);
+  }, 10_000);
 
   it('refuses a lent block handed in twice before the destination wrote it', async () => {
     const destination = new LateDestination([3]);
