@@ -32,13 +32,22 @@ class Outlet extends Writable {
   readonly lent = new Map<Uint8Array, () => void>();
   private pending = 0;
   private idle: (() => void) | undefined;
+  private readonly destinationFailed = (err: Error): void => {
+    this.destroy(err);
+  };
 
   constructor(
     private readonly destination: Destination,
     private readonly endDestination: boolean,
   ) {
     super();
-    destination.on('error', (err: Error) => this.destroy(err));
+    destination.on('error', this.destinationFailed);
+  }
+
+  /** Lets go of the destination (stdout lives on after the stream: its errors are not ours then). */
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.destination.removeListener('error', this.destinationFailed);
+    callback(err);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -62,7 +71,10 @@ class Outlet extends Writable {
         return;
       }
       // Finished only when the destination has flushed and closed, or failed doing it.
-      finished(this.destination, { readable: false }, (err) => callback(err));
+      const stopWatching = finished(this.destination, { readable: false }, (err) => {
+        stopWatching();
+        callback(err);
+      });
       this.destination.end();
     };
     if (this.pending === 0) finish();

@@ -154,6 +154,18 @@ describe('StreamWriter with lent blocks', () => {
     await expect(writeVolume(destination, indices, blocks())).rejects.toThrow(/disk full/);
   }, 10_000);
 
+  it('leaves no listener on its destination once the stream is written', async () => {
+    const destination = new PassThrough();
+    destination.resume();
+    const before = destination.listenerCount('error');
+    const indices = [0, 5];
+    const blocks = async function* (): AsyncGenerator<Buffer> {
+      for (const index of indices) yield fill(Buffer.alloc(BS), index, 0);
+    };
+    await writeVolume(destination, indices, blocks());
+    expect(destination.listenerCount('error')).toBe(before);
+  });
+
   it('refuses a lent block handed in twice before the destination wrote it', async () => {
     const destination = new LateDestination([3]);
     const data = fill(Buffer.alloc(BS), 1, 0);
