@@ -75,6 +75,7 @@ if (mode === 'backup' || mode === 'backup-verified') {
       return;
     }
     const hash = createHash('sha256');
+    // Held until the digest is known, as a verifying backup must hold a block; dropped after.
     const chunks = [];
     for await (const chunk of response.BlockData) {
       hash.update(chunk);
@@ -82,7 +83,6 @@ if (mode === 'backup' || mode === 'backup-verified') {
     }
     if (hash.digest('base64') !== response.Checksum)
       throw new Error(`block ${block.BlockIndex}: checksum mismatch`);
-    chunks.length = 0;
   });
 } else if (mode === 'restore') {
   const count = Number(arg);

@@ -29,7 +29,7 @@ type Destination = Writable | NodeJS.WritableStream;
  * how a lent block is recognized here.
  */
 class Outlet extends Writable {
-  readonly lent = new Map<Uint8Array, () => void>();
+  private readonly lent = new Map<Uint8Array, () => void>();
   private pending = 0;
   private idle: (() => void) | undefined;
   private readonly destinationFailed = (err: Error): void => {
@@ -42,6 +42,12 @@ class Outlet extends Writable {
   ) {
     super();
     destination.on('error', this.destinationFailed);
+  }
+
+  /** `block` is about to be written: its memory goes back to its owner once the destination wrote it. */
+  lend(block: LentBlock, member: string): void {
+    if (this.lent.has(block.data)) throw new Error(`${member}: a lent block was written twice`);
+    this.lent.set(block.data, block.written);
   }
 
   /** Lets go of the destination (stdout lives on after the stream: its errors are not ours then). */
@@ -178,10 +184,7 @@ export class StreamWriter {
     for await (const block of blocks) {
       const data = Buffer.isBuffer(block) ? block : block.data;
       if (data.length !== blockSize) throw new Error(`${name}: a block of ${data.length} bytes`);
-      if (!Buffer.isBuffer(block)) {
-        if (this.outlet.lent.has(data)) throw new Error(`${name}: a lent block was written twice`);
-        this.outlet.lent.set(data, block.written);
-      }
+      if (!Buffer.isBuffer(block)) this.outlet.lend(block, name);
       await write(entry, data);
       blocksWritten++;
     }
