@@ -5,6 +5,7 @@ import { describeAwsFailure } from './aws/failure.js';
 import type { CommandContext } from './commands/context.js';
 import { type CompletionSpec, completionScript } from './commands/completion.js';
 import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
+import { armCrashPoints } from './crash-points.js';
 import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
 import { guardProcess, interruptedState, resetNotes } from './lifecycle.js';
 import { startLiveDisplay, stopLiveDisplay } from './display.js';
@@ -108,6 +109,7 @@ async function dispatch(
         skipIncomplete: options.skipIncomplete === true,
         dryRun: options.dryRun === true,
         volume: text(options.volume),
+        acceptFormat1: options.acceptFormat1 === true,
       });
     case 'verify':
       return (await import('./commands/verify.js')).verifyCommand(ctx, { files: args });
@@ -231,6 +233,10 @@ export function buildProgram(
     .option('--create-volume', 'volume streams: also create a volume from each restored snapshot')
     .option('--availability-zone <az>', 'zone for --create-volume')
     .option('--state-dir <dir>', 'where the restore journal lives')
+    .option(
+      '--accept-format-1',
+      'restore format 1 streams (ec2-bpipe 0.1), which cannot prove where each block belongs',
+    )
     .action(action('restore'));
 
   common(program.command('verify'))
@@ -312,6 +318,7 @@ export async function run(
   const program = buildProgram(async (name, common, options, args) => {
     command = name;
     current.command = name;
+    armCrashPoints();
     const format = common.logFormat;
     // `list` runs as Bacula's FileSet generator: its stderr would become plugin lines, so it
     // logs to a file, and never before the config says which.

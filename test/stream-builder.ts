@@ -95,7 +95,7 @@ export async function buildStream(spec: StreamSpec): Promise<Buffer> {
   const manifest: Manifest = {
     format: FORMAT_NAME,
     formatVersion: spec.version ?? FORMAT_VERSION,
-    toolVersion: 'test',
+    toolVersion: spec.version === 1 ? '0.1.0' : 'test',
     config: spec.config ?? 'web',
     job: spec.job,
     level,

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import { classify, streamInputs } from '../inputs.js';
 import type { AppliedStream } from '../restore/aws.js';
@@ -23,6 +24,8 @@ export interface RestoreOptions {
   dryRun: boolean;
   /** Restore only these volumes (comma-separated ids), to AWS or to files. */
   volume?: string;
+  /** Restore format 1 streams (ec2-bpipe 0.1), which prove less. */
+  acceptFormat1: boolean;
 }
 
 /**
@@ -34,6 +37,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
   if (toDir !== undefined && where !== undefined) throw new UsageError('Give --to-dir or --where, not both.');
   if (toDir === '') throw new UsageError('--to-dir needs a directory.');
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
+  if (dir !== undefined) refuseNonDirectory(dir, toDir !== undefined ? '--to-dir' : '--where');
   const replace = parseReplace(options.replace);
   const volumes = parseVolumeSelection(options.volume);
   const inputs = await streamInputs(files, ctx.stdin);
@@ -68,6 +72,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     const target = new AwsRestore(ctx.config, ctx.log, print, {
       launch,
       dryRun: options.dryRun,
+      acceptFormat1: options.acceptFormat1,
       ...(volumes && { volumes }),
     });
     try {
@@ -90,7 +95,14 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     }
     return;
   }
-  const target = new FilesRestore(dir, ctx.log, toDir !== undefined ? 'plain' : 'catalog', replace, volumes);
+  const target = new FilesRestore(
+    dir,
+    ctx.log,
+    toDir !== undefined ? 'plain' : 'catalog',
+    replace,
+    volumes,
+    options.acceptFormat1,
+  );
   for (const input of inputs) {
     const item = await classify(input);
     try {
@@ -103,4 +115,19 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
       if (!skippable(err)) throw err;
     }
   }
+}
+
+/** A restore target that exists must be a directory: a file there is a mistake in the command line. */
+function refuseNonDirectory(dir: string, option: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch {
+    // Missing (it is created), or unreadable: the restore then says what it could not do.
+    return;
+  }
+  if (!isDirectory)
+    throw new UsageError(
+      `${option}=${dir}: it exists and is not a directory; name a directory to restore the images under.`,
+    );
 }

@@ -1,6 +1,6 @@
 import { RuntimeFailure } from '../errors.js';
 import { streamInputs } from '../inputs.js';
-import { readStream } from '../stream/reader.js';
+import { readStream, warnFormat1 } from '../stream/reader.js';
 import type { CommandContext } from './context.js';
 
 export interface VerifyOptions {
@@ -13,7 +13,8 @@ export async function verifyCommand(ctx: CommandContext, { files }: VerifyOption
   const failures: string[] = [];
   for (const input of await streamInputs(files, ctx.stdin)) {
     try {
-      const report = await readStream(await input.open(), input.name);
+      // verify reads format 1 and says what it cannot prove; restores need --accept-format-1.
+      const report = await readStream(await input.open(), input.name, {}, { acceptFormat1: true });
       const m = report.manifest;
       for (const v of report.volumes) {
         ctx.stdout.write(
@@ -23,12 +24,7 @@ export async function verifyCommand(ctx: CommandContext, { files }: VerifyOption
             '\n',
         );
       }
-      if (report.formatVersion < 2) {
-        ctx.log.warn(
-          `${input.name}: format version ${report.formatVersion}: its blocks match their checksum, but nothing in it ` +
-            'proves where each block belongs nor that its metadata is unaltered; take a new Full to get those proofs',
-        );
-      }
+      warnFormat1(ctx.log, input.name, report.formatVersion);
       ctx.log.info(`${input.name}: complete and intact (${report.volumes.length} volume(s), job ${m.job})`);
     } catch (err) {
       if (!(err instanceof RuntimeFailure)) throw err;

@@ -14,7 +14,7 @@ import { BLOCK_SIZE } from '../stream/format.js';
 import { VolumeProgress } from '../progress.js';
 import { finalizerManifest } from '../stream/finalizer.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/schema.js';
-import { readStream, StreamDefect } from '../stream/reader.js';
+import { readStream, warnFormat1, StreamDefect } from '../stream/reader.js';
 import type { Finalizer } from '../stream/schema.js';
 import { JOURNAL_TAG, RESTORE_TAG } from '../aws/tags.js';
 import { RestoreJournal } from './journal.js';
@@ -69,6 +69,8 @@ export interface AwsRestoreOptions {
   dryRun?: boolean;
   /** Restore only these volumes of each stream (--volume); no instance is launched then. */
   volumes?: ReadonlySet<string>;
+  /** Read format 1 streams, which prove less (--accept-format-1). */
+  acceptFormat1?: boolean;
 }
 
 /**
@@ -143,7 +145,7 @@ export class AwsRestore {
       return prepared;
     };
     try {
-      await readStream(
+      const report = await readStream(
         await input.open(),
         input.name,
         {
@@ -203,8 +205,9 @@ export class AwsRestore {
           },
         },
         // As many as the workers: each put in flight holds its block.
-        { blocksLent: settings.workers },
+        { blocksLent: settings.workers, acceptFormat1: this.options.acceptFormat1 ?? false },
       );
+      warnFormat1(this.log, input.name, report.formatVersion);
     } catch (err) {
       // The pending note stays: the command's error line says which snapshots were left.
       for (const session of sessions) await session.slots.drain().catch(() => undefined);

@@ -1,30 +1,29 @@
 import { rmSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { z } from 'zod';
+import { durableStep } from '../crash-points.js';
 import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
-import { CONFIG_NAME, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
+import { CONFIG_NAME, REGION } from '../ids.js';
 import type { Input } from '../inputs.js';
 import { onInterrupt } from '../lifecycle.js';
-import { syncDirectory, writeSynced } from './durable.js';
+import { writeSynced } from './durable.js';
+import {
+  ImageDirectory,
+  type ImageState,
+  MOVE_ASIDE,
+  newJournal,
+  PARTIAL,
+  RECORD,
+  redoName,
+} from './files-journal.js';
 import { refuseUnknownVolumes } from './selection.js';
 import { VolumeProgress } from '../progress.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
 import { ZERO_BLOCK_SHA256 } from '../stream/digests.js';
-import { readStream } from '../stream/reader.js';
-import {
-  describeIssues,
-  type Finalizer,
-  levelSchema,
-  type Manifest,
-  resourceIdValid,
-} from '../stream/schema.js';
+import { readStream, warnFormat1 } from '../stream/reader.js';
+import { type Finalizer, type Manifest, resourceIdValid } from '../stream/schema.js';
 
-const PARTIAL = '.partial';
-const STATE_FILE = 'ec2-bpipe-state.json';
-/** A redo record: the 8-byte block index, then the block. */
-const RECORD = 8 + BLOCK_SIZE;
 /**
  * Block writes in flight per image: the blocks the reader lends at once. Writing while the stream
  * is read and hashed keeps the disk and the CPU busy at once (a write awaited per block left the
@@ -134,6 +133,20 @@ export async function writeAll(
   buffers: Buffer[],
   position: number,
 ): Promise<void> {
+  try {
+    await writeEvery(handle, path, buffers, position);
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
+    throw Object.assign(err, { path });
+  }
+}
+
+async function writeEvery(
+  handle: FileHandle,
+  path: string,
+  buffers: Buffer[],
+  position: number,
+): Promise<void> {
   const expected = buffers.reduce((sum, b) => sum + b.length, 0);
   const { bytesWritten } = await handle.writev(buffers, position);
   if (bytesWritten === expected) return;
@@ -153,36 +166,6 @@ export async function writeAll(
   }
 }
 
-const jobName = z.string().regex(JOB_NAME);
-const snapshotId = z.string().regex(SNAPSHOT_ID);
-
-/** The state file beside the images (docs/FORMAT.md): which job each image holds. */
-const imageStateSchema = z.object({
-  config: z.string().regex(CONFIG_NAME),
-  resourceId: z.string().max(1024),
-  volumes: z.record(
-    z.string().regex(VOLUME_ID),
-    z.object({
-      job: jobName,
-      level: levelSchema,
-      snapshotId,
-      chain: z.array(jobName).max(100_000),
-      /** When the held job's backup was made: what Bacula's replace codes compare (since 0.3). */
-      createdAt: z.iso.datetime().optional(),
-    }),
-  ),
-  /** Set while verified changes are being applied; a crash leaves it, and the next run finishes the job. */
-  applying: z
-    .object({
-      job: jobName,
-      level: levelSchema,
-      volumes: z.array(z.object({ volumeId: z.string().regex(VOLUME_ID), snapshotId })),
-      createdAt: z.iso.datetime().optional(),
-    })
-    .optional(),
-});
-type ImageState = z.infer<typeof imageStateSchema>;
-
 /**
  * `root` joined with names that come from a stream: each was checked against its id pattern
  * already, and the result must still lie under `root`. A path that does not is never written.
@@ -200,8 +183,6 @@ function under(root: string, ...parts: string[]): string {
   }
   return path;
 }
-
-const redoName = (volumeId: string): string => `${member.volumeData(volumeId)}.redo`;
 
 /**
  * Restores streams to raw sparse images under `<root>/<resource-id>/`.
@@ -226,6 +207,8 @@ export class FilesRestore {
     private readonly replace: ReplaceCode = 'always',
     /** Write only these volumes' images (--volume); the others are read and checked only. */
     private readonly volumes?: ReadonlySet<string>,
+    /** Read format 1 streams, which prove less (--accept-format-1). */
+    private readonly acceptFormat1 = false,
   ) {}
 
   private selected(volumeId: string): boolean {
@@ -292,90 +275,8 @@ export class FilesRestore {
       : under(this.root, '@ec2-bpipe', unit.config, unit.region, unit.resourceId);
   }
 
-  /** The state file, or undefined when there is none; a damaged one stops the restore rather than being ignored. */
-  private async loadState(dir: string): Promise<ImageState | undefined> {
-    const path = join(dir, STATE_FILE);
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new RuntimeFailure(`${path}: cannot read the image state (${messageOf(err)})`);
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      throw new RuntimeFailure(
-        `${path} is not valid JSON (${messageOf(err)}): the images' state is unknown. Move the directory aside and restore the chain again from its Full.`,
-      );
-    }
-    const parsed = imageStateSchema.safeParse(value);
-    if (!parsed.success) {
-      throw new RuntimeFailure(
-        `${path}: ${describeIssues(parsed.error)}. Move the directory aside and restore the chain again from its Full.`,
-      );
-    }
-    return parsed.data;
-  }
-
-  private async saveState(dir: string, state: ImageState): Promise<void> {
-    const path = join(dir, STATE_FILE);
-    await writeSynced(path + PARTIAL, `${JSON.stringify(state, null, 2)}\n`);
-    await rename(path + PARTIAL, path);
-    await syncDirectory(dir);
-  }
-
-  /** Applies verified redo files to the images, then records the new head. Safe to repeat after a crash. */
-  private async applyRedo(dir: string, state: ImageState): Promise<void> {
-    const applying = state.applying;
-    if (applying === undefined) return;
-    for (const { volumeId, snapshotId } of applying.volumes) {
-      const redo = under(dir, redoName(volumeId));
-      const entry = state.volumes[volumeId];
-      if (entry === undefined) {
-        throw new RuntimeFailure(
-          `${join(dir, STATE_FILE)}: applying job ${applying.job} to ${volumeId}, which it does not hold`,
-        );
-      }
-      const image = await open(under(dir, member.volumeData(volumeId)), 'r+');
-      const log = await open(redo, 'r');
-      try {
-        const { size: imageSize } = await image.stat();
-        const record = Buffer.allocUnsafe(RECORD);
-        for (let offset = 0; ; offset += RECORD) {
-          const { bytesRead } = await log.read(record, 0, RECORD, offset);
-          if (bytesRead === 0) break;
-          if (bytesRead !== RECORD)
-            throw new RuntimeFailure(`${redo} is damaged; restore the chain again from its Full`);
-          const index = Number(record.readBigUInt64BE(0));
-          if (!Number.isSafeInteger(index) || (index + 1) * BLOCK_SIZE > imageSize)
-            throw new RuntimeFailure(
-              `${redo} is damaged (block ${index}); restore the chain again from its Full`,
-            );
-          await image.write(record, 8, BLOCK_SIZE, index * BLOCK_SIZE);
-        }
-        await image.sync();
-      } finally {
-        await log.close();
-        await image.close();
-      }
-      state.volumes[volumeId] = {
-        job: applying.job,
-        level: applying.level,
-        snapshotId,
-        chain: [...entry.chain, applying.job],
-        ...(applying.createdAt !== undefined && { createdAt: applying.createdAt }),
-      };
-      await rm(redo, { force: true });
-    }
-    delete state.applying;
-    await this.saveState(dir, state);
-  }
-
   /** Refuses a stream whose base is not what the images hold now. */
   private checkBase(dir: string, manifest: Manifest, state: ImageState | undefined): void {
-    refuseUnknownVolumes(this.volumes, manifest);
     if (manifest.level === 'Full') return;
     for (const volumeId of manifest.volumes.filter((v) => this.selected(v))) {
       const held = state?.volumes[volumeId];
@@ -391,7 +292,7 @@ export class FilesRestore {
   /** A finalizer closes a files restore: every image must hold the chain's head. */
   async close(finalizer: Finalizer, name: string): Promise<string[]> {
     const dir = this.dirFor(finalizer);
-    const state = await this.loadState(dir);
+    const state = await new ImageDirectory(dir, this.log).open();
     if (finalizer.head === null) {
       throw new RuntimeFailure(
         `${name}: job ${finalizer.job} of ${finalizer.resourceId} has no complete stream to restore`,
@@ -404,12 +305,7 @@ export class FilesRestore {
       return finalizer.volumes.map((v) => join(dir, member.volumeData(v.volumeId)));
     }
     const wanted = finalizer.volumes.filter((v) => this.selected(v.volumeId));
-    const behind = wanted.filter(
-      (v) =>
-        state === undefined ||
-        state.applying !== undefined ||
-        state.volumes[v.volumeId]?.job !== finalizer.head,
-    );
+    const behind = wanted.filter((v) => state?.volumes[v.volumeId]?.job !== finalizer.head);
     if (behind.length) {
       const held = behind
         .map((v) => `${v.volumeId} holds ${state?.volumes[v.volumeId]?.job ?? 'nothing'}`)
@@ -423,27 +319,47 @@ export class FilesRestore {
     return wanted.map((v) => join(dir, member.volumeData(v.volumeId)));
   }
 
+  /**
+   * Whether the images hold this chain link already: a rerun after an interrupted restore, which
+   * the directory's journal finished. The stream is then read and checked, and nothing written.
+   */
+  private holdsAlready(manifest: Manifest, state: ImageState | undefined): boolean {
+    if (manifest.level === 'Full' || state === undefined) return false;
+    const selected = manifest.volumes.filter((v) => this.selected(v));
+    return selected.length > 0 && selected.every((v) => state.volumes[v]?.job === manifest.job);
+  }
+
   async apply(input: Input): Promise<string[]> {
     let dir = '';
+    let directory: ImageDirectory | undefined;
     let manifest: Manifest | undefined;
     let state: ImageState | undefined;
-    const partials: string[] = [];
+    /** Files of this transaction written so far: removed when it fails before its commit. */
+    const written: string[] = [];
     const metadata = new Map<string, unknown>();
     const snapshots = new Map<string, string>();
     let file: ImageWrite | undefined;
     /** Set when the replace code keeps the images: the stream is read and checked, and nothing written. */
     let keep: string | undefined;
-    // A signal or a closed pipe ends the process at once: what is half written goes with it.
+    let already = false;
+    // A signal or a closed pipe ends the process at once. Before the commit, what is half written
+    // goes with it; from the commit on, the journal finishes the job at the next open.
+    let phase: 'reading' | 'committing' | 'committed' = 'reading';
     const forget = onInterrupt(() => {
-      for (const partial of partials) rmSync(partial, { force: true });
-      return partials.length ? `partial files in ${dir} removed; the images are as they were` : undefined;
+      if (phase !== 'reading') {
+        return `job ${manifest?.job ?? '?'} was interrupted while it was installed in ${dir}; the next restore into that directory finishes it (or, had it not committed, removes it) before anything else`;
+      }
+      for (const path of written) rmSync(path, { force: true });
+      return written.length
+        ? `files of job ${manifest?.job ?? '?'} in ${dir} removed; the images are as they were`
+        : undefined;
     });
     const currentFile = (): ImageWrite => {
       if (file === undefined) throw new Error('a block came outside a volume');
       return file;
     };
     try {
-      await readStream(
+      const report = await readStream(
         await input.open(),
         input.name,
         {
@@ -451,17 +367,17 @@ export class FilesRestore {
             manifest = m;
             dir = this.dirFor(m);
             await mkdir(dir, { recursive: true, mode: 0o700 });
-            state = await this.loadState(dir);
-            if (state?.applying) {
-              this.log.warn(`finishing the interrupted application of job ${state.applying.job} in ${dir}`);
-              await this.applyRedo(dir, state);
-            }
+            directory = new ImageDirectory(dir, this.log);
+            state = await directory.open();
             keep = this.keptBy(dir, m, state);
             if (keep !== undefined) {
               this.kept.add(m.job);
               this.log.warn(keep);
               return;
             }
+            refuseUnknownVolumes(this.volumes, m);
+            already = this.holdsAlready(m, state);
+            if (already) return;
             this.checkBase(dir, m, state);
             metadata.set(member.manifest, m);
           },
@@ -470,11 +386,25 @@ export class FilesRestore {
           },
           volumeStart: async (meta) => {
             if (keep !== undefined || !this.selected(meta.volumeId)) return;
+            if (already) {
+              const held = state?.volumes[meta.volumeId];
+              if (held?.snapshotId !== meta.snapshotId) {
+                throw new RuntimeFailure(
+                  `${join(dir, member.volumeData(meta.volumeId))} holds job ${held?.job ?? '?'} from ${held?.snapshotId ?? 'no snapshot'}, ` +
+                    `but this stream of job ${manifest?.job ?? '?'} was read from ${meta.snapshotId}: they are not one job. ${MOVE_ASIDE}`,
+                );
+              }
+              return;
+            }
             metadata.set(member.volumeMeta(meta.volumeId), meta);
             snapshots.set(meta.volumeId, meta.snapshotId);
-            const name = meta.level === 'Full' ? member.volumeData(meta.volumeId) : redoName(meta.volumeId);
-            const path = under(dir, name + PARTIAL);
-            partials.push(path);
+            // A Full is a new image under a temporary name; a chain link is a redo log of its blocks.
+            const path = under(
+              dir,
+              meta.level === 'Full' ? member.volumeData(meta.volumeId) + PARTIAL : redoName(meta.volumeId),
+            );
+            written.push(path);
+            await durableStep(`create ${path}`);
             const handle = await open(path, 'w', 0o600);
             file = {
               handle,
@@ -486,7 +416,7 @@ export class FilesRestore {
             if (meta.level === 'Full') await handle.truncate(meta.sizeBytes);
           },
           block: async (meta, index, data, digest) => {
-            if (keep !== undefined || !this.selected(meta.volumeId)) return;
+            if (keep !== undefined || already || !this.selected(meta.volumeId)) return;
             const target = currentFile();
             target.progress.block();
             if (meta.level === 'Full') {
@@ -506,87 +436,130 @@ export class FilesRestore {
             target.flush.wrote(RECORD);
           },
           volumeEnd: async (meta, sum) => {
-            if (keep !== undefined || !this.selected(meta.volumeId)) return;
+            if (keep !== undefined || already || !this.selected(meta.volumeId)) return;
             metadata.set(member.volumeSum(meta.volumeId), sum);
             const done = currentFile();
             file = undefined;
+            await durableStep(`fsync ${done.path}`);
             await done.flush.done();
             await done.handle.close();
             this.log.info(`${done.progress.finish()}, written; its checksums matched`);
           },
           // Called only after the whole stream, its end records included, verified.
           end: async () => {
-            if (keep !== undefined) return;
+            if (keep !== undefined || already) return;
             for (const [name, value] of metadata) {
               const path = under(dir, name + PARTIAL);
-              partials.push(path);
+              written.push(path);
+              await durableStep(`write ${path}`);
               await writeSynced(path, `${JSON.stringify(value, null, 2)}\n`);
             }
-            for (const partial of partials) await rename(partial, partial.slice(0, -PARTIAL.length));
-            partials.length = 0;
-            // The images and their metadata under their final names, on disk before success.
-            await syncDirectory(dir);
           },
         },
-        { blocksLent: FILE_WRITES },
+        { blocksLent: FILE_WRITES, acceptFormat1: this.acceptFormat1 },
       );
+      warnFormat1(this.log, input.name, report.formatVersion);
     } catch (err) {
       // The reader settled every write before it threw: the handle can close.
       if (file !== undefined) {
         await file.flush.settled();
         await file.handle.close().catch(() => undefined);
       }
-      await Promise.all(partials.map((p) => rm(p, { force: true })));
-      throw err;
+      await Promise.all(written.map((p) => rm(p, { force: true })));
+      forget();
+      if (!isSystemError(err) || manifest === undefined) throw err;
+      throw new RuntimeFailure(
+        `${describeSystemError(err)}: nothing of job ${manifest.job} was installed, the images in ${dir} are as they were. Fix the cause (free space on a full disk) and run the restore again.`,
+        { cause: err },
+      );
+    }
+    if (manifest === undefined || directory === undefined)
+      throw new RuntimeFailure(`${input.name}: the stream held no manifest`);
+    const images = manifest.volumes
+      .filter((v) => this.selected(v))
+      .map((v) => join(dir, member.volumeData(v)));
+    if (keep !== undefined) {
+      forget();
+      return images;
+    }
+    if (already) {
+      forget();
+      this.log.info(
+        `${dir} holds job ${manifest.job} already (a restore before this one installed it); its stream verified again, nothing written`,
+      );
+      return images;
+    }
+    const journal = newJournal({
+      job: manifest.job,
+      level: manifest.level,
+      install: [
+        ...metadata.keys(),
+        ...(manifest.level === 'Full' ? [...snapshots.keys()].map(member.volumeData) : []),
+      ],
+      redo: manifest.level === 'Full' ? [] : [...snapshots.keys()],
+      state: this.nextState(dir, manifest, snapshots, state),
+    });
+    try {
+      phase = 'committing';
+      await directory.commit(journal);
+      phase = 'committed';
+      await directory.finish(journal);
+    } catch (err) {
+      const committed = phase === 'committed' || (await directory.loadJournal()) !== undefined;
+      if (!committed) await Promise.all(written.map((p) => rm(p, { force: true })));
+      const cause = isSystemError(err) ? describeSystemError(err) : messageOf(err);
+      throw new RuntimeFailure(
+        committed
+          ? `${cause}: job ${manifest.job} is committed in ${dir} but not installed yet. Fix the cause (free space on a full disk) and run any restore into that directory: it finishes job ${manifest.job} first.`
+          : `${cause}: nothing of job ${manifest.job} was installed, the images in ${dir} are as they were. Fix the cause and run the restore again.`,
+        { cause: err },
+      );
     } finally {
       forget();
     }
-    if (manifest === undefined) throw new RuntimeFailure(`${input.name}: the stream held no manifest`);
-    const written = manifest.volumes.filter((v) => this.selected(v));
-    if (keep !== undefined) return written.map((v) => join(dir, member.volumeData(v)));
-    await this.record(dir, manifest, snapshots, state);
-    const level = manifest.level;
-    const images = written.map((v) => join(dir, member.volumeData(v)));
     for (const path of images)
-      this.log.info(`${level === 'Full' ? 'restored' : 'updated'} ${path} to job ${manifest.job}`);
+      this.log.info(`${manifest.level === 'Full' ? 'restored' : 'updated'} ${path} to job ${manifest.job}`);
     return images;
   }
 
-  /** The stream verified whole: record it as the images' new head, applying a chain link in place. */
-  private async record(
+  /** The state once this verified stream is installed: its job is the new head of each volume it wrote. */
+  private nextState(
     dir: string,
     manifest: Manifest,
     snapshots: Map<string, string>,
     previous: ImageState | undefined,
-  ): Promise<void> {
-    if (manifest.level === 'Full') {
-      const state: ImageState = {
-        config: manifest.config,
-        resourceId: manifest.resourceId,
-        volumes: { ...previous?.volumes },
-      };
-      for (const [volumeId, snapshotId] of snapshots) {
-        state.volumes[volumeId] = {
-          job: manifest.job,
-          level: 'Full',
-          snapshotId,
-          chain: [manifest.job],
-          createdAt: manifest.createdAt,
-        };
-      }
-      await this.saveState(dir, state);
-      return;
-    }
-    // checkBase refused a chain link without a state holding its base.
-    if (previous === undefined)
-      throw new RuntimeFailure(`${dir}: no image state to apply job ${manifest.job} to`);
-    previous.applying = {
-      job: manifest.job,
-      level: manifest.level,
-      createdAt: manifest.createdAt,
-      volumes: [...snapshots].map(([volumeId, snapshotId]) => ({ volumeId, snapshotId })),
+  ): ImageState {
+    const next: ImageState = {
+      config: manifest.config,
+      resourceId: manifest.resourceId,
+      volumes: { ...previous?.volumes },
     };
-    await this.saveState(dir, previous);
-    await this.applyRedo(dir, previous);
+    for (const [volumeId, snapshotId] of snapshots) {
+      const chain = manifest.level === 'Full' ? [] : previous?.volumes[volumeId]?.chain;
+      // checkBase refused a chain link whose base the images do not hold.
+      if (chain === undefined)
+        throw new RuntimeFailure(`${dir}: no image state to apply job ${manifest.job} to`);
+      next.volumes[volumeId] = {
+        job: manifest.job,
+        level: manifest.level,
+        snapshotId,
+        chain: [...chain, manifest.job],
+        createdAt: manifest.createdAt,
+      };
+    }
+    return next;
   }
+}
+
+/** An error of the operating system (a full disk, a read-only file system, a permission). */
+function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
+  return (
+    err instanceof Error &&
+    typeof (err as NodeJS.ErrnoException).code === 'string' &&
+    !(err instanceof RuntimeFailure)
+  );
+}
+
+function describeSystemError(err: NodeJS.ErrnoException): string {
+  return err.path === undefined ? err.message : `${err.path}: ${err.message}`;
 }

@@ -47,7 +47,29 @@ export interface ReadOptions {
    * it only once the previous call settled. Each is one block of memory.
    */
   blocksLent?: number;
+  /**
+   * Reads a format 1 stream (ec2-bpipe 0.1): nothing in one proves where each block belongs nor
+   * that its metadata is unaltered, so only a command that says so (verify) or an operator who
+   * accepts it (--accept-format-1) reads one. A format 1 manifest that a later version wrote is a
+   * downgrade, refused always.
+   */
+  acceptFormat1?: boolean;
 }
+
+/** What a format 1 stream cannot prove; every command that reads one says it. */
+export const FORMAT_1_LIMITS =
+  'nothing in a format 1 stream proves where each block belongs nor that its metadata is unaltered';
+
+/** Says, for a format 1 stream that was read, what it could not prove. */
+export function warnFormat1(log: { warn(message: string): void }, name: string, version: number): void {
+  if (version === 1)
+    log.warn(
+      `${name}: format version 1, read as accepted: ${FORMAT_1_LIMITS}; take a new Full to get those proofs`,
+    );
+}
+
+/** The versions that wrote format 1: 0.1.x only. Any later one writes format 2 or above. */
+const FORMAT_1_WRITER = /^0\.1\.\d+(?:[-+][\w.-]*)?$/;
 
 /**
  * Called as the stream is read. Every call but `end` happens before the stream is known to be
@@ -161,6 +183,7 @@ function tarInput(input: StreamInput, source: string): TarInput {
 class StreamCheck {
   private readonly tar: TarReader;
   private readonly blocksLent: number;
+  private readonly acceptFormat1: boolean;
   /** Where blocks are put while they are lent; taken at the first volume. */
   private ring: BlockRing | undefined;
   private readonly expected: string[] = [member.manifest];
@@ -184,6 +207,7 @@ class StreamCheck {
     if (!Number.isInteger(lent) || lent < 1)
       throw new Error('readStream: blocksLent must be an integer >= 1');
     this.blocksLent = lent;
+    this.acceptFormat1 = options.acceptFormat1 ?? false;
   }
 
   private invalid(message: string): StreamDefect {
@@ -298,6 +322,17 @@ class StreamCheck {
     let manifest: Manifest;
     if (version === 1) {
       const v1 = this.parse(manifestV1Schema, value, name);
+      if (!FORMAT_1_WRITER.test(v1.toolVersion)) {
+        throw this.invalid(
+          `member ${name} says format version 1, but ec2-bpipe ${v1.toolVersion} wrote it, and that version writes format 2: ` +
+            'the stream was altered to drop its proofs; refused',
+        );
+      }
+      if (!this.acceptFormat1) {
+        throw this.invalid(
+          `format version 1 (ec2-bpipe ${v1.toolVersion}): ${FORMAT_1_LIMITS}. Restore it only if you trust where it was kept, with --accept-format-1; take a new Full for a stream that proves both`,
+        );
+      }
       manifest = {
         ...v1,
         requestedLevel: v1.requestedLevel ?? v1.level,

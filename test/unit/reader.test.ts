@@ -55,9 +55,41 @@ describe('readStream', () => {
       version: 1,
       volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
     });
-    const report = await read(stream);
+    const report = await readStream(Readable.from([stream]), 'test.tar', {}, { acceptFormat1: true });
     expect(report.formatVersion).toBe(1);
     expect(report.volumes[0]?.indexedSha256).toBeNull();
+    // Without the operator's acceptance, a format 1 stream is refused, saying what it cannot prove.
+    const refused = await read(stream).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(StreamDefect);
+    expect((refused as StreamDefect).message).toMatch(
+      /format version 1 \(ec2-bpipe 0\.1\.0\): nothing in a format 1 stream proves where each block belongs.*--accept-format-1/,
+    );
+  });
+
+  it('refuses a format 1 manifest that a version writing format 2 wrote (a downgrade), even when format 1 is accepted', async () => {
+    const stream = await buildStream({
+      job: 'j1',
+      volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }],
+    });
+    const manifest = splitMembers(stream).members[0];
+    if (manifest === undefined) throw new Error('no manifest member');
+    const text = stream.subarray(manifest.data, manifest.data + manifest.size).toString();
+    // Same length, so the tar header's size stays right: only the version and the writer change.
+    const downgraded = text
+      .replace(/"formatVersion":( ?)2/, '"formatVersion":$11')
+      .replace(/"toolVersion":( ?)"test"/, '"toolVersion":$1"0.25"');
+    expect(downgraded).not.toBe(text);
+    expect(downgraded.length).toBe(text.length);
+    const forged = Buffer.from(stream);
+    forged.write(downgraded, manifest.data);
+    const refused = await readStream(Readable.from([forged]), 'test.tar', {}, { acceptFormat1: true }).catch(
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(StreamDefect);
+    expect((refused as StreamDefect).message).toMatch(
+      /says format version 1, but ec2-bpipe 0\.25 wrote it.*refused/,
+    );
+    expect(text).toContain('"toolVersion"');
   });
 
   it('gives explicit zero regions of a chain link to the visitor as zero blocks', async () => {
