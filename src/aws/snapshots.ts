@@ -70,10 +70,17 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
   const missing = request.volumeIds.filter((v) => !result.has(v));
   if (missing.length)
     throw new RuntimeFailure(`AWS returned no snapshot for volume(s) ${missing.join(', ')}`);
-  // One tag spec serves every snapshot of a CreateSnapshots call; the volume tag differs per snapshot.
+  // One tag spec serves every snapshot of a CreateSnapshots call; the volume and the snapshot's own
+  // id differ per snapshot, and the id is known only now (a copy made with these tags keeps them).
   for (const [volumeId, snapshotId] of result) {
     await ec2.send(
-      new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: TAG.volume, Value: volumeId }] }),
+      new CreateTagsCommand({
+        Resources: [snapshotId],
+        Tags: [
+          { Key: TAG.volume, Value: volumeId },
+          { Key: TAG.taken, Value: snapshotId },
+        ],
+      }),
     );
   }
   return result;

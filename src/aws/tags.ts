@@ -21,6 +21,13 @@ export const TAG = {
   state: 'ec2-bpipe:state',
   /** On a DR copy only: `<region>/<snapshot id>` of the snapshot it was copied from. */
   copyOf: 'ec2-bpipe:copy-of',
+  /**
+   * The snapshot's own id, tagged once CreateSnapshot(s) or CopySnapshot answered: a copy of it
+   * made with its tags carries another snapshot's id here, so retention can tell it is no link.
+   */
+  taken: 'ec2-bpipe:snapshot-id',
+  /** The host whose job took the snapshot: a `streaming` one of another host may be a job still running. */
+  host: 'ec2-bpipe:host',
 } as const;
 
 /** On each snapshot a restore starts: its journal entry in AWS. */
@@ -42,7 +49,8 @@ export const RESTORE_TAG = {
   token: 'ec2-bpipe:restore-token',
 } as const;
 
-export type StreamState = 'streaming' | 'complete';
+/** `failed`: the job that took it ended without a whole stream (it is not running any more). */
+export type StreamState = 'streaming' | 'complete' | 'failed';
 
 /** EC2 tag values hold at most 256 characters: a longer path is tagged by its SHA-256. */
 export function configPathTag(path: string | undefined): string {

@@ -1,5 +1,6 @@
 import {
   CopySnapshotCommand,
+  CreateTagsCommand,
   DeleteSnapshotCommand,
   DescribeSnapshotsCommand,
   type EC2Client,
@@ -25,6 +26,8 @@ export interface CopyRequest {
   ec2: EC2Client;
   /** Volume id to snapshot id, of one complete stream. */
   snapshots: Map<string, string>;
+  /** The job whose snapshots these are. */
+  job: string;
   log: Logger;
 }
 
@@ -76,7 +79,15 @@ export async function copyToRegion(request: CopyRequest): Promise<void> {
         );
       }
     }
-    await retainEach(clients.ec2, config, snapshots.keys(), config.backup.keepSnapshots, log, region);
+    await retainEach(
+      clients.ec2,
+      config,
+      snapshots.keys(),
+      config.backup.keepSnapshots,
+      log,
+      request.job,
+      region,
+    );
   } finally {
     clients.destroy();
   }
@@ -92,7 +103,8 @@ async function copyOne(
   const { config, sourceRegion } = request;
   // Keys under aws: are AWS's own: CreateTags, and so a TagSpecification, refuses them.
   const others = sourceTags.filter((t) => t.Key !== undefined && !t.Key.toLowerCase().startsWith('aws:'));
-  const ours = others.filter((t) => t.Key?.startsWith('ec2-bpipe:'));
+  // The source's own id is no tag of the copy: the copy gets its own once CopySnapshot answered.
+  const ours = others.filter((t) => t.Key?.startsWith('ec2-bpipe:') && t.Key !== TAG.taken);
   const { tags, dropped } = withinTagLimit(
     [...ours, { Key: TAG.copyOf, Value: copyOfTag(sourceRegion, snapshotId) }],
     others.filter((t) => !t.Key?.startsWith('ec2-bpipe:')),
@@ -111,7 +123,9 @@ async function copyOne(
       TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags }],
     }),
   );
-  return answered(copy.SnapshotId, `the snapshot id of the copy of ${snapshotId} in CopySnapshot`);
+  const copyId = answered(copy.SnapshotId, `the snapshot id of the copy of ${snapshotId} in CopySnapshot`);
+  await ec2.send(new CreateTagsCommand({ Resources: [copyId], Tags: [{ Key: TAG.taken, Value: copyId }] }));
+  return copyId;
 }
 
 /**
@@ -139,6 +153,9 @@ async function dropFailedCopies(ec2: EC2Client, config: Config, region: string, 
       if (tagValue(snapshot.Tags, TAG.config) !== config.name) continue;
       // Another config file of the same name made it: not ours to delete (docs/DESIGN.md §4).
       if (otherConfigFile(config, snapshot.Tags) !== undefined) continue;
+      // A copy of a copy made with its tags carries another snapshot's id: not one this tool made.
+      const taken = tagValue(snapshot.Tags, TAG.taken);
+      if (taken !== undefined && taken !== snapshot.SnapshotId) continue;
       // Tag values are anyone's text: only well-formed ones reach the log.
       const source = /^[a-z0-9-]+\/snap-[0-9a-f]+$/.exec(tagValue(snapshot.Tags, TAG.copyOf) ?? '')?.[0];
       log.warn(

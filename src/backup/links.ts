@@ -1,7 +1,7 @@
 import { type EC2Client, paginateDescribeSnapshots, type Snapshot, type Tag } from '@aws-sdk/client-ec2';
 import { configPathTag, jobTag, levelTag, TAG, tagValue } from '../aws/tags.js';
 import { UsageError } from '../errors.js';
-import { VOLUME_ID } from '../ids.js';
+import { SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
 import type { Level } from '../stream/schema.js';
 
 /** One ec2-bpipe snapshot of a volume, as its tags describe it: a link of a chain. */
@@ -17,8 +17,41 @@ export interface ChainLink {
    * way (a backup's own snapshots are completed before their stream is read).
    */
   pending: boolean;
+  /** Its job ended without a whole stream and said so (since 0.3; older failed jobs left `streaming`). */
+  failed?: boolean;
   sizeGiB: number;
   startTime: Date;
+  /** The host whose job took it (since 0.3); undefined for older snapshots or a value out of shape. */
+  host?: string | undefined;
+}
+
+/** A snapshot that carries this config's tags, which ec2-bpipe cannot prove it took (a copy, a forged tag). */
+export interface DoubtfulSnapshot {
+  snapshotId: string;
+  volumeId: string;
+  why: string;
+}
+
+/** AWS's placeholder volume id of a snapshot made without a volume: copies, StartSnapshot. */
+const NO_VOLUME = 'vol-ffffffff';
+
+/**
+ * Why a snapshot that carries our tags is not one ec2-bpipe took of `volumeId`, or undefined when
+ * it is. Ours: a snapshot of the volume itself (its real volume id, which no tag can change), or a
+ * DR copy (`copy-of`), whose snapshot-id tag, when present, is its own id: a copy made with our
+ * tags carries its source's id there. Snapshots of 0.2 have no snapshot-id tag.
+ */
+function doubt(snapshot: Snapshot, snapshotId: string, volumeId: string): string | undefined {
+  const taken = tagValue(snapshot.Tags, TAG.taken);
+  if (taken !== undefined && taken !== snapshotId)
+    return `it carries the tags of ${SNAPSHOT_ID.test(taken) ? taken : 'another snapshot'}: a copy made with its tags`;
+  const isCopy = tagValue(snapshot.Tags, TAG.copyOf) !== undefined;
+  if (!isCopy && snapshot.VolumeId !== volumeId) {
+    return snapshot.VolumeId === NO_VOLUME || snapshot.VolumeId === undefined
+      ? 'it was not taken of the volume (a copy, or a snapshot made without one)'
+      : `it is a snapshot of ${snapshot.VolumeId}`;
+  }
+  return undefined;
 }
 
 /** Who took a snapshot: the config's name, and the file it was read from. */
@@ -57,9 +90,17 @@ function toLink(snapshot: Snapshot): ChainLink | undefined {
     // A stream counts only when it was written to the end and the snapshot itself is usable.
     complete: tagValue(snapshot.Tags, TAG.state) === 'complete' && snapshot.State === 'completed',
     pending: tagValue(snapshot.Tags, TAG.state) === 'complete' && snapshot.State === 'pending',
+    failed: tagValue(snapshot.Tags, TAG.state) === 'failed',
     sizeGiB: snapshot.VolumeSize ?? 0,
     startTime: snapshot.StartTime ?? new Date(0),
+    host: hostTag(snapshot.Tags),
   };
+}
+
+/** A host name read back from a tag: a DNS-like label only, so that a log line never carries anyone's text. */
+function hostTag(tags: Tag[] | undefined): string | undefined {
+  const value = tagValue(tags, TAG.host);
+  return value !== undefined && /^[\w.-]{1,253}$/.test(value) ? value : undefined;
 }
 
 /**
@@ -83,6 +124,8 @@ export async function volumeLinks(
   ec2: EC2Client,
   identity: ConfigIdentity,
   volumeId: string,
+  /** Told of each snapshot with our tags that is no link (retention names them in its log). */
+  onDoubt?: (snapshot: DoubtfulSnapshot) => void,
 ): Promise<ChainLink[]> {
   const config = identity.name;
   const ours = configPathTag(identity.path);
@@ -109,6 +152,11 @@ export async function volumeLinks(
             `this one is ${ours || 'the command line'}). Two configs of one name would share chains and retention: ` +
             'give each a distinct [backup] name.',
         );
+      }
+      const why = doubt(snapshot, link.snapshotId, volumeId);
+      if (why !== undefined) {
+        onDoubt?.({ snapshotId: link.snapshotId, volumeId, why });
+        continue;
       }
       links.push(link);
     }

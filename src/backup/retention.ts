@@ -1,6 +1,7 @@
 import { DeleteSnapshotCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
+import { runningChains } from './job-lock.js';
 import { type ConfigIdentity, volumeLinks } from './links.js';
 
 /**
@@ -14,21 +15,34 @@ export async function applyRetention(
   volumeId: string,
   keep: number,
   log: Logger,
+  /** The job applying it: its own snapshots are not another job's that may still run. */
+  job: string,
   /** Said in the log lines when retention works on the DR copies of another Region. */
   copyRegion?: string,
 ): Promise<string[]> {
-  const links = await volumeLinks(ec2, config, volumeId);
-  const protect = new Set<string>();
+  const where = copyRegion === undefined ? '' : ` of the DR copies in ${copyRegion}`;
+  const links = await volumeLinks(ec2, config, volumeId, (doubtful) =>
+    log.warn(
+      `retention${where}: kept ${doubtful.snapshotId}, which carries the tags of ${config.name} for ${doubtful.volumeId}: ${doubtful.why}; ec2-bpipe deletes only snapshots it can prove it took`,
+    ),
+  );
+  const protect = new Map<string, string>();
   const newestComplete = links.find((l) => l.complete);
   const newestFull = links.find((l) => l.complete && l.level === 'Full');
-  if (newestComplete) protect.add(newestComplete.snapshotId);
-  if (newestFull) protect.add(newestFull.snapshotId);
+  if (newestComplete) protect.set(newestComplete.snapshotId, 'the newest complete link');
+  if (newestFull) protect.set(newestFull.snapshotId, 'the newest complete Full');
+  const running = runningChains(links, job);
   const deleted: string[] = [];
   for (const link of links.slice(keep)) {
     if (protect.has(link.snapshotId)) continue;
+    const why = running.get(link.snapshotId);
+    if (why !== undefined) {
+      log.info(`retention${where}: kept ${link.snapshotId} of ${volumeId} (job ${link.job}): ${why}`);
+      continue;
+    }
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: link.snapshotId }));
     log.info(
-      `retention${copyRegion === undefined ? '' : ` of the DR copies in ${copyRegion}`}: deleted ${link.snapshotId} of ${volumeId} (job ${link.job}, ${link.level}${link.complete ? '' : ', incomplete'})`,
+      `retention${where}: deleted ${link.snapshotId} of ${volumeId} (job ${link.job}, ${link.level}${link.complete ? '' : ', incomplete'})`,
     );
     deleted.push(link.snapshotId);
   }
@@ -46,11 +60,12 @@ export async function retainEach(
   volumeIds: Iterable<string>,
   keep: number,
   log: Logger,
+  job: string,
   copyRegion?: string,
 ): Promise<void> {
   for (const volumeId of volumeIds) {
     try {
-      await applyRetention(ec2, config, volumeId, keep, log, copyRegion);
+      await applyRetention(ec2, config, volumeId, keep, log, job, copyRegion);
     } catch (err) {
       const [what, kept] =
         copyRegion === undefined

@@ -17,6 +17,7 @@ import { chooseLevel } from './level.js';
 import { volumeLinks } from './links.js';
 import { planUnit } from './plan.js';
 import { retainEach } from './retention.js';
+import { backupHost, lockUnit, refuseRunningJobs } from './job-lock.js';
 import { copyToRegion } from './copies.js';
 import { streamVolume } from './volume-stream.js';
 import { betweenHooks } from './hooks.js';
@@ -54,6 +55,7 @@ function snapshotTags(
     [TAG.level]: level,
     [TAG.instance]: instanceId ?? '',
     [TAG.state]: 'streaming',
+    [TAG.host]: backupHost(),
   };
   return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 }
@@ -76,6 +78,21 @@ export async function runBackup(
       `[backup] copy-to-region is the Region this job backs up (${region}): a DR copy goes to another Region.`,
     );
   }
+  const release = await lockUnit(config.bacula.stateDir, config.name, unit.resourceId, job, log);
+  try {
+    await backUpUnit(target, request, destination);
+  } finally {
+    await release();
+  }
+}
+
+async function backUpUnit(
+  target: BackupTarget,
+  request: BackupRequest,
+  destination: NodeJS.WritableStream,
+): Promise<void> {
+  const { config, ec2, ebs, region, log } = target;
+  const { unit, job } = request;
   const plan = await planUnit(ec2, config, region, unit);
   const meta = plan.instance ? await instanceMeta(ec2, plan.instance) : undefined;
   const histories = [];
@@ -86,6 +103,7 @@ export async function runBackup(
       links: await volumeLinks(ec2, config, v.volumeId),
     });
   }
+  refuseRunningJobs(histories, job);
   const choice = chooseLevel(request.requestedLevel, request.prevJob, histories);
   for (const line of choice.said) log[line.level](line.text);
   const { level, baseJob, bases, baseCreatedAt } = choice;
@@ -169,6 +187,12 @@ export async function runBackup(
     await writer.end(plan.volumes.length, totalBlocks);
   } catch (err) {
     writer.abort(err instanceof Error ? err : new Error(messageOf(err)));
+    // Said on the snapshots, so that no host takes this job for one still running.
+    await setStreamState(ec2, ids, 'failed').catch((tagErr: unknown) =>
+      log.warn(
+        `could not tag the snapshots of job ${job} failed (${describeError(tagErr)}); they stay streaming`,
+      ),
+    );
     throw err;
   }
   await setStreamState(ec2, ids, 'complete');
@@ -180,9 +204,10 @@ export async function runBackup(
     plan.volumes.map((v) => v.volumeId),
     config.backup.keepSnapshots,
     log,
+    job,
   );
   try {
-    await copyToRegion({ config, sourceRegion: region, ec2, snapshots: snapshotIds, log });
+    await copyToRegion({ config, sourceRegion: region, ec2, snapshots: snapshotIds, job, log });
   } catch (err) {
     log.warn(
       `DR copies to ${config.backup.copyToRegion ?? '?'} failed (${describeError(err)}); the stream is whole`,
