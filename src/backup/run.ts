@@ -71,7 +71,7 @@ export async function runBackup(
   request: BackupRequest,
   destination: NodeJS.WritableStream,
 ): Promise<void> {
-  const { config, ec2, ebs, region, log } = target;
+  const { config, region, log } = target;
   const { unit, job } = request;
   if (config.backup.copyToRegion === region) {
     throw new UsageError(
