@@ -36,7 +36,9 @@ export const JOURNAL_TAG = {
   job: 'ec2-bpipe:source-job',
   volume: 'ec2-bpipe:source-volume',
   snapshot: 'ec2-bpipe:source-snapshot',
-  /** On a pending snapshot whose attempt read a damaged stream: never resumed. */
+  /** The SHA-256 of what the stream writes (manifest, volume metadata, sparse map): only the same resumes it. */
+  proof: 'ec2-bpipe:stream-proof',
+  /** On a pending snapshot whose attempt read a damaged stream, or another stream: never resumed. */
   abandoned: 'ec2-bpipe:abandoned',
 } as const;
 

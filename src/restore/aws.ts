@@ -1,4 +1,5 @@
 import { CreateTagsCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type AwsClients, createClients } from '../aws/clients.js';
 import { throttleNote, workerLimit } from '../aws/throttling.js';
@@ -16,7 +17,7 @@ import { finalizerManifest } from '../stream/finalizer.js';
 import type { Manifest, VolumeMeta, VolumeSum } from '../stream/schema.js';
 import { readStream, warnFormat1, StreamDefect } from '../stream/reader.js';
 import type { Finalizer } from '../stream/schema.js';
-import { JOURNAL_TAG, RESTORE_TAG } from '../aws/tags.js';
+import { JOURNAL_TAG, RESTORE_TAG, tagValue } from '../aws/tags.js';
 import { RestoreJournal } from './journal.js';
 import { refuseUnknownVolumes } from './selection.js';
 import {
@@ -167,9 +168,20 @@ export class AwsRestore {
               current = this.passOver(clients, meta);
               return;
             }
-            current = this.options.dryRun
-              ? this.plan(clients, manifest, meta, parents.get(meta.volumeId))
-              : await this.start(clients, manifest, meta, parents.get(meta.volumeId));
+            if (this.options.dryRun) {
+              current = this.plan(clients, manifest, meta, parents.get(meta.volumeId));
+              sessions.push(current);
+              return;
+            }
+            // Started once its sparse map is read: the snapshot is bound to what this stream writes.
+            current = undefined;
+          },
+          volumeMap: async (meta, mapDigest) => {
+            if (this.options.dryRun || !this.selected(meta.volumeId)) return;
+            const { parents } = await prepare();
+            const { manifest, clients } = started();
+            const proof = streamProof(manifest, meta, mapDigest);
+            current = await this.start(clients, manifest, meta, parents.get(meta.volumeId), proof);
             sessions.push(current);
           },
           block: async (_meta, index, data, digest) => {
@@ -251,6 +263,49 @@ export class AwsRestore {
       sessions.map((s) => [s.meta.volumeId, { meta: s.meta, snapshotId: s.snapshotId }]),
     );
     return { manifest: m, ...(instance && { instance }), target, clients, restored };
+  }
+
+  /**
+   * Pending snapshots an earlier attempt started for the same source volume and job from another
+   * stream (its manifest, metadata or sparse map differed: a damaged or cut copy): tagged
+   * abandoned and named, so that no attempt resumes them; EBS discards them after its timeout.
+   */
+  private async abandonOthers(
+    clients: AwsClients,
+    manifest: Manifest,
+    meta: VolumeMeta,
+    proof: string,
+    ours: string,
+  ): Promise<void> {
+    const { Snapshots = [] } = await clients.ec2.send(
+      new DescribeSnapshotsCommand({
+        OwnerIds: ['self'],
+        Filters: [
+          { Name: `tag:${JOURNAL_TAG.config}`, Values: [manifest.config] },
+          { Name: `tag:${JOURNAL_TAG.job}`, Values: [manifest.job] },
+          { Name: `tag:${JOURNAL_TAG.volume}`, Values: [meta.volumeId] },
+          { Name: 'status', Values: ['pending'] },
+        ],
+      }),
+    );
+    const stale = Snapshots.filter(
+      (s) =>
+        s.SnapshotId !== undefined &&
+        s.SnapshotId !== ours &&
+        s.State === 'pending' &&
+        tagValue(s.Tags, JOURNAL_TAG.proof) !== proof &&
+        tagValue(s.Tags, JOURNAL_TAG.abandoned) === undefined,
+    ).flatMap((s) => (s.SnapshotId === undefined ? [] : [s.SnapshotId]));
+    if (stale.length === 0) return;
+    await clients.ec2.send(
+      new CreateTagsCommand({
+        Resources: stale,
+        Tags: [{ Key: JOURNAL_TAG.abandoned, Value: 'other-stream' }],
+      }),
+    );
+    this.log.warn(
+      `${meta.volumeId}: ${stale.join(', ')}, left pending by an attempt that read another copy of job ${manifest.job}'s stream, not resumed: marked abandoned`,
+    );
   }
 
   /** Tags the pending snapshots of an attempt that read a damaged stream, so no later attempt resumes them. */
@@ -397,6 +452,8 @@ export class AwsRestore {
     manifest: Manifest,
     meta: VolumeMeta,
     parentSnapshotId: string | undefined,
+    /** What this stream writes to the snapshot (streamProof): a pending one of another is not resumed. */
+    proof: string,
   ): Promise<VolumeSession> {
     const settings = this.config.restore;
     // A chain link takes its parent's encryption and key: StartSnapshot refuses Encrypted or a
@@ -407,6 +464,7 @@ export class AwsRestore {
       { Key: JOURNAL_TAG.job, Value: manifest.job },
       { Key: JOURNAL_TAG.volume, Value: meta.volumeId },
       { Key: JOURNAL_TAG.snapshot, Value: meta.snapshotId },
+      { Key: JOURNAL_TAG.proof, Value: proof },
       ...restoreTags(settings, meta.volumeId, '').filter((t) => t.Key !== RESTORE_TAG.date),
     ];
     // The same source restored again gets the same token: a crashed restore resumes its snapshot
@@ -426,6 +484,7 @@ export class AwsRestore {
           clients.region,
           kmsKeyArn ?? '',
           parentSnapshotId ?? '',
+          proof,
           salt,
         ),
         description: `ec2-bpipe restore of ${meta.volumeId} (${meta.snapshotId}), job ${manifest.job}`,
@@ -450,6 +509,7 @@ export class AwsRestore {
         salt = snapshotId;
         continue;
       }
+      await this.abandonOthers(clients, manifest, meta, proof, snapshotId);
       const alreadyComplete = started.Status === 'completed';
       const parent = parentSnapshotId ? ` on ${parentSnapshotId}` : '';
       this.log.info(
@@ -561,4 +621,19 @@ export class AwsRestore {
       }
     }
   }
+}
+
+/**
+ * What a stream writes to a volume's snapshot, as far as it is known before the first block: the
+ * manifest, the volume's metadata and the block indices of its sparse map. A pending snapshot is
+ * resumed only by a stream with the same proof, which writes every block it holds again.
+ */
+function streamProof(manifest: Manifest, meta: VolumeMeta, mapDigest: Buffer): string {
+  return createHash('sha256')
+    .update(JSON.stringify(manifest))
+    .update('\n')
+    .update(JSON.stringify(meta))
+    .update('\n')
+    .update(mapDigest)
+    .digest('hex');
 }

@@ -81,6 +81,12 @@ export interface StreamVisitor {
   instance?(meta: InstanceMeta): Promise<void> | void;
   volumeStart?(meta: VolumeMeta): Promise<void> | void;
   /**
+   * The volume's sparse map was read, before its first block: `mapDigest` is the SHA-256 of the
+   * block indices it lists. Not proven yet (the sums come at volumeEnd), so only good for
+   * telling one stream's map from another's.
+   */
+  volumeMap?(meta: VolumeMeta, mapDigest: Buffer): Promise<void> | void;
+  /**
    * One block, in ascending index order, with its 32-byte SHA-256; checked against the volume's
    * sums at volumeEnd. `data` is lent: it holds the block until the promise this call returns
    * settles, and other blocks after that (the reader reuses its memory). The next call may come
@@ -498,6 +504,7 @@ class StreamCheck {
             `member ${name}: the sparse map lists ${parser.blocks.length} blocks, ${member.volumeMeta(meta.volumeId)} ${meta.blockCount}`,
           );
         }
+        if (parser.done) await this.visitor.volumeMap?.(meta, parser.blocks.digest());
         if (data !== undefined) await add(data);
       }
       // The member's size says how much data follows: refused before a byte of it is read.

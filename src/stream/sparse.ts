@@ -3,6 +3,7 @@
  * offset and size for each, one decimal number per line, zero-padded to a 512-byte boundary.
  * A final (realsize, 0) entry makes GNU tar extend the file to its full size.
  */
+import { createHash } from 'node:crypto';
 export const TAR_BLOCK = 512;
 
 export const padTo512 = (n: number): number => Math.ceil(n / TAR_BLOCK) * TAR_BLOCK;
@@ -57,6 +58,16 @@ export class IndexList {
       this.data = bigger;
     }
     this.data[this.length++] = value;
+  }
+
+  /**
+   * The SHA-256 of the indices in order (4 bytes each, in the machine's order: little-endian on
+   * every platform Node supports but s390x): what a pending restore binds itself to.
+   */
+  digest(): Buffer {
+    return createHash('sha256')
+      .update(new Uint8Array(this.data.buffer, 0, this.length * 4))
+      .digest();
   }
 
   at(i: number): number {
