@@ -341,7 +341,7 @@ describe('block reads under faults', () => {
         /block \d+ of snapshot snap-[0-9a-f]+ could not be read and verified \(ChecksumMismatch/,
       );
       const snapshot = (await em.admin.state()).snapshots[0]!;
-      expect(snapshot.Tags.find((t: any) => t.Key === 'ec2-bpipe:state').Value).toBe('streaming');
+      expect(snapshot.Tags.find((t: any) => t.Key === 'ec2-bpipe:state').Value).toBe('failed');
       const verify = await cli(['verify', file]);
       expect(verify.code).toBe(1);
     });
