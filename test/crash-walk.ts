@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
-import { BLOCK, cli, type CliResult, imageDigest } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cli, type CliResult, imageDigest, tempDir } from './helpers.js';
 import { block, buildStream, ZERO } from './stream-builder.js';
 
 export const INSTANCE = 'i-0123456789abcdef0';
@@ -178,4 +178,37 @@ export async function prepare(work: string, base: Point): Promise<string> {
   return prepared;
 }
 
-export { BLOCK };
+/**
+ * Crash safety of a restore to files: a stop before each durable step, in the given way (SIGKILL
+ * as a power cut, SIGTERM as Bacula's cancel, ENOSPC as a full disk), leaves the old point or the
+ * new one for all volumes together, and a rerun finishes the new one. One test file per way, so
+ * that the runner spreads them over the cores.
+ */
+export function describeWalks(way: Way): void {
+  describe(`a restore to files stopped by ${way} at every durable step`, () => {
+    it.each([
+      [
+        'a 3-volume Full over a Full: old or new point, never mixed; the rerun ends at the new one',
+        'nextFull',
+      ],
+      [
+        'a 3-volume Incremental: old or new point, never mixed; the rerun exits 0 at the new one',
+        'incremental',
+      ],
+    ] as const)('%s', async (_title, which) => {
+      const work = tempDir();
+      try {
+        const all = await points(work.path);
+        const prepared = await prepare(work.path, all.full);
+        const walked = await walk(work.path, prepared, all.full, all[which], way);
+        // 3 images (or redo files) created and fsynced, 8 metadata files, the journal, the renames,
+        // the redo applications, the state, the journal's removal: at least 30 steps.
+        expect(walked.steps).toBeGreaterThanOrEqual(30);
+        expect(walked.rolledBack).toBeGreaterThan(0);
+        expect(walked.rolledForward).toBeGreaterThan(0);
+      } finally {
+        work.cleanup();
+      }
+    });
+  });
+}

@@ -81,7 +81,13 @@ export async function lockUnit(
   log: Logger,
 ): Promise<() => Promise<void>> {
   const dir = join(stateDir, 'locks');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new RuntimeFailure(
+      `${dir}: cannot make the directory of the unit locks (${messageOf(err)}); set [bacula] state-dir to a directory this user can write`,
+    );
+  }
   // A unit of many volumes has a long id: the file is named by its digest, and holds it.
   const name = `${config}.${createHash('sha256').update(resourceId).digest('hex').slice(0, 20)}.lock`;
   const path = join(dir, name);

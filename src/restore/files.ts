@@ -473,8 +473,10 @@ export class FilesRestore {
         { cause: err },
       );
     }
-    if (manifest === undefined || directory === undefined)
+    if (manifest === undefined || directory === undefined) {
+      forget();
       throw new RuntimeFailure(`${input.name}: the stream held no manifest`);
+    }
     const images = manifest.volumes
       .filter((v) => this.selected(v))
       .map((v) => join(dir, member.volumeData(v)));
