@@ -15,7 +15,7 @@
  * uncommitted transaction left. The state file therefore never disagrees with the images.
  */
 import { type Dirent } from 'node:fs';
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { access, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -123,7 +123,7 @@ async function readJson<T>(path: string, schema: z.ZodType<T>, what: string): Pr
 
 async function exists(path: string): Promise<boolean> {
   try {
-    await (await open(path, 'r')).close();
+    await access(path);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -148,17 +148,18 @@ export class ImageDirectory {
    */
   async open(): Promise<ImageState | undefined> {
     const journal = await this.loadJournal();
+    let state: ImageState | undefined;
     if (journal !== undefined) {
       this.log.warn(
         `${this.dir}: finishing the interrupted restore of job ${journal.job} (its journal is committed)`,
       );
       await this.finish(journal);
+      state = journal.state;
     } else {
-      const legacy = await this.loadState();
-      if (legacy?.applying !== undefined) await this.finishLegacy(legacy);
+      state = await this.loadState();
+      if (state?.applying !== undefined) state = await this.finishLegacy(state);
     }
     await this.removeLeftovers();
-    const state = await this.loadState();
     if (state !== undefined) await this.checkSidecars(state);
     return state;
   }
@@ -245,9 +246,9 @@ export class ImageDirectory {
    * A directory a 0.2 restore left mid-apply: 0.2 deleted each volume's redo once applied, and
    * saved the state only after all of them, so a volume without its redo is applied already.
    */
-  private async finishLegacy(state: ImageState): Promise<void> {
+  private async finishLegacy(state: ImageState): Promise<ImageState> {
     const applying = state.applying;
-    if (applying === undefined) return;
+    if (applying === undefined) return state;
     this.log.warn(`${this.dir}: finishing the application of job ${applying.job} that ec2-bpipe 0.2 left`);
     const next: ImageState = {
       config: state.config,
@@ -273,6 +274,7 @@ export class ImageDirectory {
     const journal = newJournal({ job: applying.job, level: applying.level, install: [], redo, state: next });
     await this.commit(journal);
     await this.finish(journal);
+    return next;
   }
 
   /** Without a journal nothing was committed: the temporary files and redo logs are garbage. */
