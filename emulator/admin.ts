@@ -1,6 +1,8 @@
 import type { Instance, InstanceBlockDeviceMapping } from '@aws-sdk/client-ec2';
 import { Block, contentDigest, pickIndices, prng } from './blocks.js';
 import { checkVolumeSpec } from './ec2.js';
+import { INSTANCE_TYPES, typeDefaults } from './instance-types.js';
+import { allocateAddress, createInterface, instanceNetwork } from './network.js';
 import { ACCOUNT_ID, ApiError, type EmulatorOptions, newId, tagsFrom, type World } from './state.js';
 
 /** Test-only JSON API beside the AWS services. See emulator/README.md. */
@@ -117,6 +119,27 @@ export class AdminApi {
           state: (body.state as 'Enabled' | 'Disabled' | 'PendingDeletion' | undefined) ?? 'Enabled',
         });
         return {};
+      case 'POST instance-profiles': {
+        // IAM instance profiles are global: one ARN per name in the account.
+        const name = String(body.name);
+        const arn = `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${name}`;
+        this.world.instanceProfiles.set(arn, name);
+        return { arn };
+      }
+      case 'POST addresses':
+        return { allocationId: allocateAddress(this.world, String(body.region ?? 'us-east-1')).allocationId };
+      case 'POST offerings': {
+        const key = `${String(body.region)}|${String(body.availabilityZone)}|${String(body.instanceType)}`;
+        if (body.offered === false) this.world.unoffered.add(key);
+        else this.world.unoffered.delete(key);
+        return {};
+      }
+      case 'POST capacity': {
+        const key = `${String(body.region)}|${String(body.availabilityZone)}`;
+        if (body.available === false) this.world.noCapacity.add(key);
+        else this.world.noCapacity.delete(key);
+        return {};
+      }
       case 'POST key-pairs':
         this.world.region(String(body.region)).keyPairs.add(String(body.keyName));
         return {};
@@ -215,12 +238,24 @@ export class AdminApi {
     ];
     const keyName = body.keyName as string | undefined;
     if (keyName) regionRecord.keyPairs.add(keyName);
+    // A seeded instance is one AWS would have launched: of a type the catalogue holds, with that
+    // type's CPU options, ENA, boot mode and EBS optimization unless the test says otherwise.
+    const typeName = String(body.instanceType ?? 't3.micro');
+    const typeInfo = INSTANCE_TYPES.get(typeName);
+    if (typeInfo === undefined) fail(`instance type ${typeName} is not in the emulator's catalogue`);
+    const defaults = typeDefaults(typeInfo);
+    const attributes = (body.attributes as Partial<Instance> | undefined) ?? {};
+    // An instance profile the source had exists in the account it ran in.
+    const profileArn = attributes.IamInstanceProfile?.Arn;
+    if (profileArn !== undefined)
+      this.world.instanceProfiles.set(profileArn, profileArn.split('/').pop() ?? profileArn);
+    const interfaces = this.seedInterfaces(region, subnet.SubnetId!, groupIds, instanceId, body);
     const instance: Instance = {
       InstanceId: instanceId,
       ImageId: 'ami-0123456789abcdef0',
       PlatformDetails: 'Linux/UNIX',
       UsageOperation: 'RunInstances',
-      InstanceType: String(body.instanceType ?? 't3.micro') as Instance['InstanceType'],
+      InstanceType: typeName as Instance['InstanceType'],
       State: { Code: 16, Name: 'running' },
       LaunchTime: new Date(),
       Placement: {
@@ -236,14 +271,10 @@ export class AdminApi {
         GroupName: this.world.securityGroups.get(g)?.group.GroupName,
       })),
       ...(keyName && { KeyName: keyName }),
-      Architecture: 'x86_64',
       RootDeviceName: mappings[0]!.DeviceName,
       RootDeviceType: 'ebs',
       VirtualizationType: 'hvm',
-      EnaSupport: true,
-      BootMode: 'uefi-preferred',
-      CurrentInstanceBootMode: 'uefi',
-      EbsOptimized: true,
+      ...defaults,
       BlockDeviceMappings: mappings,
       MetadataOptions: {
         State: 'applied',
@@ -253,9 +284,10 @@ export class AdminApi {
         HttpProtocolIpv6: 'disabled',
         InstanceMetadataTags: 'disabled',
       },
-      CpuOptions: { CoreCount: 1, ThreadsPerCore: 2 },
+      HibernationOptions: { Configured: body.hibernation === true },
+      EnclaveOptions: { Enabled: body.enclave === true },
       Tags: tagsFrom(body.tags as Record<string, string> | undefined),
-      ...(body.attributes as Partial<Instance> | undefined),
+      ...attributes,
     };
     this.world.instances.set(instanceId, {
       region,
@@ -263,8 +295,57 @@ export class AdminApi {
       ...(body.userData !== undefined && { userData: String(body.userData) }),
       ...(body.uefiData !== undefined && { uefiData: String(body.uefiData) }),
       readyAt: 0,
+      interfaceIds: interfaces,
+      disableApiTermination: body.disableApiTermination === true,
+      shutdownBehavior: body.shutdownBehavior === 'terminate' ? 'terminate' : 'stop',
+      ...(typeInfo.BurstablePerformanceSupported === true && {
+        cpuCredits: body.cpuCredits === 'standard' || typeName.startsWith('t2.') ? 'standard' : 'unlimited',
+      }),
     });
-    return { instanceId, volumeIds };
+    return { instanceId, volumeIds, interfaceIds: interfaces };
+  }
+
+  /**
+   * The seeded instance's interfaces: the primary in its subnet (privateIp, secondaryPrivateIps,
+   * sourceDestCheck, elasticIp), then `interfaces` ({subnetId, privateIp, securityGroupIds,
+   * sourceDestCheck, elasticIp}).
+   */
+  private seedInterfaces(
+    region: string,
+    subnetId: string,
+    groupIds: string[],
+    instanceId: string,
+    body: Body,
+  ): string[] {
+    interface Seed {
+      subnetId?: string;
+      privateIp?: string;
+      secondaryPrivateIps?: number;
+      securityGroupIds?: string[];
+      sourceDestCheck?: boolean;
+      elasticIp?: boolean;
+    }
+    const primary: Seed = {
+      subnetId,
+      securityGroupIds: groupIds,
+      ...(body.privateIp !== undefined && { privateIp: String(body.privateIp) }),
+      ...(body.secondaryPrivateIps !== undefined && { secondaryPrivateIps: Number(body.secondaryPrivateIps) }),
+      ...(body.sourceDestCheck === false && { sourceDestCheck: false }),
+      ...(body.elasticIp === true && { elasticIp: true }),
+    };
+    const seeds = [primary, ...((body.interfaces as Seed[] | undefined) ?? [])];
+    return seeds.map((seed, deviceIndex) => {
+      const eni = createInterface(this.world, region, {
+        subnetId: seed.subnetId ?? subnetId,
+        groupIds: seed.securityGroupIds ?? groupIds,
+        ...(seed.privateIp !== undefined && { privateIps: [seed.privateIp] }),
+        ...(seed.secondaryPrivateIps !== undefined && { secondaryCount: seed.secondaryPrivateIps }),
+        ...(seed.sourceDestCheck === false && { sourceDestCheck: false }),
+      });
+      eni.attachment = { instanceId, deviceIndex, deleteOnTermination: deviceIndex === 0 };
+      if (seed.elasticIp === true) allocateAddress(this.world, region, eni.networkInterfaceId);
+      return eni.networkInterfaceId;
+    });
   }
 
   private mutate(id: string, body: Body): unknown {
@@ -282,9 +363,14 @@ export class AdminApi {
     return {
       instances: [...this.world.instances.values()].map((r) => ({
         ...r.instance,
+        ...instanceNetwork(this.world, r.interfaceIds),
         Region: r.region,
         UserData: r.userData,
+        DisableApiTermination: r.disableApiTermination,
+        InstanceInitiatedShutdownBehavior: r.shutdownBehavior,
+        CpuCredits: r.cpuCredits,
       })),
+      addresses: [...this.world.addresses.values()],
       volumes: [...this.world.volumes.values()].map((r) => ({ ...r.volume, Region: r.region })),
       snapshots: [...this.world.snapshots.values()].map((r) => ({
         ...r.snapshot,

@@ -9,8 +9,17 @@ import type {
   TagSpecification,
   Volume,
 } from '@aws-sdk/client-ec2';
-import { INSTANCE_TYPES } from './instance-types.js';
-import { ACCOUNT_ID, ApiError, newId, pendingSnapshot, type World } from './state.js';
+import { INSTANCE_TYPES, typeDefaults } from './instance-types.js';
+import { addressOf, createInterface, instanceNetwork, type InterfaceSpec } from './network.js';
+import {
+  ACCOUNT_ID,
+  ApiError,
+  type InstanceRecord,
+  type InterfaceRecord,
+  newId,
+  pendingSnapshot,
+  type World,
+} from './state.js';
 
 type Input = Record<string, unknown>;
 type Output = Record<string, unknown>;
@@ -275,8 +284,9 @@ export class Ec2Service {
     };
   }
 
-  private instancesIn(region: string): Instance[] {
-    return [...this.world.instances.values()].filter((r) => r.region === region).map((r) => r.instance);
+  /** An instance as DescribeInstances shows it: its record, with its network interfaces. */
+  private shown(record: InstanceRecord): Instance {
+    return { ...record.instance, ...instanceNetwork(this.world, record.interfaceIds) };
   }
 
   DescribeInstances(region: string, input: Input): Output {
@@ -284,11 +294,11 @@ export class Ec2Service {
     let items = ids?.length
       ? requireIds(
           ids,
-          (id) => this.world.instanceRecord(id, region).instance,
+          (id) => this.shown(this.world.instanceRecord(id, region)),
           'InvalidInstanceID.NotFound',
           'instance ID',
         )
-      : this.instancesIn(region);
+      : [...this.world.instances.values()].filter((r) => r.region === region).map((r) => this.shown(r));
     items = applyFilters(items, input.Filters as Filter[], (i, n) => {
       switch (n) {
         case 'instance-id':
@@ -341,9 +351,9 @@ export class Ec2Service {
       case 'instanceType':
         return { ...base, InstanceType: { Value: record.instance.InstanceType } };
       case 'disableApiTermination':
-        return { ...base, DisableApiTermination: { Value: false } };
+        return { ...base, DisableApiTermination: { Value: record.disableApiTermination } };
       case 'instanceInitiatedShutdownBehavior':
-        return { ...base, InstanceInitiatedShutdownBehavior: { Value: 'stop' } };
+        return { ...base, InstanceInitiatedShutdownBehavior: { Value: record.shutdownBehavior } };
       default:
         throw new ApiError(
           'InvalidParameterValue',
@@ -822,42 +832,60 @@ export class Ec2Service {
       );
     }
     const placement = (input.Placement as Input | undefined) ?? {};
-    const subnetId = input.SubnetId as string | undefined;
-    const subnet = subnetId !== undefined ? this.world.subnets.get(subnetId) : undefined;
-    if (subnetId !== undefined && (!subnet || subnet.region !== region)) {
-      throw new ApiError('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
+    const instanceType = (input.InstanceType as string | undefined) ?? 'm1.small';
+    const typeInfo = INSTANCE_TYPES.get(instanceType);
+    // RunInstances (EC2 API reference): InstanceType must be a type EC2 offers.
+    if (typeInfo === undefined) {
+      throw new ApiError('InvalidParameterValue', `Invalid value '${instanceType}' for InstanceType.`);
     }
     const regionRecord = this.world.region(region);
-    const zoneName =
-      subnet?.subnet.AvailabilityZone ??
-      (placement.AvailabilityZone as string | undefined) ??
-      regionRecord.zones[0]!.ZoneName;
-    if (subnet && placement.AvailabilityZone !== undefined && placement.AvailabilityZone !== zoneName) {
+    const interfaceSpecs = this.interfaceSpecs(region, input, regionRecord.vpcId, placement);
+    const primarySubnet = this.world.subnets.get(interfaceSpecs[0]?.subnetId ?? '');
+    const zoneName = primarySubnet?.subnet.AvailabilityZone ?? regionRecord.zones[0]!.ZoneName;
+    if (placement.AvailabilityZone !== undefined && placement.AvailabilityZone !== zoneName) {
       throw new ApiError(
         'InvalidParameterCombination',
-        `Subnet ${subnetId} is not in availability zone ${String(placement.AvailabilityZone)}`,
+        `Subnet ${primarySubnet?.subnet.SubnetId} is not in availability zone ${String(placement.AvailabilityZone)}`,
       );
     }
     const zone = this.world.zone(region, zoneName);
-    const vpcId = subnet?.subnet.VpcId ?? regionRecord.vpcId;
-    const effectiveSubnet =
-      subnet?.subnet ??
-      [...this.world.subnets.values()].find(
-        (s) => s.region === region && s.subnet.AvailabilityZone === zoneName && s.subnet.VpcId === vpcId,
-      )?.subnet;
-    const groupIds = (input.SecurityGroupIds as string[] | undefined) ?? [];
-    const groups = groupIds.map((id) => {
-      const g = this.world.securityGroups.get(id);
-      if (!g || g.region !== region)
-        throw new ApiError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
-      if (g.group.VpcId !== vpcId) {
+    const vpcId = primarySubnet?.subnet.VpcId ?? regionRecord.vpcId;
+    // "Network interfaces" (EC2 user guide): the interfaces of an instance are all in its zone, and
+    // the type limits how many it has and how many addresses each holds (DescribeInstanceTypes).
+    const maxInterfaces = typeInfo.NetworkInfo?.MaximumNetworkInterfaces ?? 1;
+    if (interfaceSpecs.length > maxInterfaces) {
+      throw new ApiError(
+        'InvalidParameterValue',
+        `The maximum number of network interfaces for instance type ${instanceType} is ${maxInterfaces}.`,
+      );
+    }
+    const perInterface = typeInfo.NetworkInfo?.Ipv4AddressesPerInterface ?? 1;
+    for (const spec of interfaceSpecs) {
+      const subnet = this.world.subnets.get(spec.subnetId)?.subnet;
+      if (subnet?.AvailabilityZone !== zoneName) {
         throw new ApiError(
-          'InvalidParameter',
-          `Security group ${id} and subnet ${effectiveSubnet?.SubnetId} belong to different networks.`,
+          'InvalidParameterCombination',
+          `Network interface subnet ${spec.subnetId} is not in the availability zone ${zoneName} of the instance.`,
         );
       }
-      return { GroupId: g.group.GroupId, GroupName: g.group.GroupName };
-    });
+      if (Math.max(spec.privateIps?.length ?? 0, 1) + (spec.secondaryCount ?? 0) > perInterface) {
+        throw new ApiError(
+          'InvalidParameterValue',
+          `The maximum number of private IP addresses per network interface for ${instanceType} is ${perInterface}.`,
+        );
+      }
+      for (const id of spec.groupIds) {
+        const g = this.world.securityGroups.get(id);
+        if (!g || g.region !== region)
+          throw new ApiError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
+        if (g.group.VpcId !== subnet.VpcId) {
+          throw new ApiError(
+            'InvalidParameter',
+            `Security group ${id} and subnet ${spec.subnetId} belong to different networks.`,
+          );
+        }
+      }
+    }
     const keyName = input.KeyName as string | undefined;
     if (keyName !== undefined && !regionRecord.keyPairs.has(keyName)) {
       throw new ApiError('InvalidKeyPair.NotFound', `The key pair '${keyName}' does not exist`);
@@ -880,11 +908,36 @@ export class Ec2Service {
     } else if (partition !== undefined) {
       throw new ApiError('InvalidParameterCombination', 'PartitionNumber needs a placement GroupName');
     }
-    const instanceType = (input.InstanceType as string | undefined) ?? 'm1.small';
-    const typeInfo = INSTANCE_TYPES.get(instanceType);
-    // RunInstances (EC2 API reference): InstanceType must be a type EC2 offers.
-    if (typeInfo === undefined) {
-      throw new ApiError('InvalidParameterValue', `Invalid value '${instanceType}' for InstanceType.`);
+    // RunInstances (EC2 API reference), IamInstanceProfile: the profile must exist, and passing its
+    // role needs iam:PassRole ("Grant a user permission to pass an IAM role to an instance", IAM
+    // user guide); EC2 answers UnauthorizedOperation without it.
+    const profile = input.IamInstanceProfile as { Arn?: string; Name?: string } | undefined;
+    let profileArn: string | undefined;
+    if (profile !== undefined) {
+      profileArn =
+        profile.Arn !== undefined
+          ? this.world.instanceProfiles.has(profile.Arn)
+            ? profile.Arn
+            : undefined
+          : [...this.world.instanceProfiles].find(([, name]) => name === profile.Name)?.[0];
+      if (profileArn === undefined) {
+        throw new ApiError(
+          'InvalidParameterValue',
+          `Value (${profile.Arn ?? profile.Name ?? ''}) for parameter iamInstanceProfile.${profile.Arn !== undefined ? 'arn' : 'name'} is invalid. Invalid IAM Instance Profile ${profile.Arn !== undefined ? 'ARN' : 'name'}`,
+        );
+      }
+      // iam:PassRole is refused by the server before this runs, a dry run included.
+    }
+    // DescribeInstanceTypeOfferings (EC2 API reference) lists the types each zone offers; a launch
+    // of another is refused with Unsupported ("Troubleshoot Amazon EC2 instance launch issues").
+    if (this.world.unoffered.has(`${region}|${zoneName}|${instanceType}`)) {
+      const others = regionRecord.zones
+        .map((z) => z.ZoneName)
+        .filter((z) => z !== zoneName && !this.world.unoffered.has(`${region}|${z}|${instanceType}`));
+      throw new ApiError(
+        'Unsupported',
+        `Your requested instance type (${instanceType}) is not supported in your requested Availability Zone (${zoneName}). Please retry your request by not specifying an Availability Zone or choosing ${others.join(', ')}.`,
+      );
     }
     // The AMI's architecture and boot mode must be ones the type supports (RunInstances; "Boot
     // modes" in the EC2 user guide).
@@ -943,7 +996,67 @@ export class Ec2Service {
         `Enhanced networking with ENA is not supported for ${instanceType}.`,
       );
     }
+    // "Enhanced networking with ENA" (EC2 user guide): current-generation types require an AMI with
+    // the ENA attribute set.
+    if (image.EnaSupport !== true && typeInfo.NetworkInfo?.EnaSupport === 'required') {
+      throw new ApiError(
+        'InvalidParameterCombination',
+        `Enhanced networking with the Elastic Network Adapter (ENA) is required for the '${instanceType}' instance type. Ensure that you are using an AMI that is enabled for ENA.`,
+      );
+    }
+    const credits = (input.CreditSpecification as { CpuCredits?: string } | undefined)?.CpuCredits;
+    // RunInstances, CreditSpecification: "Only supported for burstable performance instances".
+    if (credits !== undefined && typeInfo.BurstablePerformanceSupported !== true) {
+      throw new ApiError(
+        'InvalidParameterCombination',
+        `The instance type ${instanceType} does not support CPU credits: only burstable performance instances do.`,
+      );
+    }
+    const hibernation = (input.HibernationOptions as { Configured?: boolean } | undefined)?.Configured === true;
+    const enclave = (input.EnclaveOptions as { Enabled?: boolean } | undefined)?.Enabled === true;
+    // "Hibernation prerequisites" (EC2 user guide): a type that supports it and an encrypted root
+    // volume; "Nitro Enclaves" (its user guide): a type that supports enclaves, and not together
+    // with hibernation.
+    if (hibernation && enclave) {
+      throw new ApiError('InvalidParameterCombination', 'Hibernation and Nitro Enclaves cannot both be enabled.');
+    }
+    if (hibernation) {
+      const root = image.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs;
+      const encrypted =
+        root?.Encrypted === true ||
+        (root?.SnapshotId !== undefined && this.world.snapshots.get(root.SnapshotId)?.snapshot.Encrypted === true);
+      if (typeInfo.HibernationSupported !== true || !encrypted) {
+        throw new ApiError(
+          'UnsupportedHibernationConfiguration',
+          `Hibernation needs an instance type that supports it and an encrypted root volume (${instanceType}).`,
+        );
+      }
+    }
+    if (enclave && typeInfo.NitroEnclavesSupport !== 'supported') {
+      throw new ApiError('UnsupportedOperation', `Nitro Enclaves are not supported for ${instanceType}.`);
+    }
+    // A test's capacity fault: "Insufficient instance capacity" (EC2 user guide), a server error.
+    if (this.world.noCapacity.has(`${region}|${zoneName}`)) {
+      const others = regionRecord.zones.map((z) => z.ZoneName).filter((z) => z !== zoneName);
+      throw new ApiError(
+        'InsufficientInstanceCapacity',
+        `We currently do not have sufficient ${instanceType} capacity in the Availability Zone you requested (${zoneName}). Our system will be working on provisioning additional capacity. You can currently get ${instanceType} capacity by not specifying an Availability Zone in your request or choosing ${others.join(', ')}.`,
+        500,
+      );
+    }
     const instanceId = newId('i');
+    // Interfaces last: a refused launch takes no address.
+    const interfaces: InterfaceRecord[] = [];
+    try {
+      for (const [deviceIndex, spec] of interfaceSpecs.entries()) {
+        const eni = createInterface(this.world, region, spec);
+        eni.attachment = { instanceId, deviceIndex, deleteOnTermination: true };
+        interfaces.push(eni);
+      }
+    } catch (err) {
+      for (const eni of interfaces) this.world.interfaces.delete(eni.networkInterfaceId);
+      throw err;
+    }
     const now = new Date();
     const volumeTags = tagSpecs(input.TagSpecifications as TagSpecification[], 'volume');
     const overrides = new Map(
@@ -988,6 +1101,8 @@ export class Ec2Service {
       });
     }
     const metadata = (input.MetadataOptions as Input | undefined) ?? {};
+    const defaults = typeDefaults(typeInfo);
+    const primary = interfaces[0];
     const instance: Instance = {
       InstanceId: instanceId,
       ImageId: imageId,
@@ -1003,9 +1118,12 @@ export class Ec2Service {
         }),
         Tenancy: (placement.Tenancy as 'default' | 'dedicated' | 'host' | undefined) ?? 'default',
       },
-      SubnetId: effectiveSubnet?.SubnetId,
+      SubnetId: primary?.subnetId,
       VpcId: vpcId,
-      SecurityGroups: groups,
+      SecurityGroups: (primary?.groupIds ?? []).map((id) => ({
+        GroupId: id,
+        GroupName: this.world.securityGroups.get(id)?.group.GroupName,
+      })),
       KeyName: keyName,
       Architecture: image.Architecture,
       RootDeviceName: image.RootDeviceName,
@@ -1014,17 +1132,15 @@ export class Ec2Service {
       EnaSupport: image.EnaSupport,
       SriovNetSupport: image.SriovNetSupport,
       BootMode: image.BootMode,
-      CurrentInstanceBootMode: image.BootMode === 'uefi' ? 'uefi' : 'legacy-bios',
+      CurrentInstanceBootMode:
+        image.BootMode === 'uefi' || (image.BootMode === 'uefi-preferred' && bootModes.includes('uefi'))
+          ? 'uefi'
+          : 'legacy-bios',
       TpmSupport: image.TpmSupport,
-      EbsOptimized: Boolean(input.EbsOptimized),
+      EbsOptimized: (input.EbsOptimized as boolean | undefined) ?? defaults.EbsOptimized,
       BlockDeviceMappings: mappings,
-      ...(input.IamInstanceProfile !== undefined && {
-        IamInstanceProfile: {
-          Arn:
-            ((input.IamInstanceProfile as Input).Arn as string | undefined) ??
-            `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${String((input.IamInstanceProfile as Input).Name)}`,
-          Id: 'AIPA' + newId('x').slice(2, 18).toUpperCase(),
-        },
+      ...(profileArn !== undefined && {
+        IamInstanceProfile: { Arn: profileArn, Id: 'AIPA' + newId('x').slice(2, 18).toUpperCase() },
       }),
       MetadataOptions: {
         State: 'applied',
@@ -1035,18 +1151,267 @@ export class Ec2Service {
         InstanceMetadataTags:
           (metadata.InstanceMetadataTags as 'enabled' | 'disabled' | undefined) ?? 'disabled',
       },
-      ...(input.CpuOptions !== undefined && { CpuOptions: input.CpuOptions as Instance['CpuOptions'] }),
+      // DescribeInstances shows the CPU options of every instance: those asked for, else the type's.
+      ...((cpu ?? defaults.CpuOptions) !== undefined && {
+        CpuOptions: (cpu ?? defaults.CpuOptions) as Instance['CpuOptions'],
+      }),
+      HibernationOptions: { Configured: hibernation },
+      EnclaveOptions: { Enabled: enclave },
       Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'instance'),
       ...(clientToken !== undefined && { ClientToken: clientToken }),
     };
+    const shutdown = input.InstanceInitiatedShutdownBehavior as 'stop' | 'terminate' | undefined;
     this.world.instances.set(instanceId, {
       region,
       instance,
       userData: input.UserData as string | undefined,
       readyAt: Date.now() + this.world.options.pendingMs,
       requestFingerprint: fingerprint,
+      interfaceIds: interfaces.map((i) => i.networkInterfaceId),
+      disableApiTermination: input.DisableApiTermination === true,
+      shutdownBehavior: shutdown ?? 'stop',
+      ...(typeInfo.BurstablePerformanceSupported === true && {
+        // "Burstable performance instances" (EC2 user guide): T2 launches standard, T3 unlimited.
+        cpuCredits: (credits as 'standard' | 'unlimited' | undefined) ?? (instanceType.startsWith('t2.') ? 'standard' : 'unlimited'),
+      }),
     });
-    return { ReservationId: newId('r'), OwnerId: ACCOUNT_ID, Groups: [], Instances: [instance] };
+    return {
+      ReservationId: newId('r'),
+      OwnerId: ACCOUNT_ID,
+      Groups: [],
+      Instances: [this.shown(this.world.instanceRecord(instanceId, region))],
+    };
+  }
+
+  /**
+   * The interfaces a launch asks for: NetworkInterfaces, or the instance-level SubnetId,
+   * SecurityGroupIds and PrivateIpAddress (one interface); never both (RunInstances).
+   */
+  private interfaceSpecs(region: string, input: Input, vpcId: string, placement: Input): InterfaceSpec[] {
+    const subnetOf = (id: string | undefined): string => {
+      if (id !== undefined) {
+        const subnet = this.world.subnets.get(id);
+        if (!subnet || subnet.region !== region)
+          throw new ApiError('InvalidSubnetID.NotFound', `The subnet ID '${id}' does not exist`);
+        return id;
+      }
+      // No subnet: the default VPC's subnet in the zone asked for, else the region's first zone.
+      const zoneName = (placement.AvailabilityZone as string | undefined) ?? this.world.region(region).zones[0]!.ZoneName;
+      this.world.zone(region, zoneName);
+      const found = [...this.world.subnets.values()].find(
+        (s) => s.region === region && s.subnet.VpcId === vpcId && s.subnet.AvailabilityZone === zoneName,
+      );
+      if (!found) throw new ApiError('InvalidSubnetID.NotFound', `No default subnet in ${zoneName}`);
+      return found.subnet.SubnetId!;
+    };
+    const defaultGroups = (subnetId: string): string[] => {
+      const vpc = this.world.subnets.get(subnetId)?.subnet.VpcId;
+      const group = [...this.world.securityGroups.values()].find(
+        (g) => g.region === region && g.group.VpcId === vpc && g.group.GroupName === 'default',
+      );
+      return group ? [group.group.GroupId!] : [];
+    };
+    const specs = input.NetworkInterfaces as
+      | {
+          DeviceIndex?: number;
+          SubnetId?: string;
+          Groups?: string[];
+          PrivateIpAddress?: string;
+          PrivateIpAddresses?: { PrivateIpAddress?: string; Primary?: boolean }[];
+          SecondaryPrivateIpAddressCount?: number;
+          Description?: string;
+        }[]
+      | undefined;
+    if (specs === undefined) {
+      const subnetId = subnetOf(input.SubnetId as string | undefined);
+      const groups = (input.SecurityGroupIds as string[] | undefined) ?? defaultGroups(subnetId);
+      const ip = input.PrivateIpAddress as string | undefined;
+      return [{ subnetId, groupIds: groups, ...(ip !== undefined && { privateIps: [ip] }) }];
+    }
+    if (input.SubnetId !== undefined || input.SecurityGroupIds !== undefined || input.PrivateIpAddress !== undefined) {
+      throw new ApiError(
+        'InvalidParameterCombination',
+        'Network interfaces and an instance-level subnet ID, security groups or private IP address may not be specified on the same request',
+      );
+    }
+    const byIndex = [...specs].sort((a, b) => (a.DeviceIndex ?? -1) - (b.DeviceIndex ?? -1));
+    if (byIndex.some((spec, n) => spec.DeviceIndex !== n)) {
+      throw new ApiError(
+        'InvalidParameterValue',
+        'Network interface device indexes must start at 0 and have no gaps',
+      );
+    }
+    return byIndex.map((spec) => {
+      const subnetId = subnetOf(spec.SubnetId);
+      const listed = (spec.PrivateIpAddresses ?? [])
+        .slice()
+        .sort((a, b) => Number(b.Primary === true) - Number(a.Primary === true))
+        .flatMap((a) => (a.PrivateIpAddress === undefined ? [] : [a.PrivateIpAddress]));
+      const ips = spec.PrivateIpAddress !== undefined ? [spec.PrivateIpAddress, ...listed.filter((ip) => ip !== spec.PrivateIpAddress)] : listed;
+      return {
+        subnetId,
+        groupIds: spec.Groups ?? defaultGroups(subnetId),
+        ...(ips.length > 0 && { privateIps: ips }),
+        ...(spec.SecondaryPrivateIpAddressCount !== undefined && { secondaryCount: spec.SecondaryPrivateIpAddressCount }),
+        ...(spec.Description !== undefined && { description: spec.Description }),
+      };
+    });
+  }
+
+  /**
+   * DescribeInstanceTypeOfferings (EC2 API reference): the types offered in the region, or in
+   * each zone (LocationType availability-zone), with the instance-type and location filters.
+   */
+  DescribeInstanceTypeOfferings(region: string, input: Input): Output {
+    const byZone = input.LocationType === 'availability-zone';
+    const offerings = [...INSTANCE_TYPES.keys()].flatMap((type) =>
+      byZone
+        ? this.world
+            .region(region)
+            .zones.filter((z) => !this.world.unoffered.has(`${region}|${z.ZoneName}|${type}`))
+            .map((z) => ({ InstanceType: type, LocationType: 'availability-zone', Location: z.ZoneName }))
+        : [{ InstanceType: type, LocationType: 'region', Location: region }],
+    );
+    const items = applyFilters(offerings, input.Filters as Filter[], (o, n) =>
+      n === 'instance-type' ? [o.InstanceType] : n === 'location' ? [o.Location] : undefined,
+    );
+    return { InstanceTypeOfferings: items };
+  }
+
+  /** DescribeNetworkInterfaces (EC2 API reference), with the filters a restore uses. */
+  DescribeNetworkInterfaces(region: string, input: Input): Output {
+    const all = [...this.world.interfaces.values()].filter((i) => i.region === region);
+    const ids = input.NetworkInterfaceIds as string[] | undefined;
+    let items = ids?.length
+      ? requireIds(ids, (id) => all.find((i) => i.networkInterfaceId === id), 'InvalidNetworkInterfaceID.NotFound', 'network interface')
+      : all;
+    items = applyFilters(items, input.Filters as Filter[], (i, n) => {
+      switch (n) {
+        case 'network-interface-id':
+          return [i.networkInterfaceId];
+        case 'subnet-id':
+          return [i.subnetId];
+        case 'vpc-id':
+          return [i.vpcId];
+        case 'private-ip-address':
+        case 'addresses.private-ip-address':
+          return i.privateIps;
+        case 'attachment.instance-id':
+          return [i.attachment?.instanceId];
+        default:
+          return undefined;
+      }
+    });
+    return {
+      NetworkInterfaces: items.map((i) => ({
+        NetworkInterfaceId: i.networkInterfaceId,
+        SubnetId: i.subnetId,
+        VpcId: i.vpcId,
+        AvailabilityZone: i.availabilityZone,
+        PrivateIpAddress: i.privateIps[0],
+        PrivateIpAddresses: i.privateIps.map((ip, n) => ({ PrivateIpAddress: ip, Primary: n === 0 })),
+        Groups: i.groupIds.map((GroupId) => ({ GroupId })),
+        SourceDestCheck: i.sourceDestCheck,
+        Status: i.attachment ? 'in-use' : 'available',
+        ...(i.attachment && {
+          Attachment: { InstanceId: i.attachment.instanceId, DeviceIndex: i.attachment.deviceIndex, Status: 'attached' },
+        }),
+      })),
+    };
+  }
+
+  /** ModifyNetworkInterfaceAttribute (EC2 API reference): the source/destination check. */
+  ModifyNetworkInterfaceAttribute(region: string, input: Input): Output {
+    const id = require(input.NetworkInterfaceId as string, 'NetworkInterfaceId');
+    const eni = this.world.interfaces.get(id);
+    if (!eni || eni.region !== region) {
+      throw new ApiError('InvalidNetworkInterfaceID.NotFound', `The networkInterface ID '${id}' does not exist`);
+    }
+    const check = input.SourceDestCheck as { Value?: boolean } | undefined;
+    if (check?.Value !== undefined) eni.sourceDestCheck = check.Value;
+    return {};
+  }
+
+  /** DescribeAddresses (EC2 API reference): AllocationIds, and the filters a backup uses. */
+  DescribeAddresses(region: string, input: Input): Output {
+    const all = [...this.world.addresses.values()].filter((a) => a.region === region);
+    const ids = input.AllocationIds as string[] | undefined;
+    let items = ids?.length
+      ? requireIds(ids, (id) => all.find((a) => a.allocationId === id), 'InvalidAllocationID.NotFound', 'allocation ID')
+      : all;
+    const instanceOf = (eniId: string | undefined): string | undefined =>
+      eniId === undefined ? undefined : this.world.interfaces.get(eniId)?.attachment?.instanceId;
+    items = applyFilters(items, input.Filters as Filter[], (a, n) => {
+      switch (n) {
+        case 'allocation-id':
+          return [a.allocationId];
+        case 'public-ip':
+          return [a.publicIp];
+        case 'network-interface-id':
+          return [a.association?.networkInterfaceId];
+        case 'instance-id':
+          return [instanceOf(a.association?.networkInterfaceId)];
+        default:
+          return undefined;
+      }
+    });
+    return {
+      Addresses: items.map((a) => ({
+        AllocationId: a.allocationId,
+        PublicIp: a.publicIp,
+        Domain: 'vpc',
+        ...(a.association && {
+          AssociationId: a.association.associationId,
+          NetworkInterfaceId: a.association.networkInterfaceId,
+          PrivateIpAddress: a.association.privateIp,
+          InstanceId: instanceOf(a.association.networkInterfaceId),
+          NetworkInterfaceOwnerId: ACCOUNT_ID,
+        }),
+      })),
+    };
+  }
+
+  /**
+   * AssociateAddress (EC2 API reference): "Reassociation is automatic, but you can specify false
+   * to ensure the operation fails if the Elastic IP address is already associated with another
+   * resource" (Resource.AlreadyAssociated); associating it again with the same interface is a
+   * no-op ("This is an idempotent operation").
+   */
+  AssociateAddress(region: string, input: Input): Output {
+    const allocationId = require(input.AllocationId as string, 'AllocationId');
+    const address = this.world.addresses.get(allocationId);
+    if (!address || address.region !== region) {
+      throw new ApiError('InvalidAllocationID.NotFound', `The allocation ID '${allocationId}' does not exist`);
+    }
+    const eniId = require(input.NetworkInterfaceId as string, 'NetworkInterfaceId');
+    const eni = this.world.interfaces.get(eniId);
+    if (!eni || eni.region !== region) {
+      throw new ApiError('InvalidNetworkInterfaceID.NotFound', `The networkInterface ID '${eniId}' does not exist`);
+    }
+    const privateIp = (input.PrivateIpAddress as string | undefined) ?? eni.privateIps[0] ?? '';
+    if (address.association !== undefined) {
+      if (address.association.networkInterfaceId === eniId && address.association.privateIp === privateIp) {
+        return { AssociationId: address.association.associationId };
+      }
+      if (input.AllowReassociation === false) {
+        throw new ApiError('Resource.AlreadyAssociated', `resource ${allocationId} is already associated with associate-id ${address.association.associationId}`);
+      }
+    }
+    const existing = addressOf(this.world, eniId);
+    if (existing !== undefined && existing !== address) existing.association = undefined;
+    address.association = { associationId: newId('eipassoc'), networkInterfaceId: eniId, privateIp };
+    return { AssociationId: address.association.associationId };
+  }
+
+  /** DescribeInstanceCreditSpecifications (EC2 API reference): burstable instances only. */
+  DescribeInstanceCreditSpecifications(region: string, input: Input): Output {
+    const ids = (input.InstanceIds as string[] | undefined) ?? [];
+    const records = ids.map((id) => this.world.instanceRecord(id, region));
+    return {
+      InstanceCreditSpecifications: records.flatMap((r) =>
+        r.cpuCredits === undefined ? [] : [{ InstanceId: r.instance.InstanceId, CpuCredits: r.cpuCredits }],
+      ),
+    };
   }
 
   DescribeInstanceTypes(_region: string, input: Input): Output {

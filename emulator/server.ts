@@ -29,6 +29,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
+const IAM_NS = 'https://iam.amazonaws.com/doc/2010-05-08/';
 
 /** Maps a signature failure to the error each service's protocol uses. */
 function authError(service: string, failure: AuthFailure): ApiError {
@@ -46,6 +47,13 @@ function authError(service: string, failure: AuthFailure): ApiError {
       'bad-signature': ['InvalidSignatureException', 403],
       'expired-token': ['ExpiredTokenException', 403],
       skewed: ['InvalidSignatureException', 403],
+    },
+    iam: {
+      missing: ['MissingAuthenticationToken', 403],
+      'unknown-key': ['InvalidClientTokenId', 403],
+      'bad-signature': ['SignatureDoesNotMatch', 403],
+      'expired-token': ['ExpiredToken', 400],
+      skewed: ['SignatureDoesNotMatch', 403],
     },
     sts: {
       missing: ['MissingAuthenticationToken', 403],
@@ -131,10 +139,10 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
             : 400;
       res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
       res.end(encodeError(err.code, err.message, requestId));
-    } else if (service === 'sts') {
+    } else if (service === 'sts' || service === 'iam') {
       res.writeHead(err.status, { 'content-type': 'text/xml' });
       res.end(
-        `<ErrorResponse xmlns="${STS_NS}"><Error><Type>Sender</Type><Code>${err.code}</Code>` +
+        `<ErrorResponse xmlns="${service === 'iam' ? IAM_NS : STS_NS}"><Error><Type>Sender</Type><Code>${err.code}</Code>` +
           `<Message>${err.message}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
       );
     } else {
@@ -189,21 +197,46 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
    * UnauthorizedOperation (HTTP 403), the EBS direct APIs and KMS AccessDeniedException (HTTP 403;
    * the EBS reason UNAUTHORIZED_ACCOUNT, EBS API reference "Errors"), STS AccessDenied.
    */
-  function refuseDenied(service: 'ec2' | 'ebs' | 'kms' | 'sts', action: string, accessKeyId: string): void {
+  function refuseDenied(
+    service: 'ec2' | 'ebs' | 'kms' | 'sts' | 'iam',
+    action: string,
+    accessKeyId: string,
+    answeredBy: 'ec2' | undefined = undefined,
+  ): void {
     if (!options.deniedActions.includes(`${service}:${action}`)) return;
     const message = `User: ${callerArn(accessKeyId)} is not authorized to perform: ${service}:${action}`;
-    if (service === 'ec2')
+    if (service === 'ec2' || answeredBy === 'ec2')
       throw new ApiError(
         'UnauthorizedOperation',
         `You are not authorized to perform this operation. ${message}`,
         403,
       );
-    if (service === 'sts') throw new ApiError('AccessDenied', message, 403);
+    if (service === 'sts' || service === 'iam') throw new ApiError('AccessDenied', message, 403);
     throw new ApiError(
       'AccessDeniedException',
       message,
       403,
       service === 'ebs' ? { Reason: 'UNAUTHORIZED_ACCOUNT' } : {},
+    );
+  }
+
+  /**
+   * GetInstanceProfile (IAM API reference): the profile of that name, or NoSuchEntity (HTTP 404).
+   * The role in it is named after the profile.
+   */
+  function instanceProfile(name: string): string {
+    const arn = [...world.instanceProfiles].find(([, n]) => n === name)?.[0];
+    if (arn === undefined)
+      throw new ApiError('NoSuchEntity', `Instance Profile ${name} cannot be found.`, 404);
+    const role = `arn:aws:iam::${ACCOUNT_ID}:role/${name}`;
+    return (
+      `<GetInstanceProfileResponse xmlns="${IAM_NS}"><GetInstanceProfileResult><InstanceProfile>` +
+      `<InstanceProfileId>AIPA${Buffer.from(name).toString('hex').slice(0, 16).toUpperCase()}</InstanceProfileId>` +
+      `<Roles><member><Path>/</Path><RoleName>${name}</RoleName><RoleId>AROA${name.length}</RoleId><Arn>${role}</Arn>` +
+      `<CreateDate>2026-01-01T00:00:00Z</CreateDate><AssumeRolePolicyDocument>%7B%7D</AssumeRolePolicyDocument></member></Roles>` +
+      `<InstanceProfileName>${name}</InstanceProfileName><Path>/</Path><Arn>${arn}</Arn>` +
+      `<CreateDate>2026-01-01T00:00:00Z</CreateDate></InstanceProfile></GetInstanceProfileResult>` +
+      `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></GetInstanceProfileResponse>`
     );
   }
 
@@ -341,6 +374,16 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
         res.end(xml);
         return;
       }
+      if (service === 'iam') {
+        world.count(`iam:${action}`);
+        if (action !== 'GetInstanceProfile')
+          throw new ApiError('InvalidAction', `Could not find operation ${action}`, 400);
+        refuseDenied('iam', action, auth.accessKeyId);
+        const xml = instanceProfile(params.get('InstanceProfileName') ?? '');
+        res.writeHead(200, { 'content-type': 'text/xml' });
+        res.end(xml);
+        return;
+      }
       if (service !== 'ec2')
         throw new ApiError('UnknownService', `The emulator does not serve ${service}`, 400);
       world.count(`ec2:${action}`);
@@ -366,6 +409,11 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       // AWS also validates some parameters before it answers a dry run; the emulator checks the
       // permission only, so nothing may take a DryRunOperation for "the request is valid".
       refuseDenied('ec2', action, auth.accessKeyId);
+      // RunInstances with an instance profile passes its role: without iam:PassRole EC2 refuses it,
+      // a dry run included ("Grant a user permission to pass an IAM role to an instance", IAM
+      // user guide).
+      if (action === 'RunInstances' && input.IamInstanceProfile !== undefined)
+        refuseDenied('iam', 'PassRole', auth.accessKeyId, 'ec2');
       if (input.DryRun === true) {
         throw new ApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
       }

@@ -117,6 +117,37 @@ export interface InstanceRecord {
   requestFingerprint?: string;
   /** The UEFI variable store, base64 (GetInstanceUefiData). */
   uefiData?: string;
+  /** Its network interfaces, primary (device index 0) first. */
+  interfaceIds: string[];
+  /** DescribeInstanceAttribute disableApiTermination. */
+  disableApiTermination: boolean;
+  /** DescribeInstanceAttribute instanceInitiatedShutdownBehavior. */
+  shutdownBehavior: 'stop' | 'terminate';
+  /** DescribeInstanceCreditSpecifications, for a burstable type. */
+  cpuCredits?: 'standard' | 'unlimited';
+}
+
+/** A network interface: the parts DescribeNetworkInterfaces and DescribeInstances show. */
+export interface InterfaceRecord {
+  region: string;
+  networkInterfaceId: string;
+  subnetId: string;
+  vpcId: string;
+  availabilityZone: string;
+  /** Primary first. */
+  privateIps: string[];
+  groupIds: string[];
+  sourceDestCheck: boolean;
+  description: string;
+  attachment?: { instanceId: string; deviceIndex: number; deleteOnTermination: boolean };
+}
+
+/** An Elastic IP address (DescribeAddresses). */
+export interface AddressRecord {
+  region: string;
+  allocationId: string;
+  publicIp: string;
+  association?: { associationId: string; networkInterfaceId: string; privateIp: string };
 }
 
 export interface ImageRecord {
@@ -183,6 +214,14 @@ export class World {
   readonly subnets = new Map<string, { region: string; subnet: Subnet }>();
   readonly securityGroups = new Map<string, { region: string; group: SecurityGroup }>();
   readonly requestCounts = new Map<string, number>();
+  readonly interfaces = new Map<string, InterfaceRecord>();
+  readonly addresses = new Map<string, AddressRecord>();
+  /** IAM instance profiles (global, like IAM): ARN to name. */
+  readonly instanceProfiles = new Map<string, string>();
+  /** `region|zone|type` a test took out of DescribeInstanceTypeOfferings. */
+  readonly unoffered = new Set<string>();
+  /** `region|zone` where RunInstances answers InsufficientInstanceCapacity (test-only fault). */
+  readonly noCapacity = new Set<string>();
   /** Injected failures: action name to the errors its next calls answer (test-only). */
   readonly failures = new Map<string, ApiError[]>();
 

@@ -38,6 +38,9 @@ const FLAG_KEYS: Record<string, [SectionName, string]> = {
   keepImage: ['restore', 'keep-image'],
   createVolume: ['restore', 'create-volume'],
   availabilityZone: ['restore', 'availability-zone'],
+  iamInstanceProfile: ['restore', 'iam-instance-profile'],
+  keepPrivateIp: ['restore', 'keep-private-ip'],
+  enaSupport: ['restore', 'ena-support'],
   stateDir: ['bacula', 'state-dir'],
 };
 
@@ -110,6 +113,7 @@ async function dispatch(
         dryRun: options.dryRun === true,
         volume: text(options.volume),
         acceptFormat1: options.acceptFormat1 === true,
+        json: options.json === true,
       });
     case 'verify':
       return (await import('./commands/verify.js')).verifyCommand(ctx, { files: args });
@@ -217,6 +221,16 @@ export function buildProgram(
     .option('--partition-number <n>', 'partition in the placement group')
     .option('--kms-key-id <arn>', 're-encrypt restored snapshots with this KMS key')
     .option('--keep-image', 'keep the AMI registered after launch')
+    .option(
+      '--iam-instance-profile <profile>',
+      'launch with this instance profile (an ARN or a name), or none; the stored one by default',
+    )
+    .option('--keep-private-ip', 'launch with the stored private IPv4 addresses (refused when not free)')
+    .option(
+      '--ena-support',
+      'register the image with ENA: the restored OS has the ENA driver, so an ENA-only type can run it',
+    )
+    .option('--json', 'with --dry-run: print the plan as one JSON object')
     .option('--no-launch', 'restore snapshots only, launch no instance')
     .option(
       '--skip-incomplete',

@@ -61,6 +61,15 @@ export interface RestoreSettings {
   kmsKeyId?: string;
   keepImage: boolean;
   tags: Tags;
+  /** The instance profile to launch with: an ARN, a name, or `none`; the stored one when unset. */
+  iamInstanceProfile?: string;
+  /** Launch with the stored private IPv4 addresses, refused before any write when they are not free. */
+  keepPrivateIp: boolean;
+  /**
+   * Register the image with ENA whatever the source had: the operator asserts its OS has the ENA
+   * driver, so that a type that requires ENA can run it.
+   */
+  enaSupport?: boolean;
   /** Volume-mode streams: also create a volume from each restored snapshot. */
   createVolume: boolean;
   availabilityZone?: string;
@@ -86,6 +95,11 @@ export interface Config {
   backup: BackupSettings;
   restore: RestoreSettings;
   bacula: BaculaSettings;
+  /**
+   * The keys set by the config file or a flag, `section.key` to where (the file, or the flag): a
+   * restore refuses a flag that cannot apply, and says an INI key it does not use.
+   */
+  given: Map<string, string>;
 }
 
 export type SectionName = 'aws' | 'backup' | 'restore' | 'bacula';
@@ -272,6 +286,13 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     },
     'keep-image': { prop: 'keepImage', ...bool },
     tags: { prop: 'tags', ...tags },
+    'iam-instance-profile': {
+      prop: 'iamInstanceProfile',
+      parse: matching(/^(none|[\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]{1,512})$/),
+      expects: 'an instance profile ARN, a name, or none',
+    },
+    'keep-private-ip': { prop: 'keepPrivateIp', ...bool },
+    'ena-support': { prop: 'enaSupport', ...bool },
   },
   bacula: {
     'state-dir': { prop: 'stateDir', parse: matching(/^\//), expects: 'an absolute directory path' },
@@ -304,9 +325,11 @@ export function defaultConfig(name = 'default'): Config {
       securityGroupIds: [],
       keepImage: false,
       tags: {},
+      keepPrivateIp: false,
       createVolume: false,
     },
     bacula: { stateDir: '/var/lib/ec2-bpipe', allowEmpty: false },
+    given: new Map(),
   };
 }
 
@@ -376,6 +399,7 @@ export function setKey(config: Config, section: SectionName, key: string, raw: s
     );
   }
   (config[section] as unknown as Record<string, unknown>)[spec.prop] = value;
+  config.given.set(`${section}.${key}`, where);
 }
 
 export function knownKeys(section: SectionName): string[] {

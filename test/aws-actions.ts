@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
-const SERVICE: Record<string, string> = { ec2: 'ec2', ebs: 'ebs', kms: 'kms', sts: 'sts' };
+const SERVICE: Record<string, string> = { ec2: 'ec2', ebs: 'ebs', kms: 'kms', sts: 'sts', iam: 'iam' };
 
 /**
  * Every AWS action src/ calls: the Commands and paginators it imports from each SDK client.

@@ -130,7 +130,7 @@ const SDK_ATTEMPTS = 8;
  * when throttled, at most 20 s; "Retry behavior", AWS SDKs and Tools Reference Guide), times
  * the scale. The SDK still decides what to retry, counts attempts and keeps its retry quota.
  */
-function retrySettings():
+export function retrySettings():
   { retryMode: 'standard'; maxAttempts: number } | { retryStrategy: StandardRetryStrategy } {
   const scale = backoffScale();
   if (scale === 1) return { retryMode: 'standard', maxAttempts: SDK_ATTEMPTS };

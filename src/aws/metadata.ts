@@ -1,5 +1,7 @@
 import {
+  DescribeAddressesCommand,
   DescribeInstanceAttributeCommand,
+  DescribeInstanceCreditSpecificationsCommand,
   GetInstanceUefiDataCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
@@ -28,7 +30,16 @@ export async function describeInstance(ec2: EC2Client, instanceId: string): Prom
   return instance;
 }
 
-export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<InstanceMeta> {
+/**
+ * What the instance is, for a restore to bring back. `warn` hears of what could not be read: the
+ * identity calls (addresses, attributes, credits) only say so, as a policy written for 0.2 lacks
+ * them, and the backup itself does not need them.
+ */
+export async function instanceMeta(
+  ec2: EC2Client,
+  instance: Instance,
+  warn: (line: string) => void = () => undefined,
+): Promise<InstanceMeta> {
   const instanceId = answered(instance.InstanceId, 'the instance id in DescribeInstances');
   const attribute = await ec2.send(
     new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'userData' }),
@@ -80,6 +91,8 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
     platformDetails: instance.PlatformDetails ?? null,
     uefiData: await uefiData(ec2, instance, instanceId),
     usageOperation: instance.UsageOperation ?? null,
+    interfaces: await interfaces(ec2, instance, instanceId, warn),
+    attributes: await attributes(ec2, instance, instanceId, warn),
     blockDeviceMappings: (instance.BlockDeviceMappings ?? []).flatMap((b) =>
       b.Ebs?.VolumeId === undefined || b.DeviceName === undefined
         ? []
@@ -91,6 +104,102 @@ export async function instanceMeta(ec2: EC2Client, instance: Instance): Promise<
             },
           ],
     ),
+  };
+}
+
+/** An identity call the caller's policy may lack: its answer, or null and a line saying so. */
+async function optional<T>(
+  what: string,
+  action: string,
+  warn: (line: string) => void,
+  call: () => Promise<T>,
+): Promise<T | null> {
+  try {
+    return await call();
+  } catch (err) {
+    if (!(err instanceof Error && err.name === 'UnauthorizedOperation')) throw err;
+    warn(`${what} not recorded: ${action} is not allowed (add it to the IAM policy so a restore can bring it back)`);
+    return null;
+  }
+}
+
+async function interfaces(
+  ec2: EC2Client,
+  instance: Instance,
+  instanceId: string,
+  warn: (line: string) => void,
+): Promise<NonNullable<InstanceMeta['interfaces']>> {
+  const attached = instance.NetworkInterfaces ?? [];
+  if (attached.length === 0) return [];
+  const addresses = await optional(`the Elastic IPs of ${instanceId}`, 'ec2:DescribeAddresses', warn, async () => {
+    const { Addresses = [] } = await ec2.send(
+      new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] }),
+    );
+    return Addresses;
+  });
+  return attached
+    .flatMap((eni) => {
+      const deviceIndex = eni.Attachment?.DeviceIndex;
+      if (deviceIndex === undefined || eni.SubnetId === undefined || eni.NetworkInterfaceId === undefined) return [];
+      const primary = eni.PrivateIpAddress;
+      const privateIps = [
+        ...(primary !== undefined ? [primary] : []),
+        ...(eni.PrivateIpAddresses ?? []).flatMap((a) =>
+          a.PrivateIpAddress === undefined || a.PrivateIpAddress === primary ? [] : [a.PrivateIpAddress],
+        ),
+      ];
+      if (privateIps.length === 0) return [];
+      // An Elastic IP is an address with an allocation id; an auto-assigned public IP has none and
+      // does not survive a restore anyway.
+      const address = (addresses ?? []).find(
+        (a) => a.NetworkInterfaceId === eni.NetworkInterfaceId && a.AllocationId !== undefined,
+      );
+      return [
+        {
+          deviceIndex,
+          subnetId: eni.SubnetId,
+          privateIps,
+          securityGroupIds: (eni.Groups ?? []).flatMap((g) => (g.GroupId === undefined ? [] : [g.GroupId])),
+          sourceDestCheck: eni.SourceDestCheck ?? true,
+          deleteOnTermination: eni.Attachment?.DeleteOnTermination ?? null,
+          description: eni.Description ?? '',
+          elasticIp:
+            address?.AllocationId !== undefined && address.PublicIp !== undefined
+              ? { allocationId: address.AllocationId, publicIp: address.PublicIp }
+              : null,
+        },
+      ];
+    })
+    .sort((a, b) => a.deviceIndex - b.deviceIndex);
+}
+
+/** Burstable types are the T families ("Burstable performance instances", EC2 user guide). */
+const BURSTABLE = /^t\d[a-z]*\./;
+
+async function attributes(
+  ec2: EC2Client,
+  instance: Instance,
+  instanceId: string,
+  warn: (line: string) => void,
+): Promise<NonNullable<InstanceMeta['attributes']>> {
+  const attribute = (name: 'disableApiTermination' | 'instanceInitiatedShutdownBehavior') =>
+    optional(`${name} of ${instanceId}`, 'ec2:DescribeInstanceAttribute', warn, () =>
+      ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: name })),
+    );
+  const termination = await attribute('disableApiTermination');
+  const shutdown = (await attribute('instanceInitiatedShutdownBehavior'))?.InstanceInitiatedShutdownBehavior?.Value;
+  const credits = BURSTABLE.test(instance.InstanceType ?? '')
+    ? await optional(`the CPU credits of ${instanceId}`, 'ec2:DescribeInstanceCreditSpecifications', warn, async () => {
+        const answer = await ec2.send(new DescribeInstanceCreditSpecificationsCommand({ InstanceIds: [instanceId] }));
+        return answer.InstanceCreditSpecifications?.[0]?.CpuCredits ?? null;
+      })
+    : null;
+  return {
+    disableApiTermination: termination?.DisableApiTermination?.Value ?? null,
+    shutdownBehavior: shutdown === 'stop' || shutdown === 'terminate' ? shutdown : null,
+    cpuCredits: credits === 'standard' || credits === 'unlimited' ? credits : null,
+    hibernation: instance.HibernationOptions?.Configured ?? null,
+    enclave: instance.EnclaveOptions?.Enabled ?? null,
   };
 }
 

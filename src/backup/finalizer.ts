@@ -60,7 +60,7 @@ export async function buildFinalizer(
     kind: unit.kind,
     resourceId: unit.resourceId,
     createdAt: new Date().toISOString(),
-    instance: plan.instance ? await instanceMeta(ec2, plan.instance) : null,
+    instance: plan.instance ? await instanceMeta(ec2, plan.instance, (line) => log.warn(line)) : null,
     volumes: head === null ? [] : volumes,
   });
 }

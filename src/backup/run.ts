@@ -94,7 +94,7 @@ async function backUpUnit(
   const { config, ec2, ebs, region, log } = target;
   const { unit, job } = request;
   const plan = await planUnit(ec2, config, region, unit);
-  const meta = plan.instance ? await instanceMeta(ec2, plan.instance) : undefined;
+  const meta = plan.instance ? await instanceMeta(ec2, plan.instance, (line) => log.warn(line)) : undefined;
   const histories = [];
   for (const v of plan.volumes) {
     histories.push({

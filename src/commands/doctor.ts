@@ -8,6 +8,12 @@ import {
   PutSnapshotBlockCommand,
 } from '@aws-sdk/client-ebs';
 import {
+  AssociateAddressCommand,
+  DescribeAddressesCommand,
+  DescribeInstanceCreditSpecificationsCommand,
+  DescribeInstanceTypeOfferingsCommand,
+  DescribeNetworkInterfacesCommand,
+  ModifyNetworkInterfaceAttributeCommand,
   CopySnapshotCommand,
   CreateSnapshotCommand,
   CreateSnapshotsCommand,
@@ -31,7 +37,9 @@ import {
   RunInstancesCommand,
   _InstanceType,
 } from '@aws-sdk/client-ec2';
+import { GetInstanceProfileCommand } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { identityClients } from '../aws/launch-checks.js';
 import { type AwsClients, createClients, endpointSettings, resolveRegion } from '../aws/clients.js';
 import { checkKmsKey } from '../aws/kms.js';
 import { TAG } from '../aws/tags.js';
@@ -68,7 +76,22 @@ const FD_CONFS = ['/etc/bacula/bacula-fd.conf', '/opt/bacula/etc/bacula-fd.conf'
  * config has none yet. IAM decides before the service looks the resource up, so an answer other
  * than "access denied" shows the permission is there.
  */
-const PLACEHOLDER = { snapshot: 'snap-00000000000000000', image: 'ami-00000000000000000' };
+const PLACEHOLDER = {
+  snapshot: 'snap-00000000000000000',
+  image: 'ami-00000000000000000',
+  networkInterface: 'eni-00000000000000000',
+  allocation: 'eipalloc-00000000000000000',
+};
+
+/**
+ * IAM has no DryRun: NoSuchEntity for an unknown profile says IAM let the call through, and
+ * AccessDenied that it did not (IAM API reference, GetInstanceProfile, "Errors").
+ */
+const IAM_PROBE: ProbeAnswers = {
+  // The SDK names the NoSuchEntity error NoSuchEntityException.
+  allowed: new Set(['NoSuchEntity', 'NoSuchEntityException']),
+  denied: 'AccessDenied',
+};
 
 /** What a permission probe found: allowed, denied, or an answer that proves neither. */
 type Probe = { allowed: true } | { allowed: false; denied: boolean; reason: string };
@@ -310,6 +333,18 @@ async function backupChecks(
       `keep the UEFI variables of ${InstanceId}`,
       await dryRun(() => ec2.send(new GetInstanceUefiDataCommand({ DryRun: true, InstanceId }))),
     );
+    add(
+      'ec2:DescribeAddresses',
+      `keep the Elastic IPs of ${InstanceId}`,
+      await dryRun(() => ec2.send(new DescribeAddressesCommand({ DryRun: true }))),
+    );
+    add(
+      'ec2:DescribeInstanceCreditSpecifications',
+      `keep the CPU credits of ${InstanceId}`,
+      await dryRun(() =>
+        ec2.send(new DescribeInstanceCreditSpecificationsCommand({ DryRun: true, InstanceIds: [InstanceId] })),
+      ),
+    );
   }
   if (found.volumeId !== undefined) {
     const VolumeId = found.volumeId;
@@ -500,6 +535,41 @@ async function restoreChecks(config: Config, region: string, who: string): Promi
         () => ec2.send(new DescribeAvailabilityZonesCommand({ DryRun: true })),
       ],
       [
+        'ec2:DescribeInstanceTypeOfferings',
+        'check the type is offered in the zone',
+        () => ec2.send(new DescribeInstanceTypeOfferingsCommand({ DryRun: true })),
+      ],
+      [
+        'ec2:DescribeNetworkInterfaces',
+        'check a private IP to keep is free',
+        () => ec2.send(new DescribeNetworkInterfacesCommand({ DryRun: true })),
+      ],
+      [
+        'ec2:ModifyNetworkInterfaceAttribute',
+        'keep a source/destination check off',
+        () =>
+          ec2.send(
+            new ModifyNetworkInterfaceAttributeCommand({
+              DryRun: true,
+              NetworkInterfaceId: PLACEHOLDER.networkInterface,
+              SourceDestCheck: { Value: false },
+            }),
+          ),
+      ],
+      [
+        'ec2:AssociateAddress',
+        'bring back an Elastic IP',
+        () =>
+          ec2.send(
+            new AssociateAddressCommand({
+              DryRun: true,
+              AllocationId: PLACEHOLDER.allocation,
+              NetworkInterfaceId: PLACEHOLDER.networkInterface,
+              AllowReassociation: false,
+            }),
+          ),
+      ],
+      [
         'ec2:DescribeImages',
         'find an AMI a rerun made',
         () => ec2.send(new DescribeImagesCommand({ DryRun: true, Owners: ['self'] })),
@@ -539,6 +609,45 @@ async function restoreChecks(config: Config, region: string, who: string): Promi
         ),
       ),
     );
+    const identity = identityClients(config.aws, clients);
+    try {
+      const profile = config.restore.iamInstanceProfile;
+      const name = profile === undefined || profile === 'none' ? 'ec2-bpipe-doctor' : (profile.split('/').pop() ?? profile);
+      add(
+        'iam:GetInstanceProfile',
+        'check the instance profile',
+        await probe(IAM_PROBE, () => identity.iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }))),
+      );
+    } finally {
+      identity.destroy();
+    }
+    const profile = config.restore.iamInstanceProfile;
+    if (profile !== undefined && profile !== 'none') {
+      // A RunInstances dry run that names the profile is refused without iam:PassRole on its role.
+      add(
+        'iam:PassRole',
+        `launch with instance profile ${profile}`,
+        await dryRun(() =>
+          ec2.send(
+            new RunInstancesCommand({
+              DryRun: true,
+              ImageId: PLACEHOLDER.image,
+              InstanceType: _InstanceType.t3_micro,
+              MinCount: 1,
+              MaxCount: 1,
+              IamInstanceProfile: profile.startsWith('arn:') ? { Arn: profile } : { Name: profile },
+            }),
+          ),
+        ),
+      );
+    } else {
+      checks.push({
+        area: 'restore',
+        name: 'iam:PassRole (launch with the stored instance profile)',
+        status: 'skip',
+        detail: 'checked when [restore] iam-instance-profile names the profile; RunInstances refuses a launch without it',
+      });
+    }
     add(
       'ec2:DeregisterImage',
       'drop the AMI after launch',

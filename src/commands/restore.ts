@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import { classify, streamInputs } from '../inputs.js';
 import type { AppliedStream } from '../restore/aws.js';
+import { ApplicabilityCheck } from '../restore/applicable.js';
 import { FilesRestore, parseReplace } from '../restore/files.js';
 import { parseVolumeSelection } from '../restore/selection.js';
 import { StreamDefect } from '../stream/reader.js';
@@ -26,6 +27,8 @@ export interface RestoreOptions {
   volume?: string;
   /** Restore format 1 streams (ec2-bpipe 0.1), which prove less. */
   acceptFormat1: boolean;
+  /** With --dry-run: the plan as one JSON object. */
+  json: boolean;
 }
 
 /**
@@ -55,6 +58,9 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     );
     return true;
   };
+  if (options.json && !options.dryRun) {
+    throw new UsageError('--json prints the plan of a --dry-run; give both, or neither.');
+  }
   if (options.dryRun && dir !== undefined) {
     throw new UsageError(
       '--dry-run plans a restore to AWS. For a restore to files, `ec2-bpipe verify` checks the streams without writing anything.',
@@ -72,6 +78,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     const target = new AwsRestore(ctx.config, ctx.log, print, {
       launch,
       dryRun: options.dryRun,
+      json: options.json,
       acceptFormat1: options.acceptFormat1,
       ...(volumes && { volumes }),
     });
@@ -95,6 +102,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     }
     return;
   }
+  new ApplicabilityCheck(ctx.config, ctx.log).check({ to: 'files' }, `a restore to files under ${dir}`);
   const target = new FilesRestore(
     dir,
     ctx.log,

@@ -20,16 +20,12 @@ import type { Finalizer } from '../stream/schema.js';
 import { JOURNAL_TAG, RESTORE_TAG, tagValue } from '../aws/tags.js';
 import { RestoreJournal } from './journal.js';
 import { refuseUnknownVolumes } from './selection.js';
-import {
-  createVolumes,
-  idempotencyToken,
-  launchInstance,
-  launchPlan,
-  type RestoredVolume,
-  restoreTags,
-  type Target,
-  validateTarget,
-} from './launch.js';
+import { ApplicabilityCheck } from './applicable.js';
+import { launchInstance } from './launch/instance.js';
+import { launchPlan, planLines } from './launch/plan.js';
+import { preflight, type Target } from './launch/preflight.js';
+import { idempotencyToken, restoreTags } from './launch/tags.js';
+import { createVolumes, type RestoredVolume } from './launch/volumes.js';
 
 /** How a dry run names the snapshots it would make. */
 const PLANNED = '(new snapshot';
@@ -72,6 +68,8 @@ export interface AwsRestoreOptions {
   volumes?: ReadonlySet<string>;
   /** Read format 1 streams, which prove less (--accept-format-1). */
   acceptFormat1?: boolean;
+  /** With dryRun: the plan as one JSON object on stdout. */
+  json?: boolean;
 }
 
 /**
@@ -85,6 +83,7 @@ export class AwsRestore {
   private readonly journal: RestoreJournal;
   /** Dry run: the snapshots earlier streams of this run would have made, for the later links. */
   private readonly planned = new Map<string, string>();
+  private readonly applicable: ApplicabilityCheck;
 
   constructor(
     private readonly config: Config,
@@ -93,6 +92,46 @@ export class AwsRestore {
     private readonly options: AwsRestoreOptions,
   ) {
     this.journal = new RestoreJournal(config.bacula.stateDir, log);
+    this.applicable = new ApplicabilityCheck(config, log);
+  }
+
+  /** What this run does with a stream of this kind: launch an instance, create volumes, or neither. */
+  private intent(kind: Manifest['kind']): { launching: boolean; creatingVolumes: boolean } {
+    const partial = this.options.volumes !== undefined;
+    return {
+      launching: kind === 'instance' && this.options.launch && !partial,
+      creatingVolumes: this.config.restore.createVolume && (kind === 'volumes' || partial),
+    };
+  }
+
+  /** Refuses the flags that cannot apply to this stream; said before anything is read from AWS. */
+  private checkApplicable(manifest: Manifest, name: string): void {
+    this.applicable.check(
+      {
+        to: 'aws',
+        kind: manifest.kind,
+        launch: this.options.launch,
+        partial: this.options.volumes !== undefined,
+        createVolume: this.config.restore.createVolume,
+      },
+      `${name} (${manifest.kind === 'instance' ? 'an instance' : 'a volume'} stream of ${manifest.resourceId})`,
+    );
+  }
+
+  private async preflight(
+    clients: AwsClients,
+    manifest: Manifest,
+    instance: InstanceMeta | undefined,
+  ): Promise<Target> {
+    return preflight({
+      clients,
+      config: this.config,
+      manifest,
+      instance,
+      region: clients.region,
+      ...this.intent(manifest.kind),
+      log: this.log,
+    });
   }
 
   private clientsFor(region: string): AwsClients {
@@ -134,14 +173,7 @@ export class AwsRestore {
     const prepare = async (): Promise<{ target: Target; parents: Map<string, string> }> => {
       if (prepared) return prepared;
       const { manifest, clients } = started();
-      const target = await validateTarget(
-        clients,
-        settings,
-        manifest,
-        instance,
-        clients.region,
-        this.options.launch,
-      );
+      const target = await this.preflight(clients, manifest, instance);
       prepared = { target, parents: await this.parents(clients, manifest) };
       return prepared;
     };
@@ -152,6 +184,7 @@ export class AwsRestore {
         {
           manifest: (m) => {
             refuseUnknownVolumes(this.options.volumes, m);
+            this.checkApplicable(m, input.name);
             const clients = this.clientsFor(settings.region ?? m.region);
             begun = { manifest: m, clients };
             this.log.info(`restoring ${m.resourceId} job ${m.job} (${m.level}) to ${clients.region}`);
@@ -237,9 +270,10 @@ export class AwsRestore {
     const { target } = await prepare();
     const { ec2, region } = clients;
     if (this.options.dryRun) {
-      this.print(
-        `verified ${input.name}: job ${m.job} (${m.level}) of ${m.resourceId}, ${sessions.length} volume(s); nothing was created`,
-      );
+      const verified = `verified ${input.name}: job ${m.job} (${m.level}) of ${m.resourceId}, ${sessions.length} volume(s); nothing was created`;
+      // With --json, stdout holds the plan object alone.
+      if (this.options.json) this.log.info(verified);
+      else this.print(verified);
       for (const s of sessions)
         this.planned.set(plannedKey(region, m.config, s.meta.volumeId, m.job), s.snapshotId);
       const restored = new Map(
@@ -563,14 +597,8 @@ export class AwsRestore {
       );
     }
     const manifest = finalizerManifest(finalizer);
-    const target = await validateTarget(
-      clients,
-      this.config.restore,
-      manifest,
-      finalizer.instance ?? undefined,
-      clients.region,
-      this.options.launch,
-    );
+    this.checkApplicable(manifest, name);
+    const target = await this.preflight(clients, manifest, finalizer.instance ?? undefined);
     this.log.info(`${name}: the chain of ${finalizer.resourceId} is applied up to job ${finalizer.head}`);
     return {
       manifest,
@@ -592,11 +620,30 @@ export class AwsRestore {
         `${manifest.resourceId}: only ${[...restored.keys()].join(', ')} restored (--volume): no instance is launched${settings.createVolume ? '' : '; --create-volume makes volumes of them'}`,
       );
     }
-    const launching = !partial && this.options.launch;
-    const volumesWanted = (manifest.kind === 'volumes' || partial) && settings.createVolume;
+    const { launching, creatingVolumes: volumesWanted } = this.intent(manifest.kind);
+    const spec = target.launch;
     if (this.options.dryRun) {
-      if (manifest.kind === 'instance' && instance && launching) {
-        for (const line of launchPlan(settings, manifest, instance, target, restored)) this.print(line);
+      if (instance && launching && spec) {
+        const plan = launchPlan(settings, manifest.job, target.region, instance, spec, restored);
+        if (this.options.json) {
+          this.print(JSON.stringify({ dryRun: true, launch: plan }));
+          return;
+        }
+        for (const line of planLines(plan)) this.print(line);
+      } else if (this.options.json) {
+        this.print(
+          JSON.stringify({
+            dryRun: true,
+            snapshots: [...restored].map(([source, v]) => ({ source, snapshot: v.snapshotId })),
+            ...(volumesWanted && {
+              volumes: [...restored].map(([source, v]) => ({
+                source,
+                zone: settings.availabilityZone ?? v.meta.availabilityZone,
+              })),
+            }),
+          }),
+        );
+        return;
       } else if (volumesWanted) {
         for (const [volumeId, v] of restored) {
           this.print(
@@ -607,8 +654,8 @@ export class AwsRestore {
       this.print('dry run: nothing was created');
       return;
     }
-    if (manifest.kind === 'instance' && instance && launching) {
-      const result = await launchInstance(ec2, settings, manifest, instance, target, restored, this.log);
+    if (instance && launching && spec) {
+      const result = await launchInstance(ec2, settings, manifest, instance, target, spec, restored, this.log);
       for (const v of result.volumes)
         this.print(`volume ${v.volumeId} source=${v.source} device=${v.device}`);
       if (result.imageKept) this.print(`image ${result.imageId} source=${instance.instanceId}`);

@@ -120,6 +120,39 @@ export const instanceMetaSchema = z.object({
     .nullable()
     .optional(),
   usageOperation: label.nullable().optional(),
+  /**
+   * The network interfaces, by device index (primary first), each with its private addresses
+   * (primary first), groups, source/destination check and Elastic IP; since 0.3, absent before.
+   */
+  interfaces: z
+    .array(
+      z.object({
+        deviceIndex: count.max(64),
+        subnetId: label,
+        privateIps: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'expected an IPv4 address')).min(1).max(64),
+        securityGroupIds: z.array(label).max(16),
+        sourceDestCheck: z.boolean(),
+        deleteOnTermination: z.boolean().nullable(),
+        description: label,
+        elasticIp: z.object({ allocationId: label, publicIp: label }).nullable(),
+      }),
+    )
+    .max(64)
+    .optional(),
+  /**
+   * What else makes the instance what it was (DescribeInstanceAttribute,
+   * DescribeInstanceCreditSpecifications, DescribeInstances): null where it could not be read;
+   * since 0.3, absent before.
+   */
+  attributes: z
+    .object({
+      disableApiTermination: z.boolean().nullable(),
+      shutdownBehavior: z.enum(['stop', 'terminate']).nullable(),
+      cpuCredits: z.enum(['standard', 'unlimited']).nullable(),
+      hibernation: z.boolean().nullable(),
+      enclave: z.boolean().nullable(),
+    })
+    .optional(),
   blockDeviceMappings: z
     .array(z.object({ deviceName: label, volumeId, deleteOnTermination: z.boolean().nullable() }))
     .max(128),

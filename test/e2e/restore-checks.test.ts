@@ -53,7 +53,7 @@ describe('restore checks the target before creating anything', () => {
       );
       const launching = await cli(['restore', `--config=${config}`, file]);
       expect(launching.code).toBe(2);
-      expect(launching.stderr).toMatch(/subnet subnet-0123456789abcdef0 does not exist in us-east-1/);
+      expect(launching.stderr).toMatch(/subnet subnet-0123456789abcdef0 \(stored with i-[0-9a-f]+\) does not exist in us-east-1/);
       expect((await em.admin.state()).snapshots).toEqual([]);
       const restored = await cli(['restore', `--config=${config}`, '--no-launch', file]);
       expect(restored.code, restored.stderr).toBe(0);
@@ -75,7 +75,7 @@ describe('restore checks the target before creating anything', () => {
       ]);
       expect(refused.code).toBe(2);
       expect(refused.stderr).toMatch(
-        /availability zone us-east-1z does not exist in us-east-1; check \[restore\] availability-zone/,
+        /availability zone us-east-1z \(--availability-zone\) does not exist in us-east-1/,
       );
       const state = await em.admin.state();
       expect(state.snapshots).toEqual([]);
@@ -135,9 +135,9 @@ describe('the instance type of a launch', () => {
       });
       const before = await em.admin.state();
       for (const [type, reason] of [
-        ['zz9.huge', /instance type zz9\.huge is not known to this ec2-bpipe/],
-        ['c5.large', /instance type c5\.large does not exist in us-east-1/],
-        ['m6g.large', /instance type m6g\.large runs arm64, but i-[0-9a-f]+ was x86_64/],
+        ['zz9.huge', /instance type zz9\.huge \(--instance-type\) is not known to this ec2-bpipe/],
+        ['c6a.large', /instance type c6a\.large \(--instance-type\) does not exist in us-east-1/],
+        ['m6g.large', /instance type m6g\.large \(--instance-type\) runs arm64, but i-[0-9a-f]+ was x86_64/],
       ] as const) {
         const refused = await cli(['restore', `--config=${config}`, `--instance-type=${type}`, file]);
         expect(refused.code, type).toBe(2);
@@ -150,8 +150,8 @@ describe('the instance type of a launch', () => {
       // launch goes through without them, and the log says what was dropped.
       const t2 = await cli(['restore', `--config=${config}`, '--instance-type=t2.micro', file]);
       expect(t2.code, t2.stderr).toBe(0);
-      expect(t2.stderr).toMatch(/ENA support dropped: t2\.micro has no ENA/);
-      expect(t2.stderr).toMatch(/EBS optimization dropped: t2\.micro does not support it/);
+      expect(t2.stderr).toMatch(/adapted: ENA on \(t2\.micro has no ENA: registered without it\)/);
+      expect(t2.stderr).toMatch(/adapted: EBS optimization on \(t2\.micro does not support it: off\)/);
       const metal = await cli([
         'restore',
         `--config=${config}`,
@@ -160,7 +160,7 @@ describe('the instance type of a launch', () => {
         file,
       ]);
       expect(metal.code, metal.stderr).toBe(0);
-      expect(metal.stderr).toMatch(/CPU options dropped: m5\.metal is bare metal/);
+      expect(metal.stderr).toMatch(/lost: CPU options 1 cores x 2 threads \(m5\.metal is bare metal and takes no CPU options\)/);
     });
   });
 });
@@ -234,7 +234,7 @@ describe('the KMS key of a restore', () => {
       const disabled = 'arn:aws:kms:us-east-1:123456789012:key/55555555-1111-2222-3333-444444444444';
       await em.admin.call('POST', 'kms-keys', { keyArn: disabled, state: 'Disabled' });
       for (const [key, reason] of [
-        [unknown, /KMS key .* does not exist in us-east-1; check \[restore\] kms-key-id/],
+        [unknown, /KMS key .* does not exist in us-east-1; check --kms-key-id/],
         [disabled, /KMS key .* is Disabled, not Enabled/],
       ] as const) {
         const refused = await cli(['restore', `--config=${config}`, `--kms-key-id=${key}`, file]);

@@ -1,0 +1,290 @@
+/**
+ * The launch itself: an AMI from the restored snapshots, the instance from it as the pre-flight
+ * decided, then what RunInstances cannot take (source/destination checks, Elastic IPs), a check
+ * that every restored volume is attached where it belongs, and the AMI deregistered unless kept.
+ */
+import {
+  AssociateAddressCommand,
+  CreateTagsCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  type EC2Client,
+  type Instance,
+  ModifyNetworkInterfaceAttributeCommand,
+  RegisterImageCommand,
+  RunInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import { answered } from '../../aws/answer.js';
+import { RESTORE_TAG, tagValue, withinTagLimit } from '../../aws/tags.js';
+import type { RestoreSettings } from '../../config.js';
+import { messageOf, RuntimeFailure } from '../../errors.js';
+import { pollUntil } from '../../retry.js';
+import type { InstanceMeta, Manifest } from '../../stream/schema.js';
+import { registerImageInput, restoredMappings, runInstancesInput } from './input.js';
+import { billingLoss } from './plan.js';
+import type { LaunchSpec, Target } from './preflight.js';
+import { describeLine } from './settings.js';
+import { idempotencyToken, restoreTags, tagLimitNote } from './tags.js';
+import type { RestoredVolume } from './volumes.js';
+
+export interface LaunchResult {
+  instanceId: string;
+  availabilityZone: string;
+  imageId: string;
+  imageKept: boolean;
+  volumes: { volumeId: string; source: string; device: string }[];
+}
+
+/**
+ * The token of one launch: the source instance, head job and region, the restored snapshots and
+ * everything the pre-flight decided for RunInstances. A rerun after a crash finds what the first
+ * run made (the instance by its client token, the AMI by its tag) instead of making more; a
+ * restore with other overrides is another launch (docs/DESIGN.md §5). What happens after the
+ * launch (Elastic IPs, source/destination checks) is left out: it is redone on a rerun.
+ */
+function launchToken(
+  settings: RestoreSettings,
+  manifest: Manifest,
+  meta: InstanceMeta,
+  target: Target,
+  spec: LaunchSpec,
+  restored: Map<string, RestoredVolume>,
+): string {
+  const { settings: _lines, elasticIps: _ips, sourceDestCheckOff: _checks, type, ...launch } = spec;
+  return idempotencyToken(
+    manifest.config,
+    manifest.job,
+    meta.instanceId,
+    target.region,
+    JSON.stringify({
+      snapshots: restoredMappings(meta, restored)
+        .map((m) => m.volume.snapshotId)
+        .sort(),
+      type: type.name,
+      launch,
+      keepImage: settings.keepImage,
+      tags: settings.tags,
+    }),
+  );
+}
+
+/** What EC2 answers when the zone cannot run the type now, with what to do ("Troubleshoot instance launch issues"). */
+function launchAnswer(err: unknown, spec: LaunchSpec): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  if (err.name === 'InsufficientInstanceCapacity' || err.name === 'Unsupported') {
+    return (
+      `${spec.zone ?? 'the zone'} cannot run ${spec.type.name} now (${err.name}). Run the same restore again later, or with ` +
+      '--instance-type of another type or --subnet-id in another zone, which reuses the restored snapshots'
+    );
+  }
+  return undefined;
+}
+
+export async function launchInstance(
+  ec2: EC2Client,
+  settings: RestoreSettings,
+  manifest: Manifest,
+  meta: InstanceMeta,
+  target: Target,
+  spec: LaunchSpec,
+  restored: Map<string, RestoredVolume>,
+  log: Logger,
+): Promise<LaunchResult> {
+  const date = new Date().toISOString();
+  const mappings = restoredMappings(meta, restored);
+  const token = launchToken(settings, manifest, meta, target, spec, restored);
+  for (const setting of spec.settings) {
+    if (setting.outcome === 'adapted' || setting.outcome === 'lost') log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
+  }
+  const billing = billingLoss(meta);
+  if (billing !== undefined) log.warn(`${meta.instanceId}: ${billing}`);
+  const instanceTags = withinTagLimit(restoreTags(settings, meta.instanceId, date), meta.tags);
+  if (instanceTags.dropped.length)
+    log.warn(`${meta.instanceId}: ${tagLimitNote(instanceTags.dropped, meta.instanceId)}`);
+  const earlier = await launchedBefore(ec2, token);
+  const madeBefore = earlier === undefined ? await imageMadeBefore(ec2, token) : undefined;
+  let imageId: string;
+  if (earlier !== undefined) {
+    imageId = answered(earlier.ImageId, `the image of ${earlier.InstanceId ?? 'the earlier instance'}`);
+    log.info(
+      `${meta.instanceId}: job ${manifest.job} was launched by an earlier run as ${earlier.InstanceId}; not launching again`,
+    );
+  } else if (madeBefore !== undefined) {
+    imageId = madeBefore;
+    log.info(`${meta.instanceId}: using ${imageId}, registered by an earlier run`);
+  } else {
+    const image = await ec2.send(
+      new RegisterImageCommand(registerImageInput(settings, manifest.job, meta, spec, restored, date, token)),
+    );
+    imageId = answered(image.ImageId, 'the image id in RegisterImage');
+    log.info(`registered ${imageId} from ${mappings.length} restored snapshot(s)`);
+  }
+  const image = imageId;
+  let keep = settings.keepImage;
+  try {
+    let instanceId = earlier?.InstanceId;
+    if (instanceId === undefined) {
+      await pollUntil(`image ${image} becoming available`, 1800, async () => {
+        const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [image] }));
+        if (Images[0]?.State === 'failed')
+          throw new RuntimeFailure(`image ${image} failed: ${Images[0].StateReason?.Message ?? ''}`);
+        return Images[0]?.State === 'available' ? true : undefined;
+      });
+      const run = await ec2.send(new RunInstancesCommand(runInstancesInput(settings, meta, spec, image, date, token)));
+      instanceId = answered(run.Instances?.[0]?.InstanceId, 'the instance id in RunInstances');
+      log.info(`launched ${instanceId}, waiting for it to run`);
+    }
+    const launched = instanceId;
+    const running: Instance = await pollUntil(`instance ${launched} running`, 1800, async () => {
+      const { Reservations = [] } = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [launched] }));
+      const instance = Reservations[0]?.Instances?.[0];
+      const state = instance?.State?.Name;
+      if (state === 'terminated' || state === 'shutting-down') {
+        throw new RuntimeFailure(
+          `instance ${launched} ended (${instance?.StateReason?.Message ?? state}) right after launch`,
+        );
+      }
+      return state === 'running' ? instance : undefined;
+    });
+    await restoreNetwork(ec2, meta, spec, running, log);
+    const volumes = await checkVolumes(ec2, meta, mappings, running);
+    for (const volume of volumes) {
+      const source = mappings.find((m) => m.volumeId === volume.source);
+      const { tags, dropped } = withinTagLimit(
+        restoreTags(settings, volume.source, date),
+        source?.volume.meta.tags ?? [],
+      );
+      if (dropped.length) log.warn(`${volume.volumeId}: ${tagLimitNote(dropped, volume.source)}`);
+      await ec2.send(new CreateTagsCommand({ Resources: [volume.volumeId], Tags: tags }));
+    }
+    return {
+      instanceId: launched,
+      availabilityZone: running.Placement?.AvailabilityZone ?? '',
+      imageId: image,
+      imageKept: keep,
+      volumes,
+    };
+  } catch (err) {
+    keep = false;
+    const snapshots = [...restored.values()].map((v) => v.snapshotId).join(', ');
+    const answer = launchAnswer(err, spec);
+    throw new RuntimeFailure(
+      `launching ${meta.instanceId} failed (${messageOf(err)}). ${answer !== undefined ? `${answer}. ` : ''}AMI ${image} was deregistered; the restored snapshots are kept: ${snapshots}.`,
+      { cause: err },
+    );
+  } finally {
+    // Only an AMI this launch registered (it carries the token) is ever deregistered.
+    if (!keep && (await imageCarriesToken(ec2, image, token))) {
+      await ec2.send(new DeregisterImageCommand({ ImageId: image })).catch((e: unknown) => {
+        log.error(`could not deregister ${image}: ${messageOf(e)}; deregister it by hand`);
+      });
+    }
+  }
+}
+
+/**
+ * What RunInstances cannot take: source/destination checks off (ModifyNetworkInterfaceAttribute)
+ * and Elastic IPs (AssociateAddress). "Reassociation is automatic" unless AllowReassociation is
+ * false (AssociateAddress, EC2 API reference): false, so that an address taken meanwhile by
+ * another instance stays where it is, and is named.
+ */
+async function restoreNetwork(
+  ec2: EC2Client,
+  meta: InstanceMeta,
+  spec: LaunchSpec,
+  running: Instance,
+  log: Logger,
+): Promise<void> {
+  const interfaceAt = (deviceIndex: number): string | undefined =>
+    running.NetworkInterfaces?.find((n) => n.Attachment?.DeviceIndex === deviceIndex)?.NetworkInterfaceId;
+  for (const deviceIndex of spec.sourceDestCheckOff) {
+    const id = interfaceAt(deviceIndex);
+    if (id === undefined) throw new RuntimeFailure(`the new instance has no network interface eth${deviceIndex}`);
+    await ec2.send(new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: id, SourceDestCheck: { Value: false } }));
+  }
+  for (const address of spec.elasticIps) {
+    const id = interfaceAt(address.deviceIndex);
+    if (id === undefined) throw new RuntimeFailure(`the new instance has no network interface eth${address.deviceIndex}`);
+    try {
+      await ec2.send(
+        new AssociateAddressCommand({ AllocationId: address.allocationId, NetworkInterfaceId: id, AllowReassociation: false }),
+      );
+      log.info(`${meta.instanceId}: Elastic IP ${address.publicIp} associated with ${id}`);
+    } catch (err) {
+      if (!(err instanceof Error && err.name === 'Resource.AlreadyAssociated')) throw err;
+      log.warn(
+        `${meta.instanceId}: Elastic IP ${address.publicIp} was associated elsewhere meanwhile; not moved. Associate it by hand.`,
+      );
+    }
+  }
+}
+
+/**
+ * Every restored snapshot must be a volume of the new instance at its device: an AMI mapping
+ * that did not become a volume would be a restore that reports success with a disk missing.
+ */
+async function checkVolumes(
+  ec2: EC2Client,
+  meta: InstanceMeta,
+  mappings: ReturnType<typeof restoredMappings>,
+  running: Instance,
+): Promise<LaunchResult['volumes']> {
+  const attached = new Map(
+    (running.BlockDeviceMappings ?? []).flatMap((m) =>
+      m.DeviceName === undefined || m.Ebs?.VolumeId === undefined ? [] : [[m.DeviceName, m.Ebs.VolumeId] as const],
+    ),
+  );
+  const ids = [...attached.values()];
+  const { Volumes = [] } = ids.length ? await ec2.send(new DescribeVolumesCommand({ VolumeIds: ids })) : {};
+  const fromSnapshot = new Map(Volumes.map((v) => [v.VolumeId, v.SnapshotId]));
+  const volumes: LaunchResult['volumes'] = [];
+  const missing: string[] = [];
+  for (const m of mappings) {
+    const volumeId = attached.get(m.deviceName);
+    if (volumeId === undefined || fromSnapshot.get(volumeId) !== m.volume.snapshotId) {
+      missing.push(`${m.deviceName} (${m.volume.snapshotId}, source ${m.volumeId})`);
+      continue;
+    }
+    volumes.push({ volumeId, source: m.volumeId, device: m.deviceName });
+  }
+  if (missing.length) {
+    throw new RuntimeFailure(
+      `instance ${running.InstanceId ?? '?'} of ${meta.instanceId} runs without the restored volume(s) ${missing.join(', ')}; ` +
+        'it is left running for inspection: attach the volumes by hand (CreateVolume from the snapshot), or terminate it and restore again',
+    );
+  }
+  return volumes;
+}
+
+/** The instance an earlier run launched with this token, unless it has ended since. */
+async function launchedBefore(ec2: EC2Client, token: string): Promise<Instance | undefined> {
+  const { Reservations = [] } = await ec2.send(
+    new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: [token] }] }),
+  );
+  return Reservations.flatMap((r) => r.Instances ?? []).find(
+    (i) => i.ClientToken === token && !['shutting-down', 'terminated'].includes(i.State?.Name ?? ''),
+  );
+}
+
+/** The AMI an earlier run registered for this launch and did not get to use or deregister. */
+async function imageMadeBefore(ec2: EC2Client, token: string): Promise<string | undefined> {
+  const { Images = [] } = await ec2.send(
+    new DescribeImagesCommand({
+      Owners: ['self'],
+      Filters: [{ Name: `tag:${RESTORE_TAG.token}`, Values: [token] }],
+    }),
+  );
+  return Images.find((i) => i.State === 'available' || i.State === 'pending')?.ImageId;
+}
+
+async function imageCarriesToken(ec2: EC2Client, imageId: string, token: string): Promise<boolean> {
+  try {
+    const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    return tagValue(Images[0]?.Tags, RESTORE_TAG.token) === token;
+  } catch {
+    return false;
+  }
+}
