@@ -61,6 +61,8 @@ export class AdminApi {
         return this.createInstance(body);
       case 'POST volumes':
         return this.createVolume(body);
+      case 'POST instances/{id}/terminate':
+        return this.terminate(id);
       case 'POST volumes/{id}/mutate':
         return this.mutate(id, body);
       case 'GET volumes/{id}/digest':
@@ -324,6 +326,7 @@ export class AdminApi {
       securityGroupIds?: string[];
       sourceDestCheck?: boolean;
       elasticIp?: boolean;
+      deleteOnTermination?: boolean;
     }
     const primary: Seed = {
       subnetId,
@@ -342,10 +345,30 @@ export class AdminApi {
         ...(seed.secondaryPrivateIps !== undefined && { secondaryCount: seed.secondaryPrivateIps }),
         ...(seed.sourceDestCheck === false && { sourceDestCheck: false }),
       });
-      eni.attachment = { instanceId, deviceIndex, deleteOnTermination: deviceIndex === 0 };
+      eni.attachment = { instanceId, deviceIndex, deleteOnTermination: seed.deleteOnTermination ?? deviceIndex === 0 };
       if (seed.elasticIp === true) allocateAddress(this.world, region, eni.networkInterfaceId);
       return eni.networkInterfaceId;
     });
+  }
+
+  /**
+   * The instance ends as TerminateInstances ends it ("Terminate Amazon EC2 instances", EC2 user
+   * guide): its interfaces with DeleteOnTermination are deleted, the others detached, and an
+   * Elastic IP on them is disassociated.
+   */
+  private terminate(id: string): unknown {
+    const record = this.world.instances.get(id);
+    if (!record) throw new ApiError('AdminNotFound', `No instance ${id}`, 404);
+    record.instance.State = { Code: 48, Name: 'terminated' };
+    for (const eniId of record.interfaceIds) {
+      const eni = this.world.interfaces.get(eniId);
+      for (const address of this.world.addresses.values())
+        if (address.association?.networkInterfaceId === eniId) address.association = undefined;
+      if (eni?.attachment?.deleteOnTermination === true) this.world.interfaces.delete(eniId);
+      else if (eni !== undefined) eni.attachment = undefined;
+    }
+    record.interfaceIds = [];
+    return {};
   }
 
   private mutate(id: string, body: Body): unknown {

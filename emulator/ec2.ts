@@ -1063,9 +1063,12 @@ export class Ec2Service {
       ((input.BlockDeviceMappings as BlockDeviceMapping[] | undefined) ?? []).map((m) => [m.DeviceName, m]),
     );
     const mappings: InstanceBlockDeviceMapping[] = [];
-    for (const mapping of image.BlockDeviceMappings ?? []) {
+    const imageMappings = image.BlockDeviceMappings ?? [];
+    const dropped =
+      this.world.options.launchDropsVolume === 1 && imageMappings.length > 1 ? imageMappings.at(-1) : undefined;
+    for (const mapping of imageMappings) {
       const ebs = { ...mapping.Ebs, ...overrides.get(mapping.DeviceName)?.Ebs };
-      if (!mapping.Ebs) continue;
+      if (!mapping.Ebs || mapping === dropped) continue;
       const volume = this.CreateVolume(region, {
         AvailabilityZone: zoneName,
         SnapshotId: ebs.SnapshotId,
@@ -1295,7 +1298,8 @@ export class Ec2Service {
           return [i.vpcId];
         case 'private-ip-address':
         case 'addresses.private-ip-address':
-          return i.privateIps;
+          // applyFilters checks the filter name on an empty item first.
+          return (i as Partial<InterfaceRecord>).privateIps ?? [];
         case 'attachment.instance-id':
           return [i.attachment?.instanceId];
         default:

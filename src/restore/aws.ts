@@ -95,6 +95,12 @@ export class AwsRestore {
     this.applicable = new ApplicabilityCheck(config, log);
   }
 
+  /** A line of a dry run's plan: on stdout, or (with --json, where stdout holds the plan object alone) in the log. */
+  private planNote(line: string): void {
+    if (this.options.json) this.log.info(line);
+    else this.print(line);
+  }
+
   /** What this run does with a stream of this kind: launch an instance, create volumes, or neither. */
   private intent(kind: Manifest['kind']): { launching: boolean; creatingVolumes: boolean } {
     const partial = this.options.volumes !== undefined;
@@ -271,9 +277,7 @@ export class AwsRestore {
     const { ec2, region } = clients;
     if (this.options.dryRun) {
       const verified = `verified ${input.name}: job ${m.job} (${m.level}) of ${m.resourceId}, ${sessions.length} volume(s); nothing was created`;
-      // With --json, stdout holds the plan object alone.
-      if (this.options.json) this.log.info(verified);
-      else this.print(verified);
+      this.planNote(verified);
       for (const s of sessions)
         this.planned.set(plannedKey(region, m.config, s.meta.volumeId, m.job), s.snapshotId);
       const restored = new Map(
@@ -475,7 +479,7 @@ export class AwsRestore {
         : encrypted
           ? `, encrypted with ${kmsKeyArn ?? 'the default EBS key'}`
           : ', not encrypted';
-    this.print(
+    this.planNote(
       `snapshot: ${meta.volumeId} job ${manifest.job}: ${meta.sizeGiB} GiB, ${meta.blockCount} blocks, ${chain}${key}, in ${clients.region}`,
     );
     return this.passOver(clients, meta, snapshotId);
