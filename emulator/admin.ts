@@ -332,7 +332,9 @@ export class AdminApi {
       subnetId,
       securityGroupIds: groupIds,
       ...(body.privateIp !== undefined && { privateIp: String(body.privateIp) }),
-      ...(body.secondaryPrivateIps !== undefined && { secondaryPrivateIps: Number(body.secondaryPrivateIps) }),
+      ...(body.secondaryPrivateIps !== undefined && {
+        secondaryPrivateIps: Number(body.secondaryPrivateIps),
+      }),
       ...(body.sourceDestCheck === false && { sourceDestCheck: false }),
       ...(body.elasticIp === true && { elasticIp: true }),
     };
@@ -345,7 +347,11 @@ export class AdminApi {
         ...(seed.secondaryPrivateIps !== undefined && { secondaryCount: seed.secondaryPrivateIps }),
         ...(seed.sourceDestCheck === false && { sourceDestCheck: false }),
       });
-      eni.attachment = { instanceId, deviceIndex, deleteOnTermination: seed.deleteOnTermination ?? deviceIndex === 0 };
+      eni.attachment = {
+        instanceId,
+        deviceIndex,
+        deleteOnTermination: seed.deleteOnTermination ?? deviceIndex === 0,
+      };
       if (seed.elasticIp === true) allocateAddress(this.world, region, eni.networkInterfaceId);
       return eni.networkInterfaceId;
     });

@@ -1012,19 +1012,24 @@ export class Ec2Service {
         `The instance type ${instanceType} does not support CPU credits: only burstable performance instances do.`,
       );
     }
-    const hibernation = (input.HibernationOptions as { Configured?: boolean } | undefined)?.Configured === true;
+    const hibernation =
+      (input.HibernationOptions as { Configured?: boolean } | undefined)?.Configured === true;
     const enclave = (input.EnclaveOptions as { Enabled?: boolean } | undefined)?.Enabled === true;
     // "Hibernation prerequisites" (EC2 user guide): a type that supports it and an encrypted root
     // volume; "Nitro Enclaves" (its user guide): a type that supports enclaves, and not together
     // with hibernation.
     if (hibernation && enclave) {
-      throw new ApiError('InvalidParameterCombination', 'Hibernation and Nitro Enclaves cannot both be enabled.');
+      throw new ApiError(
+        'InvalidParameterCombination',
+        'Hibernation and Nitro Enclaves cannot both be enabled.',
+      );
     }
     if (hibernation) {
       const root = image.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs;
       const encrypted =
         root?.Encrypted === true ||
-        (root?.SnapshotId !== undefined && this.world.snapshots.get(root.SnapshotId)?.snapshot.Encrypted === true);
+        (root?.SnapshotId !== undefined &&
+          this.world.snapshots.get(root.SnapshotId)?.snapshot.Encrypted === true);
       if (typeInfo.HibernationSupported !== true || !encrypted) {
         throw new ApiError(
           'UnsupportedHibernationConfiguration',
@@ -1065,7 +1070,9 @@ export class Ec2Service {
     const mappings: InstanceBlockDeviceMapping[] = [];
     const imageMappings = image.BlockDeviceMappings ?? [];
     const dropped =
-      this.world.options.launchDropsVolume === 1 && imageMappings.length > 1 ? imageMappings.at(-1) : undefined;
+      this.world.options.launchDropsVolume === 1 && imageMappings.length > 1
+        ? imageMappings.at(-1)
+        : undefined;
     for (const mapping of imageMappings) {
       const ebs = { ...mapping.Ebs, ...overrides.get(mapping.DeviceName)?.Ebs };
       if (!mapping.Ebs || mapping === dropped) continue;
@@ -1155,9 +1162,7 @@ export class Ec2Service {
           (metadata.InstanceMetadataTags as 'enabled' | 'disabled' | undefined) ?? 'disabled',
       },
       // DescribeInstances shows the CPU options of every instance: those asked for, else the type's.
-      ...((cpu ?? defaults.CpuOptions) !== undefined && {
-        CpuOptions: (cpu ?? defaults.CpuOptions) as Instance['CpuOptions'],
-      }),
+      CpuOptions: cpu ?? defaults.CpuOptions,
       HibernationOptions: { Configured: hibernation },
       EnclaveOptions: { Enabled: enclave },
       Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'instance'),
@@ -1175,7 +1180,9 @@ export class Ec2Service {
       shutdownBehavior: shutdown ?? 'stop',
       ...(typeInfo.BurstablePerformanceSupported === true && {
         // "Burstable performance instances" (EC2 user guide): T2 launches standard, T3 unlimited.
-        cpuCredits: (credits as 'standard' | 'unlimited' | undefined) ?? (instanceType.startsWith('t2.') ? 'standard' : 'unlimited'),
+        cpuCredits:
+          (credits as 'standard' | 'unlimited' | undefined) ??
+          (instanceType.startsWith('t2.') ? 'standard' : 'unlimited'),
       }),
     });
     return {
@@ -1199,7 +1206,8 @@ export class Ec2Service {
         return id;
       }
       // No subnet: the default VPC's subnet in the zone asked for, else the region's first zone.
-      const zoneName = (placement.AvailabilityZone as string | undefined) ?? this.world.region(region).zones[0]!.ZoneName;
+      const zoneName =
+        (placement.AvailabilityZone as string | undefined) ?? this.world.region(region).zones[0]!.ZoneName;
       this.world.zone(region, zoneName);
       const found = [...this.world.subnets.values()].find(
         (s) => s.region === region && s.subnet.VpcId === vpcId && s.subnet.AvailabilityZone === zoneName,
@@ -1231,7 +1239,11 @@ export class Ec2Service {
       const ip = input.PrivateIpAddress as string | undefined;
       return [{ subnetId, groupIds: groups, ...(ip !== undefined && { privateIps: [ip] }) }];
     }
-    if (input.SubnetId !== undefined || input.SecurityGroupIds !== undefined || input.PrivateIpAddress !== undefined) {
+    if (
+      input.SubnetId !== undefined ||
+      input.SecurityGroupIds !== undefined ||
+      input.PrivateIpAddress !== undefined
+    ) {
       throw new ApiError(
         'InvalidParameterCombination',
         'Network interfaces and an instance-level subnet ID, security groups or private IP address may not be specified on the same request',
@@ -1250,12 +1262,17 @@ export class Ec2Service {
         .slice()
         .sort((a, b) => Number(b.Primary === true) - Number(a.Primary === true))
         .flatMap((a) => (a.PrivateIpAddress === undefined ? [] : [a.PrivateIpAddress]));
-      const ips = spec.PrivateIpAddress !== undefined ? [spec.PrivateIpAddress, ...listed.filter((ip) => ip !== spec.PrivateIpAddress)] : listed;
+      const ips =
+        spec.PrivateIpAddress !== undefined
+          ? [spec.PrivateIpAddress, ...listed.filter((ip) => ip !== spec.PrivateIpAddress)]
+          : listed;
       return {
         subnetId,
         groupIds: spec.Groups ?? defaultGroups(subnetId),
         ...(ips.length > 0 && { privateIps: ips }),
-        ...(spec.SecondaryPrivateIpAddressCount !== undefined && { secondaryCount: spec.SecondaryPrivateIpAddressCount }),
+        ...(spec.SecondaryPrivateIpAddressCount !== undefined && {
+          secondaryCount: spec.SecondaryPrivateIpAddressCount,
+        }),
         ...(spec.Description !== undefined && { description: spec.Description }),
       };
     });
@@ -1286,7 +1303,12 @@ export class Ec2Service {
     const all = [...this.world.interfaces.values()].filter((i) => i.region === region);
     const ids = input.NetworkInterfaceIds as string[] | undefined;
     let items = ids?.length
-      ? requireIds(ids, (id) => all.find((i) => i.networkInterfaceId === id), 'InvalidNetworkInterfaceID.NotFound', 'network interface')
+      ? requireIds(
+          ids,
+          (id) => all.find((i) => i.networkInterfaceId === id),
+          'InvalidNetworkInterfaceID.NotFound',
+          'network interface',
+        )
       : all;
     items = applyFilters(items, input.Filters as Filter[], (i, n) => {
       switch (n) {
@@ -1318,7 +1340,11 @@ export class Ec2Service {
         SourceDestCheck: i.sourceDestCheck,
         Status: i.attachment ? 'in-use' : 'available',
         ...(i.attachment && {
-          Attachment: { InstanceId: i.attachment.instanceId, DeviceIndex: i.attachment.deviceIndex, Status: 'attached' },
+          Attachment: {
+            InstanceId: i.attachment.instanceId,
+            DeviceIndex: i.attachment.deviceIndex,
+            Status: 'attached',
+          },
         }),
       })),
     };
@@ -1329,7 +1355,10 @@ export class Ec2Service {
     const id = require(input.NetworkInterfaceId as string, 'NetworkInterfaceId');
     const eni = this.world.interfaces.get(id);
     if (!eni || eni.region !== region) {
-      throw new ApiError('InvalidNetworkInterfaceID.NotFound', `The networkInterface ID '${id}' does not exist`);
+      throw new ApiError(
+        'InvalidNetworkInterfaceID.NotFound',
+        `The networkInterface ID '${id}' does not exist`,
+      );
     }
     const check = input.SourceDestCheck as { Value?: boolean } | undefined;
     if (check?.Value !== undefined) eni.sourceDestCheck = check.Value;
@@ -1341,7 +1370,12 @@ export class Ec2Service {
     const all = [...this.world.addresses.values()].filter((a) => a.region === region);
     const ids = input.AllocationIds as string[] | undefined;
     let items = ids?.length
-      ? requireIds(ids, (id) => all.find((a) => a.allocationId === id), 'InvalidAllocationID.NotFound', 'allocation ID')
+      ? requireIds(
+          ids,
+          (id) => all.find((a) => a.allocationId === id),
+          'InvalidAllocationID.NotFound',
+          'allocation ID',
+        )
       : all;
     const instanceOf = (eniId: string | undefined): string | undefined =>
       eniId === undefined ? undefined : this.world.interfaces.get(eniId)?.attachment?.instanceId;
@@ -1385,12 +1419,18 @@ export class Ec2Service {
     const allocationId = require(input.AllocationId as string, 'AllocationId');
     const address = this.world.addresses.get(allocationId);
     if (!address || address.region !== region) {
-      throw new ApiError('InvalidAllocationID.NotFound', `The allocation ID '${allocationId}' does not exist`);
+      throw new ApiError(
+        'InvalidAllocationID.NotFound',
+        `The allocation ID '${allocationId}' does not exist`,
+      );
     }
     const eniId = require(input.NetworkInterfaceId as string, 'NetworkInterfaceId');
     const eni = this.world.interfaces.get(eniId);
     if (!eni || eni.region !== region) {
-      throw new ApiError('InvalidNetworkInterfaceID.NotFound', `The networkInterface ID '${eniId}' does not exist`);
+      throw new ApiError(
+        'InvalidNetworkInterfaceID.NotFound',
+        `The networkInterface ID '${eniId}' does not exist`,
+      );
     }
     const privateIp = (input.PrivateIpAddress as string | undefined) ?? eni.privateIps[0] ?? '';
     if (address.association !== undefined) {
@@ -1398,7 +1438,10 @@ export class Ec2Service {
         return { AssociationId: address.association.associationId };
       }
       if (input.AllowReassociation === false) {
-        throw new ApiError('Resource.AlreadyAssociated', `resource ${allocationId} is already associated with associate-id ${address.association.associationId}`);
+        throw new ApiError(
+          'Resource.AlreadyAssociated',
+          `resource ${allocationId} is already associated with associate-id ${address.association.associationId}`,
+        );
       }
     }
     const existing = addressOf(this.world, eniId);

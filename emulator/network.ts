@@ -11,7 +11,14 @@
  *   Ipv4AddressesPerInterface addresses (DescribeInstanceTypes).
  */
 import type { InstanceNetworkInterface } from '@aws-sdk/client-ec2';
-import { ACCOUNT_ID, type AddressRecord, ApiError, type InterfaceRecord, newId, type World } from './state.js';
+import {
+  ACCOUNT_ID,
+  type AddressRecord,
+  ApiError,
+  type InterfaceRecord,
+  newId,
+  type World,
+} from './state.js';
 
 function toNumber(ip: string): number {
   return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
@@ -38,7 +45,8 @@ function inUse(world: World, subnetId: string): Set<string> {
 /** The address asked for, checked, or the lowest free one. */
 export function privateIp(world: World, subnetId: string, wanted?: string): string {
   const subnet = world.subnets.get(subnetId)?.subnet;
-  if (subnet?.CidrBlock === undefined) throw new ApiError('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
+  if (subnet?.CidrBlock === undefined)
+    throw new ApiError('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
   const { first, last } = subnetRange(subnet.CidrBlock);
   const taken = inUse(world, subnetId);
   if (wanted !== undefined) {
@@ -134,7 +142,10 @@ export function instanceNetwork(
           Primary: n === 0,
           ...(n === 0 && association && { Association: association }),
         })),
-        Groups: i.groupIds.map((GroupId) => ({ GroupId, GroupName: world.securityGroups.get(GroupId)?.group.GroupName })),
+        Groups: i.groupIds.map((GroupId) => ({
+          GroupId,
+          GroupName: world.securityGroups.get(GroupId)?.group.GroupName,
+        })),
         ...(association && { Association: association }),
         Attachment: {
           AttachmentId: `eni-attach-${i.networkInterfaceId.slice(4)}`,

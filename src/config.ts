@@ -288,7 +288,9 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     tags: { prop: 'tags', ...tags },
     'iam-instance-profile': {
       prop: 'iamInstanceProfile',
-      parse: matching(/^(none|[\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]{1,512})$/),
+      parse: matching(
+        /^(none|[\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]{1,512})$/,
+      ),
       expects: 'an instance profile ARN, a name, or none',
     },
     'keep-private-ip': { prop: 'keepPrivateIp', ...bool },

@@ -82,7 +82,9 @@ describe('EC2 rules of the emulator', () => {
       ['t2.micro', false, 'unsupported', ['legacy-bios']],
       ['m5.metal', true, 'required', ['legacy-bios', 'uefi']],
     ]);
-    const err = await errorOf(ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['u-6tb1.metal'] })));
+    const err = await errorOf(
+      ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['u-6tb1.metal'] })),
+    );
     expect(err.name).toBe('InvalidInstanceType');
   });
 

@@ -72,7 +72,10 @@ export async function subnet(ec2: EC2Client, subnetId: string): Promise<SubnetFa
 }
 
 /** The groups, or undefined when any of them does not exist. */
-export async function securityGroups(ec2: EC2Client, groupIds: string[]): Promise<SecurityGroup[] | undefined> {
+export async function securityGroups(
+  ec2: EC2Client,
+  groupIds: string[],
+): Promise<SecurityGroup[] | undefined> {
   return unlessMissing(async () => {
     const { SecurityGroups = [] } = await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: groupIds }));
     return SecurityGroups.length === groupIds.length ? SecurityGroups : undefined;
@@ -96,7 +99,10 @@ export async function placementGroup(
 }
 
 /** DescribeInstanceTypes: a type not offered in the Region is InvalidInstanceType (undefined here). */
-export async function instanceType(ec2: EC2Client, type: _InstanceType): Promise<InstanceTypeInfo | undefined> {
+export async function instanceType(
+  ec2: EC2Client,
+  type: _InstanceType,
+): Promise<InstanceTypeInfo | undefined> {
   const found = await unlessMissing(() =>
     ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: [type] })),
   );
@@ -165,7 +171,9 @@ export async function elasticIp(
   if (address === undefined) return undefined;
   return {
     associatedWith:
-      address.AssociationId === undefined ? undefined : (address.InstanceId ?? address.NetworkInterfaceId ?? '?'),
+      address.AssociationId === undefined
+        ? undefined
+        : (address.InstanceId ?? address.NetworkInterfaceId ?? '?'),
   };
 }
 
@@ -192,7 +200,10 @@ export function identityClients(aws: AwsSettings, clients: AwsClients): Identity
 }
 
 export async function callerAccount(sts: STSClient): Promise<string> {
-  return answered((await sts.send(new GetCallerIdentityCommand({}))).Account, 'the account in GetCallerIdentity');
+  return answered(
+    (await sts.send(new GetCallerIdentityCommand({}))).Account,
+    'the account in GetCallerIdentity',
+  );
 }
 
 /**

@@ -118,7 +118,9 @@ async function optional<T>(
     return await call();
   } catch (err) {
     if (!(err instanceof Error && err.name === 'UnauthorizedOperation')) throw err;
-    warn(`${what} not recorded: ${action} is not allowed (add it to the IAM policy so a restore can bring it back)`);
+    warn(
+      `${what} not recorded: ${action} is not allowed (add it to the IAM policy so a restore can bring it back)`,
+    );
     return null;
   }
 }
@@ -131,16 +133,22 @@ async function interfaces(
 ): Promise<NonNullable<InstanceMeta['interfaces']>> {
   const attached = instance.NetworkInterfaces ?? [];
   if (attached.length === 0) return [];
-  const addresses = await optional(`the Elastic IPs of ${instanceId}`, 'ec2:DescribeAddresses', warn, async () => {
-    const { Addresses = [] } = await ec2.send(
-      new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] }),
-    );
-    return Addresses;
-  });
+  const addresses = await optional(
+    `the Elastic IPs of ${instanceId}`,
+    'ec2:DescribeAddresses',
+    warn,
+    async () => {
+      const { Addresses = [] } = await ec2.send(
+        new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] }),
+      );
+      return Addresses;
+    },
+  );
   return attached
     .flatMap((eni) => {
       const deviceIndex = eni.Attachment?.DeviceIndex;
-      if (deviceIndex === undefined || eni.SubnetId === undefined || eni.NetworkInterfaceId === undefined) return [];
+      if (deviceIndex === undefined || eni.SubnetId === undefined || eni.NetworkInterfaceId === undefined)
+        return [];
       const primary = eni.PrivateIpAddress;
       const privateIps = [
         ...(primary !== undefined ? [primary] : []),
@@ -187,12 +195,20 @@ async function attributes(
       ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: name })),
     );
   const termination = await attribute('disableApiTermination');
-  const shutdown = (await attribute('instanceInitiatedShutdownBehavior'))?.InstanceInitiatedShutdownBehavior?.Value;
+  const shutdown = (await attribute('instanceInitiatedShutdownBehavior'))?.InstanceInitiatedShutdownBehavior
+    ?.Value;
   const credits = BURSTABLE.test(instance.InstanceType ?? '')
-    ? await optional(`the CPU credits of ${instanceId}`, 'ec2:DescribeInstanceCreditSpecifications', warn, async () => {
-        const answer = await ec2.send(new DescribeInstanceCreditSpecificationsCommand({ InstanceIds: [instanceId] }));
-        return answer.InstanceCreditSpecifications?.[0]?.CpuCredits ?? null;
-      })
+    ? await optional(
+        `the CPU credits of ${instanceId}`,
+        'ec2:DescribeInstanceCreditSpecifications',
+        warn,
+        async () => {
+          const answer = await ec2.send(
+            new DescribeInstanceCreditSpecificationsCommand({ InstanceIds: [instanceId] }),
+          );
+          return answer.InstanceCreditSpecifications?.[0]?.CpuCredits ?? null;
+        },
+      )
     : null;
   return {
     disableApiTermination: termination?.DisableApiTermination?.Value ?? null,

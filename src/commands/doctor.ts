@@ -342,7 +342,9 @@ async function backupChecks(
       'ec2:DescribeInstanceCreditSpecifications',
       `keep the CPU credits of ${InstanceId}`,
       await dryRun(() =>
-        ec2.send(new DescribeInstanceCreditSpecificationsCommand({ DryRun: true, InstanceIds: [InstanceId] })),
+        ec2.send(
+          new DescribeInstanceCreditSpecificationsCommand({ DryRun: true, InstanceIds: [InstanceId] }),
+        ),
       ),
     );
   }
@@ -612,11 +614,16 @@ async function restoreChecks(config: Config, region: string, who: string): Promi
     const identity = identityClients(config.aws, clients);
     try {
       const profile = config.restore.iamInstanceProfile;
-      const name = profile === undefined || profile === 'none' ? 'ec2-bpipe-doctor' : (profile.split('/').pop() ?? profile);
+      const name =
+        profile === undefined || profile === 'none'
+          ? 'ec2-bpipe-doctor'
+          : (profile.split('/').pop() ?? profile);
       add(
         'iam:GetInstanceProfile',
         'check the instance profile',
-        await probe(IAM_PROBE, () => identity.iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }))),
+        await probe(IAM_PROBE, () =>
+          identity.iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name })),
+        ),
       );
     } finally {
       identity.destroy();
@@ -645,7 +652,8 @@ async function restoreChecks(config: Config, region: string, who: string): Promi
         area: 'restore',
         name: 'iam:PassRole (launch with the stored instance profile)',
         status: 'skip',
-        detail: 'checked when [restore] iam-instance-profile names the profile; RunInstances refuses a launch without it',
+        detail:
+          'checked when [restore] iam-instance-profile names the profile; RunInstances refuses a launch without it',
       });
     }
     add(

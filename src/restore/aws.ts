@@ -659,7 +659,16 @@ export class AwsRestore {
       return;
     }
     if (instance && launching && spec) {
-      const result = await launchInstance(ec2, settings, manifest, instance, target, spec, restored, this.log);
+      const result = await launchInstance(
+        ec2,
+        settings,
+        manifest,
+        instance,
+        target,
+        spec,
+        restored,
+        this.log,
+      );
       for (const v of result.volumes)
         this.print(`volume ${v.volumeId} source=${v.source} device=${v.device}`);
       if (result.imageKept) this.print(`image ${result.imageId} source=${instance.instanceId}`);

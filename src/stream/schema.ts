@@ -129,7 +129,10 @@ export const instanceMetaSchema = z.object({
       z.object({
         deviceIndex: count.max(64),
         subnetId: label,
-        privateIps: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'expected an IPv4 address')).min(1).max(64),
+        privateIps: z
+          .array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'expected an IPv4 address'))
+          .min(1)
+          .max(64),
         securityGroupIds: z.array(label).max(16),
         sourceDestCheck: z.boolean(),
         deleteOnTermination: z.boolean().nullable(),

@@ -22,9 +22,12 @@ async function backedUp(
   const source = await em.admin.instance(spec);
   const config = writeConfig(dir.path, em);
   const file = join(dir.path, `${job}.tar`);
-  const backup = await cli(['backup', `--config=${config}`, `--instance=${source.instanceId}`, `--job=${job}`], {
-    stdoutFile: file,
-  });
+  const backup = await cli(
+    ['backup', `--config=${config}`, `--instance=${source.instanceId}`, `--job=${job}`],
+    {
+      stdoutFile: file,
+    },
+  );
   expect(backup.code, backup.stderr).toBe(0);
   return { config, file, instanceId: source.instanceId };
 }
@@ -72,7 +75,11 @@ describe('a restore refuses before the first block what the launch would refuse'
         ],
         [
           'an instance profile of another account',
-          { attributes: { IamInstanceProfile: { Arn: 'arn:aws:iam::999999999999:instance-profile/app', Id: 'AIPAX' } } },
+          {
+            attributes: {
+              IamInstanceProfile: { Arn: 'arn:aws:iam::999999999999:instance-profile/app', Id: 'AIPAX' },
+            },
+          },
           [],
           /instance profile arn:aws:iam::999999999999:instance-profile\/app \(stored with i-[0-9a-f]+\) belongs to account 999999999999, and this restore runs in account 123456789012/,
         ],
@@ -114,7 +121,10 @@ describe('a restore refuses before the first block what the launch would refuse'
         offered: false,
       });
       for (const [what, spec, args, refusal] of cases) {
-        const { config, file } = await backedUp(em, dir, { volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 1 } }], ...spec });
+        const { config, file } = await backedUp(em, dir, {
+          volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 1 } }],
+          ...spec,
+        });
         const volumeId = (await em.admin.state()).volumes.at(-1)?.VolumeId as string;
         const given = args.map((a) => a.replace('FIRST', volumeId));
         const before = await counts(em);
@@ -141,13 +151,18 @@ describe('what the instance was comes back', () => {
         interfaces: [{ privateIp: '10.0.0.60', deleteOnTermination: true }],
         disableApiTermination: true,
         shutdownBehavior: 'terminate',
-        attributes: { CpuOptions: { CoreCount: 1, ThreadsPerCore: 1 }, IamInstanceProfile: { Arn: PROFILE, Id: 'AIPA1' } },
+        attributes: {
+          CpuOptions: { CoreCount: 1, ThreadsPerCore: 1 },
+          IamInstanceProfile: { Arn: PROFILE, Id: 'AIPA1' },
+        },
         volumes: [
           { sizeGiB: 1, fill: { blocks: 4, seed: 2 } },
           { sizeGiB: 1, fill: { blocks: 2, seed: 3 } },
         ],
       });
-      const source = (await em.admin.state()).instances.find((i) => i.InstanceId === instanceId) as AdminRecord;
+      const source = (await em.admin.state()).instances.find(
+        (i) => i.InstanceId === instanceId,
+      ) as AdminRecord;
       const sourceIps = (source.NetworkInterfaces as AdminRecord[]).map((n) =>
         (n.PrivateIpAddresses as AdminRecord[]).map((a) => a.PrivateIpAddress),
       );
@@ -160,12 +175,16 @@ describe('what the instance was comes back', () => {
       const taken = await cli(['restore', `--config=${config}`, '--keep-private-ip', '--dry-run', file]);
       expect(taken.code, taken.stderr).toBe(2);
       expect(taken.stderr).toMatch(
-        new RegExp(`--keep-private-ip: private address 10\\.0\\.0\\.50 of ${instanceId} is in use in subnet subnet-[0-9a-f]+ by eni-[0-9a-f]+ \\(instance ${instanceId}\\)`),
+        new RegExp(
+          `--keep-private-ip: private address 10\\.0\\.0\\.50 of ${instanceId} is in use in subnet subnet-[0-9a-f]+ by eni-[0-9a-f]+ \\(instance ${instanceId}\\)`,
+        ),
       );
       const busy = await cli(['restore', `--config=${config}`, '--dry-run', file]);
       expect(busy.code, busy.stderr).toBe(0);
       expect(busy.stdout.toString()).toMatch(
-        new RegExp(`lost: Elastic IP ${publicIp.replace(/\./g, '\\.')} on eth0 \\(10\\.0\\.0\\.50\\) \\(still associated with ${instanceId}`),
+        new RegExp(
+          `lost: Elastic IP ${publicIp.replace(/\./g, '\\.')} on eth0 \\(10\\.0\\.0\\.50\\) \\(still associated with ${instanceId}`,
+        ),
       );
       expect(await counts(em)).toEqual(before);
 
@@ -177,9 +196,9 @@ describe('what the instance was comes back', () => {
       const state = await em.admin.state();
       const launched = state.instances.find((i) => i.InstanceId === newId) as AdminRecord;
       const interfaces = launched.NetworkInterfaces as AdminRecord[];
-      expect(interfaces.map((n) => (n.PrivateIpAddresses as AdminRecord[]).map((a) => a.PrivateIpAddress))).toEqual(
-        sourceIps,
-      );
+      expect(
+        interfaces.map((n) => (n.PrivateIpAddresses as AdminRecord[]).map((a) => a.PrivateIpAddress)),
+      ).toEqual(sourceIps);
       expect(interfaces.map((n) => (n.Attachment as AdminRecord).DeviceIndex)).toEqual([0, 1]);
       expect(interfaces[0]?.SourceDestCheck).toBe(false);
       expect(launched.PublicIpAddress).toBe(publicIp);
@@ -196,22 +215,36 @@ describe('what the instance was comes back', () => {
         availabilityZone: 'us-east-1b',
         cidr: '10.0.9.0/24',
       });
-      const group = (state.instances.find((i) => i.InstanceId === newId)?.SecurityGroups as AdminRecord[])[0]?.GroupId as string;
-      const moved = ['--instance-type=m5.xlarge', `--subnet-id=${otherZone.SubnetId}`, `--security-group-ids=${group}`];
+      const group = (state.instances.find((i) => i.InstanceId === newId)?.SecurityGroups as AdminRecord[])[0]
+        ?.GroupId as string;
+      const moved = [
+        '--instance-type=m5.xlarge',
+        `--subnet-id=${otherZone.SubnetId}`,
+        `--security-group-ids=${group}`,
+      ];
       const plan = await cli(['restore', `--config=${config}`, '--dry-run', ...moved, file]);
       expect(plan.code, plan.stderr).toBe(0);
       const lines = plan.stdout.toString();
       expect(lines).toMatch(/set: instance type m5\.xlarge \(--instance-type\)/);
-      expect(lines).toMatch(/adapted: CPU options 2 cores x 1 thread \(SMT off kept; 1 cores x 1 threads is not valid for m5\.xlarge/);
-      expect(lines).toMatch(/adapted: private addresses 10\.0\.0\.50,10\.0\.0\.\d+ on eth0 \(10\.0\.0\.50\) \(new addresses in subnet-/);
-      expect(lines).toMatch(/lost: network interface eth1 \(10\.0\.0\.60\) \(its subnet subnet-[0-9a-f]+ is in us-east-1a, not in us-east-1b/);
+      expect(lines).toMatch(
+        /adapted: CPU options 2 cores x 1 thread \(SMT off kept; 1 cores x 1 threads is not valid for m5\.xlarge/,
+      );
+      expect(lines).toMatch(
+        /adapted: private addresses 10\.0\.0\.50,10\.0\.0\.\d+ on eth0 \(10\.0\.0\.50\) \(new addresses in subnet-/,
+      );
+      expect(lines).toMatch(
+        /lost: network interface eth1 \(10\.0\.0\.60\) \(its subnet subnet-[0-9a-f]+ is in us-east-1a, not in us-east-1b/,
+      );
       expect(lines).toMatch(new RegExp(`lost: Elastic IP .* \\(still associated with ${newId}`));
       expect(lines).toMatch(/kept: source\/destination check off on eth0/);
       expect(lines).toMatch(/kept: termination protection on/);
       const json = await cli(['restore', `--config=${config}`, '--dry-run', '--json', ...moved, file]);
       expect(json.code, json.stderr).toBe(0);
       const parsed = JSON.parse(json.stdout.toString()) as {
-        launch: { instance: { type: string; subnet: string }; settings: { setting: string; outcome: string; why?: string }[] };
+        launch: {
+          instance: { type: string; subnet: string };
+          settings: { setting: string; outcome: string; why?: string }[];
+        };
       };
       expect(parsed.launch.instance).toMatchObject({ type: 'm5.xlarge', subnet: otherZone.SubnetId });
       const outcome = (setting: string): string[] =>
@@ -234,7 +267,9 @@ describe('what the instance was comes back', () => {
         instanceType: 't2.micro',
         volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 4 } }],
       });
-      const source = (await em.admin.state()).instances.find((i) => i.InstanceId === instanceId) as AdminRecord;
+      const source = (await em.admin.state()).instances.find(
+        (i) => i.InstanceId === instanceId,
+      ) as AdminRecord;
       expect([source.EnaSupport, source.BootMode, source.CpuOptions]).toEqual([
         false,
         'legacy-bios',
@@ -253,7 +288,13 @@ describe('what the instance was comes back', () => {
       const refused = await cli(['restore', `--config=${config}`, '--instance-type=m5.large', file]);
       expect(refused.code).toBe(2);
       expect(await counts(em)).toEqual(before);
-      const asserted = await cli(['restore', `--config=${config}`, '--instance-type=m5.large', '--ena-support', file]);
+      const asserted = await cli([
+        'restore',
+        `--config=${config}`,
+        '--instance-type=m5.large',
+        '--ena-support',
+        file,
+      ]);
       expect(asserted.code, asserted.stderr).toBe(0);
       const nitro = /^instance (i-[0-9a-f]+) /m.exec(asserted.stdout.toString())?.[1];
       const onNitro = (await em.admin.state()).instances.find((i) => i.InstanceId === nitro) as AdminRecord;
@@ -284,17 +325,33 @@ describe('restore options that cannot apply', () => {
       const { file } = await backedUp(em, dir, { volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 7 } }] });
       const withZone = writeConfig(dir.path, em, '[restore]\navailability-zone = us-east-1b\n', 'zone');
       const before = await counts(em);
-      const toFiles = await cli(['restore', `--config=${withZone}`, `--to-dir=${join(dir.path, 'out')}`, '--subnet-id=subnet-0123456789abcdef0', file]);
+      const toFiles = await cli([
+        'restore',
+        `--config=${withZone}`,
+        `--to-dir=${join(dir.path, 'out')}`,
+        '--subnet-id=subnet-0123456789abcdef0',
+        file,
+      ]);
       expect(toFiles.code).toBe(2);
-      expect(toFiles.stderr).toMatch(/--subnet-id cannot apply to a restore to files under .*: a restore to files writes images/);
-      const noLaunch = await cli(['restore', `--config=${withZone}`, '--no-launch', '--instance-type=m5.large', file]);
+      expect(toFiles.stderr).toMatch(
+        /--subnet-id cannot apply to a restore to files under .*: a restore to files writes images/,
+      );
+      const noLaunch = await cli([
+        'restore',
+        `--config=${withZone}`,
+        '--no-launch',
+        '--instance-type=m5.large',
+        file,
+      ]);
       expect(noLaunch.code).toBe(2);
       expect(noLaunch.stderr).toMatch(/--instance-type cannot apply to .*: --no-launch launches nothing/);
       expect(await counts(em)).toEqual(before);
       // The config file serves every restore of the unit: its zone is not for an instance, and said.
       const kept = await cli(['restore', `--config=${withZone}`, '--dry-run', file]);
       expect(kept.code, kept.stderr).toBe(0);
-      expect(kept.stderr).toMatch(/\[restore\] availability-zone of .*zone\.ini is not used for .*: an instance lands in the zone of its subnet/);
+      expect(kept.stderr).toMatch(
+        /\[restore\] availability-zone of .*zone\.ini is not used for .*: an instance lands in the zone of its subnet/,
+      );
     });
   });
 });

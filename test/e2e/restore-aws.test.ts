@@ -270,7 +270,9 @@ describe('restore to AWS', () => {
     ).GroupId;
     const { result } = await restore([`--security-group-ids=${foreignGroup}`]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(new RegExp(`security groups ${foreignGroup} \\(--security-group-ids\\) are not in vpc-`));
+    expect(result.stderr).toMatch(
+      new RegExp(`security groups ${foreignGroup} \\(--security-group-ids\\) are not in vpc-`),
+    );
     expect((await em.admin.state()).snapshots.length).toBe(before);
   });
 

@@ -53,7 +53,9 @@ describe('restore checks the target before creating anything', () => {
       );
       const launching = await cli(['restore', `--config=${config}`, file]);
       expect(launching.code).toBe(2);
-      expect(launching.stderr).toMatch(/subnet subnet-0123456789abcdef0 \(stored with i-[0-9a-f]+\) does not exist in us-east-1/);
+      expect(launching.stderr).toMatch(
+        /subnet subnet-0123456789abcdef0 \(stored with i-[0-9a-f]+\) does not exist in us-east-1/,
+      );
       expect((await em.admin.state()).snapshots).toEqual([]);
       const restored = await cli(['restore', `--config=${config}`, '--no-launch', file]);
       expect(restored.code, restored.stderr).toBe(0);
@@ -160,7 +162,9 @@ describe('the instance type of a launch', () => {
         file,
       ]);
       expect(metal.code, metal.stderr).toBe(0);
-      expect(metal.stderr).toMatch(/lost: CPU options 1 cores x 2 threads \(m5\.metal is bare metal and takes no CPU options\)/);
+      expect(metal.stderr).toMatch(
+        /lost: CPU options 1 cores x 2 threads \(m5\.metal is bare metal and takes no CPU options\)/,
+      );
     });
   });
 });

@@ -103,7 +103,9 @@ export function runInstancesInput(
         spec.subnetId === undefined &&
         spec.zone !== undefined && { AvailabilityZone: spec.zone }),
       ...(spec.placement.groupName !== undefined && { GroupName: spec.placement.groupName }),
-      ...(spec.placement.partitionNumber !== undefined && { PartitionNumber: spec.placement.partitionNumber }),
+      ...(spec.placement.partitionNumber !== undefined && {
+        PartitionNumber: spec.placement.partitionNumber,
+      }),
       Tenancy: known(Tenancy, meta.placement.tenancy),
     },
     ...(spec.interfaces !== undefined && {
@@ -112,7 +114,10 @@ export function runInstancesInput(
         SubnetId: eni.subnetId,
         ...(eni.groupIds.length > 0 && { Groups: eni.groupIds }),
         ...(eni.privateIps !== undefined && {
-          PrivateIpAddresses: eni.privateIps.map((PrivateIpAddress, n) => ({ PrivateIpAddress, Primary: n === 0 })),
+          PrivateIpAddresses: eni.privateIps.map((PrivateIpAddress, n) => ({
+            PrivateIpAddress,
+            Primary: n === 0,
+          })),
         }),
         ...(eni.secondaryCount > 0 && { SecondaryPrivateIpAddressCount: eni.secondaryCount }),
         ...(eni.description !== '' && { Description: eni.description }),

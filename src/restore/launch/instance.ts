@@ -97,7 +97,8 @@ export async function launchInstance(
   const mappings = restoredMappings(meta, restored);
   const token = launchToken(settings, manifest, meta, target, spec, restored);
   for (const setting of spec.settings) {
-    if (setting.outcome === 'adapted' || setting.outcome === 'lost') log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
+    if (setting.outcome === 'adapted' || setting.outcome === 'lost')
+      log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
   }
   const billing = billingLoss(meta);
   if (billing !== undefined) log.warn(`${meta.instanceId}: ${billing}`);
@@ -133,7 +134,9 @@ export async function launchInstance(
           throw new RuntimeFailure(`image ${image} failed: ${Images[0].StateReason?.Message ?? ''}`);
         return Images[0]?.State === 'available' ? true : undefined;
       });
-      const run = await ec2.send(new RunInstancesCommand(runInstancesInput(settings, meta, spec, image, date, token)));
+      const run = await ec2.send(
+        new RunInstancesCommand(runInstancesInput(settings, meta, spec, image, date, token)),
+      );
       instanceId = answered(run.Instances?.[0]?.InstanceId, 'the instance id in RunInstances');
       log.info(`launched ${instanceId}, waiting for it to run`);
     }
@@ -202,15 +205,26 @@ async function restoreNetwork(
     running.NetworkInterfaces?.find((n) => n.Attachment?.DeviceIndex === deviceIndex)?.NetworkInterfaceId;
   for (const deviceIndex of spec.sourceDestCheckOff) {
     const id = interfaceAt(deviceIndex);
-    if (id === undefined) throw new RuntimeFailure(`the new instance has no network interface eth${deviceIndex}`);
-    await ec2.send(new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: id, SourceDestCheck: { Value: false } }));
+    if (id === undefined)
+      throw new RuntimeFailure(`the new instance has no network interface eth${deviceIndex}`);
+    await ec2.send(
+      new ModifyNetworkInterfaceAttributeCommand({
+        NetworkInterfaceId: id,
+        SourceDestCheck: { Value: false },
+      }),
+    );
   }
   for (const address of spec.elasticIps) {
     const id = interfaceAt(address.deviceIndex);
-    if (id === undefined) throw new RuntimeFailure(`the new instance has no network interface eth${address.deviceIndex}`);
+    if (id === undefined)
+      throw new RuntimeFailure(`the new instance has no network interface eth${address.deviceIndex}`);
     try {
       await ec2.send(
-        new AssociateAddressCommand({ AllocationId: address.allocationId, NetworkInterfaceId: id, AllowReassociation: false }),
+        new AssociateAddressCommand({
+          AllocationId: address.allocationId,
+          NetworkInterfaceId: id,
+          AllowReassociation: false,
+        }),
       );
       log.info(`${meta.instanceId}: Elastic IP ${address.publicIp} associated with ${id}`);
     } catch (err) {
@@ -234,7 +248,9 @@ async function checkVolumes(
 ): Promise<LaunchResult['volumes']> {
   const attached = new Map(
     (running.BlockDeviceMappings ?? []).flatMap((m) =>
-      m.DeviceName === undefined || m.Ebs?.VolumeId === undefined ? [] : [[m.DeviceName, m.Ebs.VolumeId] as const],
+      m.DeviceName === undefined || m.Ebs?.VolumeId === undefined
+        ? []
+        : [[m.DeviceName, m.Ebs.VolumeId] as const],
     ),
   );
   const ids = [...attached.values()];

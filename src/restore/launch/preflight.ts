@@ -206,10 +206,12 @@ async function decideLaunch(
         : line('subnet', `${subnetId} (${subnet.availabilityZone})`, 'kept'),
     );
   }
-  const zone = subnet?.availabilityZone ?? (stored ? (meta.placement.availabilityZone ?? undefined) : undefined);
+  const zone =
+    subnet?.availabilityZone ?? (stored ? (meta.placement.availabilityZone ?? undefined) : undefined);
 
   // Security groups.
-  const groupIds = settings.securityGroupIds.length > 0 ? settings.securityGroupIds : stored ? meta.securityGroupIds : [];
+  const groupIds =
+    settings.securityGroupIds.length > 0 ? settings.securityGroupIds : stored ? meta.securityGroupIds : [];
   if (groupIds.length > 0) {
     const groupsFrom = from('security-group-ids');
     const groups = await securityGroups(ec2, groupIds);
@@ -239,9 +241,20 @@ async function decideLaunch(
         `key pair ${keyName} (${from('key-name')}) does not exist in ${region}; import it there, or give another with --key-name.`,
       );
     }
-    lines.push(settings.keyName !== undefined ? line('key pair', keyName, 'set', from('key-name')) : line('key pair', keyName, 'kept'));
+    lines.push(
+      settings.keyName !== undefined
+        ? line('key pair', keyName, 'set', from('key-name'))
+        : line('key pair', keyName, 'kept'),
+    );
   } else if (meta.keyName !== null) {
-    lines.push(line('key pair', meta.keyName, 'lost', `a key pair of ${request.manifest.region}; give one of ${region} with --key-name`));
+    lines.push(
+      line(
+        'key pair',
+        meta.keyName,
+        'lost',
+        `a key pair of ${request.manifest.region}; give one of ${region} with --key-name`,
+      ),
+    );
     keyName = undefined;
   }
 
@@ -265,8 +278,10 @@ async function decideLaunch(
   const profile = await decideProfile(request, meta, lines);
   const network = await decideNetwork(request, meta, info, subnet, groupIds, stored, lines);
   const behaviour = decideAttributes(request, meta, info, typeName, lines);
-  if (meta.metadataOptions !== null) lines.push(line('instance metadata options', JSON.stringify(meta.metadataOptions), 'kept'));
-  if (meta.userData !== null) lines.push(line('user data', `${Buffer.from(meta.userData, 'base64').length} bytes`, 'kept'));
+  if (meta.metadataOptions !== null)
+    lines.push(line('instance metadata options', JSON.stringify(meta.metadataOptions), 'kept'));
+  if (meta.userData !== null)
+    lines.push(line('user data', `${Buffer.from(meta.userData, 'base64').length} bytes`, 'kept'));
   return {
     type: { name: typed, info },
     zone,
@@ -282,7 +297,12 @@ async function decideLaunch(
   };
 }
 
-function checkArchitecture(info: InstanceTypeInfo, meta: InstanceMeta, typeName: string, typeFrom: string): void {
+function checkArchitecture(
+  info: InstanceTypeInfo,
+  meta: InstanceMeta,
+  typeName: string,
+  typeFrom: string,
+): void {
   const architectures: string[] = info.ProcessorInfo?.SupportedArchitectures ?? [];
   if (meta.architecture !== null && !architectures.includes(meta.architecture)) {
     throw new UsageError(
@@ -310,7 +330,14 @@ async function decidePlacement(
   const groupName = settings.placementGroup ?? (stored ? (meta.placement.groupName ?? undefined) : undefined);
   if (groupName === undefined) {
     if (meta.placement.groupName !== null)
-      lines.push(line('placement group', meta.placement.groupName, 'lost', `a group of ${request.manifest.region}; give one of ${region} with --placement-group`));
+      lines.push(
+        line(
+          'placement group',
+          meta.placement.groupName,
+          'lost',
+          `a group of ${request.manifest.region}; give one of ${region} with --placement-group`,
+        ),
+      );
     return {};
   }
   const group = await placementGroup(request.clients.ec2, groupName);
@@ -320,7 +347,8 @@ async function decidePlacement(
     );
   }
   const partition =
-    settings.partitionNumber ?? (groupName === meta.placement.groupName ? (meta.placement.partitionNumber ?? undefined) : undefined);
+    settings.partitionNumber ??
+    (groupName === meta.placement.groupName ? (meta.placement.partitionNumber ?? undefined) : undefined);
   if (partition !== undefined) {
     // Placement groups (EC2 user guide): only a partition group has partitions, numbered from 1
     // to its partition count.
@@ -335,8 +363,17 @@ async function decidePlacement(
   }
   lines.push(
     settings.placementGroup !== undefined
-      ? line('placement group', `${groupName}${partition !== undefined ? ` partition ${partition}` : ''}`, 'set', from('placement-group'))
-      : line('placement group', `${groupName}${partition !== undefined ? ` partition ${partition}` : ''}`, 'kept'),
+      ? line(
+          'placement group',
+          `${groupName}${partition !== undefined ? ` partition ${partition}` : ''}`,
+          'set',
+          from('placement-group'),
+        )
+      : line(
+          'placement group',
+          `${groupName}${partition !== undefined ? ` partition ${partition}` : ''}`,
+          'kept',
+        ),
   );
   return { groupName, ...(partition !== undefined && { partitionNumber: partition }) };
 }
@@ -409,19 +446,37 @@ function decideCpuOptions(
   const v = info.VCpuInfo;
   const validCores = v?.ValidCores ?? [];
   const validThreads = v?.ValidThreadsPerCore ?? [];
-  if (typeName === meta.instanceType || (validCores.includes(cpu.coreCount) && validThreads.includes(cpu.threadsPerCore))) {
+  if (
+    typeName === meta.instanceType ||
+    (validCores.includes(cpu.coreCount) && validThreads.includes(cpu.threadsPerCore))
+  ) {
     lines.push(line('CPU options', shown, 'kept'));
     return { CoreCount: cpu.coreCount, ThreadsPerCore: cpu.threadsPerCore };
   }
   const defaultCores = v?.DefaultCores;
-  if (cpu.threadsPerCore === 1 && validThreads.includes(1) && defaultCores !== undefined && validCores.includes(defaultCores)) {
+  if (
+    cpu.threadsPerCore === 1 &&
+    validThreads.includes(1) &&
+    defaultCores !== undefined &&
+    validCores.includes(defaultCores)
+  ) {
     lines.push(
-      line('CPU options', `${defaultCores} cores x 1 thread`, 'adapted', `SMT off kept; ${shown} is not valid for ${typeName}, ${defaultCores} cores is its default`),
+      line(
+        'CPU options',
+        `${defaultCores} cores x 1 thread`,
+        'adapted',
+        `SMT off kept; ${shown} is not valid for ${typeName}, ${defaultCores} cores is its default`,
+      ),
     );
     return { CoreCount: defaultCores, ThreadsPerCore: 1 };
   }
   lines.push(
-    line('CPU options', shown, 'lost', `not valid for ${typeName}: its defaults apply (${v?.DefaultCores ?? '?'} cores x ${v?.DefaultThreadsPerCore ?? '?'} threads)`),
+    line(
+      'CPU options',
+      shown,
+      'lost',
+      `not valid for ${typeName}: its defaults apply (${v?.DefaultCores ?? '?'} cores x ${v?.DefaultThreadsPerCore ?? '?'} threads)`,
+    ),
   );
   return undefined;
 }
@@ -549,13 +604,25 @@ async function decideNetwork(
     if (subnet === undefined) continue;
     let groupIds = primary ? primaryGroups : eni.securityGroupIds;
     if (!primary && groupIds.length > 0 && (await securityGroups(clients.ec2, groupIds)) === undefined) {
-      lines.push(line('security groups', `${groupIds.join(',')} of ${name}`, 'lost', 'not all exist any more: the VPC default group applies'));
+      lines.push(
+        line(
+          'security groups',
+          `${groupIds.join(',')} of ${name}`,
+          'lost',
+          'not all exist any more: the VPC default group applies',
+        ),
+      );
       groupIds = [];
     }
     const addresses = eni.privateIps.slice(0, perInterface);
     if (addresses.length < eni.privateIps.length) {
       lines.push(
-        line('private addresses', `${eni.privateIps.slice(perInterface).join(',')} of ${name}`, 'lost', `${info.InstanceType ?? 'the type'} takes ${perInterface} per interface`),
+        line(
+          'private addresses',
+          `${eni.privateIps.slice(perInterface).join(',')} of ${name}`,
+          'lost',
+          `${info.InstanceType ?? 'the type'} takes ${perInterface} per interface`,
+        ),
       );
     }
     const sameSubnet = subnet.id === eni.subnetId;
@@ -570,7 +637,12 @@ async function decideNetwork(
       lines.push(line('private addresses', `${addresses.join(',')} on ${name}`, 'kept'));
     } else {
       lines.push(
-        line('private addresses', `${addresses.join(',')} on ${name}`, 'adapted', `new addresses in ${subnet.id}${sameSubnet ? '; --keep-private-ip keeps them' : ''}`),
+        line(
+          'private addresses',
+          `${addresses.join(',')} on ${name}`,
+          'adapted',
+          `new addresses in ${subnet.id}${sameSubnet ? '; --keep-private-ip keeps them' : ''}`,
+        ),
       );
     }
     interfaces.push({
@@ -587,7 +659,8 @@ async function decideNetwork(
       lines.push(line('source/destination check', `off on ${name}`, 'kept'));
     }
     if (eni.elasticIp !== null) {
-      const lost = (why: string): void => void lines.push(line('Elastic IP', `${eni.elasticIp?.publicIp ?? '?'} on ${name}`, 'lost', why));
+      const lost = (why: string): void =>
+        void lines.push(line('Elastic IP', `${eni.elasticIp?.publicIp ?? '?'} on ${name}`, 'lost', why));
       if (!stored) {
         lost(`an address of ${request.manifest.region}`);
         continue;
@@ -643,9 +716,20 @@ function decideAttributes(
   const a = meta.attributes;
   if (a === undefined) {
     lines.push(
-      line('termination protection, shutdown behaviour, CPU credits, hibernation, enclaves', 'unknown', 'lost', 'the stream was written before 0.3 recorded them'),
+      line(
+        'termination protection, shutdown behaviour, CPU credits, hibernation, enclaves',
+        'unknown',
+        'lost',
+        'the stream was written before 0.3 recorded them',
+      ),
     );
-    return { disableApiTermination: false, shutdownBehavior: undefined, cpuCredits: undefined, hibernation: false, enclave: false };
+    return {
+      disableApiTermination: false,
+      shutdownBehavior: undefined,
+      cpuCredits: undefined,
+      hibernation: false,
+      enclave: false,
+    };
   }
   const disableApiTermination = a.disableApiTermination === true;
   if (disableApiTermination) lines.push(line('termination protection', 'on', 'kept'));

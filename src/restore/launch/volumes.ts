@@ -1,4 +1,9 @@
-import { CreateVolumeCommand, DescribeVolumesCommand, type EC2Client, type VolumeType } from '@aws-sdk/client-ec2';
+import {
+  CreateVolumeCommand,
+  DescribeVolumesCommand,
+  type EC2Client,
+  type VolumeType,
+} from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { answered } from '../../aws/answer.js';
 import { TAKES_IOPS } from '../../aws/metadata.js';
@@ -16,7 +21,11 @@ export interface RestoredVolume {
 }
 
 /** The stored type, IOPS and throughput, each only where the type takes it (EBS volume types). */
-export function volumeSpec(meta: VolumeMeta): { VolumeType?: VolumeType; Iops?: number; Throughput?: number } {
+export function volumeSpec(meta: VolumeMeta): {
+  VolumeType?: VolumeType;
+  Iops?: number;
+  Throughput?: number;
+} {
   const type = meta.volumeType ?? undefined;
   return {
     ...(type !== undefined && { VolumeType: type as VolumeType }),
