@@ -129,7 +129,7 @@ export class AwsRestore {
     manifest: Manifest,
     instance: InstanceMeta | undefined,
   ): Promise<Target> {
-    return preflight({
+    const request = {
       clients,
       config: this.config,
       manifest,
@@ -137,7 +137,28 @@ export class AwsRestore {
       region: clients.region,
       ...this.intent(manifest.kind),
       log: this.log,
-    });
+    };
+    const target = await preflight(request);
+    // Bacula's data writers run with --no-launch; the launch comes with restore.json, after every
+    // block. Its pre-flight runs now all the same, and a refusal is said while there is time to
+    // fix the config: the writer of restore.json reads it when it starts.
+    if (
+      instance !== undefined &&
+      !request.launching &&
+      !request.creatingVolumes &&
+      this.options.volumes === undefined
+    ) {
+      try {
+        await preflight({ ...request, launching: true });
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        this.log.warn(
+          `a launch from these snapshots (restore.json, or a restore without --no-launch) would be refused: ${err.message} ` +
+            'Fix it before restore.json is restored; the snapshots restored now are kept and reused.',
+        );
+      }
+    }
+    return target;
   }
 
   private clientsFor(region: string): AwsClients {

@@ -139,6 +139,78 @@ describe('a restore refuses before the first block what the launch would refuse'
   });
 });
 
+describe('what Bacula and a cross-Region restore are told early', () => {
+  it("a data writer (--no-launch) says at once that restore.json's launch would be refused", async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { config, file } = await backedUp(em, dir, {
+        attributes: { KeyName: 'retired-key' },
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 9 } }],
+      });
+      const writer = await cli([
+        'restore',
+        `--config=${config}`,
+        '--where=',
+        '--replace=a',
+        '--no-launch',
+        '--skip-incomplete',
+        file,
+      ]);
+      expect(writer.code, writer.stderr).toBe(0);
+      expect(writer.stderr).toMatch(
+        /a launch from these snapshots \(restore\.json, or a restore without --no-launch\) would be refused: key pair retired-key \(stored with i-[0-9a-f]+\) does not exist/,
+      );
+    });
+  });
+
+  it('a cross-Region plan names the stored key pair and placement group it cannot take', async () => {
+    await withEmulator({}, async (em, dir) => {
+      await em.admin.call('POST', 'placement-groups', {
+        region: 'us-east-1',
+        groupName: 'spread',
+        strategy: 'spread',
+      });
+      const { config, file } = await backedUp(em, dir, {
+        keyName: 'ops',
+        attributes: {
+          Placement: {
+            AvailabilityZone: 'us-east-1a',
+            AvailabilityZoneId: 'use1-az1',
+            GroupName: 'spread',
+            Tenancy: 'default',
+          },
+        },
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 10 } }],
+      });
+      const subnet = await em.admin.call<{ SubnetId: string; VpcId: string }>('POST', 'subnets', {
+        region: 'eu-west-1',
+        availabilityZone: 'eu-west-1a',
+        cidr: '10.0.7.0/24',
+      });
+      const group = await em.admin.call<{ GroupId: string }>('POST', 'security-groups', {
+        region: 'eu-west-1',
+        vpcId: subnet.VpcId,
+        groupName: 'dr',
+      });
+      const plan = await cli([
+        'restore',
+        `--config=${config}`,
+        '--dry-run',
+        '--region=eu-west-1',
+        `--subnet-id=${subnet.SubnetId}`,
+        `--security-group-ids=${group.GroupId}`,
+        file,
+      ]);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout.toString()).toMatch(
+        /lost: key pair ops \(a key pair of us-east-1; give one of eu-west-1 with --key-name\)/,
+      );
+      expect(plan.stdout.toString()).toMatch(
+        /lost: placement group spread \(a group of us-east-1; give one of eu-west-1 with --placement-group\)/,
+      );
+    });
+  });
+});
+
 describe('what the instance was comes back', () => {
   it('interfaces, addresses, Elastic IP, source/dest check, termination protection, shutdown, SMT off and profile', async () => {
     await withEmulator({}, async (em, dir) => {
