@@ -234,7 +234,7 @@ async function decideLaunch(
   }
 
   // Key pair.
-  let keyName = settings.keyName ?? (stored ? (meta.keyName ?? undefined) : undefined);
+  const keyName = settings.keyName ?? (stored ? (meta.keyName ?? undefined) : undefined);
   if (keyName !== undefined) {
     if (!(await keyPairExists(ec2, keyName))) {
       throw new UsageError(
@@ -255,7 +255,6 @@ async function decideLaunch(
         `a key pair of ${request.manifest.region}; give one of ${region} with --key-name`,
       ),
     );
-    keyName = undefined;
   }
 
   // Placement group and partition.
@@ -554,8 +553,8 @@ async function decideNetwork(
   const { config, clients } = request;
   const keep = config.restore.keepPrivateIp;
   const keepFrom = origin(config.given, 'keep-private-ip', meta.instanceId);
-  const stored0 = meta.interfaces ?? [];
-  if (stored0.length === 0 || primarySubnet === undefined) {
+  const recorded = meta.interfaces ?? [];
+  if (recorded.length === 0 || primarySubnet === undefined) {
     if (keep)
       throw new UsageError(
         `--keep-private-ip: the stream of ${meta.instanceId} records no network interfaces (written before 0.3, or without a subnet); restore without it.`,
@@ -573,7 +572,7 @@ async function decideNetwork(
   const interfaces: InterfaceLaunch[] = [];
   const elasticIps: LaunchSpec['elasticIps'] = [];
   const sourceDestCheckOff: number[] = [];
-  for (const eni of stored0) {
+  for (const eni of recorded) {
     const name = `eth${eni.deviceIndex} (${eni.privateIps[0] ?? '?'})`;
     const primary = eni.deviceIndex === 0;
     let subnet = primary ? primarySubnet : undefined;
