@@ -1,5 +1,6 @@
 import type { Instance, InstanceBlockDeviceMapping } from '@aws-sdk/client-ec2';
 import { Block, contentDigest, pickIndices, prng } from './blocks.js';
+import { EBS_ACTIONS, EBS_ERRORS, ebsError } from './ebs.js';
 import { checkVolumeSpec } from './ec2.js';
 import { INSTANCE_TYPES, typeDefaults } from './instance-types.js';
 import { allocateAddress, createInterface, instanceNetwork } from './network.js';
@@ -103,15 +104,16 @@ export class AdminApi {
         return {};
       case 'POST fail': {
         // The next `count` calls of `action` answer `code` (default 1 call).
+        // An EBS action's code takes its status and message from the EBS error table.
         const action = String(body.action);
-        const errors = Array.from(
-          { length: Number(body.count ?? 1) },
-          () =>
-            new ApiError(
-              String(body.code ?? 'InternalError'),
-              String(body.message ?? 'Injected failure'),
-              Number(body.status ?? 400),
-            ),
+        const code = String(body.code ?? 'InternalError');
+        const message = body.message === undefined ? undefined : String(body.message);
+        const status = body.status === undefined ? undefined : Number(body.status);
+        const ebsAction = EBS_ACTIONS.includes(action);
+        const errors = Array.from({ length: Number(body.count ?? 1) }, () =>
+          ebsAction
+            ? ebsError(action, code, message, status)
+            : new ApiError(code, message ?? 'Injected failure', status ?? 400),
         );
         this.world.failures.set(action, [...(this.world.failures.get(action) ?? []), ...errors]);
         return {};
@@ -422,6 +424,14 @@ export class AdminApi {
     for (const [key, value] of Object.entries(body)) {
       if (key === 'deniedActions' && Array.isArray(value) && value.every((v) => typeof v === 'string')) {
         this.options.deniedActions = value;
+        continue;
+      }
+      if (
+        key === 'errorCodes' &&
+        Array.isArray(value) &&
+        value.every((v) => typeof v === 'string' && v in EBS_ERRORS)
+      ) {
+        this.options.errorCodes = value;
         continue;
       }
       if (!numeric.includes(key) || typeof value !== 'number') fail(`unknown or non-numeric option ${key}`);

@@ -25,6 +25,75 @@ const validation = (message: string, reason: string): ApiError =>
 const notFound = (message: string): ApiError =>
   new ApiError('ResourceNotFoundException', message, 404, { Reason: 'SNAPSHOT_NOT_FOUND' });
 
+/**
+ * The errors the EBS direct APIs answer, as "Error retries for EBS direct APIs" lists them
+ * (Amazon EBS User Guide, docs.aws.amazon.com/ebs/latest/userguide/error-retries.html): the
+ * status, a message of the documented kind, and the calls that can answer each. The table's
+ * RequestThrottleException is the RequestThrottledException of the API reference's "Errors".
+ * ConcurrentLimitExceededException comes from those "Errors" (GetSnapshotBlock, PutSnapshotBlock),
+ * and ServiceUnavailable stands for a 5xx that no model names (a load balancer's 503).
+ * Tests inject them through the admin API (`POST fail`, or the seeded `errorRate` over
+ * `errorCodes`), so each row can be proven retried or final.
+ */
+export const EBS_ACTIONS = [
+  'StartSnapshot',
+  'CompleteSnapshot',
+  'ListSnapshotBlocks',
+  'ListChangedBlocks',
+  'GetSnapshotBlock',
+  'PutSnapshotBlock',
+];
+export const EBS_ERRORS: Record<
+  string,
+  { status: number; message: string; thrownBy: string[]; reason?: string }
+> = {
+  InternalServerException: { status: 500, message: 'Internal error', thrownBy: EBS_ACTIONS },
+  ThrottlingException: { status: 400, message: 'Rate exceeded for the account', thrownBy: EBS_ACTIONS },
+  RequestThrottledException: {
+    status: 400,
+    message: 'Rate exceeded for the snapshot',
+    thrownBy: ['GetSnapshotBlock', 'PutSnapshotBlock'],
+    reason: 'DEPENDENCY_REQUEST_THROTTLED',
+  },
+  ValidationException: { status: 400, message: 'Failed to read block data', thrownBy: EBS_ACTIONS },
+  ResourceNotFoundException: { status: 404, message: 'The snapshot does not exist', thrownBy: EBS_ACTIONS },
+  ConflictException: {
+    status: 409,
+    message: 'The client token was used before with other parameters',
+    thrownBy: ['StartSnapshot'],
+  },
+  AccessDeniedException: { status: 403, message: 'You do not have sufficient access', thrownBy: EBS_ACTIONS },
+  ServiceQuotaExceededException: { status: 402, message: 'Quota exceeded', thrownBy: EBS_ACTIONS },
+  InvalidSignatureException: {
+    status: 403,
+    message: 'The request signature is invalid',
+    thrownBy: EBS_ACTIONS,
+  },
+  ConcurrentLimitExceededException: {
+    status: 400,
+    message: 'You have reached the limit for concurrent API requests',
+    thrownBy: ['GetSnapshotBlock', 'PutSnapshotBlock'],
+  },
+  ServiceUnavailable: { status: 503, message: 'Service unavailable', thrownBy: EBS_ACTIONS },
+};
+
+/**
+ * The error `code` as `action` answers it, with the table's status unless one is given; refuses
+ * a code the table says the action never answers, so a test cannot prove a retry of a fiction.
+ */
+export function ebsError(action: string, code: string, message?: string, status?: number): ApiError {
+  const row = EBS_ERRORS[code];
+  if (row === undefined) return new ApiError(code, message ?? 'Injected failure', status ?? 400);
+  if (!row.thrownBy.includes(action))
+    throw new Error(`${action} never answers ${code} (EBS error retries table)`);
+  return new ApiError(
+    code,
+    message ?? row.message,
+    status ?? row.status,
+    row.reason === undefined ? {} : { Reason: row.reason },
+  );
+}
+
 interface WriteSession {
   written: Set<number>;
 }

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { prng } from './blocks.js';
 import { AdminApi } from './admin.js';
-import { EbsService, type EbsResponse } from './ebs.js';
+import { EBS_ERRORS, ebsError, EbsService, type EbsResponse } from './ebs.js';
 import { decodeQuery, encodeError, encodeResponse, operation, UnknownParameterError } from './ec2-codec.js';
 import { Ec2Service } from './ec2.js';
 import { type AuthFailure, type KeyRecord, scopeOf, verifySignature } from './sigv4.js';
@@ -266,7 +266,10 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     if (!withinRate(action) || random() < options.throttleRate) {
       throw new ApiError('RequestThrottledException', 'Rate exceeded', 400, { Reason: 'ACCOUNT_THROTTLED' });
     }
-    if (random() < options.errorRate) throw new ApiError('InternalServerException', 'Internal error', 500);
+    if (random() < options.errorRate) {
+      const codes = options.errorCodes.filter((c) => EBS_ERRORS[c]?.thrownBy.includes(action));
+      if (codes.length > 0) throw ebsError(action, codes[Math.floor(random() * codes.length)]!);
+    }
     if (action === 'PutSnapshotBlock') await bandwidth(body.length);
     const response = ebs.handle(region, {
       method: req.method ?? 'GET',

@@ -33,7 +33,10 @@ export interface EmulatorOptions {
   blockRequestsPerSecond: number;
   /** Probability that an EC2 call answers RequestLimitExceeded (HTTP 503). */
   ec2ThrottleRate: number;
+  /** Probability that an EBS direct API request answers one of `errorCodes`, drawn with the seed. */
   errorRate: number;
+  /** The EBS errors (emulator/ebs.ts EBS_ERRORS) `errorRate` draws from, among those the call can answer. */
+  errorCodes: string[];
   resetRate: number;
   corruptRate: number;
   /** Lifetime of STS credentials, whatever DurationSeconds asked for; 0 = as asked. */
@@ -69,6 +72,7 @@ export function defaultOptions(): EmulatorOptions {
     blockRequestsPerSecond: 0,
     ec2ThrottleRate: 0,
     errorRate: 0,
+    errorCodes: ['InternalServerException'],
     resetRate: 0,
     corruptRate: 0,
     stsDurationS: 0,

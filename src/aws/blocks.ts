@@ -7,7 +7,8 @@ import {
   ValidationException,
 } from '@aws-sdk/client-ebs';
 import { describeError, RuntimeFailure } from '../errors.js';
-import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
+import { POLICY, transientNetworkError, withRetry } from '../retry.js';
+import { ebsRetryable } from './ebs-retries.js';
 
 /** A block to put in a stream: its data comes from `token`, or it is an explicit zero region. */
 export interface BlockRef {
@@ -148,17 +149,13 @@ class ChecksumMismatch extends Error {
   override name = 'ChecksumMismatch';
 }
 
-const TRANSIENT_NAMES = new Set([
-  'ChecksumMismatch',
-  'ConcurrentLimitExceededException',
-  // Throttling and 5xx the SDK retries too, until its retry quota runs dry under sustained faults.
-  'RequestThrottledException',
-  'InternalServerException',
-]);
-
-/** Whether a block read is worth another attempt: a broken or mismatched body, a limit, a reset. */
+/**
+ * Whether a block read is worth another attempt: a broken or mismatched body (which the SDK
+ * cannot retry, having returned already), an answer the EBS retry table calls retryable once the
+ * SDK's own attempts are spent, or a reset.
+ */
 export function transientBlockError(err: unknown): boolean {
-  return TRANSIENT_NAMES.has(errorName(err)) || transientNetworkError(err);
+  return err instanceof ChecksumMismatch || ebsRetryable(err) || transientNetworkError(err);
 }
 
 /**

@@ -6,10 +6,11 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { fromIni, fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { StandardRetryStrategy } from '@smithy/core/retry';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, RetryStrategyV2 } from '@smithy/types';
 import type { AwsSettings } from '../config.js';
 import { UsageError } from '../errors.js';
 import { backoffScale } from '../retry.js';
+import { ebsRetryStrategy, ebsVerdict } from './ebs-retries.js';
 import { credentialSource, noteFailedCalls } from './failure.js';
 
 /** Requests the EBS client sent (each attempt counts) and how many AWS throttled. */
@@ -19,18 +20,6 @@ export interface RequestCounts {
   /** When (performance.now()) the latest throttled request had been sent; -Infinity before any. */
   lastThrottledSentAt: number;
 }
-
-/**
- * The error names of a throttled request (EBS direct APIs and EC2 references).
- * ConcurrentLimitExceededException (EBS: too many requests in flight) counts too: like throttling,
- * it says fewer workers would do as much.
- */
-const THROTTLED = new Set([
-  'RequestThrottledException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'ConcurrentLimitExceededException',
-]);
 
 export interface AwsClients {
   region: string;
@@ -125,28 +114,31 @@ export async function resolveRegion(aws: AwsSettings, override?: string): Promis
 const SDK_ATTEMPTS = 8;
 
 /**
- * The SDK's standard retry mode. Under a test's EC2_BPIPE_BACKOFF_SCALE its back-off is scaled
- * like ours: the same exponential back-off with full jitter from the same bases (100 ms, 500 ms
- * when throttled, at most 20 s; "Retry behavior", AWS SDKs and Tools Reference Guide), times
- * the scale. The SDK still decides what to retry, counts attempts and keeps its retry quota.
+ * The SDK's standard retry strategy. Under a test's EC2_BPIPE_BACKOFF_SCALE its back-off is
+ * scaled like ours: the same exponential back-off with full jitter from the bases the SDK sets
+ * (`setDelayBase`: one for throttling, one for the rest; at most 20 s; "Retry behavior", AWS SDKs
+ * and Tools Reference Guide), times the scale. The SDK still decides what to retry, counts
+ * attempts and keeps its retry quota.
  */
-export function retrySettings():
-  { retryMode: 'standard'; maxAttempts: number } | { retryStrategy: StandardRetryStrategy } {
+function standardStrategy(): StandardRetryStrategy {
   const scale = backoffScale();
-  if (scale === 1) return { retryMode: 'standard', maxAttempts: SDK_ATTEMPTS };
+  if (scale === 1) return new StandardRetryStrategy(SDK_ATTEMPTS);
   let base = 100;
-  return {
-    retryStrategy: new StandardRetryStrategy({
-      maxAttempts: SDK_ATTEMPTS,
-      backoff: {
-        setDelayBase: (delay: number) => {
-          base = delay;
-        },
-        computeNextBackoffDelay: (retries: number) =>
-          Math.floor(Math.random() * Math.min(base * 2 ** retries, 20_000) * scale),
+  return new StandardRetryStrategy({
+    maxAttempts: SDK_ATTEMPTS,
+    backoff: {
+      setDelayBase: (delay: number) => {
+        base = delay;
       },
-    }),
-  };
+      computeNextBackoffDelay: (retries: number) =>
+        Math.floor(Math.random() * Math.min(base * 2 ** retries, 20_000) * scale),
+    },
+  });
+}
+
+/** The retry settings of every client but EBS's (which also takes the EBS table, below). */
+export function retrySettings(): { maxAttempts: number; retryStrategy: RetryStrategyV2 } {
+  return { maxAttempts: SDK_ATTEMPTS, retryStrategy: standardStrategy() };
 }
 
 /**
@@ -189,7 +181,11 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
     ...endpointSettings(aws),
   };
   const ec2 = new EC2Client({ ...common, ...retrySettings() });
-  const ebs = new EBSClient({ ...common, ...retrySettings() });
+  const ebs = new EBSClient({
+    ...common,
+    maxAttempts: SDK_ATTEMPTS,
+    retryStrategy: ebsRetryStrategy(standardStrategy()),
+  });
   const kms = new KMSClient({ ...common, ...retrySettings() });
   const source = credentialSource(aws);
   noteFailedCalls({ ec2, ebs }, region, source);
@@ -202,7 +198,9 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
       try {
         return await next(args);
       } catch (err) {
-        if (err instanceof Error && THROTTLED.has(err.name)) {
+        // ConcurrentLimitExceededException counts too: like throttling, it says fewer workers
+        // would do as much (src/aws/ebs-retries.ts).
+        if (ebsVerdict(err) === 'throttled') {
           ebsCounts.throttled++;
           ebsCounts.lastThrottledSentAt = Math.max(ebsCounts.lastThrottledSentAt, sentAt);
         }

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-ebs';
 import { describeError, RuntimeFailure } from '../errors.js';
 import { errorName, POLICY, transientNetworkError, withRetry } from '../retry.js';
+import { ebsRetryable } from './ebs-retries.js';
 
 /** EBS discards a started snapshot that sees no write and no completion for this long (the maximum). */
 export const START_TIMEOUT_MINUTES = 4320;
@@ -37,16 +38,15 @@ export async function startSnapshot(ebs: EBSClient, request: StartRequest): Prom
   );
 }
 
-const RETRYABLE_PUT = new Set([
-  // Right after StartSnapshot the snapshot may not be visible to the data plane yet.
-  'ResourceNotFoundException',
-  'ConcurrentLimitExceededException',
-  'RequestThrottledException',
-  'InternalServerException',
-]);
-
+/**
+ * Whether a block write is worth another attempt: what the EBS retry table calls retryable
+ * ("Failed to read block data" included), a reset, and one answer the table calls final:
+ * ResourceNotFoundException, since right after StartSnapshot the snapshot this job started may
+ * not be visible to the data plane yet (coldsnap retries it the same way). Only a block write
+ * retries it, and only for POLICY.blockWrite's two minutes.
+ */
 export function retryablePut(err: unknown): boolean {
-  return RETRYABLE_PUT.has(errorName(err)) || transientNetworkError(err);
+  return ebsRetryable(err) || errorName(err) === 'ResourceNotFoundException' || transientNetworkError(err);
 }
 
 /**
