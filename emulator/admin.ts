@@ -408,6 +408,7 @@ export class AdminApi {
         Region: r.region,
         ParentSnapshotId: r.parentSnapshotId,
         Origin: r.origin,
+        PresignedUrl: r.presignedUrl,
       })),
       images: [...this.world.images.values()].map((r) => ({
         ...r.image,

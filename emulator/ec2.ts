@@ -240,20 +240,33 @@ export function checkVolumeSpec(
   }
 }
 
+/** What the server learnt of a request before its action runs (a PresignedUrl's check needs the keys). */
+export interface RequestContext {
+  /** CopySnapshot with a PresignedUrl: why it does not authorise the copy, or undefined when it does. */
+  presignedUrlProblem?: string | undefined;
+}
+
+/**
+ * Concurrent snapshot copies per destination Region: 20, not adjustable ("Quotas for Amazon EBS",
+ * Amazon EBS User Guide). Above it CopySnapshot answers ResourceLimitExceeded, "you might have too
+ * many snapshot copies in progress" ("Error codes for the Amazon EC2 API").
+ */
+export const CONCURRENT_COPIES = 20;
+
 export class Ec2Service {
   constructor(private readonly world: World) {}
 
-  handle(action: string, region: string, input: Input): Output {
+  handle(action: string, region: string, input: Input, context: RequestContext = {}): Output {
     this.world.settle();
-    const handler = (this as unknown as Record<string, ((r: string, i: Input) => Output) | undefined>)[
-      action
-    ];
+    const handler = (
+      this as unknown as Record<string, ((r: string, i: Input, c: RequestContext) => Output) | undefined>
+    )[action];
     if (typeof handler !== 'function' || !/^[A-Z]/.test(action)) {
       throw new ApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
     }
     this.world.region(region);
     this.world.injectedFailure(action);
-    return handler.call(this, region, input);
+    return handler.call(this, region, input, context);
   }
 
   DescribeAvailabilityZones(region: string, input: Input): Output {
@@ -531,10 +544,12 @@ export class Ec2Service {
    *   not enabled by then ends in the error state.
    * - "Snapshots copies have an arbitrary source volume ID" (vol-ffffffff, as AWS shows it), and
    *   the source's tags are not copied: the copy has the TagSpecifications' tags only.
-   * DestinationRegion and PresignedUrl are deprecated and ignored (the SDK still sends them for a
-   * cross-Region copy).
+   * - At most CONCURRENT_COPIES copies pending in the destination Region; the next one is refused.
+   * - PresignedUrl (emulator/presign.ts): one that does not authorise this copy, or none for an
+   *   encrypted snapshot copied from another Region ("you must supply a pre-signed URL"), lets
+   *   the copy start and fail asynchronously: it ends in `error` with the reason.
    */
-  CopySnapshot(region: string, input: Input): Output {
+  CopySnapshot(region: string, input: Input, context: RequestContext = {}): Output {
     const sourceRegion = require(input.SourceRegion as string | undefined, 'SourceRegion');
     const sourceId = require(input.SourceSnapshotId as string | undefined, 'SourceSnapshotId');
     if (!this.world.knowsRegion(sourceRegion)) {
@@ -562,6 +577,20 @@ export class Ec2Service {
       );
     }
     const tags = tagSpecs(input.TagSpecifications as TagSpecification[], 'snapshot');
+    const inFlight = [...this.world.snapshots.values()].filter(
+      (r) => r.region === region && r.copyOf !== undefined && r.snapshot.State === 'pending',
+    ).length;
+    if (inFlight >= CONCURRENT_COPIES) {
+      throw new ApiError(
+        'ResourceLimitExceeded',
+        `You have exceeded the limit of ${CONCURRENT_COPIES} concurrent snapshot copies into ${region}.`,
+      );
+    }
+    const copyFailure =
+      context.presignedUrlProblem ??
+      (sourceEncrypted && sourceRegion !== region && input.PresignedUrl === undefined
+        ? 'A PresignedUrl is required to copy an encrypted snapshot from another Region'
+        : undefined);
     const encrypted = sourceEncrypted || input.Encrypted === true;
     const keyArn =
       kmsKeyId === undefined
@@ -584,9 +613,12 @@ export class Ec2Service {
       // Copies of one lineage's snapshots are incremental to each other in the destination.
       lineage: `${region}/${source.lineage}`,
       origin: 'ec2',
-      readyAt: now + this.world.options.pendingMs,
+      readyAt: now + (this.world.options.copyPendingMs || this.world.options.pendingMs),
       startedAt: now,
       ...(encrypted && kmsKeyId !== undefined && { copyKey: kmsKeyId }),
+      copyOf: `${sourceRegion}/${sourceId}`,
+      ...(copyFailure !== undefined && { copyFailure }),
+      ...(typeof input.PresignedUrl === 'string' && { presignedUrl: input.PresignedUrl }),
     });
     return { SnapshotId: snapshot.SnapshotId, Tags: tags };
   }

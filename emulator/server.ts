@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { prng } from './blocks.js';
 import { AdminApi } from './admin.js';
 import { EBS_ERRORS, ebsError, EbsService, type EbsResponse } from './ebs.js';
+import { presignedUrlProblem } from './presign.js';
 import { decodeQuery, encodeError, encodeResponse, operation, UnknownParameterError } from './ec2-codec.js';
 import { Ec2Service } from './ec2.js';
 import { type AuthFailure, type KeyRecord, scopeOf, verifySignature } from './sigv4.js';
@@ -420,7 +421,23 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
       if (input.DryRun === true) {
         throw new ApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
       }
-      const output = ec2.handle(action, auth.region, input);
+      // A PresignedUrl is checked here, where the keys are, and judged by CopySnapshot.
+      const presignedUrl = action === 'CopySnapshot' ? input.PresignedUrl : undefined;
+      const copyCheck =
+        typeof presignedUrl === 'string'
+          ? {
+              presignedUrlProblem: await presignedUrlProblem(
+                {
+                  sourceRegion: String(input.SourceRegion),
+                  sourceSnapshotId: String(input.SourceSnapshotId),
+                  destinationRegion: auth.region,
+                  presignedUrl,
+                },
+                keys(),
+              ),
+            }
+          : {};
+      const output = ec2.handle(action, auth.region, input, copyCheck);
       res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
       res.end(encodeResponse(action, op, output, randomUUID()));
     } catch (err) {

@@ -19,6 +19,8 @@ export class ApiError extends Error {
 export interface EmulatorOptions {
   /** How long a new snapshot (or image, or instance) stays pending. */
   pendingMs: number;
+  /** How long a snapshot copy stays pending; 0 = pendingMs. */
+  copyPendingMs: number;
   /** PutSnapshotBlock answers ResourceNotFoundException this long after StartSnapshot. */
   startDelayMs: number;
   latencyMs: number;
@@ -65,6 +67,7 @@ export interface EmulatorOptions {
 export function defaultOptions(): EmulatorOptions {
   return {
     pendingMs: 200,
+    copyPendingMs: 0,
     startDelayMs: 0,
     latencyMs: 0,
     bandwidthMbps: 0,
@@ -116,6 +119,15 @@ export interface SnapshotRecord {
    * checks it asynchronously; a key unknown or not enabled by then ends the copy in `error`.
    */
   copyKey?: string;
+  /** A copy only: its source, `<region>/<snapshot id>`; a pending copy holds a slot of the copy quota. */
+  copyOf?: string;
+  /**
+   * A copy whose PresignedUrl was invalid: AWS fails it asynchronously ("the snapshot will move
+   * to an error state", CopySnapshot reference), with this message, when it would have completed.
+   */
+  copyFailure?: string;
+  /** A copy only: the PresignedUrl its request carried, for a test to read. */
+  presignedUrl?: string;
 }
 
 export interface InstanceRecord {
@@ -336,7 +348,10 @@ export class World {
   settle(now = Date.now()): void {
     for (const s of this.snapshots.values()) {
       if (s.snapshot.State === 'pending') {
-        if (
+        if (s.readyAt !== undefined && now >= s.readyAt && s.copyFailure !== undefined) {
+          s.snapshot.State = 'error';
+          s.snapshot.StateMessage = s.copyFailure;
+        } else if (
           s.readyAt !== undefined &&
           now >= s.readyAt &&
           s.copyKey !== undefined &&

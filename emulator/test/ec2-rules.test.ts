@@ -18,7 +18,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { emulator, sdkConfig } from '../../test/helpers.js';
+import { presignedCopyUrl } from '../../src/aws/copy.js';
+import { credentials, emulator, sdkConfig } from '../../test/helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -244,12 +245,51 @@ describe('EC2 rules of the emulator', () => {
           }),
         );
       // pendingMs is 0 here, so the source is completed at the next call; pending is refused.
+      // The SDK's own PresignedUrl of a request with tags carries TagSpecifications=[object
+      // Object]: AWS cannot authenticate it, and the copy fails asynchronously.
+      const tagSpecifications = [
+        { ResourceType: 'snapshot' as const, Tags: [{ Key: 'copy', Value: 'yes' }] },
+      ];
+      const broken = await copy({ TagSpecifications: tagSpecifications });
+      const [failed] =
+        (await west.send(new DescribeSnapshotsCommand({ SnapshotIds: [broken.SnapshotId!] }))).Snapshots ??
+        [];
+      expect(failed).toMatchObject({ State: 'error' });
+      expect(failed?.StateMessage).toMatch(/TagSpecifications, which is no parameter of CopySnapshot/);
+      // A PresignedUrl built as the reference describes it (src/aws/copy.ts) lets the copy land.
+      const presign = (snapshotId: string, destinationRegion = 'eu-west-1') =>
+        presignedCopyUrl({
+          source: ec2,
+          sourceRegion: 'us-east-1',
+          snapshotId,
+          destinationRegion,
+          credentials: () => Promise.resolve(credentials),
+        });
       const made = await copy({
-        TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'copy', Value: 'yes' }] }],
+        TagSpecifications: tagSpecifications,
+        DestinationRegion: 'eu-west-1',
+        PresignedUrl: await presign(source.SnapshotId!),
       });
+      // One for another snapshot, or another destination, or tampered with, fails the copy.
+      const other = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
+      const signed = new URL(await presign(source.SnapshotId!));
+      signed.searchParams.set('Description', 'changed after signing');
+      for (const [url, reason] of [
+        [await presign(other.SnapshotId!), /SourceSnapshotId .* does not match/],
+        [await presign(source.SnapshotId!, 'eu-central-1'), /DestinationRegion .* does not match/],
+        [signed.href, /signature does not match/],
+      ] as const) {
+        const refused = await copy({ DestinationRegion: 'eu-west-1', PresignedUrl: url });
+        const [state] =
+          (await west.send(new DescribeSnapshotsCommand({ SnapshotIds: [refused.SnapshotId!] }))).Snapshots ??
+          [];
+        expect(state?.State).toBe('error');
+        expect(state?.StateMessage).toMatch(reason);
+      }
       const [described] =
         (await west.send(new DescribeSnapshotsCommand({ SnapshotIds: [made.SnapshotId!] }))).Snapshots ?? [];
       expect(described).toMatchObject({
+        State: 'completed',
         VolumeId: 'vol-ffffffff',
         VolumeSize: 1,
         Encrypted: false,

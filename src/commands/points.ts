@@ -1,6 +1,8 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { createClients, resolveRegion } from '../aws/clients.js';
+import { copiesOfConfig, type KnownCopy } from '../aws/copy.js';
 import { describeAwsFailure } from '../aws/failure.js';
+import { copyOfTag, stateMessage } from '../backup/copies.js';
 import { describeError } from '../errors.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
@@ -31,6 +33,58 @@ export interface RestorePoint {
   sizeGiB: number;
   region: string;
   snapshotIds: string[];
+  /**
+   * With `[backup] copy-to-region`, on a point of the source Region: where its DR copy stands.
+   * `copied` when every snapshot has a completed copy, `copying` when the rest are under way,
+   * `error` when AWS failed one (the next job deletes it and copies again), `missing` when one has
+   * none (left for the quota, refused, or not copied yet).
+   */
+  copy?: CopyState;
+  /** With `copy`: each snapshot's copy. */
+  copies?: LinkCopy[];
+}
+
+export type CopyState = 'copied' | 'copying' | 'error' | 'missing';
+
+export interface LinkCopy {
+  snapshotId: string;
+  state: CopyState;
+  /** The copy, when there is one. */
+  copyId?: string;
+  /** AWS's StateMessage of a copy in error. */
+  message?: string;
+}
+
+/** Each snapshot's copy among the copies of the copy Region, and the point's state from them. */
+export function copyStateOf(
+  point: RestorePoint,
+  copies: KnownCopy[],
+): { copy: CopyState; copies: LinkCopy[] } {
+  const links = point.snapshotIds.map((snapshotId): LinkCopy => {
+    const found = copies.filter((c) => c.copyOf === copyOfTag(point.region, snapshotId));
+    // A completed copy wins over an older failed one of the same snapshot.
+    const best =
+      found.find((c) => c.state === 'completed') ??
+      found.find((c) => c.state === 'pending') ??
+      found.find((c) => c.state === 'error');
+    if (best === undefined) return { snapshotId, state: 'missing' };
+    const state = best.state === 'completed' ? 'copied' : best.state === 'pending' ? 'copying' : 'error';
+    return {
+      snapshotId,
+      state,
+      copyId: best.snapshotId,
+      ...(best.state === 'error' && { message: stateMessage(best.stateMessage) }),
+    };
+  });
+  const states = new Set(links.map((l) => l.state));
+  const copy: CopyState = states.has('error')
+    ? 'error'
+    : states.has('missing')
+      ? 'missing'
+      : states.has('copying')
+        ? 'copying'
+        : 'copied';
+  return { copy, copies: links };
 }
 
 /** The restore points of one unit, newest first, from the links of its volumes. */
@@ -59,8 +113,9 @@ export function pointsOf(unit: Unit, region: string, links: ChainLink[]): Restor
   return points.sort((a, b) => b.date.localeCompare(a.date));
 }
 
-function table(points: RestorePoint[]): string {
+function table(points: RestorePoint[], withCopies: boolean): string {
   const header = ['unit', 'job', 'level', 'base', 'state', 'date', 'volumes', 'size', 'region'];
+  if (withCopies) header.push('copy');
   const rows = points.map((p) => [
     p.unit,
     p.job,
@@ -71,6 +126,7 @@ function table(points: RestorePoint[]): string {
     String(p.volumes),
     `${p.sizeGiB} GiB`,
     p.region,
+    ...(withCopies ? [p.copyOf !== undefined ? `copy of ${p.copyOf}` : (p.copy ?? '-')] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return [header, ...rows]
@@ -110,10 +166,13 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
           links.push(...(await volumeLinks(ec2, ctx.config, volume.volumeId)));
         return links;
       };
-      points.push(...pointsOf(unit, region, await linksIn(clients.ec2)));
+      const sourcePoints = pointsOf(unit, region, await linksIn(clients.ec2));
+      points.push(...sourcePoints);
       if (copies !== undefined) {
         // The copy Region unreadable (down, or not permitted) must not hide the source's points.
         try {
+          const known = await copiesOfConfig(copies.ec2, ctx.config.name);
+          for (const point of sourcePoints) Object.assign(point, copyStateOf(point, known));
           const copied = await linksIn(copies.ec2);
           points.push(...pointsOf(unit, copies.region, copied).map((p) => ({ ...p, copyOf: region })));
         } catch (err) {
@@ -123,7 +182,9 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
         }
       }
     }
-    ctx.stdout.write(options.json ? `${JSON.stringify(points, null, 2)}\n` : `${table(points)}\n`);
+    ctx.stdout.write(
+      options.json ? `${JSON.stringify(points, null, 2)}\n` : `${table(points, copies !== undefined)}\n`,
+    );
   } finally {
     clients.destroy();
     copies?.destroy();

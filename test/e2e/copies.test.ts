@@ -55,6 +55,21 @@ describe('DR copies ([backup] copy-to-region)', () => {
       }
       const requests = await em.admin.requests();
       expect(requests['ec2:CopySnapshot']).toBe(2);
+      // The PresignedUrl the emulator received names the copy and nothing a URL cannot carry
+      // (the SDK's own would hold TagSpecifications=[object Object]).
+      for (const copy of copies) {
+        const url = new URL(String(copy.PresignedUrl));
+        expect(url.href).not.toContain('object');
+        const [region, source] = String(tag(copy, 'ec2-bpipe:copy-of')).split('/');
+        expect(Object.fromEntries([...url.searchParams].filter(([k]) => !k.startsWith('X-Amz-')))).toEqual({
+          Action: 'CopySnapshot',
+          Version: '2016-11-15',
+          SourceRegion: region,
+          SourceSnapshotId: source,
+          DestinationRegion: 'eu-west-1',
+        });
+        expect(url.searchParams.get('X-Amz-Credential')).toMatch(/\/us-east-1\/ec2\/aws4_request$/);
+      }
 
       await em.admin.call('POST', `volumes/${volumeIds[0]}/mutate`, { write: { blocks: 2, seed: 73 } });
       expect((await backup('j2', 'Incremental', 'j1')).code).toBe(0);
@@ -83,6 +98,17 @@ describe('DR copies ([backup] copy-to-region)', () => {
         ['j3', 'complete', 'eu-west-1', 'us-east-1', 2],
         ['j1', 'complete', 'eu-west-1', 'us-east-1', 2],
       ]);
+      // Each source point says where its copy stands, snapshot by snapshot.
+      expect(points.slice(0, 2).map((p) => p.copy)).toEqual(['copied', 'copied']);
+      for (const point of points.slice(0, 2)) {
+        const linkCopies = point.copies as { snapshotId: string; state: string; copyId: string }[];
+        expect(linkCopies.map((c) => c.snapshotId)).toEqual(point.snapshotIds);
+        expect(linkCopies.every((c) => c.state === 'copied' && /^snap-/.test(c.copyId))).toBe(true);
+      }
+      const shown = await cli(['points', `--config=${config}`]);
+      expect(shown.stdout.toString()).toMatch(/^unit .* region\s+copy$/m);
+      expect(shown.stdout.toString()).toMatch(/ j3 .* us-east-1\s+copied$/m);
+      expect(shown.stdout.toString()).toMatch(/ j3 .* eu-west-1\s+copy of us-east-1$/m);
 
       // The source Region lost: the chain restores from Bacula's streams into the copy Region,
       // with a subnet and group there (the originals are us-east-1's).
@@ -207,7 +233,7 @@ describe('DR copies ([backup] copy-to-region)', () => {
 });
 
 describe('DR copies that AWS failed later', () => {
-  it('are reported by the next job and deleted, when their key was disabled while they ran; hostile tags stay out of the log', async () => {
+  it("are reported by the next job with AWS's reason, deleted and made again, when their key was disabled while they ran; hostile tags stay out of the log", async () => {
     // Copies stay pending 1.5 s: time enough, even on a loaded machine, to disable the key first.
     await withEmulator({ pendingMs: 1500 }, async (em, dir) => {
       const { instanceId } = await em.admin.instance({
@@ -253,9 +279,81 @@ describe('DR copies that AWS failed later', () => {
         `DR copy ${failedId} of ${String(tag(failed ?? {}, 'ec2-bpipe:copy-of'))} (job r1) failed in eu-west-1`,
       );
       expect(next.stderr).toContain(`DR copy ${forgedId} of a snapshot (job ?) failed in eu-west-1`);
+      // AWS's own reason is in the line.
+      expect(next.stderr).toContain(`("The KMS key ${key} of the snapshot copy is not usable")`);
       expect(next.stderr).not.toContain('forged');
+      // The failed copies were deleted and r1's links copied again, beside r2's own.
       const copies = (await em.admin.state()).snapshots.filter((s) => s.Region === 'eu-west-1');
-      expect(copies.map((s) => tag(s, 'ec2-bpipe:job'))).toEqual(['r2', 'r2']);
+      expect(copies.map((s) => tag(s, 'ec2-bpipe:job')).sort()).toEqual(['r1', 'r1', 'r2', 'r2']);
+      expect(copies.map((s) => s.SnapshotId)).not.toContain(failedId);
+    });
+  });
+});
+
+describe("DR copies under AWS's quota of 20 copies in flight per Region", () => {
+  it('starts 20 of 30, never more in flight, and says the rest wait for a later job', async () => {
+    // Copies stay pending a minute: all 20 places are held while the job runs.
+    await withEmulator({ pendingMs: 0, copyPendingMs: 60_000 }, async (em, dir) => {
+      const { instanceId } = await em.admin.instance({
+        volumes: Array.from({ length: 30 }, (_, i) => ({ sizeGiB: 1, fill: { blocks: 1, seed: 100 + i } })),
+      });
+      const config = writeConfig(
+        dir.path,
+        em,
+        `[backup]\ninstance-ids = ${instanceId}\ncopy-to-region = eu-west-1\n`,
+        'quota',
+      );
+      const result = await backupJob(config, dir.path, 'q1', 'Full');
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(
+        /DR copies to eu-west-1: 10 of 30 left for a later job, since AWS makes at most 20 snapshot copies into a Region at once \(0 of this config were under way before this job, 20 started now\)/,
+      );
+      // The emulator refuses a 21st copy in flight (ResourceLimitExceeded): none was even asked.
+      expect((await em.admin.requests())['ec2:CopySnapshot']).toBe(20);
+      const copies = (await em.admin.state()).snapshots.filter((s) => s.Region === 'eu-west-1');
+      expect(copies.filter((s) => s.State === 'pending')).toHaveLength(20);
+      const listed = JSON.parse(
+        (await cli(['points', `--config=${config}`, '--json'])).stdout.toString(),
+      ) as {
+        copy?: string;
+        copies?: { state: string }[];
+      }[];
+      expect(listed[0]?.copy).toBe('missing');
+      expect(listed[0]?.copies?.filter((c) => c.state === 'copying')).toHaveLength(20);
+      expect(listed[0]?.copies?.filter((c) => c.state === 'missing')).toHaveLength(10);
+    });
+  });
+
+  it("copies an earlier job's link the quota left out, in the next job", async () => {
+    await withEmulator({ pendingMs: 0 }, async (em, dir) => {
+      const { instanceId, volumeIds } = await em.admin.instance({
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 90 } }],
+      });
+      const config = writeConfig(
+        dir.path,
+        em,
+        `[backup]\ninstance-ids = ${instanceId}\ncopy-to-region = eu-west-1\nkeep-snapshots = 2\n`,
+        'later',
+      );
+      // Other tools' copies hold every place when the first job asks.
+      await em.admin.call('POST', 'fail', {
+        action: 'CopySnapshot',
+        code: 'ResourceLimitExceeded',
+        message: 'You have exceeded the limit of concurrent snapshot copies.',
+      });
+      const first = await backupJob(config, dir.path, 'a1', 'Full');
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stderr).toMatch(/DR copies to eu-west-1: 1 of 1 left for a later job/);
+      const [a1] = (await em.admin.state()).snapshots.filter((s) => s.Region === 'us-east-1');
+      await em.admin.call('POST', `volumes/${volumeIds[0]}/mutate`, { write: { blocks: 1, seed: 91 } });
+      const second = await backupJob(config, dir.path, 'a2', 'Incremental', 'a1');
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toContain(
+        `DR copy of ${String(a1?.SnapshotId)} (${volumeIds[0]}) started in eu-west-1`,
+      );
+      const copies = (await em.admin.state()).snapshots.filter((s) => s.Region === 'eu-west-1');
+      expect(copies.map((s) => tag(s, 'ec2-bpipe:job')).sort()).toEqual(['a1', 'a2']);
+      expect(copies.find((s) => tag(s, 'ec2-bpipe:job') === 'a1')?.State).toBe('completed');
     });
   });
 });
