@@ -94,6 +94,55 @@ export function ebsError(action: string, code: string, message?: string, status?
   );
 }
 
+/**
+ * The lengths StartSnapshot takes (EBS API reference; the EBS service model's shapes):
+ * IdempotencyToken at most 255 non-space characters, Description at most 255, TagKey at most 127
+ * and TagValue at most 255 ("Tag" data type); at most 50 tags, as on every EC2 resource ("Tag
+ * your Amazon EC2 resources", tag restrictions); keys under aws: are AWS's own.
+ */
+const START_LIMITS = { clientToken: 255, description: 255, tagKey: 127, tagValue: 255, tags: 50 };
+
+function checkStartLimits(input: Record<string, unknown>): void {
+  const token = input.ClientToken;
+  if (
+    token !== undefined &&
+    (typeof token !== 'string' || token.length > START_LIMITS.clientToken || !/^\S+$/.test(token))
+  ) {
+    throw validation(
+      `ClientToken must be 1 to ${START_LIMITS.clientToken} non-space characters`,
+      'INVALID_PARAMETER_VALUE',
+    );
+  }
+  const description = input.Description;
+  if (
+    description !== undefined &&
+    (typeof description !== 'string' || description.length > START_LIMITS.description)
+  ) {
+    throw validation(
+      `Description must be at most ${START_LIMITS.description} characters`,
+      'INVALID_PARAMETER_VALUE',
+    );
+  }
+  const tags = (input.Tags as Tag[] | undefined) ?? [];
+  if (tags.length > START_LIMITS.tags) {
+    throw validation(`At most ${START_LIMITS.tags} tags, not ${tags.length}`, 'INVALID_TAG');
+  }
+  for (const tag of tags) {
+    if (!tag.Key || tag.Key.toLowerCase().startsWith('aws:') || tag.Key.length > START_LIMITS.tagKey) {
+      throw validation(
+        `Invalid tag key ${tag.Key}: 1 to ${START_LIMITS.tagKey} characters, not under aws:`,
+        'INVALID_TAG',
+      );
+    }
+    if ((tag.Value ?? '').length > START_LIMITS.tagValue) {
+      throw validation(
+        `The value of tag ${tag.Key} is longer than ${START_LIMITS.tagValue} characters`,
+        'INVALID_TAG',
+      );
+    }
+  }
+}
+
 interface WriteSession {
   written: Set<number>;
 }
@@ -231,7 +280,7 @@ export class EbsService {
         Blocks: page.map((i) => ({ BlockIndex: i, BlockToken: this.blockToken(id, i) })),
         ExpiryTime: this.expiry(),
         VolumeSize: record.snapshot.VolumeSize,
-        BlockSize: BLOCK_SIZE,
+        BlockSize: this.world.options.listBlockSize || BLOCK_SIZE,
         ...(more && { NextToken: this.pageToken('list', [id], page[page.length - 1]! + 1) }),
       },
     };
@@ -277,7 +326,7 @@ export class EbsService {
         })),
         ExpiryTime: this.expiry(),
         VolumeSize: second.snapshot.VolumeSize,
-        BlockSize: BLOCK_SIZE,
+        BlockSize: this.world.options.listBlockSize || BLOCK_SIZE,
         ...(next !== undefined && { NextToken: this.pageToken('changed', ids, next) }),
       },
     };
@@ -415,17 +464,16 @@ export class EbsService {
     if (kmsKeyArn !== undefined && input.Encrypted !== true) {
       throw validation('KmsKeyArn needs Encrypted=true', 'INVALID_PARAMETER_VALUE');
     }
+    // KmsKeyArn (EBS API reference, KmsKeyArn shape): "Pattern: arn:aws[a-z\-]*:kms:.*:[0-9]{12}:key/.*",
+    // 1 to 2048 characters: a key ARN, never an alias ARN.
     if (
       kmsKeyArn !== undefined &&
-      !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/.test(kmsKeyArn)
+      (kmsKeyArn.length > 2048 || !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/.+$/.test(kmsKeyArn))
     ) {
       throw validation(`KmsKeyArn ${kmsKeyArn} is not a KMS key ARN`, 'INVALID_CUSTOMER_KEY');
     }
+    checkStartLimits(input);
     const tags = (input.Tags as Tag[] | undefined) ?? [];
-    for (const tag of tags) {
-      if (!tag.Key || tag.Key.toLowerCase().startsWith('aws:'))
-        throw validation(`Invalid tag key ${tag.Key}`, 'INVALID_TAG');
-    }
     const now = Date.now();
     const id = newId('snap');
     const record: SnapshotRecord = {
@@ -541,11 +589,12 @@ export class EbsService {
     if (countText === undefined || !Number.isInteger(count) || count < 0) {
       throw validation('ChangedBlocksCount is required', 'INVALID_PARAMETER_VALUE');
     }
+    // CompleteSnapshot answers 202 and a pending status: AWS seals the snapshot afterwards, and a
+    // count or checksum that does not match what was written ends it in `error` (the snapshot's
+    // StateMessage says why), not in a refusal of the call.
+    let failure: string | undefined;
     if (count !== session.written.size) {
-      throw validation(
-        `ChangedBlocksCount ${count} does not match the ${session.written.size} blocks written to ${id}`,
-        'INVALID_PARAMETER_VALUE',
-      );
+      failure = `ChangedBlocksCount ${count} does not match the ${session.written.size} blocks written to ${id}`;
     }
     const checksum = this.header(req, 'x-amz-Checksum');
     if (checksum !== undefined) {
@@ -562,13 +611,11 @@ export class EbsService {
       for (const i of [...session.written].sort((a, b) => a - b))
         aggregate.update(record.blocks.get(i)!.sha256());
       if (aggregate.digest('base64') !== checksum) {
-        throw validation(
-          `The aggregate checksum does not match the blocks written to ${id}`,
-          'INVALID_PARAMETER_VALUE',
-        );
+        failure ??= `The aggregate checksum does not match the blocks written to ${id}`;
       }
     }
     record.readyAt = Date.now() + this.world.options.pendingMs;
+    if (failure !== undefined) record.failure = failure;
     this.sessions.delete(id);
     return { action: 'CompleteSnapshot', status: 202, json: { Status: 'pending' } };
   }

@@ -78,6 +78,9 @@ function tagSpecs(specs: TagSpecification[] | undefined, resourceType: string): 
  */
 const MAX_TAGS = 50;
 
+/** RegisterImage, UefiData: at most 64,000 characters. */
+export const UEFI_DATA_MAX = 64000;
+
 function checkTagCount(tags: Tag[]): void {
   if (tags.length > MAX_TAGS) {
     throw new ApiError(
@@ -164,9 +167,12 @@ const SIZE_RANGE: Record<string, [number, number]> = {
   sc1: [125, 16384],
   standard: [1, 1024],
 };
-/** CreateVolume (EC2 API reference), Iops: the range of each type that takes IOPS. */
+/**
+ * CreateVolume (EC2 API reference), Iops: the range of each type that takes IOPS (gp3 "3,000 -
+ * 80,000 IOPS" since gp3 grew to 64 TiB).
+ */
 const IOPS_RANGE: Record<string, [number, number]> = {
-  gp3: [3000, 16000],
+  gp3: [3000, 80000],
   io1: [100, 64000],
   io2: [100, 256000],
 };
@@ -229,8 +235,9 @@ export function checkVolumeSpec(
       );
     }
   }
+  // CreateVolume, Throughput: gp3 "Valid Range: 125 - 2000 MiB/s", at most 0.25 MiB/s per IOPS.
   if (t === 'gp3' && throughput !== undefined) {
-    const most = Math.min(1000, (iops ?? 3000) / 4);
+    const most = Math.min(2000, (iops ?? 3000) / 4);
     if (throughput < 125 || throughput > most) {
       throw new ApiError(
         'InvalidParameterValue',
@@ -586,7 +593,7 @@ export class Ec2Service {
         `You have exceeded the limit of ${CONCURRENT_COPIES} concurrent snapshot copies into ${region}.`,
       );
     }
-    const copyFailure =
+    const failure =
       context.presignedUrlProblem ??
       (sourceEncrypted && sourceRegion !== region && input.PresignedUrl === undefined
         ? 'A PresignedUrl is required to copy an encrypted snapshot from another Region'
@@ -617,7 +624,7 @@ export class Ec2Service {
       startedAt: now,
       ...(encrypted && kmsKeyId !== undefined && { copyKey: kmsKeyId }),
       copyOf: `${sourceRegion}/${sourceId}`,
-      ...(copyFailure !== undefined && { copyFailure }),
+      ...(failure !== undefined && { failure }),
       ...(typeof input.PresignedUrl === 'string' && { presignedUrl: input.PresignedUrl }),
     });
     return { SnapshotId: snapshot.SnapshotId, Tags: tags };
@@ -719,10 +726,17 @@ export class Ec2Service {
       Public: false,
       Tags: tagSpecs(input.TagSpecifications as TagSpecification[], 'image'),
     };
-    // RegisterImage (EC2 API reference), UefiData: the base64 UEFI variable store, at most 64 KiB.
+    // RegisterImage (EC2 API reference), UefiData: the base64 UEFI variable store, "Length
+    // Constraints: Maximum length of 64000".
     const uefiData = input.UefiData as string | undefined;
-    if (uefiData !== undefined && (uefiData.length > 64 * 1024 || !/^[A-Za-z0-9+/]*={0,2}$/.test(uefiData))) {
-      throw new ApiError('InvalidParameterValue', 'UefiData must be base64 of at most 64 KiB.');
+    if (
+      uefiData !== undefined &&
+      (uefiData.length > UEFI_DATA_MAX || !/^[A-Za-z0-9+/]*={0,2}$/.test(uefiData))
+    ) {
+      throw new ApiError(
+        'InvalidParameterValue',
+        `UefiData must be base64 of at most ${UEFI_DATA_MAX} characters.`,
+      );
     }
     this.world.images.set(image.ImageId!, {
       region,

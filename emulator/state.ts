@@ -19,6 +19,12 @@ export class ApiError extends Error {
 export interface EmulatorOptions {
   /** How long a new snapshot (or image, or instance) stays pending. */
   pendingMs: number;
+  /**
+   * A fault of a service that is not EBS as documented: ListSnapshotBlocks and ListChangedBlocks
+   * answer this BlockSize (0 = 524288, the only size EBS has), so a test can prove a reader
+   * refuses blocks of another size.
+   */
+  listBlockSize: number;
   /** How long a snapshot copy stays pending; 0 = pendingMs. */
   copyPendingMs: number;
   /** PutSnapshotBlock answers ResourceNotFoundException this long after StartSnapshot. */
@@ -68,6 +74,7 @@ export function defaultOptions(): EmulatorOptions {
   return {
     pendingMs: 200,
     copyPendingMs: 0,
+    listBlockSize: 0,
     startDelayMs: 0,
     latencyMs: 0,
     bandwidthMbps: 0,
@@ -122,10 +129,12 @@ export interface SnapshotRecord {
   /** A copy only: its source, `<region>/<snapshot id>`; a pending copy holds a slot of the copy quota. */
   copyOf?: string;
   /**
-   * A copy whose PresignedUrl was invalid: AWS fails it asynchronously ("the snapshot will move
-   * to an error state", CopySnapshot reference), with this message, when it would have completed.
+   * Why AWS fails this pending snapshot asynchronously, with this message, when it would have
+   * completed: a copy whose PresignedUrl was invalid ("the snapshot will move to an error
+   * state", CopySnapshot reference), or a StartSnapshot snapshot whose CompleteSnapshot count or
+   * checksum does not match what was written (AWS seals it after answering).
    */
-  copyFailure?: string;
+  failure?: string;
   /** A copy only: the PresignedUrl its request carried, for a test to read. */
   presignedUrl?: string;
 }
@@ -348,9 +357,9 @@ export class World {
   settle(now = Date.now()): void {
     for (const s of this.snapshots.values()) {
       if (s.snapshot.State === 'pending') {
-        if (s.readyAt !== undefined && now >= s.readyAt && s.copyFailure !== undefined) {
+        if (s.readyAt !== undefined && now >= s.readyAt && s.failure !== undefined) {
           s.snapshot.State = 'error';
-          s.snapshot.StateMessage = s.copyFailure;
+          s.snapshot.StateMessage = s.failure;
         } else if (
           s.readyAt !== undefined &&
           now >= s.readyAt &&

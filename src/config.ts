@@ -2,6 +2,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import ini from 'ini';
 import { UsageError } from './errors.js';
+import { MAX_TAGS, OWN_RESTORE_TAGS, OWN_SNAPSHOT_TAGS, TAG_KEY_MAX, TAG_VALUE_MAX } from './aws/tags.js';
 import { CONFIG_NAME, INSTANCE_ID, VOLUME_ID } from './ids.js';
 
 export type EndpointType = 'ipv4' | 'dualstack' | 'fips' | 'dualstack-fips';
@@ -344,9 +345,16 @@ export function parseTags(raw: string): Tags {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new BadItem(`"${item}" is not Key=Value`);
     const key = item.slice(0, eq).trim();
+    const value = item.slice(eq + 1).trim();
     if (key.toLowerCase().startsWith('aws:'))
       throw new BadItem(`tag key "${key}" uses the reserved aws: prefix`);
-    out[key] = item.slice(eq + 1).trim();
+    if (key.length > TAG_KEY_MAX)
+      throw new BadItem(
+        `tag key "${key.slice(0, 20)}…" is ${key.length} characters; AWS takes ${TAG_KEY_MAX}`,
+      );
+    if (value.length > TAG_VALUE_MAX)
+      throw new BadItem(`the value of tag ${key} is ${value.length} characters; AWS takes ${TAG_VALUE_MAX}`);
+    out[key] = value;
   }
   return out;
 }
@@ -497,6 +505,19 @@ export function validate(config: Config, where: string): void {
     throw new UsageError(
       `${where}: [backup] copy-to-region is [aws] region (${copyToRegion}): a DR copy goes to another Region.`,
     );
+  }
+  // A resource takes 50 tags, and ec2-bpipe's own come first (src/aws/tags.ts): a request with
+  // more would be refused by AWS in the middle of a job.
+  const tagRoom: [string, number, number][] = [
+    ['[backup] snapshot-tags', Object.keys(config.backup.snapshotTags).length, MAX_TAGS - OWN_SNAPSHOT_TAGS],
+    ['[restore] tags', Object.keys(config.restore.tags).length, MAX_TAGS - OWN_RESTORE_TAGS],
+  ];
+  for (const [key, count, room] of tagRoom) {
+    if (count > room) {
+      throw new UsageError(
+        `${where}: ${key} has ${count} tags; at most ${room} fit beside ec2-bpipe's own on a resource of 50 tags.`,
+      );
+    }
   }
   if (config.restore.partitionNumber !== undefined && config.restore.placementGroup === undefined) {
     throw new UsageError(`${where}: [restore] partition-number needs placement-group.`);

@@ -226,6 +226,24 @@ describe('EC2 rules of the emulator', () => {
     expect((await register('uefi')).ImageId).toMatch(/^ami-/);
   });
 
+  it('RegisterImage takes UefiData of at most 64,000 characters', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1 });
+    const { SnapshotId } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
+    const register = (UefiData: string) =>
+      ec2.send(
+        new RegisterImageCommand({
+          Name: `uefi-${UefiData.length}`,
+          Architecture: 'x86_64',
+          RootDeviceName: '/dev/xvda',
+          BootMode: 'uefi',
+          UefiData,
+          BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId } }],
+        }),
+      );
+    expect((await register('A'.repeat(64_000))).ImageId).toMatch(/^ami-/);
+    expect((await errorOf(register('A'.repeat(64_004)))).message).toMatch(/at most 64000 characters/);
+  });
+
   it('CopySnapshot copies a completed snapshot into the Region it is sent to, with the tags asked for and the rules of encryption', async () => {
     const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 7 } });
     const source = await ec2.send(

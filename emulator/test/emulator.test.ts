@@ -11,6 +11,7 @@ import {
 import {
   CreateSnapshotCommand,
   CreateSnapshotsCommand,
+  CreateVolumeCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
   EC2Client,
@@ -427,40 +428,86 @@ describe('emulator, through the real SDK over HTTP', () => {
     expect(err.name).toBe('ValidationException');
   });
 
-  it('CompleteSnapshot checks ChangedBlocksCount and the LINEAR aggregate', async () => {
-    const s = await started(ebs);
-    await put(ebs, s.SnapshotId!, 2, block(2));
-    await put(ebs, s.SnapshotId!, 3, block(3));
-    const countErr = await errorOf(
-      ebs.send(new CompleteSnapshotCommand({ SnapshotId: s.SnapshotId, ChangedBlocksCount: 3 })),
-    );
-    expect(countErr.name).toBe('ValidationException');
-    expect(countErr.message).toMatch(/ChangedBlocksCount 3/);
-    const wrongOrder = linear([block(3), block(2)]);
-    const aggErr = await errorOf(
+  it('CompleteSnapshot seals asynchronously: a wrong ChangedBlocksCount or LINEAR aggregate ends the snapshot in error', async () => {
+    const complete = (id: string, count: number, checksum?: string) =>
       ebs.send(
         new CompleteSnapshotCommand({
-          SnapshotId: s.SnapshotId,
-          ChangedBlocksCount: 2,
-          Checksum: wrongOrder,
-          ChecksumAlgorithm: 'SHA256',
-          ChecksumAggregationMethod: 'LINEAR',
+          SnapshotId: id,
+          ChangedBlocksCount: count,
+          ...(checksum !== undefined && {
+            Checksum: checksum,
+            ChecksumAlgorithm: 'SHA256',
+            ChecksumAggregationMethod: 'LINEAR',
+          }),
         }),
-      ),
-    );
-    expect(aggErr.name).toBe('ValidationException');
-    expect(aggErr.message).toMatch(/aggregate/);
-    const ok = await ebs.send(
-      new CompleteSnapshotCommand({
-        SnapshotId: s.SnapshotId,
-        ChangedBlocksCount: 2,
-        Checksum: linear([block(2), block(3)]),
-        ChecksumAlgorithm: 'SHA256',
-        ChecksumAggregationMethod: 'LINEAR',
-      }),
-    );
-    expect(ok.Status).toBe('pending');
-    await waitCompleted(ec2, s.SnapshotId!);
+      );
+    const twoBlocks = async () => {
+      const s = await started(ebs);
+      await put(ebs, s.SnapshotId!, 2, block(2));
+      await put(ebs, s.SnapshotId!, 3, block(3));
+      return s.SnapshotId!;
+    };
+    const finalState = async (id: string) => {
+      for (let i = 0; i < 100; i++) {
+        const [snapshot] =
+          (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }))).Snapshots ?? [];
+        if (snapshot?.State !== 'pending') return snapshot;
+        await sleep(20);
+      }
+      throw new Error(`${id} stayed pending`);
+    };
+    const miscounted = await twoBlocks();
+    expect((await complete(miscounted, 3)).Status).toBe('pending');
+    const misordered = await twoBlocks();
+    expect((await complete(misordered, 2, linear([block(3), block(2)]))).Status).toBe('pending');
+    const right = await twoBlocks();
+    expect((await complete(right, 2, linear([block(2), block(3)]))).Status).toBe('pending');
+    expect(await finalState(miscounted)).toMatchObject({
+      State: 'error',
+      StateMessage: expect.stringMatching(/ChangedBlocksCount 3/),
+    });
+    expect(await finalState(misordered)).toMatchObject({
+      State: 'error',
+      StateMessage: expect.stringMatching(/aggregate/),
+    });
+    expect((await finalState(right))?.State).toBe('completed');
+  });
+
+  it('StartSnapshot refuses what its reference does not take: 51 tags, long keys, values, descriptions, tokens, and alias ARNs', async () => {
+    const refused = async (input: Partial<ConstructorParameters<typeof StartSnapshotCommand>[0]>) =>
+      (await errorOf(started(ebs, input))).message;
+    const tags = (n: number) => Array.from({ length: n }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
+    expect(await refused({ Tags: tags(51) })).toMatch(/At most 50 tags/);
+    expect(await refused({ Tags: [{ Key: 'k'.repeat(128), Value: 'v' }] })).toMatch(/1 to 127 characters/);
+    expect(await refused({ Tags: [{ Key: 'k', Value: 'v'.repeat(256) }] })).toMatch(/longer than 255/);
+    expect(await refused({ Description: 'd'.repeat(256) })).toMatch(/Description must be at most 255/);
+    expect(await refused({ ClientToken: 't'.repeat(256) })).toMatch(/ClientToken must be 1 to 255/);
+    expect(
+      await refused({ Encrypted: true, KmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:alias/backup' }),
+    ).toMatch(/is not a KMS key ARN/);
+    // The limits themselves are taken.
+    const atLimits = await started(ebs, {
+      Tags: [...tags(49), { Key: 'k'.repeat(127), Value: 'v'.repeat(255) }],
+      Description: 'd'.repeat(255),
+      ClientToken: 't'.repeat(255),
+    });
+    expect(atLimits.Status).toBe('pending');
+  });
+
+  it('CreateVolume takes gp3 up to 80,000 IOPS and 2,000 MiB/s, and no more', async () => {
+    const create = (Iops: number, Throughput: number) =>
+      ec2.send(
+        new CreateVolumeCommand({
+          AvailabilityZone: 'us-east-1a',
+          Size: 160,
+          VolumeType: 'gp3',
+          Iops,
+          Throughput,
+        }),
+      );
+    expect((await create(80_000, 2_000)).VolumeId).toMatch(/^vol-/);
+    expect((await errorOf(create(80_001, 2_000))).message).toMatch(/outside 3000-80000/);
+    expect((await errorOf(create(80_000, 2_001))).message).toMatch(/outside 125-2000/);
   });
 
   it('answers ResourceNotFoundException for a while after StartSnapshot (eventual consistency)', async () => {

@@ -7,6 +7,7 @@ import {
   ValidationException,
 } from '@aws-sdk/client-ebs';
 import { describeError, RuntimeFailure } from '../errors.js';
+import { BLOCK_SIZE } from '../stream/format.js';
 import { POLICY, transientNetworkError, withRetry } from '../retry.js';
 import { ebsRetryable } from './ebs-retries.js';
 
@@ -53,6 +54,8 @@ type PagePosition = { NextToken: string } | { StartingBlockIndex: number };
 interface Page {
   blocks: BlockRef[];
   nextToken?: string;
+  /** The page's BlockSize, as AWS states it. */
+  blockSize?: number;
 }
 
 /**
@@ -79,6 +82,13 @@ async function* pagedBlocks(
         continue;
       }
       throw err;
+    }
+    // Every index, token and the stream's sparse map assume EBS's one block size; a listing in
+    // another size cannot be read right, so it is refused instead of taken as 512 KiB blocks.
+    if (page.blockSize !== undefined && page.blockSize !== BLOCK_SIZE) {
+      throw new RuntimeFailure(
+        `${what} answered blocks of ${page.blockSize} bytes; ec2-bpipe reads and writes blocks of ${BLOCK_SIZE} bytes, the size the EBS direct APIs document`,
+      );
     }
     for (const block of page.blocks) {
       if (block.index < nextIndex) throw new RuntimeFailure(`${what} returned blocks out of order`);
@@ -107,6 +117,7 @@ export function snapshotBlocks(ebs: EBSClient, snapshotId: string, from = 0): As
       return {
         blocks: (page.Blocks ?? []).map((b) => ref(b.BlockIndex, b.BlockToken, what)),
         ...(page.NextToken && { nextToken: page.NextToken }),
+        ...(page.BlockSize !== undefined && { blockSize: page.BlockSize }),
       };
     },
     from,
@@ -139,6 +150,7 @@ export function changedBlocks(
       return {
         blocks: (page.ChangedBlocks ?? []).map((b) => ref(b.BlockIndex, b.SecondBlockToken, what)),
         ...(page.NextToken && { nextToken: page.NextToken }),
+        ...(page.BlockSize !== undefined && { blockSize: page.BlockSize }),
       };
     },
     from,

@@ -80,6 +80,28 @@ export function levelTag(tags: Tag[] | undefined): Level | undefined {
 export const MAX_TAGS = 50;
 
 /**
+ * The longest tag key and value a user may give. EC2 takes keys of 128 characters and values of
+ * 256 (tag restrictions); the EBS direct APIs' StartSnapshot one less of each (TagKey 127,
+ * TagValue 255, EBS API reference "Tag"). A restore puts the same tags on both kinds of resource,
+ * so the shorter limits hold for every tag the config gives.
+ */
+export const TAG_KEY_MAX = 127;
+export const TAG_VALUE_MAX = 255;
+
+/**
+ * How many of a snapshot's 50 tags are ec2-bpipe's own: every key of TAG is on a DR copy (a
+ * source snapshot lacks copy-of). `[backup] snapshot-tags` may use the rest.
+ */
+export const OWN_SNAPSHOT_TAGS = Object.keys(TAG).length;
+
+/**
+ * How many of a restored snapshot's tags are ec2-bpipe's own: its journal entry (config, job,
+ * volume, snapshot, stream proof), the restore's (restored, source), and the restore date tagged
+ * once it completed, or `abandoned` on one that never will; `[restore] tags` may use the rest.
+ */
+export const OWN_RESTORE_TAGS = 8;
+
+/**
  * A resource's tags within the limit: ec2-bpipe's own tags always (a restore, retention and the
  * journal depend on them), then the others while room remains. Returns what was left out, so
  * the caller can say it.

@@ -10,7 +10,8 @@ import { type AwsClients, createClients } from '../../src/aws/clients.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../../src/aws/writes.js';
 import { defaultConfig } from '../../src/config.js';
 import { pollUntil, useClock } from '../../src/retry.js';
-import { BLOCK, credentials, emulator } from '../helpers.js';
+import { join } from 'node:path';
+import { BLOCK, cli, credentials, emulator, withEmulator, writeConfig } from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
@@ -172,5 +173,22 @@ describe('the EBS error retries table', () => {
     await expect(inject('GetSnapshotBlock', 'ConflictException', 1)).rejects.toThrow(
       /GetSnapshotBlock never answers ConflictException/,
     );
+  });
+});
+
+describe('a block listing in another block size', () => {
+  it('is refused by a backup, naming the listing and the size, before any block is read', async () => {
+    await withEmulator({ listBlockSize: 4096 }, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 2, seed: 3 } });
+      const config = writeConfig(dir.path, em);
+      const result = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=b1'], {
+        stdoutFile: join(dir.path, 'b1.tar'),
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /ListSnapshotBlocks for snap-\w+ answered blocks of 4096 bytes; ec2-bpipe reads and writes blocks of 524288 bytes/,
+      );
+      expect((await em.admin.requests())['ebs:GetSnapshotBlock']).toBeUndefined();
+    });
   });
 });

@@ -195,6 +195,28 @@ describe('tags within the limit', () => {
   });
 });
 
+describe('[restore] tags within what AWS takes', () => {
+  it('puts 42 on every restored snapshot beside the 8 of ec2-bpipe, and refuses 43 before any request', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { file } = await volumeStream(em, dir);
+      const tags = (n: number) => Array.from({ length: n }, (_, i) => `T${i}=v${i}`).join(',');
+      const fits = writeConfig(dir.path, em, `[restore]\ntags = ${tags(42)}\n`, 'fits');
+      const restored = await cli(['restore', `--config=${fits}`, file]);
+      expect(restored.code, restored.stderr).toBe(0);
+      const snapshot = (await em.admin.state()).snapshots.find((s) =>
+        (s.Tags as { Key: string }[] | undefined)?.some((t) => t.Key === 'T41'),
+      );
+      expect(snapshot?.Tags).toHaveLength(50);
+      await em.admin.call('POST', 'requests/reset');
+      const over = writeConfig(dir.path, em, `[restore]\ntags = ${tags(43)}\n`, 'over');
+      const refused = await cli(['restore', `--config=${over}`, file]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/\[restore\] tags has 43 tags; at most 42 fit/);
+      expect(await em.admin.requests()).toEqual({});
+    });
+  });
+});
+
 describe('what a restore from snapshots loses', () => {
   it('records the platform and billing code, and warns before launching a RHEL instance that loses its billing product', async () => {
     await withEmulator({}, async (em, dir) => {
@@ -226,6 +248,23 @@ describe('the UEFI variable store', () => {
       const imageId = /^image (ami-[0-9a-f]+)/m.exec(restored.stdout.toString())?.[1];
       const image = (await em.admin.state()).images.find((i) => i.ImageId === imageId);
       expect(image?.UefiData).toBe(uefi);
+    });
+  });
+
+  it('longer than RegisterImage takes (64,000 characters) is refused before the first block', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { config, file } = await backedUpInstance(em, dir, {
+        instanceType: 'm5.large',
+        uefiData: 'A'.repeat(64_004),
+        volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 13 } }],
+      });
+      await em.admin.call('POST', 'requests/reset');
+      const restored = await cli(['restore', `--config=${config}`, file]);
+      expect(restored.code).toBe(2);
+      expect(restored.stderr).toMatch(
+        /the UEFI variable store of i-\w+ is 64004 characters; RegisterImage takes 64000\. Restore its snapshots with --no-launch/,
+      );
+      expect((await em.admin.requests())['ebs:StartSnapshot']).toBeUndefined();
     });
   });
 });

@@ -193,6 +193,26 @@ describe('config loading', () => {
   it('parses tags with empty values and trims spaces', () => {
     expect(parseTags(' A = 1 , B= ,C=x=y')).toEqual({ A: '1', B: '', C: 'x=y' });
   });
+
+  it('refuses tags AWS would refuse in the middle of a job: long keys and values, and more than fit', () => {
+    const line = (n: number) => Array.from({ length: n }, (_, i) => `T${i}=v`).join(',');
+    expect(failure(`[restore]\ntags = ${'k'.repeat(128)}=v\n`).message).toMatch(
+      /is 128 characters; AWS takes 127/,
+    );
+    expect(failure(`[restore]\ntags = k=${'v'.repeat(256)}\n`).message).toMatch(
+      /the value of tag k is 256 characters; AWS takes 255/,
+    );
+    expect(failure(`[restore]\ntags = ${line(43)}\n`).message).toMatch(
+      /\[restore\] tags has 43 tags; at most 42 fit beside ec2-bpipe's own/,
+    );
+    expect(failure(`[backup]\nsnapshot-tags = ${line(40)}\n`).message).toMatch(
+      /\[backup\] snapshot-tags has 40 tags; at most 39 fit/,
+    );
+    // At the limits, accepted.
+    expect(
+      loadConfig(file(`[restore]\ntags = ${line(41)},${'k'.repeat(127)}=${'v'.repeat(255)}\n`)),
+    ).toBeDefined();
+  });
 });
 
 describe('examples/ec2-bpipe.ini', () => {

@@ -129,10 +129,22 @@ export async function preflight(request: PreflightRequest): Promise<Target> {
   if (settings.kmsKeyId !== undefined)
     await checkKmsKey(clients.kms, settings.kmsKeyId, region, origin(config.given, 'kms-key-id', ''));
   if (request.creatingVolumes) await checkVolumeZone(clients, config, manifest, region, crossRegion);
+  // RegisterImage takes UefiData of at most 64,000 characters (EC2 API reference): a longer store
+  // would fail the AMI after every block was written.
+  const uefiLength = instance?.uefiData?.length ?? 0;
+  if (launching && uefiLength > UEFI_DATA_MAX) {
+    throw new UsageError(
+      `the UEFI variable store of ${manifest.resourceId} is ${uefiLength} characters; RegisterImage takes ` +
+        `${UEFI_DATA_MAX}. Restore its snapshots with --no-launch and register the AMI without it.`,
+    );
+  }
   const target: Target = { region, crossRegion };
   if (launching) target.launch = await decideLaunch(request, instance, crossRegion);
   return target;
 }
+
+/** RegisterImage, UefiData: "Maximum length of 64000" (EC2 API reference). */
+const UEFI_DATA_MAX = 64_000;
 
 /** The zone --create-volume makes volumes in: given, or (same Region) each volume's own. */
 async function checkVolumeZone(
