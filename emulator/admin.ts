@@ -118,6 +118,9 @@ export class AdminApi {
         this.world.failures.set(action, [...(this.world.failures.get(action) ?? []), ...errors]);
         return {};
       }
+      case 'POST encryption-by-default':
+        this.world.region(String(body.region ?? 'us-east-1')).encryptionByDefault = body.enabled !== false;
+        return {};
       case 'POST kms-keys':
         this.world.kmsKeys.set(String(body.keyArn), {
           state: (body.state as 'Enabled' | 'Disabled' | 'PendingDeletion' | undefined) ?? 'Enabled',

@@ -458,7 +458,19 @@ export class EbsService {
         );
       }
     }
-    const encrypted = parent !== undefined ? parent.snapshot.Encrypted === true : input.Encrypted === true;
+    // Encryption outcomes for EBS direct APIs (EBS user guide): with encryption by default on,
+    // a snapshot without a parent is encrypted whatever Encrypted says, and "If your account is
+    // enabled for encryption by default, you cannot use an unencrypted snapshot as a parent
+    // snapshot" (StartSnapshot reference, ParentSnapshotId).
+    const byDefault = this.world.region(region).encryptionByDefault;
+    if (parent !== undefined && byDefault && parent.snapshot.Encrypted !== true) {
+      throw validation(
+        `The parent snapshot ${parentId} is unencrypted and the account encrypts EBS by default; copy it encrypted first`,
+        'INVALID_PARAMETER_VALUE',
+      );
+    }
+    const encrypted =
+      parent !== undefined ? parent.snapshot.Encrypted === true : input.Encrypted === true || byDefault;
     // StartSnapshot (EBS direct APIs reference), KmsKeyArn: "If you specify a KmsKeyArn, you must
     // set Encrypted to true."
     if (kmsKeyArn !== undefined && input.Encrypted !== true) {

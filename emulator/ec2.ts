@@ -352,6 +352,11 @@ export class Ec2Service {
     };
   }
 
+  /** GetEbsEncryptionByDefault (EC2 API reference): whether the Region encrypts new volumes by default. */
+  GetEbsEncryptionByDefault(region: string): Output {
+    return { EbsEncryptionByDefault: this.world.region(region).encryptionByDefault, SseType: 'sse-ebs' };
+  }
+
   /** GetInstanceUefiData (EC2 API reference): the instance's UEFI variable store, base64. */
   GetInstanceUefiData(region: string, input: Input): Output {
     const record = this.world.instanceRecord(require(input.InstanceId as string, 'InstanceId'), region);
@@ -826,8 +831,14 @@ export class Ec2Service {
       input.Throughput as number | undefined,
       size,
     );
-    const encrypted = Boolean(input.Encrypted) || Boolean(snap?.snapshot.Encrypted);
-    const kmsKeyId = (input.KmsKeyId as string | undefined) ?? snap?.snapshot.KmsKeyId;
+    // "Encryption by default" (EBS user guide): with it on, every new volume is encrypted, one
+    // from an unencrypted snapshot too, with the default key unless the request names one.
+    const byDefault = this.world.region(region).encryptionByDefault;
+    const encrypted = Boolean(input.Encrypted) || Boolean(snap?.snapshot.Encrypted) || byDefault;
+    const kmsKeyId =
+      (input.KmsKeyId as string | undefined) ??
+      (snap?.snapshot.Encrypted === true ? snap.snapshot.KmsKeyId : undefined) ??
+      (encrypted ? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs` : undefined);
     const record = this.world.createVolume(
       region,
       zone,

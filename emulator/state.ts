@@ -195,6 +195,12 @@ export interface RegionRecord {
   vpcId: string;
   keyPairs: Set<string>;
   placementGroups: Map<string, { strategy: string; partitionCount?: number }>;
+  /**
+   * EBS encryption by default, a setting of the account in each Region ("Encryption by
+   * default", Amazon EBS User Guide): new volumes, and snapshots StartSnapshot makes, are
+   * encrypted even when the request does not ask; off unless a test turns it on.
+   */
+  encryptionByDefault: boolean;
 }
 
 export function newId(prefix: string): string {
@@ -273,6 +279,7 @@ export class World {
       zones: zoneLetters.map((l, i) => ({ ZoneName: `${name}${l}`, ZoneId: `${idPrefix}-az${i + 1}` })),
       vpcId,
       keyPairs: new Set(['default-key']),
+      encryptionByDefault: false,
       placementGroups: new Map(),
     };
     this.regions.set(name, record);

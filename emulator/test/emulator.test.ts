@@ -15,6 +15,7 @@ import {
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
   EC2Client,
+  GetEbsEncryptionByDefaultCommand,
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClients } from '../../src/aws/clients.js';
@@ -492,6 +493,25 @@ describe('emulator, through the real SDK over HTTP', () => {
       ClientToken: 't'.repeat(255),
     });
     expect(atLimits.Status).toBe('pending');
+  });
+
+  it('with encryption by default, StartSnapshot encrypts a snapshot without a parent and refuses an unencrypted parent', async () => {
+    const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 1, seed: 2 } });
+    const { SnapshotId: parent } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
+    await waitCompleted(ec2, parent!);
+    await em.admin.call('POST', 'encryption-by-default', { region: 'us-east-1' });
+    try {
+      expect((await ec2.send(new GetEbsEncryptionByDefaultCommand({}))).EbsEncryptionByDefault).toBe(true);
+      const fresh = await started(ebs);
+      const [described] =
+        (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [fresh.SnapshotId!] }))).Snapshots ?? [];
+      expect(described?.Encrypted).toBe(true);
+      expect((await errorOf(started(ebs, { ParentSnapshotId: parent }))).message).toMatch(
+        /unencrypted and the account encrypts EBS by default/,
+      );
+    } finally {
+      await em.admin.call('POST', 'encryption-by-default', { region: 'us-east-1', enabled: false });
+    }
   });
 
   it('CreateVolume takes gp3 up to 80,000 IOPS and 2,000 MiB/s, and no more', async () => {

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, cli, withEmulator, writeConfig } from '../helpers.js';
+import { backupJob, BIN, cli, withEmulator, writeConfig } from '../helpers.js';
 import { block, buildStream } from '../stream-builder.js';
 
 const VOL = 'vol-0123456789abcdef0';
@@ -265,6 +265,45 @@ describe('the UEFI variable store', () => {
         /the UEFI variable store of i-\w+ is 64004 characters; RegisterImage takes 64000\. Restore its snapshots with --no-launch/,
       );
       expect((await em.admin.requests())['ebs:StartSnapshot']).toBeUndefined();
+    });
+  });
+});
+
+describe('a Region that encrypts EBS by default', () => {
+  it('takes a restored chain of an unencrypted instance: every snapshot and volume comes out encrypted', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { instanceId, volumeIds } = await em.admin.instance({
+        instanceType: 'm5.large',
+        volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 14 } }],
+      });
+      const config = writeConfig(dir.path, em, `[backup]\ninstance-ids = ${instanceId}\n`);
+      expect((await backupJob(config, dir.path, 'e1', 'Full')).code).toBe(0);
+      await em.admin.call('POST', `volumes/${volumeIds[0]}/mutate`, { write: { blocks: 1, seed: 15 } });
+      expect((await backupJob(config, dir.path, 'e2', 'Incremental', 'e1')).code).toBe(0);
+      await em.admin.call('POST', 'encryption-by-default', { region: 'us-east-1' });
+      const before = new Set((await em.admin.state()).snapshots.map((s) => s.SnapshotId));
+      const restored = await cli([
+        'restore',
+        `--config=${config}`,
+        join(dir.path, 'e1.tar'),
+        join(dir.path, 'e2.tar'),
+      ]);
+      expect(restored.code, restored.stderr).toBe(0);
+      const after = await em.admin.state();
+      const made = after.snapshots.filter((s) => !before.has(s.SnapshotId));
+      expect(made).toHaveLength(2);
+      expect(made.every((s) => s.Encrypted === true && s.State === 'completed')).toBe(true);
+      const launched = after.instances.find((i) => i.InstanceId !== instanceId);
+      const volumes = after.volumes.filter((v) =>
+        (v.Attachments as { InstanceId: string }[] | undefined)?.some(
+          (a) => a.InstanceId === launched?.InstanceId,
+        ),
+      );
+      expect(volumes.length).toBeGreaterThan(0);
+      expect(volumes.every((v) => v.Encrypted === true)).toBe(true);
+      expect((await em.admin.volumeDigest(String(volumes[0]?.VolumeId))).digest).toBe(
+        (await em.admin.volumeDigest(String(volumeIds[0]))).digest,
+      );
     });
   });
 });
