@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { prng } from './blocks.js';
 import { AdminApi } from './admin.js';
@@ -15,7 +16,19 @@ export interface Emulator {
   port: number;
   world: World;
   options: EmulatorOptions;
+  /**
+   * Another port of the same emulator that serves only `services` (by the SigV4 scope: `ec2`,
+   * `ebs`, `sts`, `kms`, `iam`) and answers anything else 404, as a VPC endpoint serves its one
+   * service: a test proves each service's calls went to its own endpoint. Returns its URL.
+   */
+  servePort(services: string[]): Promise<string>;
   close(): Promise<void>;
+}
+
+/** A certificate and key (PEM) to serve HTTPS with, as the tests generate them. */
+export interface EmulatorTls {
+  key: string;
+  cert: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -68,7 +81,11 @@ function authError(service: string, failure: AuthFailure): ApiError {
   return new ApiError(code, failure.message, status);
 }
 
-export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, port = 0): Promise<Emulator> {
+export async function startEmulator(
+  overrides: Partial<EmulatorOptions> = {},
+  port = 0,
+  tls?: EmulatorTls,
+): Promise<Emulator> {
   const options: EmulatorOptions = { ...defaultOptions(), ...overrides };
   const world = new World(options);
   const ec2 = new Ec2Service(world);
@@ -446,7 +463,7 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
     }
   }
 
-  const server: Server = createServer((req, res) => {
+  const answer = (req: IncomingMessage, res: ServerResponse): void => {
     route(req, res).catch((err: unknown) => {
       if (!res.headersSent) {
         const message = err instanceof Error ? err.message : String(err);
@@ -454,19 +471,50 @@ export async function startEmulator(overrides: Partial<EmulatorOptions> = {}, po
         res.end(JSON.stringify({ message }));
       }
     });
-  });
-  server.keepAliveTimeout = 30_000;
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const actualPort = (server.address() as AddressInfo).port;
+  };
+  const servers: Server[] = [];
+  const listen = async (
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    at: number,
+  ): Promise<{ url: string; port: number }> => {
+    const server: Server = tls === undefined ? createServer(handler) : createHttpsServer(tls, handler);
+    server.keepAliveTimeout = 30_000;
+    await new Promise<void>((resolve) => server.listen(at, '127.0.0.1', resolve));
+    servers.push(server);
+    const bound = (server.address() as AddressInfo).port;
+    return { url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${bound}`, port: bound };
+  };
+  const main = await listen(answer, port);
   return {
-    url: `http://127.0.0.1:${actualPort}`,
-    port: actualPort,
+    url: main.url,
+    port: main.port,
     world,
     options,
+    servePort: async (services) =>
+      (
+        await listen((req, res) => {
+          const service = scopeOf(req)?.service;
+          if (service === undefined || !services.includes(service)) {
+            res.writeHead(404, { 'content-type': 'application/json' });
+            res.end(
+              JSON.stringify({
+                message: `this endpoint serves ${services.join(', ')}, not ${service ?? 'this request'}`,
+              }),
+            );
+            return;
+          }
+          answer(req, res);
+        }, 0)
+      ).url,
     close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+      Promise.all(
+        servers.map(
+          (server) =>
+            new Promise<void>((resolve) => {
+              server.closeAllConnections();
+              server.close(() => resolve());
+            }),
+        ),
+      ).then(() => undefined),
   };
 }

@@ -18,7 +18,23 @@ export interface AwsSettings {
   roleSessionName: string;
   sessionDuration?: number;
   endpointType: EndpointType;
+  /** One URL for every service of the home Region: an emulator, a proxy that routes by service. */
   endpointUrl?: string;
+  /** `[aws] ec2-endpoint-url` and its kin: one service's endpoints (src/aws/endpoints.ts). */
+  ec2Endpoint?: ServiceEndpoint;
+  ebsEndpoint?: ServiceEndpoint;
+  stsEndpoint?: ServiceEndpoint;
+  kmsEndpoint?: ServiceEndpoint;
+  iamEndpoint?: ServiceEndpoint;
+}
+
+/**
+ * A service's endpoints as a config key gives them: a plain URL is the home Region's ([aws]
+ * region), `eu-west-1=URL` another Region's.
+ */
+export interface ServiceEndpoint {
+  url?: string;
+  byRegion: Record<string, string>;
 }
 
 export interface BackupSettings {
@@ -186,8 +202,36 @@ const url: Pick<KeySpec, 'parse' | 'expects'> = {
   expects: 'an http:// or https:// URL',
 };
 
+const REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+/** `URL` (the home Region's) and `region=URL` items, comma-separated. */
+const serviceEndpoint: Pick<KeySpec, 'parse' | 'expects'> = {
+  parse: (raw) => {
+    const endpoint: ServiceEndpoint = { byRegion: {} };
+    for (const item of raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')) {
+      const qualified = /^([a-z0-9-]+)=(.+)$/.exec(item);
+      const target = qualified?.[2] ?? item;
+      const parsed = url.parse(target);
+      if (qualified === null) {
+        if (endpoint.url !== undefined)
+          throw new BadItem(`two URLs without a Region: qualify one as REGION=${item}`);
+        endpoint.url = String(parsed);
+        continue;
+      }
+      const name = qualified[1] ?? '';
+      if (!REGION_NAME.test(name)) throw new BadItem(`"${name}" is not a Region name`);
+      endpoint.byRegion[name] = String(parsed);
+    }
+    return endpoint;
+  },
+  expects: "an http(s) URL for [aws] region's endpoint, and REGION=URL for another Region's, comma-separated",
+};
+
 const region = {
-  parse: matching(/^[a-z]{2}(-[a-z]+)+-\d+$/),
+  parse: matching(REGION_NAME),
   expects: 'an AWS region name such as eu-west-1',
 };
 const kmsKeyArn = {
@@ -232,6 +276,11 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
       ...oneOf(['ipv4', 'dualstack', 'fips', 'dualstack-fips'] as const),
     },
     'endpoint-url': { prop: 'endpointUrl', ...url },
+    'ec2-endpoint-url': { prop: 'ec2Endpoint', ...serviceEndpoint },
+    'ebs-endpoint-url': { prop: 'ebsEndpoint', ...serviceEndpoint },
+    'sts-endpoint-url': { prop: 'stsEndpoint', ...serviceEndpoint },
+    'kms-endpoint-url': { prop: 'kmsEndpoint', ...serviceEndpoint },
+    'iam-endpoint-url': { prop: 'iamEndpoint', ...serviceEndpoint },
   },
   backup: {
     name: {

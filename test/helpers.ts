@@ -35,12 +35,30 @@ export function sdkConfig(em: { url: string }, region = 'us-east-1') {
   return { region, endpoint: em.url, credentials };
 }
 
+/**
+ * The emulator's URL for every service of the Regions besides the home one (us-east-1): a plain
+ * endpoint-url is the home Region's only (src/aws/endpoints.ts).
+ */
+export function otherRegionEndpoints(
+  em: { url: string },
+  regions: string[] = ['eu-west-1', 'eu-central-1'],
+): string {
+  const others = regions.map((r) => `${r}=${em.url}`).join(', ');
+  return ['ec2', 'ebs', 'kms', 'sts'].map((service) => `${service}-endpoint-url = ${others}\n`).join('');
+}
+
 /** Writes an INI config (mode 0600) pointing at the emulator; `extra` is appended as-is. */
-export function writeConfig(dir: string, em: { url: string }, extra = '', name = 'test'): string {
+export function writeConfig(
+  dir: string,
+  em: { url: string },
+  extra = '',
+  name = 'test',
+  regions?: string[],
+): string {
   const file = join(dir, `${name}.ini`);
   writeFileSync(
     file,
-    `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\naccess-key-id = ${credentials.accessKeyId}\nsecret-access-key = ${credentials.secretAccessKey}\n${extra}` +
+    `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\n${otherRegionEndpoints(em, regions)}access-key-id = ${credentials.accessKeyId}\nsecret-access-key = ${credentials.secretAccessKey}\n${extra}` +
       (extra.includes('[bacula]') ? '' : `\n[bacula]\nstate-dir = ${join(dir, 'state')}\n`),
   );
   chmodSync(file, 0o600);

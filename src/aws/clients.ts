@@ -11,6 +11,7 @@ import type { AwsSettings } from '../config.js';
 import { UsageError } from '../errors.js';
 import { backoffScale } from '../retry.js';
 import { ebsRetryStrategy, ebsVerdict } from './ebs-retries.js';
+import { clientEndpoint, type EndpointService, endpointFor, homeRegion } from './endpoints.js';
 import { credentialSource, noteFailedCalls } from './failure.js';
 
 /** Requests the EBS client sent (each attempt counts) and how many AWS throttled. */
@@ -36,6 +37,8 @@ export interface AwsClients {
 export interface ClientOptions {
   /** The region, as resolveRegion found it (or a restore's target region). */
   region: string;
+  /** What the clients are for, when `region` is not the home Region: "a DR copy", "a restore". */
+  purpose?: string;
   /** Concurrent EBS direct requests the caller will make; sizes the socket pool. */
   workers?: number;
 }
@@ -59,6 +62,7 @@ export function credentialProvider(
     base = fromNodeProviderChain();
   }
   if (aws.roleArn === undefined) return typeof base === 'function' ? base : () => Promise.resolve(base);
+  const stsRegion = homeRegion(aws) ?? region;
   return fromTemporaryCredentials({
     masterCredentials: base,
     params: {
@@ -67,25 +71,13 @@ export function credentialProvider(
       ...(aws.externalId !== undefined && { ExternalId: aws.externalId }),
       ...(aws.sessionDuration !== undefined && { DurationSeconds: aws.sessionDuration }),
     },
+    // One STS for every Region's clients: the home Region's, whose endpoint the config names.
     clientConfig: {
-      region,
+      region: stsRegion,
       requestHandler: handler,
-      ...endpointSettings(aws),
+      ...lazyEndpoint(aws, 'sts', stsRegion, 'assuming [aws] role-arn'),
     },
   });
-}
-
-/** The endpoint options every client of the config takes, STS's included. */
-export function endpointSettings(aws: AwsSettings): {
-  endpoint?: string;
-  useDualstackEndpoint: boolean;
-  useFipsEndpoint: boolean;
-} {
-  return {
-    ...(aws.endpointUrl !== undefined && { endpoint: aws.endpointUrl }),
-    useDualstackEndpoint: aws.endpointType.startsWith('dualstack'),
-    useFipsEndpoint: aws.endpointType.endsWith('fips'),
-  };
 }
 
 /**
@@ -158,6 +150,38 @@ function usePutChecksumAsPayloadHash(args: { input: object; request?: unknown })
   headers['x-amz-content-sha256'] = Buffer.from(input.Checksum, 'base64').toString('hex');
 }
 
+/**
+ * A client's endpoint options. A Region the config has no endpoint for (src/aws/endpoints.ts) is
+ * refused when the client first calls, not when it is made: a DR copy makes a KMS client it uses
+ * only with a copy key. Commands that know what a Region needs check it up front
+ * (`requireEndpoints`).
+ */
+export function lazyEndpoint(
+  aws: AwsSettings,
+  service: EndpointService,
+  region: string,
+  purpose: string,
+):
+  | ReturnType<typeof clientEndpoint>
+  | { endpoint: () => Promise<never>; useDualstackEndpoint: false; useFipsEndpoint: false } {
+  try {
+    return clientEndpoint(aws, service, region, purpose);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    return { endpoint: () => Promise.reject(err), useDualstackEndpoint: false, useFipsEndpoint: false };
+  }
+}
+
+/** Refuses (exit 2) a Region that has no endpoint for one of `services` where the home Region has a custom one. */
+export function requireEndpoints(
+  aws: AwsSettings,
+  services: EndpointService[],
+  region: string,
+  purpose: string,
+): void {
+  for (const service of services) endpointFor(aws, service, region, purpose);
+}
+
 export function createClients(aws: AwsSettings, options: ClientOptions): AwsClients {
   const { region } = options;
   const workers = options.workers ?? 8;
@@ -178,15 +202,16 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
     credentials,
     requestHandler: handler,
     cacheMiddleware: true,
-    ...endpointSettings(aws),
   };
-  const ec2 = new EC2Client({ ...common, ...retrySettings() });
+  const purpose = options.purpose ?? 'a call';
+  const ec2 = new EC2Client({ ...common, ...lazyEndpoint(aws, 'ec2', region, purpose), ...retrySettings() });
   const ebs = new EBSClient({
     ...common,
+    ...lazyEndpoint(aws, 'ebs', region, purpose),
     maxAttempts: SDK_ATTEMPTS,
     retryStrategy: ebsRetryStrategy(standardStrategy()),
   });
-  const kms = new KMSClient({ ...common, ...retrySettings() });
+  const kms = new KMSClient({ ...common, ...lazyEndpoint(aws, 'kms', region, purpose), ...retrySettings() });
   const source = credentialSource(aws);
   noteFailedCalls({ ec2, ebs }, region, source);
   const ebsCounts: RequestCounts = { requests: 0, throttled: 0, lastThrottledSentAt: -Infinity };

@@ -9,7 +9,7 @@
  * creation is kept (a copy is never untagged, even after a kill between two calls); the URL
  * carries what the reference asks of it: the CopySnapshot action with SourceRegion,
  * SourceSnapshotId and DestinationRegion, signed with SigV4 query parameters for EC2 in the source
- * Region (the SDK's own signer), against the source Region's EC2 endpoint.
+ * Region (the SDK's own signer), against the source Region's public EC2 endpoint.
  */
 import {
   CopySnapshotCommand,
@@ -37,14 +37,13 @@ const PRESIGNED_URL_SECONDS = 3600;
  */
 export const CONCURRENT_COPIES = 20;
 
-/** The URL of a client's EC2 endpoint in its own Region, as the SDK resolves it. */
-async function endpointOf(client: EC2Client): Promise<URL> {
+/**
+ * AWS's own EC2 endpoint of a client's Region, as the SDK resolves it without a custom URL. The
+ * presigned URL is read by AWS, not by this host: it names the source Region's public endpoint
+ * even when this host reaches EC2 through a VPC endpoint or an emulator.
+ */
+async function publicEndpointOf(client: EC2Client): Promise<URL> {
   const config = client.config;
-  const given = config.endpoint === undefined ? undefined : await config.endpoint();
-  if (given !== undefined) {
-    const port = given.port === undefined ? '' : `:${given.port}`;
-    return new URL(`${given.protocol}//${given.hostname}${port}${given.path}`);
-  }
   const resolved = config.endpointProvider({
     Region: await config.region(),
     UseFIPS: await config.useFipsEndpoint(),
@@ -64,7 +63,7 @@ export interface PresignRequest {
 
 /** A CopySnapshot PresignedUrl as the CopySnapshot reference describes it. */
 export async function presignedCopyUrl(request: PresignRequest): Promise<string> {
-  const endpoint = await endpointOf(request.source);
+  const endpoint = await publicEndpointOf(request.source);
   const signer = new SignatureV4({
     credentials: request.credentials,
     region: request.sourceRegion,

@@ -24,7 +24,8 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsSettings } from '../config.js';
 import { answered } from './answer.js';
 import { RESTORE_TAG, tagValue } from './tags.js';
-import { type AwsClients, endpointSettings, retrySettings } from './clients.js';
+import { type AwsClients, lazyEndpoint, retrySettings } from './clients.js';
+import { homeRegion } from './endpoints.js';
 
 /**
  * The EC2 error codes (the SDK's error names) that say a resource does not exist: EC2 API
@@ -187,8 +188,19 @@ export interface IdentityClients {
 export function identityClients(aws: AwsSettings, clients: AwsClients): IdentityClients {
   const common = { region: clients.region, credentials: clients.credentials, ...retrySettings() };
   // IAM has one global endpoint and no dual-stack one in every partition: FIPS and the override only.
-  const iam = new IAMClient({ ...common, ...endpointSettings(aws), useDualstackEndpoint: false });
-  const sts = new STSClient({ ...common, ...endpointSettings(aws) });
+  const iam = new IAMClient({
+    ...common,
+    ...lazyEndpoint(aws, 'iam', clients.region, 'a launch check'),
+    useDualstackEndpoint: false,
+  });
+  // The caller's account is the same from any Region: STS is asked in the home Region, whose
+  // endpoint the config names, as the credentials' own STS is.
+  const stsRegion = homeRegion(aws) ?? clients.region;
+  const sts = new STSClient({
+    ...common,
+    region: stsRegion,
+    ...lazyEndpoint(aws, 'sts', stsRegion, 'a launch check'),
+  });
   return {
     iam,
     sts,

@@ -63,7 +63,7 @@ export async function copyToRegion(request: CopyRequest): Promise<void> {
   const { config, sourceRegion, snapshots, log } = request;
   const region = config.backup.copyToRegion;
   if (region === undefined || snapshots.size === 0) return;
-  const clients = createClients(config.aws, { region });
+  const clients = createClients(config.aws, { region, purpose: 'a DR copy ([backup] copy-to-region)' });
   try {
     let known: KnownCopy[] = [];
     try {

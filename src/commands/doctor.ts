@@ -40,7 +40,7 @@ import {
 import { GetInstanceProfileCommand } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { identityClients } from '../aws/launch-checks.js';
-import { type AwsClients, createClients, endpointSettings, resolveRegion } from '../aws/clients.js';
+import { type AwsClients, createClients, lazyEndpoint, resolveRegion } from '../aws/clients.js';
 import { checkKmsKey } from '../aws/kms.js';
 import { TAG } from '../aws/tags.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
@@ -414,7 +414,7 @@ async function backupChecks(
 async function copyChecks(config: Config, region: string, who: string, newest: string): Promise<Check[]> {
   const copyRegion = config.backup.copyToRegion;
   if (copyRegion === undefined) return [];
-  const clients = createClients(config.aws, { region: copyRegion });
+  const clients = createClients(config.aws, { region: copyRegion, purpose: 'checking the DR copies' });
   try {
     const checks = [
       permission(
@@ -691,7 +691,11 @@ async function identity(
   clients: AwsClients,
   region: string,
 ): Promise<{ check: Check; who?: string }> {
-  const sts = new STSClient({ region, credentials: clients.credentials, ...endpointSettings(config.aws) });
+  const sts = new STSClient({
+    region,
+    credentials: clients.credentials,
+    ...lazyEndpoint(config.aws, 'sts', region, 'doctor'),
+  });
   try {
     const me = await sts.send(new GetCallerIdentityCommand({}));
     const who = me.Arn ?? 'the caller';

@@ -149,7 +149,10 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
   const clients = createClients(ctx.config.aws, { region });
   // The DR copies of [backup] copy-to-region are restore points too, listed with their Region.
   const copyRegion = ctx.config.backup.copyToRegion;
-  const copies = copyRegion === undefined ? undefined : createClients(ctx.config.aws, { region: copyRegion });
+  const copies =
+    copyRegion === undefined
+      ? undefined
+      : createClients(ctx.config.aws, { region: copyRegion, purpose: 'listing the DR copies' });
   try {
     const explicit = options.instance !== undefined || options.volume !== undefined;
     const units = explicit

@@ -1,7 +1,8 @@
 import { CreateTagsCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type AwsClients, createClients } from '../aws/clients.js';
+import { type AwsClients, createClients, requireEndpoints } from '../aws/clients.js';
+import type { EndpointService } from '../aws/endpoints.js';
 import { throttleNote, workerLimit } from '../aws/throttling.js';
 import type { InstanceMeta } from '../stream/schema.js';
 import { waitForSnapshots } from '../aws/snapshots.js';
@@ -164,7 +165,18 @@ export class AwsRestore {
   private clientsFor(region: string): AwsClients {
     let clients = this.clients.get(region);
     if (!clients) {
-      clients = createClients(this.config.aws, { region, workers: this.config.restore.workers });
+      // Before any call: a Region whose endpoints the config does not name is refused (exit 2).
+      const services: EndpointService[] = [
+        'ec2',
+        'ebs',
+        ...(this.config.restore.kmsKeyId ? ['kms' as const] : []),
+      ];
+      requireEndpoints(this.config.aws, services, region, 'a restore');
+      clients = createClients(this.config.aws, {
+        region,
+        workers: this.config.restore.workers,
+        purpose: 'a restore',
+      });
       this.clients.set(region, clients);
     }
     return clients;

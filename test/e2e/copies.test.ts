@@ -191,6 +191,7 @@ describe('DR copies ([backup] copy-to-region)', () => {
         em,
         `[backup]\ninstance-ids = ${instanceId}\ncopy-to-region = ap-south-1\n`,
         'drx',
+        ['ap-south-1'],
       );
       const backup = await cli(['backup', `--config=${config}`, '--job=x1'], {
         stdoutFile: join(dir.path, 'x1.tar'),
