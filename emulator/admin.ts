@@ -76,6 +76,8 @@ export class AdminApi {
         return { blocks: [...this.volume(id).blocks.keys()].sort((a, b) => a - b) };
       case 'GET state':
         return this.state();
+      case 'GET peers':
+        return { ports: [...this.world.peerPorts] };
       case 'GET requests':
         return Object.fromEntries(this.world.requestCounts);
       case 'POST requests/reset':

@@ -1,17 +1,32 @@
 /** A client of the emulator's admin API (README.md), for tests, the demo and the bench. */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
 /** One resource as the admin API's state lists it, shaped like EC2's Describe* output. */
 export type AdminRecord = Record<string, any>;
 
 export class Admin {
-  constructor(private readonly url: string) {}
+  /** `caPem`: the CA of an emulator served over HTTPS with a test certificate. */
+  constructor(
+    private readonly url: string,
+    private readonly caPem?: string,
+  ) {}
 
   async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.url}/_admin/${path}`, {
-      method,
-      ...(body !== undefined && { body: JSON.stringify(body) }),
+    const target = new URL(`${this.url}/_admin/${path}`);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = send(target, { method, ...(this.caPem !== undefined && { ca: this.caPem }) }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body !== undefined ? JSON.stringify(body) : undefined);
     });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`admin ${method} ${path}: ${response.status} ${text}`);
+    if (status < 200 || status > 299) throw new Error(`admin ${method} ${path}: ${status} ${text}`);
     return JSON.parse(text) as T;
   }
 

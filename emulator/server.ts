@@ -29,6 +29,8 @@ export interface Emulator {
 export interface EmulatorTls {
   key: string;
   cert: string;
+  /** The CA that signed `cert`, for the admin client. */
+  caPem?: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -371,6 +373,7 @@ export async function startEmulator(
       res.end(JSON.stringify(result));
       return;
     }
+    if (req.socket.remotePort !== undefined) world.peerPorts.add(req.socket.remotePort);
     const scope = scopeOf(req);
     const service = scope?.service ?? 'ebs';
     try {
@@ -477,7 +480,10 @@ export async function startEmulator(
     handler: (req: IncomingMessage, res: ServerResponse) => void,
     at: number,
   ): Promise<{ url: string; port: number }> => {
-    const server: Server = tls === undefined ? createServer(handler) : createHttpsServer(tls, handler);
+    const server: Server =
+      tls === undefined
+        ? createServer(handler)
+        : createHttpsServer({ key: tls.key, cert: tls.cert }, handler);
     server.keepAliveTimeout = 30_000;
     await new Promise<void>((resolve) => server.listen(at, '127.0.0.1', resolve));
     servers.push(server);

@@ -251,6 +251,8 @@ export class World {
   readonly subnets = new Map<string, { region: string; subnet: Subnet }>();
   readonly securityGroups = new Map<string, { region: string; group: SecurityGroup }>();
   readonly requestCounts = new Map<string, number>();
+  /** The client ports AWS requests came from (admin requests aside): a proxy test compares them with its tunnels. */
+  readonly peerPorts = new Set<number>();
   readonly interfaces = new Map<string, InterfaceRecord>();
   readonly addresses = new Map<string, AddressRecord>();
   /** IAM instance profiles (global, like IAM): ARN to name. */

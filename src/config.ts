@@ -26,6 +26,10 @@ export interface AwsSettings {
   stsEndpoint?: ServiceEndpoint;
   kmsEndpoint?: ServiceEndpoint;
   iamEndpoint?: ServiceEndpoint;
+  /** A PEM file of certificate authorities that replaces the system's (src/aws/transport.ts). */
+  caBundle?: string;
+  /** A proxy for every AWS request, over HTTPS_PROXY and NO_PROXY. */
+  proxy?: string;
 }
 
 /**
@@ -281,6 +285,9 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     'sts-endpoint-url': { prop: 'stsEndpoint', ...serviceEndpoint },
     'kms-endpoint-url': { prop: 'kmsEndpoint', ...serviceEndpoint },
     'iam-endpoint-url': { prop: 'iamEndpoint', ...serviceEndpoint },
+    'ca-bundle': { prop: 'caBundle', ...text },
+    // A proxy URL may carry a password: never shown in a message.
+    proxy: { prop: 'proxy', ...url, secret: true },
   },
   backup: {
     name: {

@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Admin } from '../emulator/client.js';
-import { startEmulator, type Emulator } from '../emulator/server.js';
+import { startEmulator, type Emulator, type EmulatorTls } from '../emulator/server.js';
 import type { EmulatorOptions } from '../emulator/state.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
@@ -17,11 +17,14 @@ export function tempDir(prefix = 'ec2-bpipe-test-'): { path: string; cleanup(): 
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-export async function emulator(options: Partial<EmulatorOptions> = {}): Promise<Emulator & { admin: Admin }> {
+export async function emulator(
+  options: Partial<EmulatorOptions> = {},
+  tls?: EmulatorTls,
+): Promise<Emulator & { admin: Admin }> {
   // EMULATOR_SEED replays the faults of a failed run; the seed is in every emulator's options.
   const seed = Number(process.env.EMULATOR_SEED ?? 1);
-  const em = await startEmulator({ pendingMs: 50, seed, ...options });
-  return Object.assign(em, { admin: new Admin(em.url) });
+  const em = await startEmulator({ pendingMs: 50, seed, ...options }, 0, tls);
+  return Object.assign(em, { admin: new Admin(em.url, tls?.caPem) });
 }
 
 export { Admin, type AdminRecord } from '../emulator/client.js';
@@ -71,6 +74,19 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * The environment without what would send a test's requests elsewhere: the machine's proxy
+ * variables (a CI runner's proxy would carry the emulator's 127.0.0.1), a CA bundle, and the
+ * SDK's endpoint variables. A test that means them passes them in `env`.
+ */
+function hermetic(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      ([key]) => !/^(https?_proxy|no_proxy|all_proxy|aws_ca_bundle|aws_endpoint_url(_\w+)?)$/i.test(key),
+    ),
+  );
+}
+
 /** Runs the real command, as Bacula or a user would. */
 export function cli(
   args: string[],
@@ -85,7 +101,7 @@ export function cli(
   return new Promise((resolvePromise, reject) => {
     const [file, argv] = options.command ? [options.command, args] : [process.execPath, [BIN, ...args]];
     const child = spawn(file, argv, {
-      env: { ...process.env, ...options.env },
+      env: { ...hermetic(process.env), ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
@@ -179,8 +195,9 @@ export async function imageDigest(
 export async function withEmulator(
   options: Partial<EmulatorOptions>,
   body: (em: Emulator & { admin: Admin }, dir: { path: string; cleanup(): void }) => Promise<void>,
+  tls?: EmulatorTls,
 ): Promise<void> {
-  const em = await emulator(options);
+  const em = await emulator(options, tls);
   const dir = tempDir();
   try {
     await body(em, dir);

@@ -1,5 +1,3 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
@@ -13,6 +11,7 @@ import { backoffScale } from '../retry.js';
 import { ebsRetryStrategy, ebsVerdict } from './ebs-retries.js';
 import { clientEndpoint, type EndpointService, endpointFor, homeRegion } from './endpoints.js';
 import { credentialSource, noteFailedCalls } from './failure.js';
+import { type Transport, transport } from './transport.js';
 
 /** Requests the EBS client sent (each attempt counts) and how many AWS throttled. */
 export interface RequestCounts {
@@ -31,6 +30,8 @@ export interface AwsClients {
   /** Every attempt of every EBS request, retries included, so a log can say how much was throttled. */
   ebsCounts: RequestCounts;
   credentials: AwsCredentialIdentityProvider;
+  /** The CA bundle and proxy in use, for doctor. */
+  network: Omit<Transport, 'agent'>;
   destroy(): void;
 }
 
@@ -186,10 +187,10 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
   const { region } = options;
   const workers = options.workers ?? 8;
   // Every worker keeps a connection open; headroom for listing and control-plane calls.
-  const agentOptions = { keepAlive: true, maxSockets: workers + 8 };
+  const network = transport(aws, workers + 8);
   const handler = new NodeHttpHandler({
-    httpAgent: new HttpAgent(agentOptions),
-    httpsAgent: new HttpsAgent(agentOptions),
+    httpAgent: network.agent,
+    httpsAgent: network.agent,
     connectionTimeout: 10_000,
     requestTimeout: 120_000,
   });
@@ -248,11 +249,16 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
     kms,
     ebsCounts,
     credentials,
+    network: {
+      ...(network.caBundle && { caBundle: network.caBundle }),
+      ...(network.proxy && { proxy: network.proxy }),
+    },
     destroy() {
       ec2.destroy();
       ebs.destroy();
       kms.destroy();
       handler.destroy();
+      network.agent.destroy();
     },
   };
 }

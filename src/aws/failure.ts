@@ -60,6 +60,28 @@ export function noteFailedCalls(
   clients.ebs.middlewareStack.add(noting({ service: 'ebs', region, credentials }), NOTE_OPTIONS);
 }
 
+/** Node's codes for a certificate the client does not trust (tls.connect, "X509 certificate error codes"). */
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** What to do about a certificate this host does not trust, or '' for any other error. */
+function certificateAdvice(err: unknown): string {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+  if (!UNTRUSTED.has(code)) return '';
+  return (
+    `; the endpoint's certificate is not trusted (${code}): behind a TLS-inspecting proxy, set [aws] ` +
+    'ca-bundle (or AWS_CA_BUNDLE) to the PEM file of the CA that signs for it'
+  );
+}
+
 /** The failure line for an error from an AWS call, or undefined when the error came from elsewhere. */
 export function describeAwsFailure(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
@@ -69,5 +91,5 @@ export function describeAwsFailure(err: unknown): string | undefined {
   const denied = DENIED.has(name)
     ? `; the credentials lack the IAM permission ${call.service}:${call.action} (see examples/bacula/iam-policy.json)`
     : '';
-  return `${call.service.toUpperCase()} ${call.action} in ${call.region} failed: ${describeError(err)} (credentials: ${call.credentials})${denied}`;
+  return `${call.service.toUpperCase()} ${call.action} in ${call.region} failed: ${describeError(err)} (credentials: ${call.credentials})${denied}${certificateAdvice(err)}`;
 }

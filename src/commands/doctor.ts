@@ -41,6 +41,7 @@ import { GetInstanceProfileCommand } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { identityClients } from '../aws/launch-checks.js';
 import { type AwsClients, createClients, lazyEndpoint, resolveRegion } from '../aws/clients.js';
+import { endpointFor } from '../aws/endpoints.js';
 import { checkKmsKey } from '../aws/kms.js';
 import { TAG } from '../aws/tags.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
@@ -741,6 +742,31 @@ export function checklist(checks: Check[]): string {
  * use (EC2 with DryRun; the EBS direct APIs, which have none, by a probe only IAM can refuse).
  * Creates, tags and deletes nothing. Exit 1 when any check failed.
  */
+/** How requests reach AWS: the CA bundle, the proxy and the endpoints in use, as set. */
+function networkCheck(config: Config, clients: AwsClients, region: string): Check {
+  const { caBundle, proxy } = clients.network;
+  const endpoints = (['ec2', 'ebs', 'sts', 'kms', 'iam'] as const).flatMap((service) => {
+    try {
+      const url = endpointFor(config.aws, service, region, 'doctor');
+      return url === undefined ? [] : [`${service} ${url}`];
+    } catch {
+      return [];
+    }
+  });
+  return {
+    area: 'aws',
+    name: 'network',
+    status: 'ok',
+    detail: [
+      caBundle === undefined
+        ? "the system's certificate authorities"
+        : `CA bundle ${caBundle.file} (${caBundle.from})`,
+      proxy === undefined ? 'no proxy' : `proxy ${proxy.url} (${proxy.from})`,
+      endpoints.length === 0 ? "AWS's public endpoints" : `endpoints: ${endpoints.join(', ')}`,
+    ].join('; '),
+  };
+}
+
 export async function doctorCommand(ctx: CommandContext, options: DoctorOptions): Promise<void> {
   const { config } = ctx;
   const checks: Check[] = [
@@ -764,6 +790,7 @@ export async function doctorCommand(ctx: CommandContext, options: DoctorOptions)
   if (region !== undefined) {
     const clients = createClients(config.aws, { region });
     try {
+      checks.push(networkCheck(config, clients, region));
       const { check, who } = await identity(config, clients, region);
       checks.push(check);
       if (who !== undefined) {
