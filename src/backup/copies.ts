@@ -65,20 +65,24 @@ export async function copyToRegion(request: CopyRequest): Promise<void> {
   if (region === undefined || snapshots.size === 0) return;
   const clients = createClients(config.aws, { region, purpose: 'a DR copy ([backup] copy-to-region)' });
   try {
-    let known: KnownCopy[] = [];
+    // Unlisted, the copies already made are unknown: the job copies its own snapshots only, so
+    // that no link is copied twice.
+    let known: KnownCopy[] | undefined;
     try {
       known = await copiesOfConfig(clients.ec2, config.name);
       await dropFailedCopies(clients.ec2, config, region, known, log);
     } catch (err) {
-      log.warn(`the DR copies in ${region} could not be listed (${describeError(err)})`);
+      log.warn(
+        `the DR copies in ${region} could not be listed (${describeError(err)}); this job copies its own snapshots only`,
+      );
     }
     const key = config.backup.copyKmsKeyId;
     if (key !== undefined) await checkKmsKey(clients.kms, key, region, '[backup] copy-kms-key-id');
-    const queue = await copyQueue(request, known);
+    const queue = known === undefined ? ownQueue(request) : await copyQueue(request, known);
     const ids = queue.map((c) => c.snapshotId);
     const described = await request.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids }));
     const tagsOf = new Map((described.Snapshots ?? []).map((s) => [s.SnapshotId, s.Tags ?? []]));
-    const inFlight = known.filter((c) => c.state === 'pending').length;
+    const inFlight = (known ?? []).filter((c) => c.state === 'pending').length;
     let free = CONCURRENT_COPIES - inFlight;
     let started = 0;
     let left = 0;
@@ -135,10 +139,14 @@ interface QueuedCopy {
  * What to copy, in order: the job's own snapshots, then, newest first, the complete links among
  * the newest `keep-snapshots` of each of its volumes that have no copy in the copy Region.
  */
+function ownQueue(request: CopyRequest): QueuedCopy[] {
+  return [...request.snapshots].map(([volumeId, snapshotId]) => ({ volumeId, snapshotId }));
+}
+
 async function copyQueue(request: CopyRequest, known: KnownCopy[]): Promise<QueuedCopy[]> {
   const { config, sourceRegion, snapshots } = request;
   const copied = new Set(known.filter((c) => c.state !== 'error').map((c) => c.copyOf));
-  const own = [...snapshots].map(([volumeId, snapshotId]) => ({ volumeId, snapshotId }));
+  const own = ownQueue(request);
   const queued = new Set(own.map((c) => c.snapshotId));
   const missing: { volumeId: string; snapshotId: string; startTime: number }[] = [];
   for (const volumeId of snapshots.keys()) {
