@@ -446,7 +446,8 @@ function suggestion(word: string, candidates: string[]): string {
  * `where` names the origin for error messages: the file and section, or a command-line flag.
  */
 export function setKey(config: Config, section: SectionName, key: string, raw: string, where: string): void {
-  const spec = SCHEMA[section][key];
+  // Own keys only: `constructor` or `__proto__` must not reach Object's own members.
+  const spec = Object.hasOwn(SCHEMA[section], key) ? SCHEMA[section][key] : undefined;
   if (!spec) {
     throw new UsageError(
       `${where}: unknown key "${key}" in [${section}].${suggestion(key, Object.keys(SCHEMA[section]))} ` +
@@ -483,6 +484,64 @@ function checkPermissions(file: string, hasSecret: boolean): void {
   }
 }
 
+/** Keys whose value is a shell command: a `;` or `#` in one is meant, never a comment. */
+const COMMAND_KEYS = new Set(['pre-snapshot-command', 'post-snapshot-command']);
+
+/**
+ * What the INI parser would take silently, and a config must not: a section or key given twice
+ * (the later would win unseen), a key before any section, a key that is an object's own member,
+ * and a command the parser would cut at a `;` or `#` it takes for a comment. Lines are read as
+ * `ini` reads them (a header alone on its line; `key = value`; `;` and `#` lines are comments);
+ * each refusal names the line or lines.
+ */
+function refuseAmbiguity(text: string, file: string): void {
+  const sectionLine = new Map<string, number>();
+  const keyLine = new Map<string, number>();
+  let section: string | undefined;
+  for (const [i, line] of text.split(/\r\n|\r|\n/).entries()) {
+    const n = i + 1;
+    if (/^\s*$/.test(line) || /^\s*[;#]/.test(line)) continue;
+    const header = /^\[([^\]]*)\]\s*$/.exec(line);
+    if (header !== null) {
+      const name = (header[1] ?? '').trim();
+      const first = sectionLine.get(name);
+      if (first !== undefined) {
+        throw new UsageError(
+          `${file}: section [${name}] at lines ${first} and ${n}: give each section once, with all its keys.`,
+        );
+      }
+      sectionLine.set(name, n);
+      section = name;
+      continue;
+    }
+    const eq = line.indexOf('=');
+    const key = (eq === -1 ? line : line.slice(0, eq)).trim();
+    if (section === undefined) {
+      throw new UsageError(
+        `${file}: line ${n}: key "${key}" is outside any section. Put it under [aws], [backup], [restore] or [bacula].`,
+      );
+    }
+    if (/^(__proto__|constructor|prototype)$/.test(key) || key.endsWith('[]')) {
+      throw new UsageError(`${file}: line ${n}: "${key}" in [${section}] is no config key.`);
+    }
+    const first = keyLine.get(`${section}\n${key}`);
+    if (first !== undefined) {
+      throw new UsageError(
+        `${file}: [${section}] ${key} at lines ${first} and ${n}: give each key once (the later would silently win).`,
+      );
+    }
+    keyLine.set(`${section}\n${key}`, n);
+    const value = eq === -1 ? '' : line.slice(eq + 1).trim();
+    const quoted = /^(".*"|'.*')$/.test(value);
+    if (COMMAND_KEYS.has(key) && !quoted && /(^|[^\\])[;#]/.test(value)) {
+      throw new UsageError(
+        `${file}: line ${n}: [${section}] ${key} holds ";" or "#", where an INI value starts a comment: the ` +
+          `command would be cut there. Quote the whole value ('...' or "...") or write \\; and \\# instead.`,
+      );
+    }
+  }
+}
+
 export function loadConfig(file: string): Config {
   let textContent: string;
   try {
@@ -494,6 +553,7 @@ export function loadConfig(file: string): Config {
   const config = defaultConfig(basename(file, extname(file)));
   config.file = file;
   config.path = realpathSync(file);
+  refuseAmbiguity(textContent, file);
   const parsed = ini.parse(textContent) as Record<string, unknown>;
   let hasSecret = false;
   for (const [sectionName, body] of Object.entries(parsed)) {
@@ -502,7 +562,7 @@ export function loadConfig(file: string): Config {
         `${file}: key "${sectionName}" is outside any section. Put it under [aws], [backup], [restore] or [bacula].`,
       );
     }
-    if (!(sectionName in SCHEMA)) {
+    if (!Object.hasOwn(SCHEMA, sectionName)) {
       throw new UsageError(
         `${file}: unknown section [${sectionName}].${suggestion(sectionName, Object.keys(SCHEMA))} ` +
           `Known sections: [aws], [backup], [restore], [bacula].`,

@@ -244,6 +244,36 @@ describe('command line', () => {
   });
 });
 
+describe('an ambiguous config', () => {
+  it('is refused by every command with exit 2, naming both lines of a key given twice, before any request', async () => {
+    const dir = tempDir();
+    const em = await emulator();
+    try {
+      const config = writeConfig(
+        dir.path,
+        em,
+        '[backup]\nkeep-snapshots = 3\nworkers = 8\nkeep-snapshots = 1\n',
+        'twice',
+      );
+      const lines = readFileSync(config, 'utf8').split('\n');
+      const first = lines.indexOf('keep-snapshots = 3') + 1;
+      for (const args of [['points'], ['list'], ['backup', '--volume=vol-0123456789abcdef0', '--job=j1']]) {
+        const result = await cli([...args, `--config=${config}`], { stdoutFile: join(dir.path, 'out') });
+        expect(result.code, args[0]).toBe(2);
+        // Under list the error is a line on stdout, where Bacula's job log shows it.
+        const said = args[0] === 'list' ? readFileSync(join(dir.path, 'out'), 'utf8') : result.stderr;
+        expect(said, args[0]).toContain(
+          `[backup] keep-snapshots at lines ${first} and ${first + 2}: give each key once (the later would silently win)`,
+        );
+      }
+      expect(await em.admin.requests()).toEqual({});
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+});
+
 describe('list (the FileSet generator)', () => {
   const dir = tempDir();
   let em: Em;

@@ -190,6 +190,40 @@ describe('config loading', () => {
     );
   });
 
+  it('refuses what the INI parser would take silently, naming the lines', () => {
+    expect(
+      failure('[aws]\nregion = us-east-1\n\n[backup]\nworkers = 4\n[aws]\nprofile = x\n').message,
+    ).toMatch(/section \[aws\] at lines 1 and 6: give each section once/);
+    expect(failure('[backup]\nworkers = 4\n; a comment\nworkers = 16\n').message).toMatch(
+      /\[backup\] workers at lines 2 and 4: give each key once \(the later would silently win\)/,
+    );
+    expect(failure('region = us-east-1\n[aws]\n').message).toMatch(
+      /line 1: key "region" is outside any section/,
+    );
+    // Before: `constructor` reached Object's own member and crashed with a TypeError.
+    expect(failure('[aws]\nconstructor = x\n').message).toMatch(
+      /line 2: "constructor" in \[aws\] is no config key/,
+    );
+    expect(failure('[aws]\n__proto__ = x\n').message).toMatch(/"__proto__" in \[aws\] is no config key/);
+    expect(failure('[constructor]\nx = 1\n').message).toMatch(/unknown section \[constructor\]/);
+    expect(failure('[backup]\ninstance-ids[] = i-0123456789abcdef0\n').message).toMatch(/is no config key/);
+  });
+
+  it('refuses a command the INI parser would cut at ; or #, and keeps a quoted or escaped one whole', () => {
+    expect(failure('[backup]\npre-snapshot-command = fsfreeze -f /data; sync\n').message).toMatch(
+      /line 2: \[backup\] pre-snapshot-command holds ";" or "#".*Quote the whole value/,
+    );
+    expect(failure('[backup]\npost-snapshot-command = thaw # then log\n').message).toMatch(
+      /holds ";" or "#"/,
+    );
+    const quoted = loadConfig(file("[backup]\npre-snapshot-command = 'fsfreeze -f /data; sync'\n"));
+    expect(quoted.backup.preSnapshotCommand).toBe('fsfreeze -f /data; sync');
+    const escaped = loadConfig(file('[backup]\npre-snapshot-command = fsfreeze -f /data\\; sync\n'));
+    expect(escaped.backup.preSnapshotCommand).toBe('fsfreeze -f /data; sync');
+    // Elsewhere an inline comment is only a comment.
+    expect(loadConfig(file('[aws]\nregion = eu-west-1 ; primary\n')).aws.region).toBe('eu-west-1');
+  });
+
   it('parses tags with empty values and trims spaces', () => {
     expect(parseTags(' A = 1 , B= ,C=x=y')).toEqual({ A: '1', B: '', C: 'x=y' });
   });
