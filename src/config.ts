@@ -429,7 +429,7 @@ function distance(a: string, b: string): number {
   return row[b.length] ?? 0;
 }
 
-function suggestion(word: string, candidates: string[]): string {
+export function suggestion(word: string, candidates: string[]): string {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { refuseUnknownProfile } from '../aws/clients.js';
 import { UsageError } from '../errors.js';
 import { classify, streamInputs } from '../inputs.js';
 import type { AppliedStream } from '../restore/aws.js';
@@ -43,6 +44,8 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
   if (dir !== undefined) refuseNonDirectory(dir, toDir !== undefined ? '--to-dir' : '--where');
   const replace = parseReplace(options.replace);
   const volumes = parseVolumeSelection(options.volume);
+  // A restore to AWS takes its Region from the stream, not resolveRegion: its profile is checked here.
+  if (dir === undefined) await refuseUnknownProfile(ctx.config.aws);
   const inputs = await streamInputs(files, ctx.stdin);
   const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
   /**

@@ -274,6 +274,34 @@ describe('an ambiguous config', () => {
   });
 });
 
+describe('a profile the shared files do not hold', () => {
+  it('is refused by name, with the files looked in and the nearest profile, before any request', async () => {
+    const dir = tempDir();
+    const em = await emulator();
+    try {
+      const configFile = join(dir.path, 'aws-config');
+      const credentialsFile = join(dir.path, 'aws-credentials');
+      writeFileSync(configFile, '[profile backup-prod]\nregion = us-east-1\n');
+      writeFileSync(credentialsFile, '[backup-prod]\naws_access_key_id = AKIAEMULATORTESTKEY1\n');
+      const config = join(dir.path, 'p.ini');
+      writeFileSync(config, `[aws]\nregion = us-east-1\nendpoint-url = ${em.url}\nprofile = backup-prd\n`);
+      const env = { AWS_CONFIG_FILE: configFile, AWS_SHARED_CREDENTIALS_FILE: credentialsFile };
+      for (const args of [['points'], ['restore', '--dry-run', join(dir.path, 'none.tar')]]) {
+        const result = await cli([...args, `--config=${config}`], { env });
+        expect(result.code, args[0]).toBe(2);
+        expect(result.stderr).toContain(
+          `[aws] profile backup-prd is in neither ${configFile} ([profile backup-prd]) nor ${credentialsFile} ([backup-prd]). ` +
+            'Did you mean "backup-prod"? Known profiles: backup-prod.',
+        );
+      }
+      expect(await em.admin.requests()).toEqual({});
+    } finally {
+      await em.close();
+      dir.cleanup();
+    }
+  });
+});
+
 describe('list (the FileSet generator)', () => {
   const dir = tempDir();
   let em: Em;
