@@ -2,19 +2,16 @@ import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { fromIni, fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
-import { loadSharedConfigFiles } from '@smithy/core/config';
 import { StandardRetryStrategy } from '@smithy/core/retry';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, RetryStrategyV2 } from '@smithy/types';
 import type { AwsSettings } from '../config.js';
 import { UsageError } from '../errors.js';
-import { suggestion } from '../config.js';
 import { backoffScale } from '../retry.js';
 import { ebsRetryStrategy, ebsVerdict } from './ebs-retries.js';
 import { clientEndpoint, type EndpointService, endpointFor, homeRegion } from './endpoints.js';
 import { credentialSource, noteFailedCalls } from './failure.js';
+import { refuseUnknownProfile } from './profile.js';
 import { type Transport, transport } from './transport.js';
 
 /** Requests the EBS client sent (each attempt counts) and how many AWS throttled. */
@@ -83,27 +80,6 @@ export function credentialProvider(
       ...lazyEndpoint(aws, 'sts', stsRegion, 'assuming [aws] role-arn'),
     },
   });
-}
-
-/**
- * A named profile that neither shared file holds is a config mistake (exit 2), said before any
- * call: the SDK would say it only at the first request, as a credential failure.
- */
-export async function refuseUnknownProfile(
-  aws: AwsSettings,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<void> {
-  const profile = aws.profile;
-  if (profile === undefined) return;
-  const { configFile, credentialsFile } = await loadSharedConfigFiles({ ignoreCache: true });
-  const known = [...new Set([...Object.keys(configFile), ...Object.keys(credentialsFile)])];
-  if (known.includes(profile)) return;
-  const configPath = env.AWS_CONFIG_FILE ?? join(homedir(), '.aws', 'config');
-  const credentialsPath = env.AWS_SHARED_CREDENTIALS_FILE ?? join(homedir(), '.aws', 'credentials');
-  throw new UsageError(
-    `[aws] profile ${profile} is in neither ${configPath} ([profile ${profile}]) nor ${credentialsPath} ([${profile}]).` +
-      `${suggestion(profile, known)} Known profiles: ${known.length > 0 ? known.join(', ') : 'none'}.`,
-  );
 }
 
 /**

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { refuseUnknownProfile } from '../aws/clients.js';
+import { refuseUnknownProfile } from '../aws/profile.js';
 import { UsageError } from '../errors.js';
 import { classify, streamInputs } from '../inputs.js';
 import type { AppliedStream } from '../restore/aws.js';
