@@ -9,7 +9,7 @@
 import { Hash } from '@smithy/hash-node';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { KeyRecord } from './sigv4.js';
+import { type KeyRecord, parseAmzDate } from './sigv4.js';
 
 /**
  * The query parameters CopySnapshot takes (EC2 API reference, CopySnapshot "Request Parameters",
@@ -27,11 +27,6 @@ export interface CopyRequest {
   /** The Region the CopySnapshot request was sent to. */
   destinationRegion: string;
   presignedUrl: string;
-}
-
-function amzDate(value: string): Date | undefined {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
-  return m ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!)) : undefined;
 }
 
 /** Why the PresignedUrl does not authorise this copy, or undefined when it does. */
@@ -66,7 +61,7 @@ export async function presignedUrlProblem(
   if (params.get('X-Amz-Algorithm') !== 'AWS4-HMAC-SHA256')
     return 'The PresignedUrl is not signed with SigV4';
   const credential = CREDENTIAL.exec(params.get('X-Amz-Credential') ?? '');
-  const date = amzDate(params.get('X-Amz-Date') ?? '');
+  const date = parseAmzDate(params.get('X-Amz-Date') ?? '');
   const expires = Number(params.get('X-Amz-Expires'));
   const signature = params.get('X-Amz-Signature');
   if (!credential || !date || !Number.isInteger(expires) || signature === null) {

@@ -53,7 +53,8 @@ export function bodySha256(body: Buffer): Buffer {
 
 const PAYLOAD_HASH_HEADER = 'x-amz-content-sha256';
 
-function parseAmzDate(value: string): Date | undefined {
+/** An X-Amz-Date value (`20261205T235959Z`), of a header or of a presigned URL's query. */
+export function parseAmzDate(value: string): Date | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   if (!m) return undefined;
   return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));

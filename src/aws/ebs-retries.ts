@@ -64,19 +64,11 @@ export const EBS_ERROR_RETRIES: readonly Row[] = [
  */
 const BEYOND_THE_TABLE: readonly Row[] = [{ name: 'ConcurrentLimitExceededException', verdict: 'throttled' }];
 
-function httpStatus(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null || !('$metadata' in err)) return undefined;
+/** The SDK's `$metadata` of an error: its HTTP status, and whether the SDK corrected its clock. */
+function metadataOf(err: unknown): { httpStatusCode?: unknown; clockSkewCorrected?: unknown } {
+  if (typeof err !== 'object' || err === null || !('$metadata' in err)) return {};
   const metadata = err.$metadata;
-  if (typeof metadata !== 'object' || metadata === null || !('httpStatusCode' in metadata)) return undefined;
-  return typeof metadata.httpStatusCode === 'number' ? metadata.httpStatusCode : undefined;
-}
-
-function clockSkewCorrected(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null || !('$metadata' in err)) return false;
-  const metadata = err.$metadata;
-  return typeof metadata === 'object' && metadata !== null && 'clockSkewCorrected' in metadata
-    ? metadata.clockSkewCorrected === true
-    : false;
+  return typeof metadata === 'object' && metadata !== null ? metadata : {};
 }
 
 /**
@@ -89,10 +81,11 @@ export function ebsVerdict(err: unknown): EbsVerdict | undefined {
   const row = [...EBS_ERROR_RETRIES, ...BEYOND_THE_TABLE].find(
     (r) => r.name === name && (r.message === undefined || message.startsWith(r.message)),
   );
-  if (row?.name === 'InvalidSignatureException' && clockSkewCorrected(err)) return 'transient';
+  const metadata = metadataOf(err);
+  if (row?.name === 'InvalidSignatureException' && metadata.clockSkewCorrected === true) return 'transient';
   if (row !== undefined) return row.verdict;
-  const status = httpStatus(err);
-  if (status === undefined) return undefined;
+  const status = metadata.httpStatusCode;
+  if (typeof status !== 'number') return undefined;
   if (status >= 500) return 'transient';
   if (status === 429) return 'throttled';
   return 'final';

@@ -72,14 +72,6 @@ function plainEndpoint(
   return undefined;
 }
 
-/** Whether any custom endpoint is configured for `service`, in any Region. */
-export function customEndpoint(aws: AwsSettings, service: EndpointService, env = process.env): boolean {
-  return (
-    plainEndpoint(aws, service, env) !== undefined ||
-    Object.keys(setting(aws, service)?.byRegion ?? {}).length > 0
-  );
-}
-
 /**
  * The URL of `service` in `region`, or undefined for AWS's own endpoint there. Throws a
  * UsageError (exit 2) when the home Region has a custom endpoint for the service and `region`
