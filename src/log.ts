@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { liveDisplay } from './display.js';
+import { type LineSink, PacedLines, startedByBacula } from './job-log.js';
 
 export type LogFormat = 'human' | 'json';
 export interface LogOptions {
@@ -39,8 +40,26 @@ export function formatHuman(record: Record<string, unknown>): string {
   return `${prefix}${typeof record.msg === 'string' ? record.msg : ''}${fields.length ? ` (${fields.join(' ')})` : ''}\n`;
 }
 
+let paced: PacedLines | undefined;
+
+/**
+ * Where stderr lines go: straight to fd 2, or, under a Bacula File Daemon, one line at a time so
+ * that each becomes its own prefixed job message (src/job-log.ts). The queue is written out when
+ * the process exits, however it exits.
+ */
+function stderrSink(destination: LineSink): LineSink {
+  if (!startedByBacula()) return destination;
+  if (paced === undefined) {
+    const sink = new PacedLines(destination);
+    process.once('exit', () => sink.flushSync());
+    paced = sink;
+  }
+  return paced;
+}
+
 export function createLogger(options: LogOptions = {}): Logger {
-  const destination = pino.destination({ dest: options.file ?? 2, sync: true, mkdir: Boolean(options.file) });
+  const file = pino.destination({ dest: options.file ?? 2, sync: true, mkdir: Boolean(options.file) });
+  const destination = options.file === undefined ? stderrSink(file) : file;
   const stream =
     options.format === 'json'
       ? destination

@@ -15,6 +15,16 @@ if (!available) {
   );
 }
 
+/**
+ * The File Daemon's messages of one job in a Bacula log, each with its continuation lines: a
+ * message starts with the date and `backup-host-fd JobId N: `, which is cut off here.
+ */
+function fdMessages(log: string, jobId: number): string[] {
+  const messages = log.split(/\n(?=\d\d-\w{3} \d\d:\d\d )/);
+  const head = new RegExp(`^\\d\\d-\\w{3} \\d\\d:\\d\\d backup-host-fd JobId ${jobId}: `);
+  return messages.filter((m) => head.test(m)).map((m) => m.replace(head, '').replace(/\n+$/, ''));
+}
+
 const tagMap = (tags: { Key: string; Value: string }[] = []) =>
   Object.fromEntries(tags.map((t) => [t.Key, t.Value]));
 
@@ -159,6 +169,20 @@ describe.skipIf(!available)(
       const failed = await backup('Incremental');
       em.options.corruptRate = 0;
       expect(failed.termination).toBe('Backup OK -- with warnings');
+      // Every line the reader wrote is a job message of its own, prefixed with the catalog path,
+      // and the cause (the block that never verified) is one of them: bpipe prefixes only the
+      // first line of what it reads at once, so merged lines would lose it.
+      const readerLines = fdMessages(readFileSync(bacula.log, 'utf8'), failed.jobId);
+      const dataPath = `/@ec2-bpipe/web/us-east-1/${instanceId}/${failed.name}.tar`;
+      expect(readerLines.length).toBeGreaterThan(2);
+      for (const message of readerLines) expect(message).not.toContain('\n');
+      expect(readerLines).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^${dataPath}: error: block \\d+ of snapshot snap-\\w+ could not be read and verified \\(ChecksumMismatch`,
+          ),
+        ),
+      );
       await mutate(13);
       const next = await backup('Incremental');
       expect(next.termination).toBe('Backup OK');
