@@ -114,9 +114,13 @@ async function dispatch(
         volume: text(options.volume),
         acceptFormat1: options.acceptFormat1 === true,
         json: options.json === true,
+        force: options.force === true,
       });
     case 'verify':
-      return (await import('./commands/verify.js')).verifyCommand(ctx, { files: args });
+      return (await import('./commands/verify.js')).verifyCommand(ctx, {
+        files: args,
+        json: options.json === true,
+      });
     case 'list':
       return (await import('./commands/list.js')).listCommand(ctx, {
         job: text(options.job),
@@ -211,6 +215,7 @@ export function buildProgram(
       'Bacula restore location (%w): empty or / restores to AWS, else to files under it',
     )
     .option('--replace <code>', 'Bacula replace code (%r) for files: a always, w ifnewer, o ifolder, n never')
+    .option('--force', 'with --to-dir: overwrite images that hold a newer restore point (refused without it)')
     .option('--workers <n>', 'parallel EBS block writes (default 8)')
     .addOption(new Option('--restore-workers <n>', 'the former name of --workers').hideHelp())
     .option('--instance-type <type>', 'launch with this instance type')
@@ -255,7 +260,8 @@ export function buildProgram(
 
   common(program.command('verify'))
     .description('Check streams without AWS: structure, every block digest, aggregates, end marker')
-    .argument('[files...]', 'stream files; stdin when none')
+    .argument('[files...]', 'stream files, oldest first (their chain order is checked); stdin when none')
+    .option('--json', 'print one JSON object instead of lines')
     .action(action('verify'));
 
   common(program.command('list'))

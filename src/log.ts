@@ -20,19 +20,34 @@ const SECRET_KEYS = [
 ];
 const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
-const LEVEL_NAMES: Record<number, string> = {
-  10: 'trace',
-  20: 'debug',
-  30: 'info',
-  40: 'warn',
-  50: 'error',
-  60: 'fatal',
-};
-const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
+/**
+ * Fields of a record that its message already says in words: under --log-format=json they are
+ * there for scripts (docs/JSON.md); a human line leaves them out.
+ */
+export const LOG_FIELDS = [
+  'event',
+  'command',
+  'job',
+  'unit',
+  'level',
+  'volume',
+  'volumes',
+  'blocks',
+  'bytes',
+  'seconds',
+  'mibps',
+  'throttledPercent',
+  'total',
+  'snapshot',
+  'streams',
+  'results',
+  'to',
+] as const;
+const OMIT = new Set<string>(['time', 'msg', 'pid', 'hostname', 'severity', ...LOG_FIELDS]);
 
 /** One short line per record: Bacula shows each stderr line of a reader in the job log. */
 export function formatHuman(record: Record<string, unknown>): string {
-  const level = LEVEL_NAMES[record.level as number] ?? 'info';
+  const level = typeof record.severity === 'string' ? record.severity : 'info';
   const prefix = level === 'info' ? '' : `${level}: `;
   const fields = Object.entries(record)
     .filter(([k]) => !OMIT.has(k))
@@ -76,6 +91,9 @@ export function createLogger(options: LogOptions = {}): Logger {
     {
       level: options.level ?? 'info',
       base: undefined,
+      // The level as a name (`"severity":"warn"`), not pino's number: `level` names a backup's
+      // level in our records (Full, Incremental), so the severity has a key of its own.
+      formatters: { level: (label) => ({ severity: label }) },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: options.format === 'json' ? pino.stdTimeFunctions.isoTime : false,
     },

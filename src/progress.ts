@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { RequestCounts } from './aws/clients.js';
 import { throttledShare, throttledSince } from './aws/throttling.js';
 import { liveDisplay } from './display.js';
+import { BLOCK_SIZE } from './stream/format.js';
 
 /**
  * How often a long volume reports in the log. Bacula copies every stderr line into the job log,
@@ -17,6 +18,17 @@ export function duration(seconds: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** A volume's figures in a JSON log record. */
+export interface ProgressFields {
+  volume: string;
+  blocks: number;
+  bytes: number;
+  seconds: number;
+  mibps: number;
+  /** Share of the EBS requests AWS throttled, when any were counted. */
+  throttledPercent?: number;
 }
 
 /**
@@ -63,7 +75,21 @@ export class VolumeProgress {
     }
     if (now - this.lastReport < this.intervalMs) return;
     this.lastReport = now;
-    this.log.info(this.line(now));
+    this.log.info({ event: 'progress', ...this.fields(now), total: this.total }, this.line(now));
+  }
+
+  /** The figures of the lines, as named fields for --log-format=json (docs/JSON.md). */
+  fields(now = this.now()): ProgressFields {
+    const { seconds, mibps } = this.pace(now);
+    const since = throttledSince(this.countsAtStart, this.counts);
+    return {
+      volume: this.volumeId,
+      blocks: this.done,
+      bytes: this.bytes(),
+      seconds: Number(seconds.toFixed(3)),
+      mibps: Number(mibps.toFixed(1)),
+      ...(since !== undefined && { throttledPercent: since.percent }),
+    };
   }
 
   /** The volume is done: it leaves the live display; returns its closing line (summary). */
@@ -105,4 +131,34 @@ export class VolumeProgress {
     const since = throttledSince(this.countsAtStart, this.counts);
     return since === undefined || since.throttled === 0 ? '' : `, ${since.percent}% throttled`;
   }
+}
+
+/**
+ * The last line of a backup or a restore that went well: what it moved, in how long, at what
+ * rate. Under --log-format=json, the record a script reads (`"event":"summary"`, docs/JSON.md).
+ */
+export function logSummary(
+  log: Logger,
+  command: 'backup' | 'restore',
+  what: string,
+  startedAt: number,
+  blocks: number,
+  fields: Record<string, unknown>,
+  now = performance.now(),
+): void {
+  const seconds = Math.max((now - startedAt) / 1000, 0.001);
+  const bytes = blocks * BLOCK_SIZE;
+  const mibps = bytes / MIB / seconds;
+  log.info(
+    {
+      event: 'summary',
+      command,
+      ...fields,
+      blocks,
+      bytes,
+      seconds: Number(seconds.toFixed(3)),
+      mibps: Number(mibps.toFixed(1)),
+    },
+    `${command} done: ${what}, ${blocks} blocks (${(bytes / MIB).toFixed(1)} MiB) in ${seconds < 60 ? `${seconds.toFixed(1)}s` : duration(seconds)}, ${mibps.toFixed(1)} MiB/s`,
+  );
 }

@@ -58,6 +58,7 @@ export async function points(dir: string): Promise<{ full: Point; nextFull: Poin
     images: Blocks[],
     level?: 'Incremental',
     baseJob?: string,
+    createdAt?: string,
   ): Promise<Point> => {
     const file = join(dir, `${job}.tar`);
     writeFileSync(
@@ -65,6 +66,7 @@ export async function points(dir: string): Promise<{ full: Point; nextFull: Poin
       await buildStream({
         job,
         ...(level && { level, baseJob: baseJob ?? null }),
+        ...(createdAt && { createdAt }),
         instanceId: INSTANCE,
         volumes: VOLUMES.map((volumeId, v) => ({
           volumeId,
@@ -76,7 +78,7 @@ export async function points(dir: string): Promise<{ full: Point; nextFull: Poin
   };
   return {
     full: await write('full-a', fullImages),
-    nextFull: await write('full-b', nextFullImages),
+    nextFull: await write('full-b', nextFullImages, undefined, undefined, '2026-11-03T00:00:00.000Z'),
     incremental: await write('inc-a1', incrementalImages, 'Incremental', 'full-a'),
   };
 }

@@ -28,6 +28,8 @@ export interface StreamSpec {
   region?: string;
   /** 1 writes what ec2-bpipe 0.1 wrote: no index-bound digest, no member digests. */
   version?: 1 | 2;
+  /** When the backup was taken (the manifest's createdAt); a later job must be later. */
+  createdAt?: string;
 }
 
 /** A block of deterministic pseudo-random bytes (xorshift32: fast, and never all zero). */
@@ -105,7 +107,7 @@ export async function buildStream(spec: StreamSpec): Promise<Buffer> {
     region: spec.region ?? 'us-east-1',
     kind,
     resourceId: kind === 'instance' ? instanceId : volumeIds.join('+'),
-    createdAt: '2026-11-02T00:00:00.000Z',
+    createdAt: spec.createdAt ?? '2026-11-02T00:00:00.000Z',
     volumes: volumeIds,
     encryptedVolumes: [],
   };

@@ -66,11 +66,18 @@ function snapshotTags(
  * snapshots `complete` and applies retention. A failure leaves the snapshots `streaming` and the
  * stream without its end records, so nothing takes either for a good one.
  */
+/** What a completed backup streamed: its whole-job summary line says it. */
+export interface BackupSummary {
+  level: string;
+  volumes: number;
+  blocks: number;
+}
+
 export async function runBackup(
   target: BackupTarget,
   request: BackupRequest,
   destination: NodeJS.WritableStream,
-): Promise<void> {
+): Promise<BackupSummary> {
   const { config, region, log } = target;
   const { unit, job } = request;
   if (config.backup.copyToRegion === region) {
@@ -80,7 +87,7 @@ export async function runBackup(
   }
   const release = await lockUnit(config.bacula.stateDir, config.name, unit.resourceId, job, log);
   try {
-    await backUpUnit(target, request, destination);
+    return await backUpUnit(target, request, destination);
   } finally {
     await release();
   }
@@ -90,7 +97,7 @@ async function backUpUnit(
   target: BackupTarget,
   request: BackupRequest,
   destination: NodeJS.WritableStream,
-): Promise<void> {
+): Promise<BackupSummary> {
   const { config, ec2, ebs, region, log } = target;
   const { unit, job } = request;
   const plan = await planUnit(ec2, config, region, unit);
@@ -144,6 +151,7 @@ async function backUpUnit(
   const sizes = new Map(snapshots.map((s) => [s.SnapshotId, s.VolumeSize]));
 
   const writer = new StreamWriter(destination);
+  let totalBlocks = 0;
   try {
     const manifest: Manifest = {
       format: FORMAT_NAME,
@@ -164,7 +172,6 @@ async function backUpUnit(
     };
     await writer.json(member.manifest, manifest);
     if (meta) await writer.json(member.instance, meta);
-    let totalBlocks = 0;
     for (const planned of plan.volumes) {
       const snapshotId = snapshotIds.get(planned.volumeId);
       if (snapshotId === undefined) throw new RuntimeFailure(`no snapshot was taken of ${planned.volumeId}`);
@@ -213,4 +220,5 @@ async function backUpUnit(
       `DR copies to ${config.backup.copyToRegion ?? '?'} failed (${describeError(err)}); the stream is whole`,
     );
   }
+  return { level, volumes: plan.volumes.length, blocks: totalBlocks };
 }

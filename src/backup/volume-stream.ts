@@ -177,6 +177,7 @@ export async function streamVolume(
   const effective = (blockCount * BLOCK_SIZE) / 2 ** 20 / Math.max(seconds, 0.001);
   const tokens = renewed ? ` (${renewed} expired block token(s) renewed)` : '';
   log.info(
+    { event: 'volume', ...progress.fields(), blocks: blockCount },
     `${volumeId}: ${blockCount} blocks streamed in ${seconds.toFixed(1)}s, effective ${effective.toFixed(1)} MiB/s` +
       `${throttledShare(countsBefore, counts)}${tokens}${throttleNote(limit)}`,
   );

@@ -4,6 +4,7 @@ import { checkJobName, parseLevel } from '../backup/level.js';
 import { createClients, requireEndpoints, resolveRegion } from '../aws/clients.js';
 import type { EndpointService } from '../aws/endpoints.js';
 import { UsageError } from '../errors.js';
+import { logSummary } from '../progress.js';
 import { resolveUnit } from '../selection.js';
 import type { CommandContext, UnitOptions } from './context.js';
 
@@ -50,17 +51,28 @@ export async function backupCommand(ctx: CommandContext, options: BackupOptions)
       ctx.stdout.write(`${JSON.stringify(finalizer, null, 2)}\n`);
       return;
     }
-    await runBackup(
+    // Every record of the job names it and its unit, for a script that reads the JSON log.
+    const log = ctx.log.child({ job, unit: unit.resourceId });
+    const started = performance.now();
+    const summary = await runBackup(
       {
         config: ctx.config,
         ec2: clients.ec2,
         ebs: clients.ebs,
         ebsCounts: clients.ebsCounts,
         region: clients.region,
-        log: ctx.log,
+        log,
       },
       { unit, job, requestedLevel, ...(options.prevJob && { prevJob: options.prevJob }) },
       ctx.stdout,
+    );
+    logSummary(
+      log,
+      'backup',
+      `${unit.resourceId} job ${job} (${summary.level}), ${summary.volumes} volume(s)`,
+      started,
+      summary.blocks,
+      { level: summary.level, volumes: summary.volumes },
     );
   } finally {
     clients.destroy();

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { refuseUnknownProfile } from '../aws/profile.js';
 import { UsageError } from '../errors.js';
+import { logSummary } from '../progress.js';
 import { classify, streamInputs } from '../inputs.js';
 import type { AppliedStream } from '../restore/aws.js';
 import { ApplicabilityCheck } from '../restore/applicable.js';
@@ -30,6 +31,8 @@ export interface RestoreOptions {
   acceptFormat1: boolean;
   /** With --dry-run: the plan as one JSON object. */
   json: boolean;
+  /** With --to-dir: overwrite images that hold a newer restore point. */
+  force?: boolean;
 }
 
 /**
@@ -43,11 +46,40 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
   const dir = toDir ?? (where !== undefined && where !== '' && where !== '/' ? where : undefined);
   if (dir !== undefined) refuseNonDirectory(dir, toDir !== undefined ? '--to-dir' : '--where');
   const replace = parseReplace(options.replace);
+  if (options.force && (toDir === undefined || (options.replace !== undefined && replace !== 'always'))) {
+    throw new UsageError(
+      toDir === undefined
+        ? '--force guards a restore with --to-dir; under Bacula (--where) the replace code (%r) decides.'
+        : `--force overwrites; --replace=${options.replace ?? ''} keeps: give one of them.`,
+    );
+  }
+  /**
+   * By hand (--to-dir, no --replace), images that hold a newer restore point are not rolled back
+   * without --force. Bacula's --where keeps %r's meaning: always, unless the job says otherwise.
+   */
+  const guard = toDir !== undefined && options.replace === undefined && !options.force;
   const volumes = parseVolumeSelection(options.volume);
   // A restore to AWS takes its Region from the stream, not resolveRegion: its profile is checked here.
   if (dir === undefined) await refuseUnknownProfile(ctx.config.aws);
   const inputs = await streamInputs(files, ctx.stdin);
-  const print = (line: string): void => void ctx.stdout.write(`${line}\n`);
+  const started = performance.now();
+  /** What the restore printed (images, snapshots, the instance): the summary record lists it. */
+  const results: string[] = [];
+  const print = (line: string): void => {
+    results.push(line);
+    ctx.stdout.write(`${line}\n`);
+  };
+  let streams = 0;
+  let finalizers = 0;
+  const summarize = (to: 'aws' | 'files', blocks: number): void =>
+    logSummary(
+      ctx.log,
+      'restore',
+      `${streams} stream(s)${finalizers ? ' and the finalizer' : ''} to ${to === 'aws' ? 'AWS' : (dir ?? '')}`,
+      started,
+      blocks,
+      { to, streams, results },
+    );
   /**
    * Under Bacula (the data lines of `list`), a stream cut short is what a failed reader left in
    * the catalog. Nothing of it is applied either way; skipping it, with a warning, lets the rest
@@ -89,6 +121,8 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
       let head: AppliedStream | undefined;
       for (const input of inputs) {
         const item = await classify(input);
+        if (item.kind === 'stream') streams++;
+        else finalizers++;
         try {
           head =
             item.kind === 'stream'
@@ -103,6 +137,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     } finally {
       target.close();
     }
+    if (!options.dryRun) summarize('aws', target.blocksRead);
     return;
   }
   new ApplicabilityCheck(ctx.config, ctx.log).check({ to: 'files' }, `a restore to files under ${dir}`);
@@ -110,22 +145,26 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     dir,
     ctx.log,
     toDir !== undefined ? 'plain' : 'catalog',
-    replace,
+    guard ? 'refuse-rollback' : replace,
     volumes,
     options.acceptFormat1,
   );
   for (const input of inputs) {
     const item = await classify(input);
+    if (item.kind === 'stream') streams++;
+    else finalizers++;
     try {
-      const images =
+      const { images, kept } =
         item.kind === 'stream'
           ? await target.apply(item.input)
           : await target.close(item.finalizer, item.name);
-      for (const path of images) print(`image ${path}`);
+      // What the replace code kept is said as kept: the image there is not this stream's.
+      for (const path of images) print(`${kept ? 'kept' : 'image'} ${path}`);
     } catch (err) {
       if (!skippable(err)) throw err;
     }
   }
+  summarize('files', target.blocksRead);
 }
 
 /** A restore target that exists must be a directory: a file there is a mistake in the command line. */

@@ -85,6 +85,8 @@ export class AwsRestore {
   /** Dry run: the snapshots earlier streams of this run would have made, for the later links. */
   private readonly planned = new Map<string, string>();
   private readonly applicable: ApplicabilityCheck;
+  /** Blocks read and verified from the streams so far (the summary line says them). */
+  blocksRead = 0;
 
   constructor(
     private readonly config: Config,
@@ -292,6 +294,7 @@ export class AwsRestore {
         { blocksLent: settings.workers, acceptFormat1: this.options.acceptFormat1 ?? false },
       );
       warnFormat1(this.log, input.name, report.formatVersion);
+      this.blocksRead += report.volumes.reduce((n, v) => n + v.blocks, 0);
     } catch (err) {
       // The pending note stays: the command's error line says which snapshots were left.
       for (const session of sessions) await session.slots.drain().catch(() => undefined);
@@ -451,6 +454,7 @@ export class AwsRestore {
   private logWritten(volume: VolumeSession): void {
     const { seconds, mibps } = volume.progress.pace();
     this.log.info(
+      { event: 'volume', ...volume.progress.fields(), snapshot: volume.snapshotId },
       `${volume.meta.volumeId}: ${volume.meta.blockCount} blocks written to ${volume.snapshotId} in ${seconds.toFixed(1)}s, ` +
         `effective ${mibps.toFixed(1)} MiB/s${volume.progress.throttledShare()}${throttleNote(volume.limit)}`,
     );

@@ -42,6 +42,18 @@ const FLUSH_EVERY = 64 * 1024 * 1024;
 /** Bacula's replace code (%r), as its letters (a, w, o, n) or words say it. */
 export type ReplaceCode = 'always' | 'ifnewer' | 'ifolder' | 'never';
 
+/**
+ * What a files restore does with images that hold another restore point: a replace code, or, by
+ * hand (--to-dir without --replace or --force), refuse to roll back images that hold a newer one.
+ */
+export type ReplacePolicy = ReplaceCode | 'refuse-rollback';
+
+/** What a stream or a finalizer left in the directory: its images, and whether the policy kept them as they were. */
+export interface FilesOutcome {
+  images: string[];
+  kept: boolean;
+}
+
 const REPLACE_CODES: Record<string, ReplaceCode> = {
   a: 'always',
   always: 'always',
@@ -199,12 +211,14 @@ export class FilesRestore {
    */
   /** Jobs this run did not apply because the replace code kept the images (and links on them). */
   private readonly kept = new Set<string>();
+  /** Blocks read and verified from the streams so far (the summary line says them). */
+  blocksRead = 0;
 
   constructor(
     private readonly root: string,
     private readonly log: Logger,
     private readonly layout: 'plain' | 'catalog' = 'plain',
-    private readonly replace: ReplaceCode = 'always',
+    private readonly replace: ReplacePolicy = 'always',
     /** Write only these volumes' images (--volume); the others are read and checked only. */
     private readonly volumes?: ReadonlySet<string>,
     /** Read format 1 streams, which prove less (--accept-format-1). */
@@ -232,6 +246,10 @@ export class FilesRestore {
     });
     if (held.length === 0 || this.replace === 'always') return undefined;
     const jobs = [...new Set(held.map((h) => h.job))].join(', ');
+    if (this.replace === 'refuse-rollback') {
+      this.refuseRollback(dir, manifest, held);
+      return undefined;
+    }
     if (this.replace === 'never') {
       return `${dir} holds job ${jobs}: replace=never keeps it; nothing of job ${manifest.job} was written`;
     }
@@ -252,6 +270,26 @@ export class FilesRestore {
       return `${dir} holds job ${jobs} of ${newestHeld}, older than job ${manifest.job} of ${manifest.createdAt}: replace=ifolder keeps it`;
     }
     return undefined;
+  }
+
+  /**
+   * By hand, a Full over images that hold a later restore point (or one of an unknown date) would
+   * roll them back without a word: refused, as coldsnap refuses to overwrite, until --force.
+   */
+  private refuseRollback(dir: string, manifest: Manifest, held: ImageState['volumes'][string][]): void {
+    const newer = held.filter(
+      (h) =>
+        h.job !== manifest.job &&
+        (h.createdAt === undefined || Date.parse(h.createdAt) >= Date.parse(manifest.createdAt)),
+    );
+    if (newer.length === 0) return;
+    const what = [...new Set(newer.map((h) => `job ${h.job} of ${h.createdAt ?? 'an unknown date'}`))].join(
+      ', ',
+    );
+    throw new UsageError(
+      `${dir} holds ${what}, not older than job ${manifest.job} of ${manifest.createdAt}: restoring it would roll the images back. ` +
+        'Give --force to overwrite them, or restore into another directory.',
+    );
   }
 
   private dirFor(unit: {
@@ -290,7 +328,7 @@ export class FilesRestore {
   }
 
   /** A finalizer closes a files restore: every image must hold the chain's head. */
-  async close(finalizer: Finalizer, name: string): Promise<string[]> {
+  async close(finalizer: Finalizer, name: string): Promise<FilesOutcome> {
     const dir = this.dirFor(finalizer);
     const state = await new ImageDirectory(dir, this.log).open();
     if (finalizer.head === null) {
@@ -302,7 +340,7 @@ export class FilesRestore {
       this.log.info(
         `${dir}: kept as it was (replace=${this.replace}); job ${finalizer.head} was not applied`,
       );
-      return finalizer.volumes.map((v) => join(dir, member.volumeData(v.volumeId)));
+      return { images: finalizer.volumes.map((v) => join(dir, member.volumeData(v.volumeId))), kept: true };
     }
     const wanted = finalizer.volumes.filter((v) => this.selected(v.volumeId));
     const behind = wanted.filter((v) => state?.volumes[v.volumeId]?.job !== finalizer.head);
@@ -316,7 +354,7 @@ export class FilesRestore {
       );
     }
     this.log.info(`${dir}: complete at job ${finalizer.head}`);
-    return wanted.map((v) => join(dir, member.volumeData(v.volumeId)));
+    return { images: wanted.map((v) => join(dir, member.volumeData(v.volumeId))), kept: false };
   }
 
   /**
@@ -329,7 +367,7 @@ export class FilesRestore {
     return selected.length > 0 && selected.every((v) => state.volumes[v]?.job === manifest.job);
   }
 
-  async apply(input: Input): Promise<string[]> {
+  async apply(input: Input): Promise<FilesOutcome> {
     let dir = '';
     let directory: ImageDirectory | undefined;
     let manifest: Manifest | undefined;
@@ -443,7 +481,10 @@ export class FilesRestore {
             await durableStep(`fsync ${done.path}`);
             await done.flush.done();
             await done.handle.close();
-            this.log.info(`${done.progress.finish()}, written; its checksums matched`);
+            this.log.info(
+              { event: 'volume', ...done.progress.fields() },
+              `${done.progress.finish()}, written; its checksums matched`,
+            );
           },
           // Called only after the whole stream, its end records included, verified.
           end: async () => {
@@ -459,6 +500,7 @@ export class FilesRestore {
         { blocksLent: FILE_WRITES, acceptFormat1: this.acceptFormat1 },
       );
       warnFormat1(this.log, input.name, report.formatVersion);
+      this.blocksRead += report.volumes.reduce((n, v) => n + v.blocks, 0);
     } catch (err) {
       // The reader settled every write before it threw: the handle can close.
       if (file !== undefined) {
@@ -482,14 +524,14 @@ export class FilesRestore {
       .map((v) => join(dir, member.volumeData(v)));
     if (keep !== undefined) {
       forget();
-      return images;
+      return { images, kept: true };
     }
     if (already) {
       forget();
       this.log.info(
         `${dir} holds job ${manifest.job} already (a restore before this one installed it); its stream verified again, nothing written`,
       );
-      return images;
+      return { images, kept: false };
     }
     const journal = newJournal({
       job: manifest.job,
@@ -521,7 +563,7 @@ export class FilesRestore {
     }
     for (const path of images)
       this.log.info(`${manifest.level === 'Full' ? 'restored' : 'updated'} ${path} to job ${manifest.job}`);
-    return images;
+    return { images, kept: false };
   }
 
   /** The state once this verified stream is installed: its job is the new head of each volume it wrote. */

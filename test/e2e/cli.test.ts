@@ -205,11 +205,37 @@ describe('command line', () => {
     expect(result.code).toBe(0);
     const lines = result.stderr.trim().split('\n');
     expect(lines.length).toBeGreaterThan(2);
-    for (const line of lines) {
-      const record = JSON.parse(line) as { level: number; msg: string; time: string };
+    const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const record of records) {
       expect(typeof record.msg).toBe('string');
       expect(record.time).toMatch(/^\d{4}-\d\d-\d\dT/);
+      // The severity by name; `level` is kept for the backup's level.
+      expect(['debug', 'info', 'warn', 'error']).toContain(record.severity);
     }
+    // Every record of the job names it and the unit; the volume's and the job's figures are fields.
+    const job = records.find((r) => r.event === 'summary')?.job;
+    expect(job).toMatch(/^manual-/);
+    expect(records.filter((r) => r.severity === 'info' && r.job === undefined)).toEqual([]);
+    expect(records.find((r) => r.event === 'volume')).toMatchObject({
+      job,
+      unit: volumeId,
+      volume: volumeId,
+      blocks: 2,
+      bytes: 2 * 512 * 1024,
+      mibps: expect.any(Number),
+      seconds: expect.any(Number),
+    });
+    // The summary is the last record: what a script reads when the backup ends.
+    expect(records.at(-1)).toMatchObject({
+      event: 'summary',
+      command: 'backup',
+      job,
+      unit: volumeId,
+      level: 'Full',
+      volumes: 1,
+      blocks: 2,
+      bytes: 2 * 512 * 1024,
+    });
     expect(result.stderr).not.toContain('very-secret');
     // The SDK's Node-version warning is routed into the logger, never printed raw.
     expect(result.stderr).not.toMatch(/^\(node:\d+\)/m);

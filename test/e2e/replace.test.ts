@@ -43,6 +43,8 @@ describe("restore to files honours Bacula's replace code (%r)", () => {
         const kept = await restore('old', code);
         expect(kept.code, kept.stderr).toBe(0);
         expect(kept.stderr).toMatch(/keeps it/);
+        // What it kept is said as kept: the image there is not the one of this stream.
+        expect(kept.stdout.toString()).toBe(`kept ${image}\n`);
         expect((await imageDigest(image)).digest).toBe(newer);
       }
       const ifolder = await restore('old', 'o');
@@ -54,6 +56,39 @@ describe("restore to files honours Bacula's replace code (%r)", () => {
       const always = await restore('old', 'a');
       expect(always.code).toBe(0);
       expect((await imageDigest(image)).digest).toBe(older);
+
+      // By hand, with neither --replace nor --force, a restore that would roll the images back
+      // to an older restore point is refused before anything is written.
+      const forward = await restore('new');
+      expect(forward.code, forward.stderr).toBe(0);
+      expect(forward.stdout.toString()).toBe(`image ${image}\n`);
+      const rollback = await restore('old');
+      expect(rollback.code).toBe(2);
+      expect(rollback.stderr).toMatch(
+        new RegExp(`${join(out, volumeId)} holds job new of \\S+, not older than job old .*Give --force`),
+      );
+      expect(rollback.stdout.toString()).toBe('');
+      expect((await imageDigest(image)).digest).toBe(newer);
+      // The same job again is no rollback: a rerun works.
+      expect((await restore('new')).code).toBe(0);
+      const forced = await cli(['restore', `--to-dir=${out}`, '--force', join(dir.path, 'old.tar')]);
+      expect(forced.code, forced.stderr).toBe(0);
+      expect((await imageDigest(image)).digest).toBe(older);
+      const both = await cli([
+        'restore',
+        `--to-dir=${out}`,
+        '--force',
+        '--replace=n',
+        join(dir.path, 'old.tar'),
+      ]);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('--force overwrites; --replace=n keeps');
+      // Under Bacula (--where), %r keeps its meaning: `a` rolls back, as Bacula asked.
+      const where = join(dir.path, 'where');
+      const bacula = (job: string) =>
+        cli(['restore', `--where=${where}`, '--replace=a', join(dir.path, `${job}.tar`)]);
+      expect((await bacula('new')).code).toBe(0);
+      expect((await bacula('old')).code).toBe(0);
 
       const bad = await restore('old', 'x');
       expect(bad.code).toBe(2);
