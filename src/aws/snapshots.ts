@@ -126,6 +126,19 @@ export async function waitForSnapshots(
   );
 }
 
+/**
+ * Tags each snapshot with the blocks its stream held. Before the `complete` state, so that a
+ * complete link always says it; a job that dies in between leaves a `streaming` snapshot with a
+ * count, which nothing reads as a link.
+ */
+export async function tagStreamBlocks(ec2: EC2Client, blocks: ReadonlyMap<string, number>): Promise<void> {
+  for (const [snapshotId, count] of blocks) {
+    await ec2.send(
+      new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: TAG.blocks, Value: String(count) }] }),
+    );
+  }
+}
+
 export async function setStreamState(
   ec2: EC2Client,
   snapshotIds: string[],

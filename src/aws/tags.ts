@@ -28,6 +28,8 @@ export const TAG = {
   taken: 'ec2-bpipe:snapshot-id',
   /** The host whose job took the snapshot: a `streaming` one of another host may be a job still running. */
   host: 'ec2-bpipe:host',
+  /** How many blocks the job's stream held of this volume, tagged before `complete` (`points` shows it). */
+  blocks: 'ec2-bpipe:blocks',
 } as const;
 
 /** On each snapshot a restore starts: its journal entry in AWS. */

@@ -23,6 +23,8 @@ export interface ChainLink {
   startTime: Date;
   /** The host whose job took it (since 0.3); undefined for older snapshots or a value out of shape. */
   host?: string | undefined;
+  /** The blocks its stream held (since 0.3); undefined for older snapshots or a value out of shape. */
+  blocks?: number | undefined;
 }
 
 /** A snapshot that carries this config's tags, which ec2-bpipe cannot prove it took (a copy, a forged tag). */
@@ -94,7 +96,17 @@ function toLink(snapshot: Snapshot): ChainLink | undefined {
     sizeGiB: snapshot.VolumeSize ?? 0,
     startTime: snapshot.StartTime ?? new Date(0),
     host: hostTag(snapshot.Tags),
+    blocks: blocksTag(snapshot.Tags, snapshot.VolumeSize ?? 0),
   };
+}
+
+/** A block count read back from a tag: digits only, and no more blocks than the volume holds. */
+function blocksTag(tags: Tag[] | undefined, sizeGiB: number): number | undefined {
+  const value = tagValue(tags, TAG.blocks);
+  if (value === undefined || !/^\d{1,9}$/.test(value)) return undefined;
+  const blocks = Number(value);
+  // 2048 blocks of 512 KiB per GiB.
+  return blocks <= sizeGiB * 2048 ? blocks : undefined;
 }
 
 /** A host name read back from a tag: a DNS-like label only, so that a log line never carries anyone's text. */

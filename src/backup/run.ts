@@ -2,7 +2,7 @@ import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { EC2Client, Tag as AwsTag } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { instanceMeta } from '../aws/metadata.js';
-import { setStreamState, takeSnapshots, waitForSnapshots } from '../aws/snapshots.js';
+import { setStreamState, tagStreamBlocks, takeSnapshots, waitForSnapshots } from '../aws/snapshots.js';
 import { configPathTag, TAG } from '../aws/tags.js';
 import type { RequestCounts } from '../aws/clients.js';
 import type { Config } from '../config.js';
@@ -152,6 +152,8 @@ async function backUpUnit(
 
   const writer = new StreamWriter(destination);
   let totalBlocks = 0;
+  /** The blocks each snapshot's stream held: tagged on it with its `complete` state. */
+  const streamed = new Map<string, number>();
   try {
     const manifest: Manifest = {
       format: FORMAT_NAME,
@@ -175,7 +177,7 @@ async function backUpUnit(
     for (const planned of plan.volumes) {
       const snapshotId = snapshotIds.get(planned.volumeId);
       if (snapshotId === undefined) throw new RuntimeFailure(`no snapshot was taken of ${planned.volumeId}`);
-      totalBlocks += await streamVolume(
+      const blocks = await streamVolume(
         ebs,
         writer,
         {
@@ -190,6 +192,8 @@ async function backUpUnit(
         log,
         target.ebsCounts,
       );
+      totalBlocks += blocks;
+      streamed.set(snapshotId, blocks);
     }
     await writer.end(plan.volumes.length, totalBlocks);
   } catch (err) {
@@ -202,6 +206,7 @@ async function backUpUnit(
     );
     throw err;
   }
+  await tagStreamBlocks(ec2, streamed);
   await setStreamState(ec2, ids, 'complete');
   taking();
   log.info(`stream complete: ${unit.resourceId} job ${job} (${level}), ${plan.volumes.length} volume(s)`);

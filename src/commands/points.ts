@@ -4,6 +4,7 @@ import { copiesOfConfig, type KnownCopy } from '../aws/copy.js';
 import { describeAwsFailure } from '../aws/failure.js';
 import { copyOfTag, stateMessage } from '../backup/copies.js';
 import { describeError } from '../errors.js';
+import { BLOCK_SIZE } from '../stream/format.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
 import { refuseOverlap, resolveUnit, selectedUnits, type Unit } from '../selection.js';
@@ -31,6 +32,11 @@ export interface RestorePoint {
   date: string;
   volumes: number;
   sizeGiB: number;
+  /**
+   * The data the job's streams held (blocks × 512 KiB), from its snapshots' `ec2-bpipe:blocks`;
+   * absent when one of them does not say (taken before 0.3, or a job that did not complete).
+   */
+  dataBytes?: number;
   region: string;
   snapshotIds: string[];
   /**
@@ -106,6 +112,9 @@ export function pointsOf(unit: Unit, region: string, links: ChainLink[]): Restor
       date: first.startTime.toISOString(),
       volumes: jobLinks.length,
       sizeGiB: jobLinks.reduce((n, l) => n + l.sizeGiB, 0),
+      ...(jobLinks.every((l) => l.blocks !== undefined) && {
+        dataBytes: jobLinks.reduce((n, l) => n + (l.blocks ?? 0), 0) * BLOCK_SIZE,
+      }),
       region,
       snapshotIds: jobLinks.map((l) => l.snapshotId),
     };
@@ -113,8 +122,13 @@ export function pointsOf(unit: Unit, region: string, links: ChainLink[]): Restor
   return points.sort((a, b) => b.date.localeCompare(a.date));
 }
 
+/** `12.5 MiB`, `3.20 GiB`: what a link's streams held, in the unit that reads best. */
+function dataSize(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
 function table(points: RestorePoint[], withCopies: boolean): string {
-  const header = ['unit', 'job', 'level', 'base', 'state', 'date', 'volumes', 'size', 'region'];
+  const header = ['unit', 'job', 'level', 'base', 'state', 'date', 'volumes', 'size', 'data', 'region'];
   if (withCopies) header.push('copy');
   const rows = points.map((p) => [
     p.unit,
@@ -125,6 +139,7 @@ function table(points: RestorePoint[], withCopies: boolean): string {
     p.date.replace(/\.\d+Z$/, 'Z'),
     String(p.volumes),
     `${p.sizeGiB} GiB`,
+    p.dataBytes === undefined ? '-' : dataSize(p.dataBytes),
     p.region,
     ...(withCopies ? [p.copyOf !== undefined ? `copy of ${p.copyOf}` : (p.copy ?? '-')] : []),
   ]);

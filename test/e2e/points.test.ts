@@ -42,6 +42,9 @@ describe('points (restore points from the snapshot tags)', () => {
         [instanceId, 'i1', 'Incremental', 'f1', 'complete', 2, 3, 'us-east-1'],
         [instanceId, 'f1', 'Full', null, 'complete', 2, 3, 'us-east-1'],
       ]);
+      // The data each link's streams held: 8 + 3 blocks for the Full, the 2 changed for i1;
+      // nothing for the failed job, whose streams were never whole.
+      expect(points.map((p) => p.dataBytes)).toEqual([undefined, 2 * 512 * 1024, 11 * 512 * 1024]);
       // Read-only: it lists, it creates, tags and deletes nothing.
       const requests = await em.admin.requests();
       expect(Object.keys(requests).filter((a) => !/^ec2:Describe/.test(a))).toEqual([]);
@@ -49,12 +52,14 @@ describe('points (restore points from the snapshot tags)', () => {
       const text = await cli(['points', `--config=${config}`]);
       expect(text.code).toBe(0);
       const lines = text.stdout.toString().trim().split('\n');
-      expect(lines[0]).toMatch(/^unit\s+job\s+level\s+base\s+state\s+date\s+volumes\s+size\s+region$/);
+      expect(lines[0]).toMatch(/^unit\s+job\s+level\s+base\s+state\s+date\s+volumes\s+size\s+data\s+region$/);
       expect(lines[1]).toMatch(
         new RegExp(
-          `^${instanceId}\\s+x1\\s+Incremental\\s+i1\\s+incomplete\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+2\\s+3 GiB\\s+us-east-1$`,
+          `^${instanceId}\\s+x1\\s+Incremental\\s+i1\\s+incomplete\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+2\\s+3 GiB\\s+-\\s+us-east-1$`,
         ),
       );
+      expect(lines[2]).toMatch(/\s3 GiB\s+1\.0 MiB\s+us-east-1$/);
+      expect(lines[3]).toMatch(/\s3 GiB\s+5\.5 MiB\s+us-east-1$/);
       expect(lines).toHaveLength(4);
     });
   });

@@ -239,8 +239,8 @@ describe('config loading', () => {
     expect(failure(`[restore]\ntags = ${line(43)}\n`).message).toMatch(
       /\[restore\] tags has 43 tags; at most 42 fit beside ec2-bpipe's own/,
     );
-    expect(failure(`[backup]\nsnapshot-tags = ${line(40)}\n`).message).toMatch(
-      /\[backup\] snapshot-tags has 40 tags; at most 39 fit/,
+    expect(failure(`[backup]\nsnapshot-tags = ${line(39)}\n`).message).toMatch(
+      /\[backup\] snapshot-tags has 39 tags; at most 38 fit/,
     );
     // At the limits, accepted.
     expect(
