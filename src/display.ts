@@ -1,4 +1,5 @@
 import type { createLogUpdate } from 'log-update';
+import { duration } from './duration.js';
 
 /** How often the live display is redrawn at most: often enough to look live, rarely enough to cost nothing. */
 const REDRAW_MS = 200;
@@ -9,6 +10,14 @@ export interface VolumeStatus {
   line: () => string;
   blocks: number;
   bytes: number;
+  /** The blocks the volume will move in all. */
+  total: number;
+}
+
+/** A volume of the job, before it starts: its size lets the whole-job ETA guess its blocks. */
+export interface PlannedVolume {
+  volumeId: string;
+  sizeGiB?: number | undefined;
 }
 
 /**
@@ -20,10 +29,13 @@ export interface VolumeStatus {
 export class LiveDisplay {
   private readonly update: ReturnType<typeof createLogUpdate>;
   private readonly volumes = new Map<string, VolumeStatus>();
-  private readonly started = Date.now();
+  private started = Date.now();
   private lastDraw = 0;
   private finished = 0;
   private finishedBytes = 0;
+  /** The job's volumes, when the command said them (planJob), and the totals of those that started. */
+  private planned: PlannedVolume[] = [];
+  private readonly totals = new Map<string, number>();
 
   constructor(
     private readonly stream: NodeJS.WriteStream,
@@ -39,9 +51,36 @@ export class LiveDisplay {
     this.draw(true);
   }
 
+  /** The volumes the job will move, in order: the whole-job line counts them and guesses the rest's blocks. */
+  planJob(volumes: PlannedVolume[]): void {
+    // A restore of several streams plans each in turn: the line then counts the stream at hand.
+    this.planned = volumes;
+    this.totals.clear();
+    this.finished = 0;
+    this.finishedBytes = 0;
+    this.started = Date.now();
+  }
+
   show(status: VolumeStatus): void {
     this.volumes.set(status.volumeId, status);
+    this.totals.set(status.volumeId, status.total);
     this.draw(false);
+  }
+
+  /**
+   * The blocks the whole job moves: the totals of the volumes that started, and for the others a
+   * guess from their size at the density (blocks per GiB) seen so far, or the mean total.
+   */
+  private jobTotal(): { blocks: number; guessed: boolean } {
+    let blocks = [...this.totals.values()].reduce((n, b) => n + b, 0);
+    const waiting = this.planned.filter((v) => !this.totals.has(v.volumeId));
+    if (waiting.length === 0) return { blocks, guessed: false };
+    const started = this.planned.filter((v) => this.totals.has(v.volumeId));
+    const sizes = started.reduce((n, v) => n + (v.sizeGiB ?? 0), 0);
+    const mean = this.totals.size > 0 ? blocks / this.totals.size : 0;
+    for (const v of waiting)
+      blocks += v.sizeGiB !== undefined && sizes > 0 ? (v.sizeGiB * blocks) / sizes : mean;
+    return { blocks: Math.round(blocks), guessed: true };
   }
 
   /** The volume is done: it leaves the display and counts in the total. */
@@ -51,6 +90,8 @@ export class LiveDisplay {
     this.volumes.delete(volumeId);
     this.finished += status.blocks;
     this.finishedBytes += status.bytes;
+    // A volume that ends moved all it will: its total is what it moved.
+    this.totals.set(volumeId, status.blocks);
     this.draw(true);
   }
 
@@ -71,10 +112,23 @@ export class LiveDisplay {
     const blocks = this.finished + [...this.volumes.values()].reduce((n, v) => n + v.blocks, 0);
     const bytes = this.finishedBytes + [...this.volumes.values()].reduce((n, v) => n + v.bytes, 0);
     const seconds = Math.max((now - this.started) / 1000, 0.001);
-    lines.push(
-      `total: ${blocks} blocks, ${(bytes / 2 ** 30).toFixed(2)} GiB, ${(bytes / 2 ** 20 / seconds).toFixed(1)} MiB/s`,
-    );
+    lines.push(this.jobLine(blocks, bytes, seconds));
     this.update(lines.join('\n'));
+  }
+
+  /** `total: 1230/3000 blocks (41%), volume 2 of 3, 0.60 GiB, 120.0 MiB/s, ETA ~1m20s`. */
+  private jobLine(blocks: number, bytes: number, seconds: number): string {
+    const rate = `${(bytes / 2 ** 20 / seconds).toFixed(1)} MiB/s`;
+    const size = `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+    const { blocks: total, guessed } = this.jobTotal();
+    if (total === 0) return `total: ${blocks} blocks, ${size}, ${rate}`;
+    const shown = Math.max(total, blocks);
+    const percent = Math.floor((blocks / shown) * 100);
+    const count = this.planned.length;
+    const at = count > 0 ? `, volume ${Math.min(this.totals.size, count)} of ${count}` : '';
+    const eta =
+      blocks === 0 ? '' : `, ETA ${guessed ? '~' : ''}${duration(((shown - blocks) * seconds) / blocks)}`;
+    return `total: ${blocks}/${shown} blocks (${percent}%)${at}, ${size}, ${rate}${eta}`;
   }
 }
 

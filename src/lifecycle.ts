@@ -5,6 +5,7 @@
  * that line, never a stack trace (those come only with --log-level=debug).
  */
 import type { Logger } from 'pino';
+import { stopLiveDisplay } from './display.js';
 import { messageOf } from './errors.js';
 
 /** Says what an interruption now would leave behind, or undefined when nothing. May clean up synchronously. */
@@ -56,6 +57,8 @@ export function guardProcess(context: () => { log: Logger | undefined; command: 
     if (ending) return;
     ending = true;
     const { log, command } = context();
+    // On a terminal, the live display goes first: the error is the last thing on the screen.
+    stopLiveDisplay();
     const state = interruptedState();
     const line = `${command ? `${command}: ` : ''}${what}${state ? `; ${state}` : ''}`;
     if (log) {

@@ -2,6 +2,9 @@ import type { Logger } from 'pino';
 import type { RequestCounts } from './aws/clients.js';
 import { throttledShare, throttledSince } from './aws/throttling.js';
 import { liveDisplay } from './display.js';
+import { duration } from './duration.js';
+
+export { duration };
 import { BLOCK_SIZE } from './stream/format.js';
 
 /**
@@ -11,14 +14,6 @@ import { BLOCK_SIZE } from './stream/format.js';
 export const PROGRESS_INTERVAL_MS = 30_000;
 
 const MIB = 2 ** 20;
-
-/** `1m26s`, `2h05m`, `40s`. */
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
 
 /** A volume's figures in a JSON log record. */
 export interface ProgressFields {
@@ -70,6 +65,7 @@ export class VolumeProgress {
         line: () => this.line(now),
         blocks: this.done,
         bytes: this.bytes(),
+        total: this.total,
       });
       return;
     }

@@ -7,6 +7,7 @@ import { configPathTag, TAG } from '../aws/tags.js';
 import type { RequestCounts } from '../aws/clients.js';
 import type { Config } from '../config.js';
 import { describeError, messageOf, RuntimeFailure, UsageError } from '../errors.js';
+import { liveDisplay } from '../display.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { Unit } from '../selection.js';
 import { FORMAT_NAME, FORMAT_VERSION, member } from '../stream/format.js';
@@ -173,6 +174,7 @@ async function backUpUnit(
       encryptedVolumes: plan.volumes.filter((v) => v.volume.Encrypted).map((v) => v.volumeId),
     };
     await writer.json(member.manifest, manifest);
+    liveDisplay()?.planJob(plan.volumes.map((v) => ({ volumeId: v.volumeId, sizeGiB: v.sizeGiB })));
     if (meta) await writer.json(member.instance, meta);
     for (const planned of plan.volumes) {
       const snapshotId = snapshotIds.get(planned.volumeId);

@@ -10,6 +10,7 @@ import { completeSnapshot, putBlock, startSnapshot } from '../aws/writes.js';
 import type { Config } from '../config.js';
 import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import type { Input } from '../inputs.js';
+import { liveDisplay } from '../display.js';
 import { onInterrupt } from '../lifecycle.js';
 import { fixedLimit, Slots, type WorkerLimit } from '../pool.js';
 import { BLOCK_SIZE } from '../stream/format.js';
@@ -229,6 +230,9 @@ export class AwsRestore {
             const clients = this.clientsFor(settings.region ?? m.region);
             begun = { manifest: m, clients };
             this.log.info(`restoring ${m.resourceId} job ${m.job} (${m.level}) to ${clients.region}`);
+            liveDisplay()?.planJob(
+              m.volumes.filter((v) => this.selected(v)).map((volumeId) => ({ volumeId })),
+            );
           },
           instance: async (meta) => {
             instance = meta;

@@ -6,6 +6,7 @@ import { durableStep } from '../crash-points.js';
 import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
 import { CONFIG_NAME, REGION } from '../ids.js';
 import type { Input } from '../inputs.js';
+import { liveDisplay } from '../display.js';
 import { onInterrupt } from '../lifecycle.js';
 import { writeSynced } from './durable.js';
 import {
@@ -414,6 +415,9 @@ export class FilesRestore {
               return;
             }
             refuseUnknownVolumes(this.volumes, m);
+            liveDisplay()?.planJob(
+              m.volumes.filter((v) => this.selected(v)).map((volumeId) => ({ volumeId })),
+            );
             already = this.holdsAlready(m, state);
             if (already) return;
             this.checkBase(dir, m, state);

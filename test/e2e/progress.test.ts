@@ -25,7 +25,10 @@ describe('progress', () => {
       const screen = backup.stdout.toString();
       // The display: the volume's line with its percentage and ETA, and the total, redrawn in place.
       expect(screen).toMatch(new RegExp(`${volumeId}: \\d+/120 blocks \\(\\d+%\\), [\\d.]+ MiB/s, ETA \\d+`));
-      expect(screen).toMatch(/total: \d+ blocks, [\d.]+ GiB, [\d.]+ MiB\/s/);
+      // The whole job: blocks of all, volumes, rate and ETA.
+      expect(screen).toMatch(
+        /total: \d+\/120 blocks \(\d+%\), volume 1 of 1, [\d.]+ GiB, [\d.]+ MiB\/s, ETA \d+/,
+      );
       expect(screen).toContain(ESC);
       // Log lines still reach the terminal, above the display.
       expect(screen).toContain(`${volumeId}: 120 blocks streamed in`);
@@ -37,6 +40,38 @@ describe('progress', () => {
       expect(restore.stdout.toString()).toMatch(
         new RegExp(`${volumeId}: 120 blocks in [\\d.]+s, [\\d.]+ MiB/s, written; its checksums matched`),
       );
+    });
+  });
+
+  it('a job stopped on a terminal leaves its error as the last thing on the screen, no display under it', async () => {
+    await withEmulator({ latencyMs: 20 }, async (em, dir) => {
+      const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 400, seed: 53 } });
+      const config = writeConfig(dir.path, em, '[backup]\nworkers = 1\n');
+      const command = [
+        process.execPath,
+        BIN,
+        'backup',
+        `--config=${config}`,
+        `--volume=${volumeId}`,
+        '--job=t1',
+      ]
+        .map((a) => `'${a}'`)
+        .join(' ');
+      // SIGTERM once the display is up (400 blocks at 20 ms take 8 s; the display shows in under 2).
+      const run = await cli(
+        [
+          '-qec',
+          `stty cols 120 rows 40; timeout -s TERM 3 ${command} > '${join(dir.path, 't.tar')}'`,
+          '/dev/null',
+        ],
+        { command: 'script' },
+      );
+      const screen = run.stdout.toString();
+      const error = screen.lastIndexOf('interrupted by SIGTERM');
+      expect(error, screen.slice(-2000)).toBeGreaterThan(0);
+      expect(screen.lastIndexOf('total:')).toBeGreaterThan(0);
+      expect(screen.lastIndexOf('total:')).toBeLessThan(error);
+      expect(screen.slice(error)).not.toContain(`${volumeId}:`);
     });
   });
 

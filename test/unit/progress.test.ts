@@ -40,3 +40,46 @@ describe('VolumeProgress (the job-log lines of a long volume)', () => {
     ]);
   });
 });
+
+describe('LiveDisplay (the whole-job line on a terminal)', () => {
+  it('counts every volume of the job, guesses the blocks of those not started from their size, and says the guess', async () => {
+    const { LiveDisplay } = await import('../../src/display.js');
+    const frames: string[] = [];
+    const update = Object.assign((text: string) => void frames.push(text), {
+      clear: () => undefined,
+      done: () => undefined,
+    });
+    const display = new LiveDisplay(
+      { write: () => true } as unknown as NodeJS.WriteStream,
+      (() => update) as never,
+    );
+    display.planJob([
+      { volumeId: 'vol-a', sizeGiB: 1 },
+      { volumeId: 'vol-b', sizeGiB: 3 },
+    ]);
+    display.show({
+      volumeId: 'vol-a',
+      line: () => 'vol-a line',
+      blocks: 50,
+      bytes: 50 * 2 ** 19,
+      total: 100,
+    });
+    // vol-a: 100 blocks in 1 GiB, so vol-b's 3 GiB are guessed at 300.
+    expect(frames.at(-1)).toMatch(
+      /^vol-a line\ntotal: 50\/400 blocks \(12%\), volume 1 of 2, 0\.02 GiB, [\d.]+ MiB\/s, ETA ~/,
+    );
+    display.end('vol-a');
+    display.show({
+      volumeId: 'vol-b',
+      line: () => 'vol-b line',
+      blocks: 60,
+      bytes: 60 * 2 ** 19,
+      total: 120,
+    });
+    // Every total known now: no guess, no tilde.
+    expect(frames.at(-1)).toMatch(
+      /^vol-b line\ntotal: 160\/220 blocks \(72%\), volume 2 of 2, 0\.08 GiB, [\d.]+ MiB\/s, ETA \d/,
+    );
+    expect(frames.at(-1)).not.toContain('~');
+  });
+});
