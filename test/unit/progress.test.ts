@@ -68,6 +68,13 @@ describe('LiveDisplay (the whole-job line on a terminal)', () => {
     expect(frames.at(-1)).toMatch(
       /^vol-a line\ntotal: 50\/400 blocks \(12%\), volume 1 of 2, 0\.02 GiB, [\d.]+ MiB\/s, ETA ~/,
     );
+    display.show({
+      volumeId: 'vol-a',
+      line: () => 'vol-a line',
+      blocks: 100,
+      bytes: 100 * 2 ** 19,
+      total: 100,
+    });
     display.end('vol-a');
     display.show({
       volumeId: 'vol-b',
@@ -76,6 +83,8 @@ describe('LiveDisplay (the whole-job line on a terminal)', () => {
       bytes: 60 * 2 ** 19,
       total: 120,
     });
+    // A log line redraws the display at once (show() redraws at most every 200 ms).
+    display.write('a log line\n');
     // Every total known now: no guess, no tilde.
     expect(frames.at(-1)).toMatch(
       /^vol-b line\ntotal: 160\/220 blocks \(72%\), volume 2 of 2, 0\.08 GiB, [\d.]+ MiB\/s, ETA \d/,
