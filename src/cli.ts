@@ -3,7 +3,8 @@ import { Argument, Command, CommanderError, Option, type OptionValues } from 'co
 import type { Logger } from 'pino';
 import { describeAwsFailure } from './aws/failure.js';
 import type { CommandContext } from './commands/context.js';
-import { type CompletionSpec, completionScript } from './commands/completion.js';
+import { type CompletionSpec, completionScript, SHELLS, type Shell } from './commands/completion.js';
+import { manPage } from './commands/man.js';
 import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
 import { armCrashPoints } from './crash-points.js';
 import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
@@ -295,9 +296,16 @@ export function buildProgram(
   program
     .command('completion')
     .description('Print a shell completion script: source <(ec2-bpipe completion bash)')
-    .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh']))
-    .action(function (this: Command, shell: 'bash' | 'zsh') {
+    .addArgument(new Argument('<shell>', 'the shell').choices(SHELLS))
+    .action(function (this: Command, shell: Shell) {
       process.stdout.write(completionScript(shell, completionSpec(program)));
+    });
+
+  program
+    .command('man')
+    .description('Print the manual page (roff): ec2-bpipe man | man -l -')
+    .action(function (this: Command) {
+      process.stdout.write(manPage(program));
     });
 
   return program;
@@ -309,12 +317,19 @@ function completionSpec(program: Command): CompletionSpec {
   const commands = program.commands.map((command) => {
     const options = command.options.filter((o) => !o.hidden && o.long !== undefined);
     for (const o of options) if (o.argChoices && o.long) choices[o.long] = o.argChoices;
-    return { name: command.name(), options: [...options.flatMap((o) => (o.long ? [o.long] : [])), '--help'] };
+    return {
+      name: command.name(),
+      description: command.description(),
+      options: options.flatMap((o) =>
+        o.long ? [{ flag: o.long, takesValue: o.required || o.optional, description: o.description }] : [],
+      ),
+    };
   });
   // Levels are free text for Bacula's sake (any case), but these three are what a user types.
   choices['--level'] = ['Full', 'Incremental', 'Differential'];
+  choices['--replace'] = ['a', 'w', 'o', 'n'];
   // The word after `completion` is its shell.
-  choices.completion = ['bash', 'zsh'];
+  choices.completion = SHELLS;
   return { commands, choices };
 }
 
