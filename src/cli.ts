@@ -162,12 +162,15 @@ export function buildProgram(
   const program = new Command('ec2-bpipe')
     .description('Back up EC2 instances and EBS volumes into Bacula through bpipe, and restore them.')
     .version(VERSION)
-    // A usage error says what was wrong in one line, and where the rest is: not the whole help.
-    .showHelpAfterError('(ec2-bpipe <command> --help lists the options)')
     // Inherited by the subcommands below: commander errors come back to run() and exit 2, not 1.
     .exitOverride()
     // --help and --version answer on stdout, as asked for (`$(ec2-bpipe --version)`); errors on stderr.
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      // A usage error says what was wrong in one line, and where the rest is: not the whole help.
+      outputError: (s, write) => write(`${s.trimEnd()} (ec2-bpipe <command> --help lists the options)\n`),
+    });
 
   const common = (cmd: Command): Command =>
     cmd

@@ -5,7 +5,7 @@ import {
   paginateDescribeVolumes,
 } from '@aws-sdk/client-ec2';
 import type { Config, Tags } from './config.js';
-import { RuntimeFailure, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { INSTANCE_ID, VOLUME_ID } from './ids.js';
 import { answered } from './aws/answer.js';
 
@@ -163,7 +163,9 @@ export async function refuseOverlap(config: Config, ec2: EC2Client, units: Unit[
   if (instanceUnits.length) {
     const byId = new Map(instanceUnits.map((u) => [u.resourceId, u]));
     const pages = paginateDescribeInstances({ client: ec2 }, { InstanceIds: [...byId.keys()] });
-    for await (const page of guardNotFound(pages, [...byId.keys()])) {
+    // A missing instance fails here with EC2's InvalidInstanceID.NotFound: the failure line names
+    // the action, the Region and the id, and says to check the Region (aws/failure.ts).
+    for await (const page of pages) {
       for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
         const unit = instance.InstanceId === undefined ? undefined : byId.get(instance.InstanceId);
         if (unit === undefined) continue;
@@ -177,17 +179,5 @@ export async function refuseOverlap(config: Config, ec2: EC2Client, units: Unit[
   }
   for (const unit of distinct.values()) {
     if (unit.kind === 'volumes') for (const volumeId of unit.volumeIds) claim(volumeId, unit);
-  }
-}
-
-/** An instance named by a flag or config that does not exist: one clear line instead of the SDK's. */
-async function* guardNotFound<T>(pages: AsyncIterable<T>, instanceIds: string[]): AsyncGenerator<T> {
-  try {
-    yield* pages;
-  } catch (err) {
-    if (err instanceof Error && err.name === 'InvalidInstanceID.NotFound') {
-      throw new RuntimeFailure(`instance ${instanceIds.join(', ')}: not found (${err.message})`);
-    }
-    throw err;
   }
 }

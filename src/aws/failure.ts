@@ -9,6 +9,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { InitializeMiddleware, MetadataBearer } from '@smithy/types';
 import type { AwsSettings } from '../config.js';
 import { describeError } from '../errors.js';
+import { regionAdvice } from './regions.js';
 
 interface AwsCall {
   service: 'ec2' | 'ebs';
@@ -91,5 +92,9 @@ export function describeAwsFailure(err: unknown): string | undefined {
   const denied = DENIED.has(name)
     ? `; the credentials lack the IAM permission ${call.service}:${call.action} (see examples/bacula/iam-policy.json)`
     : '';
-  return `${call.service.toUpperCase()} ${call.action} in ${call.region} failed: ${describeError(err)} (credentials: ${call.credentials})${denied}${certificateAdvice(err)}`;
+  // EC2's `InvalidInstanceID.NotFound`, `InvalidVolume.NotFound`, …; EBS's ResourceNotFoundException.
+  const missing = /\.NotFound$|^ResourceNotFound/.test(name)
+    ? `; it does not exist in ${call.region}: if it is in another Region, set [aws] region (or --region)`
+    : '';
+  return `${call.service.toUpperCase()} ${call.action} in ${call.region} failed: ${describeError(err)} (credentials: ${call.credentials})${denied}${missing}${certificateAdvice(err)}${regionAdvice(call.region)}`;
 }

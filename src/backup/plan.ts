@@ -1,4 +1,6 @@
 import type { EC2Client, Instance, Volume } from '@aws-sdk/client-ec2';
+import { requireEndpoints } from '../aws/clients.js';
+import type { EndpointService } from '../aws/endpoints.js';
 import { describeInstance, describeVolumes } from '../aws/metadata.js';
 import type { Config } from '../config.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
@@ -124,4 +126,29 @@ export async function planUnit(ec2: EC2Client, config: Config, region: string, u
     groups.push(instanceGroup(await describeInstance(ec2, instanceId), volumeIds));
   }
   return { volumes, groups };
+}
+
+/**
+ * Everything a backup refuses before its first snapshot, in one place: `list` calls it for each
+ * unit before it prints the unit's line, so that Bacula never starts a reader that `backup` then
+ * refuses (exit 2). The job's Region against the DR copy's, the copy Region's endpoints, then the
+ * unit's volumes (planUnit).
+ */
+export async function acceptedPlan(
+  ec2: EC2Client,
+  config: Config,
+  region: string,
+  unit: Unit,
+): Promise<Plan> {
+  const { copyToRegion, copyKmsKeyId } = config.backup;
+  if (copyToRegion === region) {
+    throw new UsageError(
+      `[backup] copy-to-region is the Region this job backs up (${region}): a DR copy goes to another Region.`,
+    );
+  }
+  if (copyToRegion !== undefined) {
+    const services: EndpointService[] = ['ec2', ...(copyKmsKeyId !== undefined ? ['kms' as const] : [])];
+    requireEndpoints(config.aws, services, copyToRegion, 'a DR copy ([backup] copy-to-region)');
+  }
+  return planUnit(ec2, config, region, unit);
 }

@@ -6,7 +6,7 @@ import { setStreamState, tagStreamBlocks, takeSnapshots, waitForSnapshots } from
 import { configPathTag, TAG } from '../aws/tags.js';
 import type { RequestCounts } from '../aws/clients.js';
 import type { Config } from '../config.js';
-import { describeError, messageOf, RuntimeFailure, UsageError } from '../errors.js';
+import { describeError, messageOf, RuntimeFailure } from '../errors.js';
 import { liveDisplay } from '../display.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { Unit } from '../selection.js';
@@ -16,7 +16,7 @@ import { StreamWriter } from '../stream/writer.js';
 import { VERSION } from '../version.js';
 import { chooseLevel } from './level.js';
 import { volumeLinks } from './links.js';
-import { planUnit } from './plan.js';
+import { acceptedPlan } from './plan.js';
 import { retainEach } from './retention.js';
 import { backupHost, lockUnit, refuseRunningJobs } from './job-lock.js';
 import { copyToRegion } from './copies.js';
@@ -79,13 +79,8 @@ export async function runBackup(
   request: BackupRequest,
   destination: NodeJS.WritableStream,
 ): Promise<BackupSummary> {
-  const { config, region, log } = target;
+  const { config, log } = target;
   const { unit, job } = request;
-  if (config.backup.copyToRegion === region) {
-    throw new UsageError(
-      `[backup] copy-to-region is the Region this job backs up (${region}): a DR copy goes to another Region.`,
-    );
-  }
   const release = await lockUnit(config.bacula.stateDir, config.name, unit.resourceId, job, log);
   try {
     return await backUpUnit(target, request, destination);
@@ -101,7 +96,7 @@ async function backUpUnit(
 ): Promise<BackupSummary> {
   const { config, ec2, ebs, region, log } = target;
   const { unit, job } = request;
-  const plan = await planUnit(ec2, config, region, unit);
+  const plan = await acceptedPlan(ec2, config, region, unit);
   const meta = plan.instance ? await instanceMeta(ec2, plan.instance, (line) => log.warn(line)) : undefined;
   const histories = [];
   for (const v of plan.volumes) {

@@ -1,8 +1,7 @@
 import { runBackup } from '../backup/run.js';
 import { buildFinalizer } from '../backup/finalizer.js';
 import { checkJobName, parseLevel } from '../backup/level.js';
-import { createClients, requireEndpoints, resolveRegion } from '../aws/clients.js';
-import type { EndpointService } from '../aws/endpoints.js';
+import { createClients, resolveRegion } from '../aws/clients.js';
 import { UsageError } from '../errors.js';
 import { logSummary } from '../progress.js';
 import { resolveUnit } from '../selection.js';
@@ -32,13 +31,6 @@ export async function backupCommand(ctx: CommandContext, options: BackupOptions)
     throw new UsageError(
       'stdout is a terminal: backup writes a tar stream there. Redirect it (> job.tar), pipe it, or run it from Bacula.',
     );
-  }
-  const { copyToRegion, copyKmsKeyId } = ctx.config.backup;
-  if (copyToRegion !== undefined) {
-    // The DR copies are the job's last step: an endpoint missing there is said now (exit 2), not
-    // as a warning once the stream is written.
-    const services: EndpointService[] = ['ec2', ...(copyKmsKeyId !== undefined ? ['kms' as const] : [])];
-    requireEndpoints(ctx.config.aws, services, copyToRegion, 'a DR copy ([backup] copy-to-region)');
   }
   const clients = createClients(ctx.config.aws, {
     region: await resolveRegion(ctx.config.aws),

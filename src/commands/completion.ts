@@ -100,7 +100,8 @@ function fishScript(spec: CompletionSpec): string {
     }
     for (const option of command.options) {
       const values = spec.choices[option.flag];
-      const takes = values !== undefined ? ` -x -a ${fishQuoted(words(values))}` : option.takesValue ? ' -r' : '';
+      const takes =
+        values !== undefined ? ` -x -a ${fishQuoted(words(values))}` : option.takesValue ? ' -r' : '';
       lines.push(
         `complete -c ec2-bpipe ${when} -l ${option.flag.slice(2)}${takes} -d ${fishQuoted(option.description)}`,
       );

@@ -47,6 +47,7 @@ import { TAG } from '../aws/tags.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
 import type { Config } from '../config.js';
+import { describeAwsFailure } from '../aws/failure.js';
 import { describeError, RuntimeFailure } from '../errors.js';
 import { errorCode, errorName } from '../retry.js';
 import { selectedUnits, type Unit } from '../selection.js';
@@ -286,8 +287,8 @@ async function backupChecks(
       area: 'backup',
       name: 'units of the config',
       status: 'fail',
-      detail: describeError(err),
-      fix: 'fix the selection in [backup] (instance-ids, instance-tags, volume-ids, volume-tags), or the permissions above',
+      detail: describeAwsFailure(err) ?? describeError(err),
+      fix: `fix the selection in [backup] (instance-ids, instance-tags, volume-ids, volume-tags), the Region (${region}: [aws] region), or the permissions above`,
     });
     return { checks };
   }

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { parseLevel } from '../backup/level.js';
+import { acceptedPlan } from '../backup/plan.js';
 import { createClients, resolveRegion } from '../aws/clients.js';
 import { UsageError } from '../errors.js';
 import { refuseOverlap, selectedUnits, type Unit } from '../selection.js';
@@ -120,6 +121,8 @@ export async function listCommand(ctx: CommandContext, options: ListOptions): Pr
       level,
       prevJob,
     };
+    // What backup would refuse is refused here, before Bacula starts a reader for it.
+    for (const unit of units) await acceptedPlan(clients.ec2, config, clients.region, unit);
     const lines = units.flatMap((unit) => bpipeLines(request, unit));
     for (const unit of units) ctx.log.info(`job ${job} (${level}): ${unit.kind} ${unit.resourceId}`);
     ctx.stdout.write(`${lines.join('\n')}\n`);

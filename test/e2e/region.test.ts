@@ -26,6 +26,64 @@ describe('AWS errors name what failed', () => {
   });
 });
 
+describe('a resource in another Region: every command names the Region, the action and the resource', () => {
+  it('list, backup, points, estimate, doctor and restore say where they looked, and a mistyped Region gets a suggestion', async () => {
+    await withEmulator({}, async (em, dir) => {
+      // The instance and the subnet live in eu-west-1; the config asks us-east-1.
+      const { instanceId } = await em.admin.instance({
+        region: 'eu-west-1',
+        availabilityZone: 'eu-west-1a',
+        volumes: [{ sizeGiB: 1 }],
+      });
+      const config = writeConfig(dir.path, em, `[backup]\ninstance-ids = ${instanceId}\n`, 'away');
+      const missing = new RegExp(
+        `EC2 DescribeInstances in us-east-1 failed: InvalidInstanceID\\.NotFound: .*${instanceId}.*; it does not exist in us-east-1: if it is in another Region, set \\[aws\\] region`,
+      );
+      const list = await cli(['list', `--config=${config}`, '--job=j1', '--level=Full']);
+      expect(list.code).toBe(1);
+      expect(list.stdout.toString()).toMatch(missing);
+      for (const command of [['backup', '--job=j1'], ['points'], ['estimate']]) {
+        const result = await cli([command[0]!, `--config=${config}`, ...command.slice(1)], {
+          stdoutFile: join(dir.path, 'out'),
+        });
+        expect(result.code, command[0]).toBe(1);
+        expect(result.stderr, command[0]).toMatch(missing);
+      }
+      const doctor = await cli(['doctor', `--config=${config}`]);
+      expect(doctor.code).toBe(1);
+      expect(doctor.stdout.toString()).toMatch(
+        new RegExp(`${instanceId}.*us-east-1|us-east-1.*${instanceId}`),
+      );
+
+      // A restore to us-east-1 into a subnet of eu-west-1.
+      const here = await em.admin.instance({ volumes: [{ sizeGiB: 1, fill: { blocks: 1, seed: 3 } }] });
+      const home = writeConfig(dir.path, em, `[backup]\ninstance-ids = ${here.instanceId}\n`, 'home');
+      const tar = join(dir.path, 'home.tar');
+      expect((await cli(['backup', `--config=${home}`, '--job=h1'], { stdoutFile: tar })).code).toBe(0);
+      const { SubnetId: subnetId } = (await em.admin.call('POST', 'subnets', {
+        region: 'eu-west-1',
+        availabilityZone: 'eu-west-1a',
+      })) as { SubnetId: string };
+      const restore = await cli([
+        'restore',
+        `--config=${home}`,
+        '--dry-run',
+        `--subnet-id=${subnetId}`,
+        tar,
+      ]);
+      expect(restore.code).not.toBe(0);
+      expect(restore.stderr).toMatch(new RegExp(`${subnetId}.*us-east-1|us-east-1.*${subnetId}`));
+
+      // A Region the SDK does not know, close to one it does.
+      const typo = await cli(['points', `--config=${config}`, '--region=us-est-1']);
+      expect(typo.code).toBe(1);
+      expect(typo.stderr).toMatch(
+        /in us-est-1 failed: .*us-est-1 is not a Region the AWS SDK knows\. Did you mean "us-east-1"\?/,
+      );
+    });
+  });
+});
+
 describe('region resolution', () => {
   it('takes the region of the profile in use (AWS_PROFILE), and says how to set one when there is none', async () => {
     await withEmulator({}, async (em, dir) => {
