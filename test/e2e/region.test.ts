@@ -64,13 +64,7 @@ describe('a resource in another Region: every command names the Region, the acti
         region: 'eu-west-1',
         availabilityZone: 'eu-west-1a',
       })) as { SubnetId: string };
-      const restore = await cli([
-        'restore',
-        `--config=${home}`,
-        '--dry-run',
-        `--subnet-id=${subnetId}`,
-        tar,
-      ]);
+      const restore = await cli(['restore', `--config=${home}`, '--dry-run', `--subnet-id=${subnetId}`, tar]);
       expect(restore.code).not.toBe(0);
       expect(restore.stderr).toMatch(new RegExp(`${subnetId}.*us-east-1|us-east-1.*${subnetId}`));
 
