@@ -60,10 +60,10 @@ describe('a resource in another Region: every command names the Region, the acti
       const home = writeConfig(dir.path, em, `[backup]\ninstance-ids = ${here.instanceId}\n`, 'home');
       const tar = join(dir.path, 'home.tar');
       expect((await cli(['backup', `--config=${home}`, '--job=h1'], { stdoutFile: tar })).code).toBe(0);
-      const { SubnetId: subnetId } = (await em.admin.call('POST', 'subnets', {
+      const { SubnetId: subnetId } = await em.admin.call<{ SubnetId: string }>('POST', 'subnets', {
         region: 'eu-west-1',
         availabilityZone: 'eu-west-1a',
-      })) as { SubnetId: string };
+      });
       const restore = await cli(['restore', `--config=${home}`, '--dry-run', `--subnet-id=${subnetId}`, tar]);
       expect(restore.code).not.toBe(0);
       expect(restore.stderr).toMatch(new RegExp(`${subnetId}.*us-east-1|us-east-1.*${subnetId}`));
