@@ -18,6 +18,12 @@ export const LINE_GAP_MS = 30;
 /** The plugin's `sleep(1)` after it starts the command (which began before we did), with a margin. */
 export const FIRST_LINE_AFTER_MS = 1100;
 
+/**
+ * Lines waiting at most. Beyond, the backlog is written at once: a burst (debug logging) may then
+ * merge in the job log, but memory stays bounded and the data path never waits on the log.
+ */
+export const MAX_QUEUED_LINES = 200;
+
 /** How far up the process tree a File Daemon is looked for: bacula-fd, then `sh -c`, then us. */
 const ANCESTORS_LOOKED_AT = 4;
 
@@ -86,6 +92,7 @@ export class PacedLines implements LineSink {
   }
 
   private drain(): void {
+    if (this.queue.length > MAX_QUEUED_LINES) this.emitAll();
     while (this.queue.length > 0) {
       const wait = this.last + this.gapMs - this.now();
       if (wait > 0) {
@@ -106,9 +113,18 @@ export class PacedLines implements LineSink {
     this.last = this.now();
   }
 
+  /** The whole backlog in one write. */
+  private emitAll(): void {
+    const lines = this.queue.splice(0);
+    if (lines.length === 0) return;
+    this.out.write(lines.join(''));
+    this.last = this.now();
+  }
+
   flushSync(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.queue.length > MAX_QUEUED_LINES) this.emitAll();
     while (this.queue.length > 0) {
       const wait = this.last + this.gapMs - this.now();
       if (wait > 0) sleepSync(Math.ceil(wait));

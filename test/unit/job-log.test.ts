@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PacedLines, startedByBacula } from '../../src/job-log.js';
+import { MAX_QUEUED_LINES, PacedLines, startedByBacula } from '../../src/job-log.js';
 
 describe('lines paced for the bpipe plugin', () => {
   afterEach(() => vi.useRealTimers());
@@ -35,6 +35,21 @@ describe('lines paced for the bpipe plugin', () => {
     expect(written.map((w) => w.line)).toEqual(['line 1\n', 'line 2\n', 'line 3\n', 'line 4\n']);
     for (let i = 1; i < written.length; i++)
       expect(written[i]!.at - written[i - 1]!.at).toBeGreaterThanOrEqual(4.5);
+  });
+
+  it('writes a backlog beyond its bound at once: memory stays bounded, nothing is lost or reordered', () => {
+    vi.useFakeTimers();
+    vi.setSystemTime(0);
+    const written: string[] = [];
+    const paced = new PacedLines({ write: (line) => written.push(line) }, 30, 0, () => Date.now());
+    const lines = Array.from({ length: MAX_QUEUED_LINES + 5 }, (_, i) => `line ${i}\n`);
+    for (const line of lines) paced.write(line);
+    // The first went out alone; the backlog, once past the bound, in one write.
+    expect(written[0]).toBe('line 0\n');
+    expect(written.length).toBe(2);
+    expect(written.join('')).toBe(lines.slice(0, MAX_QUEUED_LINES + 2).join(''));
+    vi.advanceTimersByTime(1000);
+    expect(written.join('')).toBe(lines.join(''));
   });
 
   it('knows a File Daemon only among its ancestors (vitest is not one)', () => {
