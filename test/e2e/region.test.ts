@@ -107,7 +107,7 @@ describe('region resolution', () => {
       expect(withProfile.stderr).not.toMatch(/No AWS region/);
       // AWS's own error, with the service, action, region and credentials it needs to be acted on.
       expect(withProfile.stderr).toMatch(
-        /^error: EC2 DescribeVolumes in eu-west-1 failed: InvalidVolume\.NotFound: The volume 'vol-0123456789abcdef0' does not exist\. \(credentials: the access key AKIA…KEY1 of \[aws\] access-key-id\)$/m,
+        /^error: EC2 DescribeVolumes in eu-west-1 failed: InvalidVolume\.NotFound: The volume 'vol-0123456789abcdef0' does not exist\. \(credentials: the access key AKIA…KEY1 of \[aws\] access-key-id\); it does not exist in eu-west-1: if it is in another Region, set \[aws\] region \(or --region\)$/m,
       );
       const none = await cli(['estimate', `--config=${config}`, '--volume=vol-0123456789abcdef0'], { env });
       expect(none.code).toBe(2);
