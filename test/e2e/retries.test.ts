@@ -155,11 +155,13 @@ describe('worker count under a request-rate quota', () => {
         expect(indexed).toBe((await em.admin.snapshotDigest(snapshot?.SnapshotId)).digest);
       }
       const perBlock = { fixed: (reads.fixed ?? 0) / BLOCKS, adaptive: (reads.adaptive ?? 0) / BLOCKS };
-      // 64 workers at 10 ms ask for about 6,400 requests/s against a quota of 100 (measured at
-      // back-off scale 0.2: 3.37 to 3.66 requests a block fixed, 1.34 to 1.35 adaptive; with
-      // production delays 1.61 to 1.69 against 1.29, docs/DESIGN.md §7).
-      expect(perBlock.fixed, logs.fixed).toBeGreaterThan(1.3);
-      expect(perBlock.adaptive, JSON.stringify(perBlock)).toBeLessThan(perBlock.fixed * 0.9);
+      // 64 workers at 10 ms ask for about 6,400 requests/s against a quota of 100. Measured at
+      // back-off scale 0.2: fixed 2.26 to 2.40 requests a block, adaptive 1.33; on a machine busy
+      // with other tests, fixed 1.23 against adaptive 1.10 (the quota is in real time, and a slowed
+      // reader asks less). Whatever the load, the adaptive limit costs fewer requests than the
+      // fixed count, which is throttled. (Production delays: 1.61 to 1.69 against 1.29, docs/DESIGN.md §7.)
+      expect(perBlock.fixed, logs.fixed).toBeGreaterThan(1.15);
+      expect(perBlock.adaptive, JSON.stringify(perBlock)).toBeLessThan(perBlock.fixed);
       expect(logs.adaptive).toMatch(
         /% of \d+ EBS requests throttled; AWS's request rate held it to [\d.]+ of 64 workers on average \(lowest \d+\): more workers would not help/,
       );
