@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The version has one home, package.json. This module finds it from wherever it runs: src/ under
- * tsx in the tests, dist/src/ or dist/bundle/ when built, or an installed package.
+ * tsx in the tests, dist/bundle/ when built, or an installed package.
  */
 function packageVersion(): string {
   let dir = dirname(fileURLToPath(import.meta.url));

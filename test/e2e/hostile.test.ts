@@ -437,8 +437,11 @@ describe('8. one failure path: one line, no stack trace', () => {
   it('a command whose work stops answering (the event loop empties before a verdict) fails, exit 1', () => {
     // What a stalled parser did: nothing left to wait for, no verdict. The guard turns it into an error.
     const script =
-      "import('./dist/src/lifecycle.js').then((l) => { l.guardProcess(() => ({ log: undefined, command: 'verify' })); return new Promise(() => {}); })";
-    const result = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8' });
+      "import('./src/lifecycle.ts').then((l) => { l.guardProcess(() => ({ log: undefined, command: 'verify' })); return new Promise(() => {}); })";
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     expect(result.status).toBe(1);
     expect(result.stderr).toBe(
       'error: verify: stopped without a verdict: an input or a service stopped answering\n',
