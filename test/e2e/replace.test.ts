@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, imageDigest, withEmulator, writeConfig } from '../helpers.js';
+import { cli, restoredImageDigest, withEmulator, writeConfig } from '../helpers.js';
 
 describe("restore to files honours Bacula's replace code (%r)", () => {
   it('never replaces newer images unless the code allows it, and says what it kept', async () => {
@@ -18,15 +18,20 @@ describe("restore to files honours Bacula's replace code (%r)", () => {
         const snapshot = (await em.admin.state()).snapshots.find((s) =>
           s.Tags?.some((t: { Key: string; Value: string }) => t.Key === 'ec2-bpipe:job' && t.Value === job),
         );
-        return (await em.admin.snapshotDigest(snapshot?.SnapshotId)).digest;
+        const snapshotId = snapshot?.SnapshotId as string;
+        return { digest: (await em.admin.snapshotDigest(snapshotId)).digest, snapshotId };
       };
-      const older = await backup('old');
+      const old = await backup('old');
       await em.admin.call('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 2, seed: 112 } });
-      const newer = await backup('new');
+      const young = await backup('new');
+      const [older, newer] = [old.digest, young.digest];
       expect(newer).not.toBe(older);
 
       const out = join(dir.path, 'files');
       const image = join(out, volumeId, `${volumeId}.ebs`);
+      /** The image's digest over the blocks of the snapshot it should hold (helpers.ts says why). */
+      const held = async (expected: { snapshotId: string }): Promise<string> =>
+        (await restoredImageDigest(image, em.admin, expected.snapshotId)).digest;
       const restore = (job: string, replace?: string) =>
         cli([
           'restore',
@@ -36,7 +41,7 @@ describe("restore to files honours Bacula's replace code (%r)", () => {
         ]);
 
       expect((await restore('new')).code).toBe(0);
-      expect((await imageDigest(image)).digest).toBe(newer);
+      expect(await held(young)).toBe(newer);
 
       // Bacula's letters: n never, w ifnewer, o ifolder, a always.
       for (const code of ['n', 'w']) {
@@ -45,17 +50,17 @@ describe("restore to files honours Bacula's replace code (%r)", () => {
         expect(kept.stderr).toMatch(/keeps it/);
         // What it kept is said as kept: the image there is not the one of this stream.
         expect(kept.stdout.toString()).toBe(`kept ${image}\n`);
-        expect((await imageDigest(image)).digest).toBe(newer);
+        expect(await held(young)).toBe(newer);
       }
       const ifolder = await restore('old', 'o');
       expect(ifolder.code).toBe(0);
-      expect((await imageDigest(image)).digest).toBe(older);
+      expect(await held(old)).toBe(older);
       const ifnewer = await restore('new', 'w');
       expect(ifnewer.code).toBe(0);
-      expect((await imageDigest(image)).digest).toBe(newer);
+      expect(await held(young)).toBe(newer);
       const always = await restore('old', 'a');
       expect(always.code).toBe(0);
-      expect((await imageDigest(image)).digest).toBe(older);
+      expect(await held(old)).toBe(older);
 
       // By hand, with neither --replace nor --force, a restore that would roll the images back
       // to an older restore point is refused before anything is written.
@@ -68,12 +73,12 @@ describe("restore to files honours Bacula's replace code (%r)", () => {
         new RegExp(`${join(out, volumeId)} holds job new of \\S+, not older than job old .*Give --force`),
       );
       expect(rollback.stdout.toString()).toBe('');
-      expect((await imageDigest(image)).digest).toBe(newer);
+      expect(await held(young)).toBe(newer);
       // The same job again is no rollback: a rerun works.
       expect((await restore('new')).code).toBe(0);
       const forced = await cli(['restore', `--to-dir=${out}`, '--force', join(dir.path, 'old.tar')]);
       expect(forced.code, forced.stderr).toBe(0);
-      expect((await imageDigest(image)).digest).toBe(older);
+      expect(await held(old)).toBe(older);
       const both = await cli([
         'restore',
         `--to-dir=${out}`,
