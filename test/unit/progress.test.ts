@@ -53,36 +53,21 @@ describe('LiveDisplay (the whole-job line on a terminal)', () => {
       { write: () => true } as unknown as NodeJS.WriteStream,
       (() => update) as never,
     );
+    /** A volume's status: `blocks` of `total` done, 512 KiB each. */
+    const show = (volumeId: string, blocks: number, total: number): void =>
+      display.show({ volumeId, line: () => `${volumeId} line`, blocks, bytes: blocks * 2 ** 19, total });
     display.planJob([
       { volumeId: 'vol-a', sizeGiB: 1 },
       { volumeId: 'vol-b', sizeGiB: 3 },
     ]);
-    display.show({
-      volumeId: 'vol-a',
-      line: () => 'vol-a line',
-      blocks: 50,
-      bytes: 50 * 2 ** 19,
-      total: 100,
-    });
+    show('vol-a', 50, 100);
     // vol-a: 100 blocks in 1 GiB, so vol-b's 3 GiB are guessed at 300.
     expect(frames.at(-1)).toMatch(
       /^vol-a line\ntotal: 50\/400 blocks \(12%\), volume 1 of 2, 0\.02 GiB, [\d.]+ MiB\/s, ETA ~/,
     );
-    display.show({
-      volumeId: 'vol-a',
-      line: () => 'vol-a line',
-      blocks: 100,
-      bytes: 100 * 2 ** 19,
-      total: 100,
-    });
+    show('vol-a', 100, 100);
     display.end('vol-a');
-    display.show({
-      volumeId: 'vol-b',
-      line: () => 'vol-b line',
-      blocks: 60,
-      bytes: 60 * 2 ** 19,
-      total: 120,
-    });
+    show('vol-b', 60, 120);
     // A log line redraws the display at once (show() redraws at most every 200 ms).
     display.write('a log line\n');
     // Every total known now: no guess, no tilde.
