@@ -79,7 +79,13 @@ export async function points(dir: string): Promise<{ full: Point; nextFull: Poin
   return {
     full: await write('full-a', fullImages),
     nextFull: await write('full-b', nextFullImages, undefined, undefined, '2026-11-03T00:00:00.000Z'),
-    incremental: await write('inc-a1', incrementalImages, 'Incremental', 'full-a'),
+    incremental: await write(
+      'inc-a1',
+      incrementalImages,
+      'Incremental',
+      'full-a',
+      '2026-11-02T12:00:00.000Z',
+    ),
   };
 }
 
