@@ -29,7 +29,7 @@ export const LOG_FIELDS = [
   'command',
   'job',
   'unit',
-  'level',
+  'jobLevel',
   'volume',
   'volumes',
   'blocks',
@@ -43,11 +43,11 @@ export const LOG_FIELDS = [
   'results',
   'to',
 ] as const;
-const OMIT = new Set<string>(['time', 'msg', 'pid', 'hostname', 'severity', ...LOG_FIELDS]);
+const OMIT = new Set<string>(['level', 'time', 'msg', 'pid', 'hostname', ...LOG_FIELDS]);
 
 /** One short line per record: Bacula shows each stderr line of a reader in the job log. */
 export function formatHuman(record: Record<string, unknown>): string {
-  const level = typeof record.severity === 'string' ? record.severity : 'info';
+  const level = typeof record.level === 'string' ? record.level : 'info';
   const prefix = level === 'info' ? '' : `${level}: `;
   const fields = Object.entries(record)
     .filter(([k]) => !OMIT.has(k))
@@ -91,9 +91,9 @@ export function createLogger(options: LogOptions = {}): Logger {
     {
       level: options.level ?? 'info',
       base: undefined,
-      // The level as a name (`"severity":"warn"`), not pino's number: `level` names a backup's
-      // level in our records (Full, Incremental), so the severity has a key of its own.
-      formatters: { level: (label) => ({ severity: label }) },
+      // The level as a name (`"level":"warn"`), not pino's number: what log shippers read. A
+      // backup's own level (Full, Incremental) is `jobLevel` in our records.
+      formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: options.format === 'json' ? pino.stdTimeFunctions.isoTime : false,
     },

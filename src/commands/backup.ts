@@ -64,7 +64,7 @@ export async function backupCommand(ctx: CommandContext, options: BackupOptions)
       `${unit.resourceId} job ${job} (${summary.level}), ${summary.volumes} volume(s)`,
       started,
       summary.blocks,
-      { level: summary.level, volumes: summary.volumes },
+      { jobLevel: summary.level, volumes: summary.volumes },
     );
   } finally {
     clients.destroy();

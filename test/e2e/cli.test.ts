@@ -208,13 +208,13 @@ describe('command line', () => {
     for (const record of records) {
       expect(typeof record.msg).toBe('string');
       expect(record.time).toMatch(/^\d{4}-\d\d-\d\dT/);
-      // The severity by name; `level` is kept for the backup's level.
-      expect(['debug', 'info', 'warn', 'error']).toContain(record.severity);
+      // The level by name, as log shippers read it; a backup's own level is `jobLevel`.
+      expect(['debug', 'info', 'warn', 'error']).toContain(record.level);
     }
     // Every record of the job names it and the unit; the volume's and the job's figures are fields.
     const job = records.find((r) => r.event === 'summary')?.job;
     expect(job).toMatch(/^manual-/);
-    expect(records.filter((r) => r.severity === 'info' && r.job === undefined)).toEqual([]);
+    expect(records.filter((r) => r.level === 'info' && r.job === undefined)).toEqual([]);
     expect(records.find((r) => r.event === 'volume')).toMatchObject({
       job,
       unit: volumeId,
@@ -230,7 +230,7 @@ describe('command line', () => {
       command: 'backup',
       job,
       unit: volumeId,
-      level: 'Full',
+      jobLevel: 'Full',
       volumes: 1,
       blocks: 2,
       bytes: 2 * 512 * 1024,

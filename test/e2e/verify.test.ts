@@ -80,7 +80,7 @@ describe('verify: several streams in chain order, and --json', () => {
       expect(records.at(-1)).toMatchObject({
         event: 'summary',
         command: 'restore',
-        severity: 'info',
+        level: 'info',
         to: 'files',
         streams: 2,
         blocks: 4 + 2,
