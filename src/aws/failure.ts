@@ -9,13 +9,14 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { InitializeMiddleware, MetadataBearer } from '@smithy/types';
 import type { AwsSettings } from '../config.js';
 import { describeError } from '../errors.js';
-import { regionAdvice } from './regions.js';
 
 interface AwsCall {
   service: 'ec2' | 'ebs';
   action: string;
   region: string;
   credentials: string;
+  /** A "did you mean" when the SDK does not know the Region (aws/regions.ts), else ''. */
+  regionAdvice: string;
 }
 
 const calls = new WeakMap<object, AwsCall>();
@@ -36,14 +37,21 @@ export function credentialSource(aws: AwsSettings): string {
 
 /** A middleware that notes, beside each error a call throws, the call that failed. */
 function noting<I extends object, O extends MetadataBearer>(
-  note: Omit<AwsCall, 'action'>,
+  note: Omit<AwsCall, 'action' | 'regionAdvice'>,
 ): InitializeMiddleware<I, O> {
   return (next, context) => async (args) => {
     try {
       return await next(args);
     } catch (err) {
       if (typeof err === 'object' && err !== null && !calls.has(err)) {
-        calls.set(err, { ...note, action: (context.commandName ?? 'a call').replace(/Command$/, '') });
+        // Loaded here, where the SDK already is: the partition table it reads stays out of the
+        // start-up of every command (`list` runs at every Bacula job).
+        const { regionAdvice } = await import('./regions.js');
+        calls.set(err, {
+          ...note,
+          action: (context.commandName ?? 'a call').replace(/Command$/, ''),
+          regionAdvice: regionAdvice(note.region),
+        });
       }
       throw err;
     }
@@ -96,5 +104,5 @@ export function describeAwsFailure(err: unknown): string | undefined {
   const missing = /\.NotFound$|^ResourceNotFound/.test(name)
     ? `; it does not exist in ${call.region}: if it is in another Region, set [aws] region (or --region)`
     : '';
-  return `${call.service.toUpperCase()} ${call.action} in ${call.region} failed: ${describeError(err)} (credentials: ${call.credentials})${denied}${missing}${certificateAdvice(err)}${regionAdvice(call.region)}`;
+  return `${call.service.toUpperCase()} ${call.action} in ${call.region} failed: ${describeError(err)} (credentials: ${call.credentials})${denied}${missing}${certificateAdvice(err)}${call.regionAdvice}`;
 }

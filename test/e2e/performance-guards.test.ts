@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backedUp, cli, imageDigest, ROOT, withEmulator } from '../helpers.js';
@@ -13,8 +14,35 @@ function counted(stderr: string, counter = 'hashed-bytes'): number {
   return Number(match?.[1]);
 }
 
+/** The bundle files a command loads before it runs: cli.js and the chunks it imports statically. */
+function startupFiles(): string[] {
+  const dir = join(ROOT, 'dist', 'bundle');
+  const seen = new Set<string>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const [, chunk] of readFileSync(join(dir, file), 'utf8').matchAll(
+      /(?:from|import) "\.\/(chunk-\w+\.js)"/g,
+    ))
+      visit(chunk!);
+  };
+  visit('cli.js');
+  return [...seen].map((f) => join(dir, f));
+}
+
 /** Small-scale guards of what docs/PERFORMANCE.md measures at scale (issue: performance). */
 describe('performance guards', () => {
+  it('every command starts without the AWS SDK: the region table and the clients load only where AWS is called', () => {
+    const loaded = startupFiles().map((f) => readFileSync(f, 'utf8'));
+    expect(loaded.length).toBeGreaterThan(1);
+    // The SDK's partition table (it lists ap-southeast-5) and its EC2 client.
+    for (const marker of ['"ap-southeast-5"', 'DescribeInstancesCommand'])
+      expect(
+        loaded.some((text) => text.includes(marker)),
+        marker,
+      ).toBe(false);
+  });
+
   it('hashes each block once in a backup and once in a restore to AWS', async () => {
     await withEmulator({}, async (em, dir) => {
       const blocks = 40;
