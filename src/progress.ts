@@ -3,8 +3,6 @@ import type { RequestCounts } from './aws/clients.js';
 import { throttledShare, throttledSince } from './aws/throttling.js';
 import { liveDisplay } from './display.js';
 import { duration } from './duration.js';
-
-export { duration };
 import { BLOCK_SIZE } from './stream/format.js';
 
 /**

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Admin } from '../emulator/client.js';
@@ -214,6 +215,18 @@ export async function restoredImageDigest(
 
 /** What a file system may allocate beside the data of a sparse file (ext4 extent blocks). */
 const ALLOCATION_SLACK = 64 * 1024;
+
+/** A loopback port nobody listens on now (for a daemon or a program started by the test). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /** Runs a test body against its own emulator and temporary directory, and cleans both up. */
 export async function withEmulator(

@@ -152,7 +152,6 @@ export async function streamVolume(
     }
   };
   const digests = new VolumeDigests();
-  const started = Date.now();
   const progress = new VolumeProgress(log, volumeId, map.regions, BLOCK_SIZE, counts);
   const blocks = async function* (): AsyncGenerator<Buffer | LentBlock> {
     for await (const read of orderedMap(refs(), limit, fetch, window)) {
@@ -173,12 +172,12 @@ export async function streamVolume(
     indexedSha256,
   };
   await writer.json(member.volumeSum(volumeId), sum);
-  const seconds = (Date.now() - started) / 1000;
-  const effective = (blockCount * BLOCK_SIZE) / 2 ** 20 / Math.max(seconds, 0.001);
+  // The line and its JSON record say the same figures, taken once.
+  const fields = progress.fields();
   const tokens = renewed ? ` (${renewed} expired block token(s) renewed)` : '';
   log.info(
-    { event: 'volume', ...progress.fields(), blocks: blockCount },
-    `${volumeId}: ${blockCount} blocks streamed in ${seconds.toFixed(1)}s, effective ${effective.toFixed(1)} MiB/s` +
+    { event: 'volume', ...fields, blocks: blockCount },
+    `${volumeId}: ${blockCount} blocks streamed in ${fields.seconds.toFixed(1)}s, effective ${fields.mibps.toFixed(1)} MiB/s` +
       `${throttledShare(countsBefore, counts)}${tokens}${throttleNote(limit)}`,
   );
   return blockCount;

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { refuseUnknownProfile } from '../aws/profile.js';
 import { UsageError } from '../errors.js';
 import { logSummary } from '../progress.js';
-import { classify, streamInputs } from '../inputs.js';
+import { type Classified, classify, type Input, streamInputs } from '../inputs.js';
 import type { AppliedStream } from '../restore/aws.js';
 import { ApplicabilityCheck } from '../restore/applicable.js';
 import { FilesRestore, parseReplace } from '../restore/files.js';
@@ -71,6 +71,13 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
   };
   let streams = 0;
   let finalizers = 0;
+  /** The next input, classified and counted for the summary. */
+  const next = async (input: Input): Promise<Classified> => {
+    const item = await classify(input);
+    if (item.kind === 'stream') streams++;
+    else finalizers++;
+    return item;
+  };
   const summarize = (to: 'aws' | 'files', blocks: number): void =>
     logSummary(
       ctx.log,
@@ -120,9 +127,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     try {
       let head: AppliedStream | undefined;
       for (const input of inputs) {
-        const item = await classify(input);
-        if (item.kind === 'stream') streams++;
-        else finalizers++;
+        const item = await next(input);
         try {
           head =
             item.kind === 'stream'
@@ -150,9 +155,7 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     options.acceptFormat1,
   );
   for (const input of inputs) {
-    const item = await classify(input);
-    if (item.kind === 'stream') streams++;
-    else finalizers++;
+    const item = await next(input);
     try {
       const { images, kept } =
         item.kind === 'stream'

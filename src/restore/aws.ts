@@ -456,11 +456,12 @@ export class AwsRestore {
 
   /** `vol-…: 2048 blocks written to snap-… in 9.1s, effective 112.5 MiB/s, 3% of … throttled`. */
   private logWritten(volume: VolumeSession): void {
-    const { seconds, mibps } = volume.progress.pace();
+    // The line and its JSON record say the same figures, taken once.
+    const fields = volume.progress.fields();
     this.log.info(
-      { event: 'volume', ...volume.progress.fields(), snapshot: volume.snapshotId },
-      `${volume.meta.volumeId}: ${volume.meta.blockCount} blocks written to ${volume.snapshotId} in ${seconds.toFixed(1)}s, ` +
-        `effective ${mibps.toFixed(1)} MiB/s${volume.progress.throttledShare()}${throttleNote(volume.limit)}`,
+      { event: 'volume', ...fields, snapshot: volume.snapshotId },
+      `${volume.meta.volumeId}: ${volume.meta.blockCount} blocks written to ${volume.snapshotId} in ${fields.seconds.toFixed(1)}s, ` +
+        `effective ${fields.mibps.toFixed(1)} MiB/s${volume.progress.throttledShare()}${throttleNote(volume.limit)}`,
     );
   }
 

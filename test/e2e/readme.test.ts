@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, symlinkSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from '../helpers.js';
+import { freePort, ROOT, tempDir } from '../helpers.js';
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
@@ -13,15 +13,6 @@ function section(title: string): string[] {
   expect(start, title).toBeGreaterThan(0);
   const body = readme.slice(start + title.length + 5);
   return body.slice(0, body.search(/\n## /)).trim().split('\n');
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 describe('the README a Bacula administrator reads', () => {

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { duration, VolumeProgress } from '../../src/progress.js';
+import { duration } from '../../src/duration.js';
+import { VolumeProgress } from '../../src/progress.js';
 
 function capture() {
   const lines: string[] = [];

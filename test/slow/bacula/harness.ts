@@ -1,8 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { ROOT } from '../../helpers.js';
+import { freePort, ROOT } from '../../helpers.js';
 
 /** A private Bacula (Director with a SQLite catalog, Storage Daemon on files, File Daemon) on loopback ports. */
 export const BACULA_BINARIES = [
@@ -17,21 +16,19 @@ export function baculaAvailable(): boolean {
   return [...BACULA_BINARIES, MAKE_TABLES, '/usr/lib/bacula/bpipe-fd.so'].every((f) => existsSync(f));
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 export interface BaculaOptions {
   work: string;
   program: string;
   configFile: string;
+}
+
+/** A Director's SQLite catalog `bacula` in `dir`, made by Debian's own script. */
+export function makeCatalog(dir: string): void {
+  // The script creates the tables in /var/lib/bacula under a name dbconfig fills in.
+  const script = readFileSync(MAKE_TABLES, 'utf8')
+    .replace(/^cd .*$/m, `cd ${dir}`)
+    .replace(/^db_name=.*$/m, 'db_name=bacula');
+  execFileSync('sh', ['-c', script], { stdio: 'pipe' });
 }
 
 export class Bacula {
@@ -184,11 +181,7 @@ Messages {
 }
 `,
     );
-    // The Debian script creates the tables in /var/lib/bacula under a name dbconfig fills in.
-    const script = readFileSync(MAKE_TABLES, 'utf8')
-      .replace(/^cd .*$/m, `cd ${work}/dir`)
-      .replace(/^db_name=.*$/m, 'db_name=bacula');
-    execFileSync('sh', ['-c', script], { stdio: 'pipe' });
+    makeCatalog(join(work, 'dir'));
     execFileSync('/usr/sbin/bacula-dir', ['-t', '-c', dirConf], { stdio: 'pipe' });
     for (const [binary, conf] of [
       ['/usr/sbin/bacula-sd', sdConf],

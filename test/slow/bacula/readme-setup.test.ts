@@ -1,9 +1,9 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../../helpers.js';
-import { baculaAvailable, MAKE_TABLES } from './harness.js';
+import { baculaAvailable, makeCatalog } from './harness.js';
 
 /**
  * The README's "Set up with Bacula" resources, as a Bacula administrator pastes them: the real
@@ -25,10 +25,7 @@ Storage { Name = File1; Address = 127.0.0.1; Password = "s"; Device = FileDev; M
 Pool { Name = File; Pool Type = Backup }
 Messages { Name = Standard; console = all }
 `;
-      const script = readFileSync(MAKE_TABLES, 'utf8')
-        .replace(/^cd .*$/m, `cd ${work.path}`)
-        .replace(/^db_name=.*$/m, 'db_name=bacula');
-      execFileSync('sh', ['-c', script], { stdio: 'pipe' });
+      makeCatalog(work.path);
       const check = (text: string) => {
         const conf = join(work.path, 'bacula-dir.conf');
         writeFileSync(conf, base + text);
