@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backupJob, cli, withEmulator, writeConfig } from '../helpers.js';
+import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { backupJob, cli, sdkConfig, withEmulator, writeConfig } from '../helpers.js';
 
 describe('points (restore points from the snapshot tags)', () => {
   it('lists a Full, an Incremental on it and a failed job, newest first, with their states', async () => {
@@ -61,6 +62,29 @@ describe('points (restore points from the snapshot tags)', () => {
       expect(lines[2]).toMatch(/\s3 GiB\s+1\.0 MiB\s+us-east-1$/);
       expect(lines[3]).toMatch(/\s3 GiB\s+5\.5 MiB\s+us-east-1$/);
       expect(lines).toHaveLength(4);
+
+      // A block count is read back from a tag anyone with CreateTags can write: a value out of
+      // shape (not digits, or more blocks than the volume holds) says no data, never a figure.
+      const byJob = (job: string) => points.find((p) => p.job === job)?.snapshotIds as string[];
+      const ec2 = new EC2Client(sdkConfig(em));
+      await ec2.send(
+        new CreateTagsCommand({
+          Resources: byJob('f1'),
+          Tags: [{ Key: 'ec2-bpipe:blocks', Value: '9999999' }],
+        }),
+      );
+      await ec2.send(
+        new CreateTagsCommand({ Resources: byJob('i1'), Tags: [{ Key: 'ec2-bpipe:blocks', Value: '2e3' }] }),
+      );
+      ec2.destroy();
+      const forged = JSON.parse(
+        (await cli(['points', `--config=${config}`, '--json'])).stdout.toString(),
+      ) as Record<string, unknown>[];
+      expect(forged.map((p) => [p.job, p.dataBytes])).toEqual([
+        ['x1', undefined],
+        ['i1', undefined],
+        ['f1', undefined],
+      ]);
     });
   });
 });
