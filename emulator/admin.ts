@@ -149,6 +149,10 @@ export class AdminApi {
         else this.world.noCapacity.delete(key);
         return {};
       }
+      case 'POST unbootable':
+        // Any instance whose root volume holds this snapshot's content will fail its status check.
+        this.world.unbootable.add(contentDigest(this.snapshot(String(body.snapshotId)).blocks).digest);
+        return {};
       case 'POST key-pairs':
         this.world.region(String(body.region)).keyPairs.add(String(body.keyName));
         return {};
@@ -304,6 +308,7 @@ export class AdminApi {
       ...(body.userData !== undefined && { userData: String(body.userData) }),
       ...(body.uefiData !== undefined && { uefiData: String(body.uefiData) }),
       readyAt: 0,
+      bootable: true,
       interfaceIds: interfaces,
       disableApiTermination: body.disableApiTermination === true,
       shutdownBehavior: body.shutdownBehavior === 'terminate' ? 'terminate' : 'stop',
@@ -373,14 +378,7 @@ export class AdminApi {
     const record = this.world.instances.get(id);
     if (!record) throw new ApiError('AdminNotFound', `No instance ${id}`, 404);
     record.instance.State = { Code: 48, Name: 'terminated' };
-    for (const eniId of record.interfaceIds) {
-      const eni = this.world.interfaces.get(eniId);
-      for (const address of this.world.addresses.values())
-        if (address.association?.networkInterfaceId === eniId) address.association = undefined;
-      if (eni?.attachment?.deleteOnTermination === true) this.world.interfaces.delete(eniId);
-      else if (eni !== undefined) eni.attachment = undefined;
-    }
-    record.interfaceIds = [];
+    this.world.releaseInstance(record);
     return {};
   }
 

@@ -9,6 +9,7 @@ import type {
   TagSpecification,
   Volume,
 } from '@aws-sdk/client-ec2';
+import { contentDigest } from './blocks.js';
 import { INSTANCE_TYPES, typeDefaults } from './instance-types.js';
 import { addressOf, createInterface, instanceNetwork, type InterfaceSpec } from './network.js';
 import {
@@ -781,6 +782,22 @@ export class Ec2Service {
     return { Return: true };
   }
 
+  /**
+   * DeleteVolume (EC2 API reference): "The volume must be in the available state (not attached
+   * to an instance)"; an attached one is VolumeInUse.
+   */
+  DeleteVolume(region: string, input: Input): Output {
+    const id = require(input.VolumeId as string | undefined, 'VolumeId');
+    const record = this.world.volumeRecord(id, region);
+    if (record.volume.State !== 'available')
+      throw new ApiError(
+        'VolumeInUse',
+        `Volume ${id} is currently attached to ${record.volume.Attachments?.[0]?.InstanceId ?? 'an instance'}`,
+      );
+    this.world.volumes.delete(id);
+    return {};
+  }
+
   private checkVolumeSpec(
     type: string | undefined,
     iops: number | undefined,
@@ -1226,9 +1243,12 @@ export class Ec2Service {
       ...(clientToken !== undefined && { ClientToken: clientToken }),
     };
     const shutdown = input.InstanceInitiatedShutdownBehavior as 'stop' | 'terminate' | undefined;
+    const rootVolume = mappings.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs?.VolumeId;
+    const rootBlocks = rootVolume === undefined ? undefined : this.world.volumes.get(rootVolume)?.blocks;
     this.world.instances.set(instanceId, {
       region,
       instance,
+      bootable: rootBlocks !== undefined && !this.world.unbootable.has(contentDigest(rootBlocks).digest),
       userData: input.UserData as string | undefined,
       readyAt: Date.now() + this.world.options.pendingMs,
       requestFingerprint: fingerprint,
@@ -1247,6 +1267,121 @@ export class Ec2Service {
       OwnerId: ACCOUNT_ID,
       Groups: [],
       Instances: [this.shown(this.world.instanceRecord(instanceId, region))],
+    };
+  }
+
+  /**
+   * TerminateInstances (EC2 API reference): idempotent, so an instance already terminated answers
+   * again; one with termination protection (DisableApiTermination) is OperationNotPermitted and
+   * then nothing of the request is terminated. The instance is shutting-down, then terminated;
+   * its EBS volumes with DeleteOnTermination are deleted, the others detached ("Terminate Amazon
+   * EC2 instances", EC2 user guide).
+   */
+  TerminateInstances(region: string, input: Input): Output {
+    const ids = require(input.InstanceIds as string[] | undefined, 'InstanceIds');
+    const records = ids.map((id) => {
+      const record = this.world.instances.get(id);
+      if (!record || record.region !== region)
+        throw new ApiError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
+      if (record.disableApiTermination)
+        throw new ApiError(
+          'OperationNotPermitted',
+          `The instance '${id}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.`,
+        );
+      return record;
+    });
+    return {
+      TerminatingInstances: records.map((record) => {
+        const previous = record.instance.State;
+        if (previous?.Name !== 'terminated' && previous?.Name !== 'shutting-down') {
+          record.instance.State = { Code: 32, Name: 'shutting-down' };
+          record.readyAt = Date.now() + this.world.options.pendingMs;
+          this.world.releaseInstance(record);
+        }
+        return {
+          InstanceId: record.instance.InstanceId,
+          PreviousState: previous,
+          CurrentState: record.instance.State,
+        };
+      }),
+    };
+  }
+
+  /**
+   * DescribeInstanceStatus (EC2 API reference): running instances only, unless IncludeAllInstances.
+   * The status checks (InstanceStatusSummary: ok | impaired | insufficient-data | not-applicable |
+   * initializing; InstanceStatusDetails `reachability`: passed | failed | initializing) start
+   * when the instance runs and report after statusChecksMs; an instance whose root volume does
+   * not boot fails the instance check, while the system check passes (the host is healthy).
+   */
+  DescribeInstanceStatus(region: string, input: Input): Output {
+    const ids = input.InstanceIds as string[] | undefined;
+    const all = input.IncludeAllInstances === true;
+    const records = ids?.length
+      ? requireIds(
+          ids,
+          (id) => this.world.instanceRecord(id, region),
+          'InvalidInstanceID.NotFound',
+          'instance ID',
+        )
+      : [...this.world.instances.values()].filter((r) => r.region === region);
+    const now = Date.now();
+    const statuses = records
+      .filter((r) => all || r.instance.State?.Name === 'running')
+      .map((r) => {
+        const running = r.instance.State?.Name === 'running';
+        const reported = running && now >= r.readyAt + this.world.options.statusChecksMs;
+        const summary = (passes: boolean) =>
+          !running
+            ? { Status: 'not-applicable' }
+            : !reported
+              ? { Status: 'initializing', Details: [{ Name: 'reachability', Status: 'initializing' }] }
+              : passes
+                ? { Status: 'ok', Details: [{ Name: 'reachability', Status: 'passed' }] }
+                : {
+                    Status: 'impaired',
+                    Details: [
+                      {
+                        Name: 'reachability',
+                        Status: 'failed',
+                        ImpairedSince: new Date(r.readyAt + this.world.options.statusChecksMs),
+                      },
+                    ],
+                  };
+        return {
+          InstanceId: r.instance.InstanceId,
+          AvailabilityZone: r.instance.Placement?.AvailabilityZone,
+          InstanceState: r.instance.State,
+          SystemStatus: summary(true),
+          InstanceStatus: summary(r.bootable),
+        };
+      });
+    return { InstanceStatuses: statuses };
+  }
+
+  /**
+   * GetConsoleOutput (EC2 API reference): the console output, base64-encoded, with the time it
+   * was last updated; an instance that has not run yet has none. The emulator's console shows a
+   * boot that reaches a login prompt, or, for an unbootable root volume, one that stops at a panic.
+   */
+  GetConsoleOutput(region: string, input: Input): Output {
+    const id = require(input.InstanceId as string | undefined, 'InstanceId');
+    const record = this.world.instanceRecord(id, region);
+    if (record.instance.State?.Name === 'pending') return { InstanceId: id };
+    const lines = [
+      '[    0.000000] Linux version 6.1.0 (emulator)',
+      `[    0.412000] Booting on ${String(record.instance.InstanceType)}`,
+      ...(record.bootable
+        ? ['[    2.100000] EXT4-fs (nvme0n1p1): mounted filesystem', '', `${id} login: `]
+        : [
+            '[    2.100000] VFS: Cannot open root device "nvme0n1p1" or unknown-block(0,0): error -6',
+            '[    2.100400] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)',
+          ]),
+    ];
+    return {
+      InstanceId: id,
+      Timestamp: new Date(record.readyAt),
+      Output: Buffer.from(lines.join('\n')).toString('base64'),
     };
   }
 

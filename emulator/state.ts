@@ -63,6 +63,12 @@ export interface EmulatorOptions {
    */
   launchDropsVolume: number;
   /**
+   * How long a running instance's status checks stay `initializing` before they pass, or fail for
+   * an unbootable root volume ("Status checks for Amazon EC2 instances", EC2 user guide: checks
+   * start once the instance runs).
+   */
+  statusChecksMs: number;
+  /**
    * IAM actions the caller's policy does not allow, as `service:Action` (`ec2:CreateSnapshots`,
    * `ebs:ListChangedBlocks`, `kms:DescribeKey`): each is refused the way that service refuses an
    * unauthorized call, DryRun included.
@@ -92,6 +98,7 @@ export function defaultOptions(): EmulatorOptions {
     keys: { AKIAEMULATORTESTKEY1: 'emulator-secret-access-key' },
     seed: 1,
     launchDropsVolume: 0,
+    statusChecksMs: 300,
     deniedActions: [],
   };
 }
@@ -156,6 +163,8 @@ export interface InstanceRecord {
   shutdownBehavior: 'stop' | 'terminate';
   /** DescribeInstanceCreditSpecifications, for a burstable type. */
   cpuCredits?: 'standard' | 'unlimited';
+  /** False when its root volume holds content a test marked unbootable (admin `POST unbootable`). */
+  bootable: boolean;
 }
 
 /** A network interface: the parts DescribeNetworkInterfaces and DescribeInstances show. */
@@ -261,6 +270,11 @@ export class World {
   readonly unoffered = new Set<string>();
   /** `region|zone` where RunInstances answers InsufficientInstanceCapacity (test-only fault). */
   readonly noCapacity = new Set<string>();
+  /**
+   * Content digests (emulator/blocks.ts contentDigest) of root volumes that do not boot: an
+   * instance whose root volume holds one of them runs, and fails its instance status check.
+   */
+  readonly unbootable = new Set<string>();
   /** Injected failures: action name to the errors its next calls answer (test-only). */
   readonly failures = new Map<string, ApiError[]>();
 
@@ -392,7 +406,37 @@ export class World {
     for (const i of this.instances.values()) {
       if (i.instance.State?.Name === 'pending' && now >= i.readyAt)
         i.instance.State = { Code: 16, Name: 'running' };
+      // TerminateInstances: shutting-down, then terminated once the instance has shut down.
+      if (i.instance.State?.Name === 'shutting-down' && now >= i.readyAt)
+        i.instance.State = { Code: 48, Name: 'terminated' };
     }
+  }
+
+  /**
+   * What an instance leaves as it ends ("Terminate Amazon EC2 instances", EC2 user guide): its
+   * interfaces with DeleteOnTermination are deleted, the others detached, an Elastic IP on them
+   * disassociated; its EBS volumes with DeleteOnTermination are deleted, the others detached.
+   */
+  releaseInstance(record: InstanceRecord): void {
+    for (const eniId of record.interfaceIds) {
+      const eni = this.interfaces.get(eniId);
+      for (const address of this.addresses.values())
+        if (address.association?.networkInterfaceId === eniId) address.association = undefined;
+      if (eni?.attachment?.deleteOnTermination === true) this.interfaces.delete(eniId);
+      else if (eni !== undefined) eni.attachment = undefined;
+    }
+    record.interfaceIds = [];
+    const id = record.instance.InstanceId;
+    for (const [volumeId, volume] of this.volumes) {
+      const attachment = volume.volume.Attachments?.find((a) => a.InstanceId === id);
+      if (attachment === undefined) continue;
+      if (attachment.DeleteOnTermination === true) this.volumes.delete(volumeId);
+      else {
+        volume.volume.Attachments = [];
+        volume.volume.State = 'available';
+      }
+    }
+    record.instance.BlockDeviceMappings = [];
   }
 
   volumeRecord(id: string, region: string): VolumeRecord {

@@ -116,6 +116,9 @@ async function dispatch(
         acceptFormat1: options.acceptFormat1 === true,
         json: options.json === true,
         force: options.force === true,
+        point: text(options.point),
+        instance: text(options.instance),
+        test: options.test === true,
       });
     case 'verify':
       return (await import('./commands/verify.js')).verifyCommand(ctx, {
@@ -239,7 +242,16 @@ export function buildProgram(
       '--ena-support',
       'register the image with ENA: the restored OS has the ENA driver, so an ENA-only type can run it',
     )
-    .option('--json', 'with --dry-run: print the plan as one JSON object')
+    .option('--json', 'with --dry-run: print the plan as one JSON object; with --test: the report')
+    .option(
+      '--point <job>',
+      'launch from the snapshots of this job (or latest) that AWS still holds; reads no stream',
+    )
+    .option('--instance <id>', 'with --point: the instance whose point it is')
+    .option(
+      '--test',
+      'restore test: launch, wait for the status checks, then remove everything the test created',
+    )
     .option('--no-launch', 'restore snapshots only, launch no instance')
     .option(
       '--skip-incomplete',

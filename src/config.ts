@@ -94,6 +94,10 @@ export interface RestoreSettings {
   /** Volume-mode streams: also create a volume from each restored snapshot. */
   createVolume: boolean;
   availabilityZone?: string;
+  /** Where a restore test (restore --test) launches instead of subnet-id; its Region's. */
+  testSubnetId?: string;
+  /** The security groups of a restore test instead of security-group-ids. */
+  testSecurityGroupIds?: string[];
 }
 
 export interface BaculaSettings {
@@ -352,6 +356,15 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     },
     'keep-private-ip': { prop: 'keepPrivateIp', ...bool },
     'ena-support': { prop: 'enaSupport', ...bool },
+    'test-subnet-id': {
+      prop: 'testSubnetId',
+      parse: matching(/^subnet-[0-9a-f]{8,17}$/),
+      expects: 'a subnet id (subnet-...)',
+    },
+    'test-security-group-ids': {
+      prop: 'testSecurityGroupIds',
+      ...list(/^sg-[0-9a-f]{8,17}$/, 'security group id (sg-...)'),
+    },
   },
   bacula: {
     'state-dir': { prop: 'stateDir', parse: matching(/^\//), expects: 'an absolute directory path' },

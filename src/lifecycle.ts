@@ -37,6 +37,37 @@ export function interruptedState(): string {
 /** Forgets every note: each command starts with none. */
 export function resetNotes(): void {
   notes.clear();
+  cleanups.clear();
+}
+
+/**
+ * Work that must run before the process ends on a signal, and cannot run synchronously: a restore
+ * test removing the instance and images it launched. It resolves to a note on what it did.
+ */
+export type Cleanup = () => Promise<string | undefined>;
+
+const cleanups = new Set<Cleanup>();
+
+/** Registers a clean-up that a signal awaits before the exit; the returned function withdraws it. */
+export function onInterruptCleanup(cleanup: Cleanup): () => void {
+  cleanups.add(cleanup);
+  return () => void cleanups.delete(cleanup);
+}
+
+/**
+ * How long a signal waits for the clean-ups: a restore test terminating its instance waits for
+ * EC2 to end it (minutes). A second signal ends the process at once.
+ */
+const CLEANUP_LIMIT_MS = 15 * 60 * 1000;
+
+/** Runs the registered clean-ups once; their notes, joined. */
+async function runCleanups(): Promise<string> {
+  const pending = [...cleanups];
+  cleanups.clear();
+  const said = await Promise.all(
+    pending.map((cleanup) => cleanup().catch((err: unknown) => `cleaning up failed (${messageOf(err)})`)),
+  );
+  return said.filter((s) => s !== undefined).join('; ');
 }
 
 const SIGNAL_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
@@ -53,13 +84,13 @@ export interface ProcessGuard {
 export function guardProcess(context: () => { log: Logger | undefined; command: string }): ProcessGuard {
   let settled = false;
   let ending = false;
-  const end = (what: string, code: number, err?: unknown): void => {
+  const end = (what: string, code: number, err?: unknown, cleaned = ''): void => {
     if (ending) return;
     ending = true;
     const { log, command } = context();
     // On a terminal, the live display goes first: the error is the last thing on the screen.
     stopLiveDisplay();
-    const state = interruptedState();
+    const state = [interruptedState(), cleaned].filter(Boolean).join('; ');
     const line = `${command ? `${command}: ` : ''}${what}${state ? `; ${state}` : ''}`;
     if (log) {
       log.error(line);
@@ -70,7 +101,24 @@ export function guardProcess(context: () => { log: Logger | undefined; command: 
     process.exit(code);
   };
   for (const [signal, code] of Object.entries(SIGNAL_CODES)) {
-    process.once(signal, () => end(`interrupted by ${signal}`, code));
+    process.once(signal, () => {
+      if (cleanups.size === 0 || ending) {
+        end(`interrupted by ${signal}`, code);
+        return;
+      }
+      // Once: a second signal finds no handler and ends the process at once.
+      context().log?.warn(
+        `${signal}: removing what this run created before exiting (a second ${signal} exits now)`,
+      );
+      const limit = setTimeout(
+        () => end(`interrupted by ${signal}`, code, undefined, 'its clean-up did not finish in time'),
+        CLEANUP_LIMIT_MS,
+      );
+      void runCleanups().then((said) => {
+        clearTimeout(limit);
+        end(`interrupted by ${signal}`, code, undefined, said);
+      });
+    });
   }
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     end(

@@ -1,3 +1,4 @@
+import { gateCreations } from './creation-gate.js';
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
@@ -217,6 +218,7 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
   const kms = new KMSClient({ ...common, ...lazyEndpoint(aws, 'kms', region, purpose), ...retrySettings() });
   const source = credentialSource(aws);
   noteFailedCalls({ ec2, ebs }, region, source);
+  gateCreations({ ec2, ebs });
   const ebsCounts: RequestCounts = { requests: 0, throttled: 0, lastThrottledSentAt: -Infinity };
   // At the deserialize step, inside the SDK's retry loop: it sees every attempt.
   ebs.middlewareStack.add(

@@ -51,6 +51,8 @@ export const RESTORE_TAG = {
   source: 'ec2-bpipe:source',
   /** On an AMI or volume a restore makes: the operation it is for, so a rerun finds it. */
   token: 'ec2-bpipe:restore-token',
+  /** On everything a restore test (restore --test) makes: the run's id, by which it removes them. */
+  test: 'ec2-bpipe:restore-test',
 } as const;
 
 /** `failed`: the job that took it ended without a whole stream (it is not running any more). */

@@ -25,6 +25,8 @@ export interface ChainLink {
   host?: string | undefined;
   /** The blocks its stream held (since 0.3); undefined for older snapshots or a value out of shape. */
   blocks?: number | undefined;
+  /** On a DR copy: `<region>/<snapshot id>` of the snapshot it was copied from. */
+  copyOf?: string | undefined;
 }
 
 /** A snapshot that carries this config's tags, which ec2-bpipe cannot prove it took (a copy, a forged tag). */
@@ -97,6 +99,7 @@ function toLink(snapshot: Snapshot): ChainLink | undefined {
     startTime: snapshot.StartTime ?? new Date(0),
     host: hostTag(snapshot.Tags),
     blocks: blocksTag(snapshot.Tags, snapshot.VolumeSize ?? 0),
+    copyOf: tagValue(snapshot.Tags, TAG.copyOf),
   };
 }
 

@@ -11,7 +11,9 @@ import { liveDisplay } from '../display.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { Unit } from '../selection.js';
 import { FORMAT_NAME, FORMAT_VERSION, member } from '../stream/format.js';
-import type { Level, Manifest } from '../stream/schema.js';
+import { newFinalizer } from '../stream/finalizer.js';
+import { pruneRecords, recordsKept, writePointRecord } from '../stream/point-record.js';
+import type { Finalizer, Level, Manifest, VolumeMeta } from '../stream/schema.js';
 import { StreamWriter } from '../stream/writer.js';
 import { VERSION } from '../version.js';
 import { chooseLevel } from './level.js';
@@ -150,6 +152,9 @@ async function backUpUnit(
   let totalBlocks = 0;
   /** The blocks each snapshot's stream held: tagged on it with its `complete` state. */
   const streamed = new Map<string, number>();
+  /** Each volume's metadata as the stream wrote it: the job's point record keeps them. */
+  const volumes: VolumeMeta[] = [];
+  const createdAt = new Date().toISOString();
   try {
     const manifest: Manifest = {
       format: FORMAT_NAME,
@@ -164,7 +169,7 @@ async function backUpUnit(
       region,
       kind: unit.kind,
       resourceId: unit.resourceId,
-      createdAt: new Date().toISOString(),
+      createdAt,
       volumes: plan.volumes.map((v) => v.volumeId),
       encryptedVolumes: plan.volumes.filter((v) => v.volume.Encrypted).map((v) => v.volumeId),
     };
@@ -174,7 +179,7 @@ async function backUpUnit(
     for (const planned of plan.volumes) {
       const snapshotId = snapshotIds.get(planned.volumeId);
       if (snapshotId === undefined) throw new RuntimeFailure(`no snapshot was taken of ${planned.volumeId}`);
-      const blocks = await streamVolume(
+      const { blockCount: blocks, meta: volume } = await streamVolume(
         ebs,
         writer,
         {
@@ -191,6 +196,7 @@ async function backUpUnit(
       );
       totalBlocks += blocks;
       streamed.set(snapshotId, blocks);
+      volumes.push(volume);
     }
     await writer.end(plan.volumes.length, totalBlocks);
   } catch (err) {
@@ -207,6 +213,18 @@ async function backUpUnit(
   await setStreamState(ec2, ids, 'complete');
   taking();
   log.info(`stream complete: ${unit.resourceId} job ${job} (${level}), ${plan.volumes.length} volume(s)`);
+  await recordPoint(config, log, {
+    config: config.name,
+    job,
+    head: job,
+    headLevel: level,
+    region,
+    kind: unit.kind,
+    resourceId: unit.resourceId,
+    createdAt,
+    instance: meta ?? null,
+    volumes,
+  });
   await retainEach(
     ec2,
     config,
@@ -223,4 +241,26 @@ async function backUpUnit(
     );
   }
   return { level, volumes: plan.volumes.length, blocks: totalBlocks };
+}
+
+/**
+ * Keeps the job's point record (docs/FORMAT.md, "Point records") for `restore --point`. The
+ * stream is whole and its snapshots tagged complete whatever happens here: a record that could
+ * not be written costs only the restore from snapshots without a stream, and is said.
+ */
+async function recordPoint(
+  config: Config,
+  log: Logger,
+  fields: Omit<Finalizer, 'format' | 'formatVersion' | 'toolVersion'> & { head: string },
+): Promise<void> {
+  const stateDir = config.bacula.stateDir;
+  try {
+    await writePointRecord(stateDir, { ...newFinalizer(fields), head: fields.head });
+    await pruneRecords(stateDir, fields.config, fields.resourceId, recordsKept(config.backup.keepSnapshots));
+  } catch (err) {
+    log.warn(
+      `the point record of job ${fields.job} could not be written under ${stateDir} (${describeError(err)}); ` +
+        'restore --point cannot launch this job without a stream. Check [bacula] state-dir.',
+    );
+  }
 }

@@ -73,7 +73,8 @@ export interface VolumeStreamRequest {
 }
 
 /**
- * Writes the `.json`, `.ebs` and `.sum.json` members of one volume; returns its block count.
+ * Writes the `.json`, `.ebs` and `.sum.json` members of one volume; returns its block count and
+ * the metadata its `.json` member holds (the job's point record keeps it).
  *
  * The block list is read once before anything is written (tar needs the member size, hence the
  * sparse map's, up front) and kept compactly (BlockList): the sparse map is written from it, and
@@ -88,7 +89,7 @@ export async function streamVolume(
   request: VolumeStreamRequest,
   log: Logger,
   counts?: RequestCounts,
-): Promise<number> {
+): Promise<{ blockCount: number; meta: VolumeMeta }> {
   const countsBefore = counts ? { ...counts } : undefined;
   const { planned, snapshotId, sizeGiB, level, base } = request;
   const limit = workerLimit(request.workers, request.adaptWorkers, counts);
@@ -104,10 +105,8 @@ export async function streamVolume(
     kept.add(ref);
   }
   const expectedListing = listing.digest('hex');
-  await writer.json(
-    member.volumeMeta(volumeId),
-    volumeMeta(planned, snapshotId, sizeGiB, level, base, map.regions),
-  );
+  const meta = volumeMeta(planned, snapshotId, sizeGiB, level, base, map.regions);
+  await writer.json(member.volumeMeta(volumeId), meta);
   log.info(
     `${volumeId}: ${map.regions} blocks (${((map.regions * BLOCK_SIZE) / 2 ** 20).toFixed(0)} MiB) from ${snapshotId}`,
   );
@@ -180,5 +179,5 @@ export async function streamVolume(
     `${volumeId}: ${blockCount} blocks streamed in ${fields.seconds.toFixed(1)}s, effective ${fields.mibps.toFixed(1)} MiB/s` +
       `${throttledShare(countsBefore, counts)}${tokens}${throttleNote(limit)}`,
   );
-  return blockCount;
+  return { blockCount, meta };
 }

@@ -7,6 +7,7 @@ import { describeError } from '../errors.js';
 import { BLOCK_SIZE } from '../stream/format.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
+import { recordedJobs } from '../stream/point-record.js';
 import { refuseOverlap, resolveUnit, selectedUnits, type Unit } from '../selection.js';
 import type { CommandContext, UnitOptions } from './context.js';
 
@@ -48,6 +49,11 @@ export interface RestorePoint {
   copy?: CopyState;
   /** With `copy`: each snapshot's copy. */
   copies?: LinkCopy[];
+  /**
+   * `restore --point` can launch it from its snapshots in this Region: they are complete, and this
+   * host holds the job's point record (docs/FORMAT.md, "Point records").
+   */
+  live: boolean;
 }
 
 export type CopyState = 'copied' | 'copying' | 'error' | 'missing';
@@ -117,6 +123,7 @@ export function pointsOf(unit: Unit, region: string, links: ChainLink[]): Restor
       }),
       region,
       snapshotIds: jobLinks.map((l) => l.snapshotId),
+      live: false,
     };
   });
   return points.sort((a, b) => b.date.localeCompare(a.date));
@@ -128,7 +135,19 @@ function dataSize(bytes: number): string {
 }
 
 function table(points: RestorePoint[], withCopies: boolean): string {
-  const header = ['unit', 'job', 'level', 'base', 'state', 'date', 'volumes', 'size', 'data', 'region'];
+  const header = [
+    'unit',
+    'job',
+    'level',
+    'base',
+    'state',
+    'date',
+    'volumes',
+    'size',
+    'data',
+    'region',
+    'live',
+  ];
   if (withCopies) header.push('copy');
   const rows = points.map((p) => [
     p.unit,
@@ -141,6 +160,7 @@ function table(points: RestorePoint[], withCopies: boolean): string {
     `${p.sizeGiB} GiB`,
     p.dataBytes === undefined ? '-' : dataSize(p.dataBytes),
     p.region,
+    p.live ? 'yes' : 'no',
     ...(withCopies ? [p.copyOf !== undefined ? `copy of ${p.copyOf}` : (p.copy ?? '-')] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -184,7 +204,13 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
           links.push(...(await volumeLinks(ec2, ctx.config, volume.volumeId)));
         return links;
       };
-      const sourcePoints = pointsOf(unit, region, await linksIn(clients.ec2));
+      const recorded = new Set(
+        await recordedJobs(ctx.config.bacula.stateDir, ctx.config.name, unit.resourceId),
+      );
+      /** Live where its snapshots are complete, with its record on this host. */
+      const marked = (list: RestorePoint[]): RestorePoint[] =>
+        list.map((p) => ({ ...p, live: p.state === 'complete' && recorded.has(p.job) }));
+      const sourcePoints = marked(pointsOf(unit, region, await linksIn(clients.ec2)));
       points.push(...sourcePoints);
       if (copies !== undefined) {
         // The copy Region unreadable (down, or not permitted) must not hide the source's points.
@@ -192,7 +218,9 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
           const known = await copiesOfConfig(copies.ec2, ctx.config.name);
           for (const point of sourcePoints) Object.assign(point, copyStateOf(point, known));
           const copied = await linksIn(copies.ec2);
-          points.push(...pointsOf(unit, copies.region, copied).map((p) => ({ ...p, copyOf: region })));
+          points.push(
+            ...marked(pointsOf(unit, copies.region, copied)).map((p) => ({ ...p, copyOf: region })),
+          );
         } catch (err) {
           ctx.log.warn(
             `the DR copies of ${unit.resourceId} in ${copies.region} could not be listed (${describeAwsFailure(err) ?? describeError(err)}); the points of ${region} follow`,

@@ -1,9 +1,13 @@
 import { statSync } from 'node:fs';
 import { refuseUnknownProfile } from '../aws/profile.js';
-import { UsageError } from '../errors.js';
+import { describeError, RuntimeFailure, UsageError } from '../errors.js';
 import { logSummary } from '../progress.js';
 import { type Classified, classify, type Input, streamInputs } from '../inputs.js';
 import type { AppliedStream } from '../restore/aws.js';
+import { parsePointChoice, type PointChoice } from '../restore/point.js';
+import { volumesUnit } from '../selection.js';
+import { INSTANCE_ID } from '../ids.js';
+import { onInterruptCleanup } from '../lifecycle.js';
 import { ApplicabilityCheck } from '../restore/applicable.js';
 import { FilesRestore, parseReplace } from '../restore/files.js';
 import { parseVolumeSelection } from '../restore/selection.js';
@@ -33,6 +37,12 @@ export interface RestoreOptions {
   json: boolean;
   /** With --to-dir: overwrite images that hold a newer restore point. */
   force?: boolean;
+  /** Launch from the snapshots of this job (or `latest`) that AWS still holds; no stream is read. */
+  point?: string;
+  /** With --point: the instance whose point it is. */
+  instance?: string;
+  /** Restore test: launch, wait for the status checks, remove everything the test created. */
+  test?: boolean;
 }
 
 /**
@@ -61,7 +71,13 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
   const volumes = parseVolumeSelection(options.volume);
   // A restore to AWS takes its Region from the stream, not resolveRegion: its profile is checked here.
   if (dir === undefined) await refuseUnknownProfile(ctx.config.aws);
-  const inputs = await streamInputs(files, ctx.stdin);
+  const point = pointRequest(options, dir, files);
+  if (point !== undefined && ctx.config.restore.kmsKeyId !== undefined)
+    throw new UsageError(
+      '--point launches the snapshots as they are, in their own key: [restore] kms-key-id (--kms-key-id) needs a restore from the stream.',
+    );
+  // A point restore reads no stream: not even stdin.
+  const inputs = point === undefined ? await streamInputs(files, ctx.stdin) : [];
   const started = performance.now();
   /** What the restore printed (images, snapshots, the instance): the summary record lists it. */
   const results: string[] = [];
@@ -100,9 +116,15 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     );
     return true;
   };
-  if (options.json && !options.dryRun) {
-    throw new UsageError('--json prints the plan of a --dry-run; give both, or neither.');
+  if (options.json && !options.dryRun && !options.test) {
+    throw new UsageError(
+      '--json prints the plan of a --dry-run or the report of a --test; give one of them with it.',
+    );
   }
+  if (options.test && (dir !== undefined || !options.launch || options.dryRun))
+    throw new UsageError(
+      '--test launches an instance and removes it: not with --to-dir, --where, --no-launch or --dry-run.',
+    );
   if (options.dryRun && dir !== undefined) {
     throw new UsageError(
       '--dry-run plans a restore to AWS. For a restore to files, `ec2-bpipe verify` checks the streams without writing anything.',
@@ -116,16 +138,38 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
       );
     const launch = options.launch;
     // Loaded only here: a restore to files needs none of the AWS SDK (docs/PERFORMANCE.md).
-    const { AwsRestore } = await import('../restore/aws.js');
-    const target = new AwsRestore(ctx.config, ctx.log, print, {
+    const [{ AwsRestore }, { RestoreTest }, { closeCreations }] = await Promise.all([
+      import('../restore/aws.js'),
+      import('../restore/restore-test.js'),
+      import('../aws/creation-gate.js'),
+    ]);
+    const test = options.test ? new RestoreTest(ctx.log) : undefined;
+    const target = new AwsRestore(test ? test.configure(ctx.config) : ctx.config, ctx.log, print, {
       launch,
       dryRun: options.dryRun,
       json: options.json,
       acceptFormat1: options.acceptFormat1,
       ...(volumes && { volumes }),
+      ...(test && { testId: test.id }),
     });
+    /**
+     * A test removes what it created once, at its end or on a signal. The gate closes first, so
+     * nothing the run is still launching appears after the removal has looked.
+     */
+    let removal: Promise<string> | undefined;
+    const remove = (): Promise<string> =>
+      (removal ??= closeCreations()
+        .then(() => test?.remove(target.regions()))
+        .then((r) =>
+          r === undefined
+            ? ''
+            : `the restore test removed ${r.terminated.length} instance(s), ${r.deregistered.length} image(s), ${r.volumes.length} volume(s), ${r.snapshots.length} snapshot(s)` +
+              (r.left.length ? `; left ${r.left.join('; ')}` : ''),
+        ));
+    const withdraw = test ? onInterruptCleanup(remove) : () => undefined;
     try {
       let head: AppliedStream | undefined;
+      if (point !== undefined) head = await target.applyPoint(point.resourceId, point.choice);
       for (const input of inputs) {
         const item = await next(input);
         try {
@@ -137,12 +181,42 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
           if (!skippable(err)) throw err;
         }
       }
+      test?.stage('restored');
       // One instance for the whole chain, from its head: the last stream applied.
-      if (head && (launch || options.dryRun)) await target.finish(head);
+      const launched = head && (launch || options.dryRun) ? await target.finish(head) : undefined;
+      if (test) {
+        if (head === undefined || launched === undefined)
+          throw new UsageError(
+            '--test needs an instance to launch: give the streams or the point of an instance.',
+          );
+        await test.check(head.clients.ec2, head.clients.region, launched);
+      }
+    } catch (err) {
+      // A refusal (exit 2) stays one: the config or the command line is to fix, not the backup.
+      if (test === undefined || err instanceof UsageError) throw err;
+      test.report.failure = describeError(err);
     } finally {
+      if (test) {
+        const said = await remove();
+        withdraw();
+        ctx.log.info(said);
+      }
       target.close();
     }
     if (!options.dryRun) summarize('aws', target.blocksRead);
+    if (test) {
+      const { report } = test;
+      const left = report.removed?.left ?? [];
+      ctx.stdout.write(
+        options.json ? `${JSON.stringify(report, null, 2)}\n` : `${test.lines().join('\n')}\n`,
+      );
+      const leftover = left.length ? `; it left ${left.join('; ')}: remove them by hand` : '';
+      if (!report.passed)
+        throw new RuntimeFailure(
+          `restore test ${report.test} failed: ${report.failure ?? 'no verdict'}${leftover}`,
+        );
+      if (leftover) throw new RuntimeFailure(`restore test ${report.test} passed${leftover}`);
+    }
     return;
   }
   new ApplicabilityCheck(ctx.config, ctx.log).check({ to: 'files' }, `a restore to files under ${dir}`);
@@ -183,4 +257,38 @@ function refuseNonDirectory(dir: string, option: string): void {
     throw new UsageError(
       `${option}=${dir}: it exists and is not a directory; name a directory to restore the images under.`,
     );
+}
+
+/**
+ * `--point` (with `--instance`, or `--volume` naming a volumes unit): the unit and point of a
+ * restore from snapshots. Refuses what cannot go with it: stream files, a restore to files, and a
+ * new KMS key (the snapshots are launched as they are; re-encrypting needs a stream restore).
+ */
+function pointRequest(
+  options: RestoreOptions,
+  dir: string | undefined,
+  files: string[],
+): { resourceId: string; choice: PointChoice } | undefined {
+  if (options.point === undefined) {
+    if (options.instance !== undefined)
+      throw new UsageError(
+        '--instance names the unit of a --point restore; a stream restore takes it from the stream.',
+      );
+    return undefined;
+  }
+  const choice = parsePointChoice(options.point);
+  if (files.length)
+    throw new UsageError(
+      '--point launches from snapshots AWS holds and reads no stream: give no stream files.',
+    );
+  if (dir !== undefined) throw new UsageError('--point restores to AWS: not with --to-dir or --where.');
+  if (options.instance !== undefined) {
+    if (!INSTANCE_ID.test(options.instance))
+      throw new UsageError(`--instance=${options.instance}: expected an instance id (i-...).`);
+    return { resourceId: options.instance, choice };
+  }
+  const ids = parseVolumeSelection(options.volume);
+  if (ids === undefined)
+    throw new UsageError('--point needs the unit: --instance=ID, or --volume=ID,... for a volumes unit.');
+  return { resourceId: volumesUnit([...ids]).resourceId, choice };
 }

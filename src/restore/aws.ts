@@ -1,4 +1,4 @@
-import { CreateTagsCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type AwsClients, createClients, requireEndpoints } from '../aws/clients.js';
@@ -23,7 +23,9 @@ import { JOURNAL_TAG, RESTORE_TAG, tagValue } from '../aws/tags.js';
 import { RestoreJournal } from './journal.js';
 import { refuseUnknownVolumes } from './selection.js';
 import { ApplicabilityCheck } from './applicable.js';
-import { launchInstance } from './launch/instance.js';
+import { launchInstance, type LaunchResult } from './launch/instance.js';
+import { choosePoint, type PointChoice } from './point.js';
+import { testInstance } from './restore-test.js';
 import { launchPlan, planLines } from './launch/plan.js';
 import { preflight, type Target } from './launch/preflight.js';
 import { idempotencyToken, restoreTags } from './launch/tags.js';
@@ -72,6 +74,11 @@ export interface AwsRestoreOptions {
   acceptFormat1?: boolean;
   /** With dryRun: the plan as one JSON object on stdout. */
   json?: boolean;
+  /**
+   * A restore test's id (restore --test): new snapshots whatever an earlier restore left (the
+   * test removes them), and the instance launched as a test (testInstance).
+   */
+  testId?: string;
 }
 
 /**
@@ -235,7 +242,7 @@ export class AwsRestore {
             );
           },
           instance: async (meta) => {
-            instance = meta;
+            instance = this.launched(meta);
             await prepare();
           },
           volumeStart: async (meta) => {
@@ -549,7 +556,8 @@ export class AwsRestore {
     ];
     // The same source restored again gets the same token: a crashed restore resumes its snapshot
     // instead of leaving a second one. A snapshot that failed earlier makes way for a new token.
-    let salt = '';
+    // A restore test always starts its own: it removes them at its end.
+    let salt = this.options.testId ?? '';
     for (let attempt = 0; attempt < 10; attempt++) {
       const started = await startSnapshot(clients.ebs, {
         sizeGiB: meta.sizeGiB,
@@ -642,24 +650,71 @@ export class AwsRestore {
           `to ${clients.region} (missing ${missing.join(', ')}). Restore the whole directory of the resource, or its chain in order.`,
       );
     }
-    const manifest = finalizerManifest(finalizer);
-    this.checkApplicable(manifest, name);
-    const target = await this.preflight(clients, manifest, finalizer.instance ?? undefined);
+    const applied = await this.launchable(clients, finalizer, restored, name);
     this.log.info(`${name}: the chain of ${finalizer.resourceId} is applied up to job ${finalizer.head}`);
-    return {
-      manifest,
-      ...(finalizer.instance && { instance: finalizer.instance }),
-      target,
-      clients,
-      restored,
-    };
+    return applied;
   }
 
-  /** After the chain: launches the head's instance, or creates volumes for a volume stream. */
-  async finish(head: AppliedStream): Promise<void> {
+  /**
+   * A restore point AWS still holds (restore --point): the unit's point `choice`, launched from
+   * its live snapshots in the target Region (or their DR copies there), with the same checks and
+   * pre-flight as a stream's head. Nothing is written to EBS.
+   */
+  async applyPoint(resourceId: string, choice: PointChoice): Promise<AppliedStream> {
+    const { record, restored, region } = await choosePoint(
+      (r) => this.clientsFor(r).ec2,
+      this.config,
+      resourceId,
+      choice,
+      (v) => this.selected(v),
+      this.log,
+    );
+    const clients = this.clientsFor(region);
+    const applied = await this.launchable(clients, record, restored, `point ${record.head}`);
+    this.log.info(
+      `${resourceId}: restoring point ${record.head} (${record.headLevel ?? 'Full'} of ${record.createdAt}) from its snapshots in ${region}: ` +
+        [...restored].map(([volumeId, v]) => `${volumeId}=${v.snapshotId}`).join(' '),
+    );
+    return applied;
+  }
+
+  /** A finalizer's or a point's head, checked and pre-flighted for the launch from `restored`. */
+  private async launchable(
+    clients: AwsClients,
+    finalizer: Finalizer,
+    restored: Map<string, RestoredVolume>,
+    name: string,
+  ): Promise<AppliedStream> {
+    const manifest = finalizerManifest(finalizer);
+    this.checkApplicable(manifest, name);
+    const instance = finalizer.instance ? this.launched(finalizer.instance) : undefined;
+    const target = await this.preflight(clients, manifest, instance);
+    return { manifest, ...(instance && { instance }), target, clients, restored };
+  }
+
+  /** The instance as this restore launches it: as it was, or as a restore test does. */
+  private launched(meta: InstanceMeta): InstanceMeta {
+    return this.options.testId === undefined ? meta : testInstance(meta);
+  }
+
+  /** The EC2 client of each Region this restore used: a restore test removes what it made there. */
+  regions(): { region: string; ec2: EC2Client }[] {
+    return [...this.clients.values()].map((c) => ({ region: c.region, ec2: c.ec2 }));
+  }
+
+  /**
+   * After the chain: launches the head's instance, or creates volumes for a volume stream.
+   * Returns what was launched (a restore test checks and removes it).
+   */
+  async finish(head: AppliedStream): Promise<LaunchResult | undefined> {
     const settings = this.config.restore;
-    const { manifest, instance, target, restored } = head;
+    const { manifest, instance, target } = head;
     const { ec2 } = head.clients;
+    // A test's volumes carry none of the source's tags (testInstance says why).
+    const restored =
+      this.options.testId === undefined
+        ? head.restored
+        : new Map([...head.restored].map(([id, v]) => [id, { ...v, meta: { ...v.meta, tags: [] } }]));
     const partial = this.options.volumes !== undefined;
     if (partial && manifest.kind === 'instance' && this.options.launch) {
       this.log.info(
@@ -673,7 +728,7 @@ export class AwsRestore {
         const plan = launchPlan(settings, manifest.job, target.region, instance, spec, restored);
         if (this.options.json) {
           this.print(JSON.stringify({ dryRun: true, launch: plan }));
-          return;
+          return undefined;
         }
         for (const line of planLines(plan)) this.print(line);
       } else if (this.options.json) {
@@ -689,7 +744,7 @@ export class AwsRestore {
             }),
           }),
         );
-        return;
+        return undefined;
       } else if (volumesWanted) {
         for (const [volumeId, v] of restored) {
           this.print(
@@ -698,7 +753,7 @@ export class AwsRestore {
         }
       }
       this.print('dry run: nothing was created');
-      return;
+      return undefined;
     }
     if (instance && launching && spec) {
       const result = await launchInstance(
@@ -717,11 +772,14 @@ export class AwsRestore {
       this.print(
         `instance ${result.instanceId} source=${instance.instanceId} region=${target.region} az=${result.availabilityZone}`,
       );
-    } else if (volumesWanted) {
+      return result;
+    }
+    if (volumesWanted) {
       for (const v of await createVolumes(ec2, settings, manifest, target, restored, this.log)) {
         this.print(`volume ${v.volumeId} source=${v.source} az=${v.availabilityZone}`);
       }
     }
+    return undefined;
   }
 }
 

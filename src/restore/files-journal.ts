@@ -24,7 +24,7 @@ import { messageOf, RuntimeFailure } from '../errors.js';
 import { CONFIG_NAME, JOB_NAME, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
 import { BLOCK_SIZE, member } from '../stream/format.js';
 import { describeIssues, levelSchema } from '../stream/schema.js';
-import { syncDirectory, writeSynced } from './durable.js';
+import { syncDirectory, writeSynced } from '../durable.js';
 
 export const PARTIAL = '.partial';
 export const STATE_FILE = 'ec2-bpipe-state.json';

@@ -8,7 +8,7 @@ import { CONFIG_NAME, REGION } from '../ids.js';
 import type { Input } from '../inputs.js';
 import { liveDisplay } from '../display.js';
 import { onInterrupt } from '../lifecycle.js';
-import { writeSynced } from './durable.js';
+import { writeSynced } from '../durable.js';
 import {
   ImageDirectory,
   type ImageState,

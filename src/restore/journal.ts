@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { JOURNAL_TAG, tagValue } from '../aws/tags.js';
 import { messageOf } from '../errors.js';
-import { syncDirectory, writeSynced } from './durable.js';
+import { syncDirectory, writeSynced } from '../durable.js';
 import { SNAPSHOT_ID } from '../ids.js';
 
 /** `region/config/volume/job` to the restored snapshot id (docs/FORMAT.md, restore journal). */

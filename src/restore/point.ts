@@ -1,0 +1,136 @@
+/**
+ * Restore points AWS still holds (docs/DESIGN.md §13): the snapshots a completed backup job took,
+ * or their DR copies in the target Region, found through the job's point record and checked
+ * before anything is created. EBS snapshots are immutable, so a snapshot that is still this
+ * config's, completed, of this job and volume and size, holds exactly the blocks its stream held.
+ */
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import { copyOfTag } from '../backup/copies.js';
+import { volumeLinks } from '../backup/links.js';
+import type { Config } from '../config.js';
+import { UsageError } from '../errors.js';
+import { JOB_NAME } from '../ids.js';
+import { type PointRecord, readPointRecord, recordedJobs, unitRecordDir } from '../stream/point-record.js';
+import type { VolumeMeta } from '../stream/schema.js';
+import type { RestoredVolume } from './launch/volumes.js';
+
+/** `--point`: a job name, or the newest point that is live. */
+export type PointChoice = { job: string } | 'latest';
+
+export function parsePointChoice(raw: string): PointChoice {
+  if (raw === 'latest') return 'latest';
+  if (!JOB_NAME.test(raw))
+    throw new UsageError(
+      `--point=${raw}: expected a job name (as \`ec2-bpipe points\` lists them) or latest.`,
+    );
+  return { job: raw };
+}
+
+/** A point whose snapshots are live in the target Region: what the launch needs. */
+export interface LivePoint {
+  record: PointRecord;
+  restored: Map<string, RestoredVolume>;
+  /** Where the snapshots are live: the target Region. */
+  region: string;
+}
+
+/**
+ * The snapshots of `record` in `region` (its own, or the DR copies of them), each checked against
+ * its tags; the reasons when one is not usable. A snapshot whose tags name another config, job or
+ * volume, or that is not completed, is never launched.
+ */
+export async function liveSnapshots(
+  ec2: EC2Client,
+  config: Config,
+  region: string,
+  record: PointRecord,
+  selected: (volumeId: string) => boolean,
+): Promise<{ restored: Map<string, RestoredVolume>; why: string[] }> {
+  const restored = new Map<string, RestoredVolume>();
+  const why: string[] = [];
+  const own = region === record.region;
+  for (const meta of record.volumes.filter((v) => selected(v.volumeId))) {
+    const links = await volumeLinks(ec2, config, meta.volumeId);
+    const source = copyOfTag(record.region, meta.snapshotId);
+    const link = links.find((l) =>
+      own ? l.snapshotId === meta.snapshotId && l.copyOf === undefined : l.copyOf === source,
+    );
+    const problem =
+      link === undefined
+        ? own
+          ? `${meta.snapshotId} is not among config ${config.name}'s snapshots of ${meta.volumeId} in ${region} (deleted, or its tags changed)`
+          : `no copy of ${source} is among config ${config.name}'s snapshots of ${meta.volumeId} in ${region}`
+        : link.job !== record.head
+          ? `${link.snapshotId} is tagged for job ${link.job}, not ${record.head}`
+          : !link.complete
+            ? `${link.snapshotId} is ${link.pending ? 'still being copied' : 'not completed, or its stream was not'}`
+            : link.sizeGiB !== meta.sizeGiB
+              ? `${link.snapshotId} holds ${link.sizeGiB} GiB, the stream ${meta.sizeGiB} GiB`
+              : undefined;
+    if (problem !== undefined || link === undefined) why.push(`${meta.volumeId}: ${problem ?? ''}`);
+    else restored.set(meta.volumeId, { meta: pointVolume(meta), snapshotId: link.snapshotId });
+  }
+  return { restored, why };
+}
+
+/** The volume as launched from its own snapshot: a Full of itself, whatever level its job had. */
+function pointVolume(meta: VolumeMeta): VolumeMeta {
+  return { ...meta, level: 'Full', baseSnapshotId: null, baseJob: null };
+}
+
+/**
+ * The point `choice` names among the unit's records, with its live snapshots in `region`. A job
+ * named outright is refused (exit 2) with every reason; `latest` takes the newest complete point
+ * that is live there, and says why it passed over newer ones.
+ */
+export async function choosePoint(
+  /** The EC2 client of a Region (clients are made once per Region). */
+  ec2In: (region: string) => EC2Client,
+  config: Config,
+  resourceId: string,
+  choice: PointChoice,
+  selected: (volumeId: string) => boolean,
+  log: Logger,
+): Promise<LivePoint> {
+  const stateDir = config.bacula.stateDir;
+  const where = unitRecordDir(stateDir, config.name, resourceId);
+  const records: PointRecord[] = [];
+  if (choice === 'latest') {
+    for (const job of await recordedJobs(stateDir, config.name, resourceId)) {
+      const record = await readPointRecord(stateDir, config.name, resourceId, job);
+      if (record) records.push(record);
+    }
+    records.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  } else {
+    const record = await readPointRecord(stateDir, config.name, resourceId, choice.job);
+    if (record === undefined)
+      throw new UsageError(
+        `no point record of job ${choice.job} for ${resourceId} in ${where}: a backup writes one there when its job completes. ` +
+          '`ec2-bpipe points` lists the points; a job backed up on another host, or before 0.4, restores from its stream.',
+      );
+    records.push(record);
+  }
+  if (records.length === 0)
+    throw new UsageError(
+      `no point record for ${resourceId} in ${where}: no backup of config ${config.name} completed on this host. Restore from the stream.`,
+    );
+  const passed: string[] = [];
+  for (const record of records) {
+    // [restore] region (--region) names the target; else the Region the job backed up from.
+    const region = config.restore.region ?? record.region;
+    const { restored, why } = await liveSnapshots(ec2In(region), config, region, record, selected);
+    if (why.length === 0 && restored.size > 0) {
+      if (passed.length) log.info(`newer points passed over: ${passed.join('; ')}`);
+      return { record, restored, region };
+    }
+    const reason = why.length ? why.join('; ') : 'none of its volumes is selected';
+    if (choice !== 'latest')
+      throw new UsageError(
+        `point ${record.head} of ${resourceId} cannot be launched from snapshots in ${region}: ${reason}. ` +
+          'Choose another point (`ec2-bpipe points`), or restore this job from its stream.',
+      );
+    passed.push(`${record.head} (${reason})`);
+  }
+  throw new UsageError(`no point of ${resourceId} is live: ${passed.join('; ')}`);
+}
