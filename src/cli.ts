@@ -42,6 +42,7 @@ const FLAG_KEYS: Record<string, [SectionName, string]> = {
   iamInstanceProfile: ['restore', 'iam-instance-profile'],
   keepPrivateIp: ['restore', 'keep-private-ip'],
   enaSupport: ['restore', 'ena-support'],
+  fromSnapshots: ['restore', 'from-snapshots'],
   stateDir: ['bacula', 'state-dir'],
 };
 
@@ -251,6 +252,10 @@ export function buildProgram(
     .option(
       '--test',
       'restore test: launch, wait for the status checks, then remove everything the test created',
+    )
+    .option(
+      '--from-snapshots <mode>',
+      'auto: restore a stream whose snapshots AWS still holds from them, still verifying it; never: write every block',
     )
     .option('--no-launch', 'restore snapshots only, launch no instance')
     .option(

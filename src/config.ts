@@ -98,6 +98,12 @@ export interface RestoreSettings {
   testSubnetId?: string;
   /** The security groups of a restore test instead of security-group-ids. */
   testSecurityGroupIds?: string[];
+  /**
+   * `auto`: a stream whose snapshots AWS still holds, complete and tagged for this config, job and
+   * volume, is restored from them (the stream is still read and verified); `never`: every block
+   * is written from the stream.
+   */
+  fromSnapshots: 'auto' | 'never';
 }
 
 export interface BaculaSettings {
@@ -356,6 +362,7 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     },
     'keep-private-ip': { prop: 'keepPrivateIp', ...bool },
     'ena-support': { prop: 'enaSupport', ...bool },
+    'from-snapshots': { prop: 'fromSnapshots', ...oneOf(['auto', 'never'] as const) },
     'test-subnet-id': {
       prop: 'testSubnetId',
       parse: matching(/^subnet-[0-9a-f]{8,17}$/),
@@ -399,6 +406,7 @@ export function defaultConfig(name = 'default'): Config {
       tags: {},
       keepPrivateIp: false,
       createVolume: false,
+      fromSnapshots: 'auto',
     },
     bacula: { stateDir: '/var/lib/ec2-bpipe', allowEmpty: false },
     given: new Map(),

@@ -20,7 +20,11 @@ import {
   CreateTagsCommand,
   CreateVolumeCommand,
   DeleteSnapshotCommand,
+  DeleteVolumeCommand,
   DeregisterImageCommand,
+  DescribeInstanceStatusCommand,
+  GetConsoleOutputCommand,
+  TerminateInstancesCommand,
   GetInstanceUefiDataCommand,
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
@@ -81,6 +85,8 @@ const FD_CONFS = ['/etc/bacula/bacula-fd.conf', '/opt/bacula/etc/bacula-fd.conf'
 const PLACEHOLDER = {
   snapshot: 'snap-00000000000000000',
   image: 'ami-00000000000000000',
+  instance: 'i-00000000000000000',
+  volume: 'vol-00000000000000000',
   networkInterface: 'eni-00000000000000000',
   allocation: 'eipalloc-00000000000000000',
 };
@@ -662,6 +668,31 @@ async function restoreChecks(config: Config, region: string, who: string): Promi
       'ec2:DeregisterImage',
       'drop the AMI after launch',
       await dryRun(() => ec2.send(new DeregisterImageCommand({ DryRun: true, ImageId: PLACEHOLDER.image }))),
+    );
+    // Restore tests (restore --test): the checks and console of the instance, then its end.
+    add(
+      'ec2:DescribeInstanceStatus',
+      'restore tests: status checks',
+      await dryRun(() => ec2.send(new DescribeInstanceStatusCommand({ DryRun: true }))),
+    );
+    add(
+      'ec2:GetConsoleOutput',
+      'restore tests: console output',
+      await dryRun(() =>
+        ec2.send(new GetConsoleOutputCommand({ DryRun: true, InstanceId: PLACEHOLDER.instance })),
+      ),
+    );
+    add(
+      'ec2:TerminateInstances',
+      'restore tests: end the test instance',
+      await dryRun(() =>
+        ec2.send(new TerminateInstancesCommand({ DryRun: true, InstanceIds: [PLACEHOLDER.instance] })),
+      ),
+    );
+    add(
+      'ec2:DeleteVolume',
+      'restore tests: delete the volumes left',
+      await dryRun(() => ec2.send(new DeleteVolumeCommand({ DryRun: true, VolumeId: PLACEHOLDER.volume }))),
     );
     if (config.restore.createVolume) {
       add(

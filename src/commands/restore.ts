@@ -170,12 +170,12 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     try {
       let head: AppliedStream | undefined;
       if (point !== undefined) head = await target.applyPoint(point.resourceId, point.choice);
-      for (const input of inputs) {
+      for (const [n, input] of inputs.entries()) {
         const item = await next(input);
         try {
           head =
             item.kind === 'stream'
-              ? await target.apply(item.input)
+              ? await target.apply(item.input, { last: n === inputs.length - 1 })
               : await target.applyFinalizer(item.finalizer, item.name);
         } catch (err) {
           if (!skippable(err)) throw err;
@@ -183,7 +183,12 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
       }
       test?.stage('restored');
       // One instance for the whole chain, from its head: the last stream applied.
-      const launched = head && (launch || options.dryRun) ? await target.finish(head) : undefined;
+      const launched =
+        head?.launched !== undefined
+          ? await head.launched
+          : head && (launch || options.dryRun)
+            ? await target.finish(head)
+            : undefined;
       if (test) {
         if (head === undefined || launched === undefined)
           throw new UsageError(

@@ -24,7 +24,8 @@ import { RestoreJournal } from './journal.js';
 import { refuseUnknownVolumes } from './selection.js';
 import { ApplicabilityCheck } from './applicable.js';
 import { launchInstance, type LaunchResult } from './launch/instance.js';
-import { choosePoint, type PointChoice } from './point.js';
+import { choosePoint, liveLinks, liveMismatch, type PointChoice } from './point.js';
+import type { ChainLink } from '../backup/links.js';
 import { testInstance } from './restore-test.js';
 import { launchPlan, planLines } from './launch/plan.js';
 import { preflight, type Target } from './launch/preflight.js';
@@ -58,6 +59,11 @@ export interface AppliedStream {
   target: Target;
   clients: AwsClients;
   restored: Map<string, RestoredVolume>;
+  /**
+   * The launch already under way: started from the stream's live snapshots ([restore]
+   * from-snapshots) while the stream was still being read.
+   */
+  launched?: Promise<LaunchResult | undefined>;
 }
 
 export interface AwsRestoreOptions {
@@ -196,12 +202,20 @@ export class AwsRestore {
     for (const clients of this.clients.values()) clients.destroy();
   }
 
-  async apply(input: Input): Promise<AppliedStream> {
+  /**
+   * Restores one stream. `last`: it is the head of the chain (the last input), whose instance
+   * may be launched from live snapshots while the stream is still read.
+   */
+  async apply(input: Input, { last = false }: { last?: boolean } = {}): Promise<AppliedStream> {
     const settings = this.config.restore;
     /** Set by the manifest, which the reader always delivers first. */
     let begun: { manifest: Manifest; clients: AwsClients } | undefined;
     let instance: InstanceMeta | undefined;
-    let prepared: { target: Target; parents: Map<string, string> } | undefined;
+    let prepared:
+      { target: Target; parents: Map<string, string> | undefined; live: Map<string, ChainLink> } | undefined;
+    /** Volumes restored from their live snapshots: read and verified, nothing written. */
+    const liveSessions: VolumeSession[] = [];
+    let early: Promise<LaunchResult | undefined> | undefined;
     let current: VolumeSession | undefined;
     const sessions: VolumeSession[] = [];
     const started = (): { manifest: Manifest; clients: AwsClients } => {
@@ -219,12 +233,40 @@ export class AwsRestore {
         : undefined;
     });
     // Runs once, before the first snapshot is started: nothing is created when the target or the chain is wrong.
-    const prepare = async (): Promise<{ target: Target; parents: Map<string, string> }> => {
+    const prepare = async (): Promise<{
+      target: Target;
+      parents: Map<string, string> | undefined;
+      live: Map<string, ChainLink>;
+    }> => {
       if (prepared) return prepared;
       const { manifest, clients } = started();
       const target = await this.preflight(clients, manifest, instance);
-      prepared = { target, parents: await this.parents(clients, manifest) };
+      const live = await this.liveOf(clients, manifest, input.name);
+      // A chain's base is needed only for the volumes written from the stream.
+      const allLive = manifest.volumes.filter((v) => this.selected(v)).every((v) => live.has(v));
+      prepared = { target, parents: allLive ? undefined : await this.parents(clients, manifest), live };
       return prepared;
+    };
+    /** The parents of the written volumes, resolved when the first of them needs one. */
+    const parents = async (): Promise<Map<string, string>> => {
+      const ready = await prepare();
+      ready.parents ??= await this.parents(started().clients, started().manifest);
+      return ready.parents;
+    };
+    const launchEarly = (): void => {
+      const { manifest, clients } = started();
+      const all = manifest.volumes.filter((v) => this.selected(v)).length;
+      if (!last || early || !prepared || instance === undefined || liveSessions.length !== all) return;
+      if (this.options.dryRun || !this.intent(manifest.kind).launching) return;
+      this.log.info(
+        `${manifest.resourceId}: launching from job ${manifest.job}'s snapshots in ${clients.region} while the stream is read and verified`,
+      );
+      const restored = new Map(
+        liveSessions.map((v) => [v.meta.volumeId, { meta: v.meta, snapshotId: v.snapshotId }]),
+      );
+      early = this.finish({ manifest, instance, target: prepared.target, clients, restored });
+      // Awaited after the stream: its failure must not end the process before the stream's verdict.
+      early.catch(() => undefined);
     };
     try {
       const report = await readStream(
@@ -246,15 +288,30 @@ export class AwsRestore {
             await prepare();
           },
           volumeStart: async (meta) => {
-            const { parents } = await prepare();
+            const { live } = await prepare();
             const { manifest, clients } = started();
             if (!this.selected(meta.volumeId)) {
               // Read and checked like the others, written nowhere.
               current = this.passOver(clients, meta);
               return;
             }
+            const link = live.get(meta.volumeId);
+            const mismatch = link && liveMismatch(link, meta, manifest.region);
+            if (link && mismatch === undefined) {
+              current = this.passOver(clients, meta, link.snapshotId);
+              liveSessions.push(current);
+              const line = `${meta.volumeId}: job ${manifest.job} is live as ${link.snapshotId} in ${clients.region}; nothing is written, the stream is read and verified`;
+              if (this.options.dryRun) this.planNote(`snapshot: ${line}`);
+              else this.log.info(line);
+              launchEarly();
+              return;
+            }
+            if (link)
+              this.log.warn(
+                `${meta.volumeId}: not restored from ${link.snapshotId}: ${mismatch ?? ''}; writing it from the stream`,
+              );
             if (this.options.dryRun) {
-              current = this.plan(clients, manifest, meta, parents.get(meta.volumeId));
+              current = this.plan(clients, manifest, meta, (await parents()).get(meta.volumeId));
               sessions.push(current);
               return;
             }
@@ -263,10 +320,10 @@ export class AwsRestore {
           },
           volumeMap: async (meta, mapDigest) => {
             if (this.options.dryRun || !this.selected(meta.volumeId)) return;
-            const { parents } = await prepare();
+            if (current !== undefined && liveSessions.includes(current)) return;
             const { manifest, clients } = started();
             const proof = streamProof(manifest, meta, mapDigest);
-            current = await this.start(clients, manifest, meta, parents.get(meta.volumeId), proof);
+            current = await this.start(clients, manifest, meta, (await parents()).get(meta.volumeId), proof);
             sessions.push(current);
           },
           block: async (_meta, index, data, digest) => {
@@ -307,6 +364,7 @@ export class AwsRestore {
       warnFormat1(this.log, input.name, report.formatVersion);
       this.blocksRead += report.volumes.reduce((n, v) => n + v.blocks, 0);
     } catch (err) {
+      if (early !== undefined) throw await launchedBeforeDefect(early, err, started());
       // The pending note stays: the command's error line says which snapshots were left.
       for (const session of sessions) await session.slots.drain().catch(() => undefined);
       if (err instanceof StreamDefect && !err.incomplete && begun !== undefined) {
@@ -322,32 +380,82 @@ export class AwsRestore {
     const { manifest: m, clients } = started();
     const { target } = await prepare();
     const { ec2, region } = clients;
+    const restored = new Map(
+      [...sessions, ...liveSessions].map((s) => [
+        s.meta.volumeId,
+        { meta: s.meta, snapshotId: s.snapshotId },
+      ]),
+    );
     if (this.options.dryRun) {
-      const verified = `verified ${input.name}: job ${m.job} (${m.level}) of ${m.resourceId}, ${sessions.length} volume(s); nothing was created`;
+      const verified = `verified ${input.name}: job ${m.job} (${m.level}) of ${m.resourceId}, ${restored.size} volume(s); nothing was created`;
       this.planNote(verified);
-      for (const s of sessions)
-        this.planned.set(plannedKey(region, m.config, s.meta.volumeId, m.job), s.snapshotId);
-      const restored = new Map(
-        sessions.map((s) => [s.meta.volumeId, { meta: s.meta, snapshotId: s.snapshotId }]),
-      );
+      for (const [volumeId, v] of restored)
+        this.planned.set(plannedKey(region, m.config, volumeId, m.job), v.snapshotId);
       return { manifest: m, ...(instance && { instance }), target, clients, restored };
     }
     const ids = sessions.map((s) => s.snapshotId);
-    await waitForSnapshots(ec2, ids, 6 * 3600, this.log);
-    await ec2.send(
-      new CreateTagsCommand({
-        Resources: ids,
-        Tags: [{ Key: RESTORE_TAG.date, Value: new Date().toISOString() }],
-      }),
-    );
-    for (const s of sessions) {
-      await this.journal.record(region, m.config, s.meta.volumeId, m.job, s.snapshotId);
-      this.print(`snapshot ${s.snapshotId} source=${s.meta.volumeId} job=${m.job} region=${region}`);
+    if (ids.length) {
+      await waitForSnapshots(ec2, ids, 6 * 3600, this.log);
+      await ec2.send(
+        new CreateTagsCommand({
+          Resources: ids,
+          Tags: [{ Key: RESTORE_TAG.date, Value: new Date().toISOString() }],
+        }),
+      );
     }
-    const restored = new Map(
-      sessions.map((s) => [s.meta.volumeId, { meta: s.meta, snapshotId: s.snapshotId }]),
+    // Only now, the whole stream verified, is a live snapshot recorded as this job's restore: a
+    // later link of the chain, or the finalizer's launch, takes it as the restored one.
+    for (const s of [...sessions, ...liveSessions]) {
+      await this.journal.record(region, m.config, s.meta.volumeId, m.job, s.snapshotId);
+      const from = liveSessions.includes(s) ? ' from=live' : '';
+      this.print(`snapshot ${s.snapshotId} source=${s.meta.volumeId} job=${m.job} region=${region}${from}`);
+    }
+    if (liveSessions.length)
+      this.log.info(
+        `${input.name}: read and verified to its end; ${liveSessions.length} volume(s) restored from their live snapshots`,
+      );
+    return {
+      manifest: m,
+      ...(instance && { instance }),
+      target,
+      clients,
+      restored,
+      ...(early && { launched: early }),
+    };
+  }
+
+  /**
+   * The job's snapshots AWS still holds in the target Region, by volume, under [restore]
+   * from-snapshots = auto; empty (every block written from the stream) otherwise, or when a
+   * restore must make new snapshots (another KMS key, a restore test), with the reason said.
+   */
+  private async liveOf(
+    clients: AwsClients,
+    manifest: Manifest,
+    name: string,
+  ): Promise<Map<string, ChainLink>> {
+    const settings = this.config.restore;
+    if (settings.fromSnapshots !== 'auto') return new Map();
+    const writeAll = (why: string): Map<string, ChainLink> => {
+      this.log.info(`${name}: written from the stream, not from job ${manifest.job}'s snapshots: ${why}`);
+      return new Map();
+    };
+    if (settings.kmsKeyId !== undefined)
+      return writeAll('[restore] kms-key-id asks for new snapshots in that key');
+    const volumes = manifest.volumes.filter((v) => this.selected(v));
+    const { links, why } = await liveLinks(
+      clients.ec2,
+      this.config,
+      clients.region,
+      manifest.region,
+      manifest.job,
+      volumes,
     );
-    return { manifest: m, ...(instance && { instance }), target, clients, restored };
+    if (why.length)
+      this.log.info(
+        `${name}: written from the stream where AWS no longer holds the snapshot: ${why.join('; ')}`,
+      );
+    return links;
   }
 
   /**
@@ -796,4 +904,25 @@ function streamProof(manifest: Manifest, meta: VolumeMeta, mapDigest: Buffer): s
     .update('\n')
     .update(mapDigest)
     .digest('hex');
+}
+
+/**
+ * The error of a stream found damaged after its instance was launched from the live snapshots:
+ * the launch is waited for, and the error says where the instance came from. The snapshots are
+ * intact in AWS (immutable, and checked against their tags); this copy of the stream is not.
+ */
+async function launchedBeforeDefect(
+  early: Promise<LaunchResult | undefined>,
+  err: unknown,
+  { manifest, clients }: { manifest: Manifest; clients: AwsClients },
+): Promise<RuntimeFailure> {
+  const launch = await early.then(
+    (result) => (result ? `instance ${result.instanceId} was launched` : 'nothing was launched'),
+    (launchErr: unknown) => `the launch failed too (${messageOf(launchErr)})`,
+  );
+  return new RuntimeFailure(
+    `${messageOf(err)}. Before the stream was found damaged, ${launch} from job ${manifest.job}'s snapshots in ${clients.region}, ` +
+      'which AWS holds intact: that instance is good, this copy of the stream is not.',
+    { cause: err },
+  );
 }

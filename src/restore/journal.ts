@@ -3,7 +3,7 @@ import { mkdir, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { JOURNAL_TAG, tagValue } from '../aws/tags.js';
+import { JOURNAL_TAG, TAG, tagValue } from '../aws/tags.js';
 import { messageOf } from '../errors.js';
 import { syncDirectory, writeSynced } from '../durable.js';
 import { SNAPSHOT_ID } from '../ids.js';
@@ -69,11 +69,16 @@ export class RestoreJournal {
       try {
         const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [recorded] }));
         const snapshot = Snapshots[0];
-        // The entry is trusted only when the snapshot's own tags say the same.
+        // The entry is trusted only when the snapshot's own tags say the same: a restored
+        // snapshot's journal tags, or, for a job's own snapshot that a restore found live
+        // ([restore] from-snapshots), the backup's tags of a complete stream.
+        const tags = snapshot?.Tags;
         const same =
-          tagValue(snapshot?.Tags, JOURNAL_TAG.config) === config &&
-          tagValue(snapshot?.Tags, JOURNAL_TAG.volume) === volumeId &&
-          tagValue(snapshot?.Tags, JOURNAL_TAG.job) === job;
+          tagValue(tags, JOURNAL_TAG.config) === config &&
+          ((tagValue(tags, JOURNAL_TAG.volume) === volumeId && tagValue(tags, JOURNAL_TAG.job) === job) ||
+            (tagValue(tags, TAG.volume) === volumeId &&
+              tagValue(tags, TAG.job) === job &&
+              tagValue(tags, TAG.state) === 'complete'));
         if (snapshot?.State === 'completed' && same) return recorded;
       } catch {
         // Deleted since: fall back to the tags.

@@ -7,7 +7,7 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { copyOfTag } from '../backup/copies.js';
-import { volumeLinks } from '../backup/links.js';
+import { type ChainLink, volumeLinks } from '../backup/links.js';
 import type { Config } from '../config.js';
 import { UsageError } from '../errors.js';
 import { JOB_NAME } from '../ids.js';
@@ -133,4 +133,46 @@ export async function choosePoint(
     passed.push(`${record.head} (${reason})`);
   }
   throw new UsageError(`no point of ${resourceId} is live: ${passed.join('; ')}`);
+}
+
+/**
+ * The snapshots of `job` that AWS holds in `region` for each volume, for [restore] from-snapshots:
+ * the job's own snapshot in its Region, or a DR copy of it elsewhere, complete, of this config.
+ * The stream's metadata is matched against them as it is read (liveMatch).
+ */
+export async function liveLinks(
+  ec2: EC2Client,
+  config: Config,
+  region: string,
+  sourceRegion: string,
+  job: string,
+  volumeIds: string[],
+): Promise<{ links: Map<string, ChainLink>; why: string[] }> {
+  const links = new Map<string, ChainLink>();
+  const why: string[] = [];
+  for (const volumeId of volumeIds) {
+    const link = (await volumeLinks(ec2, config, volumeId)).find(
+      (l) => l.job === job && (region === sourceRegion) === (l.copyOf === undefined),
+    );
+    if (link === undefined) why.push(`${volumeId}: no snapshot of job ${job} is left in ${region}`);
+    else if (!link.complete)
+      why.push(`${volumeId}: ${link.snapshotId} is ${link.pending ? 'still being copied' : 'not complete'}`);
+    else links.set(volumeId, link);
+  }
+  return { links, why };
+}
+
+/**
+ * Whether the stream's volume was read from `link` (or from the snapshot `link` is a copy of):
+ * undefined when it was, else why not. The stream names its snapshot; the tags alone do not.
+ */
+export function liveMismatch(link: ChainLink, meta: VolumeMeta, sourceRegion: string): string | undefined {
+  const same =
+    link.copyOf === undefined
+      ? link.snapshotId === meta.snapshotId
+      : link.copyOf === copyOfTag(sourceRegion, meta.snapshotId);
+  if (!same) return `the stream was read from ${meta.snapshotId}, not from ${link.copyOf ?? link.snapshotId}`;
+  if (link.sizeGiB !== meta.sizeGiB)
+    return `${link.snapshotId} holds ${link.sizeGiB} GiB, the stream ${meta.sizeGiB} GiB`;
+  return undefined;
 }

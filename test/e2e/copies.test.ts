@@ -106,9 +106,9 @@ describe('DR copies ([backup] copy-to-region)', () => {
         expect(linkCopies.every((c) => c.state === 'copied' && /^snap-/.test(c.copyId))).toBe(true);
       }
       const shown = await cli(['points', `--config=${config}`]);
-      expect(shown.stdout.toString()).toMatch(/^unit .* region\s+copy$/m);
-      expect(shown.stdout.toString()).toMatch(/ j3 .* us-east-1\s+copied$/m);
-      expect(shown.stdout.toString()).toMatch(/ j3 .* eu-west-1\s+copy of us-east-1$/m);
+      expect(shown.stdout.toString()).toMatch(/^unit .* region\s+live\s+copy$/m);
+      expect(shown.stdout.toString()).toMatch(/ j3 .* us-east-1\s+yes\s+copied$/m);
+      expect(shown.stdout.toString()).toMatch(/ j3 .* eu-west-1\s+yes\s+copy of us-east-1$/m);
 
       // The source Region lost: the chain restores from Bacula's streams into the copy Region,
       // with a subnet and group there (the originals are us-east-1's).

@@ -53,14 +53,17 @@ describe('points (restore points from the snapshot tags)', () => {
       const text = await cli(['points', `--config=${config}`]);
       expect(text.code).toBe(0);
       const lines = text.stdout.toString().trim().split('\n');
-      expect(lines[0]).toMatch(/^unit\s+job\s+level\s+base\s+state\s+date\s+volumes\s+size\s+data\s+region$/);
+      expect(lines[0]).toMatch(
+        /^unit\s+job\s+level\s+base\s+state\s+date\s+volumes\s+size\s+data\s+region\s+live$/,
+      );
       expect(lines[1]).toMatch(
         new RegExp(
-          `^${instanceId}\\s+x1\\s+Incremental\\s+i1\\s+incomplete\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+2\\s+3 GiB\\s+-\\s+us-east-1$`,
+          `^${instanceId}\\s+x1\\s+Incremental\\s+i1\\s+incomplete\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+2\\s+3 GiB\\s+-\\s+us-east-1\\s+no$`,
         ),
       );
-      expect(lines[2]).toMatch(/\s3 GiB\s+1\.0 MiB\s+us-east-1$/);
-      expect(lines[3]).toMatch(/\s3 GiB\s+5\.5 MiB\s+us-east-1$/);
+      // Complete, with the point record this host wrote: restore --point can launch them.
+      expect(lines[2]).toMatch(/\s3 GiB\s+1\.0 MiB\s+us-east-1\s+yes$/);
+      expect(lines[3]).toMatch(/\s3 GiB\s+5\.5 MiB\s+us-east-1\s+yes$/);
       expect(lines).toHaveLength(4);
 
       // A block count is read back from a tag anyone with CreateTags can write: a value out of

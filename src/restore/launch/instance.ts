@@ -95,7 +95,7 @@ export async function launchInstance(
 ): Promise<LaunchResult> {
   const date = new Date().toISOString();
   const mappings = restoredMappings(meta, restored);
-  const token = launchToken(settings, manifest, meta, target, spec, restored);
+  const token = await liveToken(ec2, launchToken(settings, manifest, meta, target, spec, restored));
   for (const setting of spec.settings) {
     if (setting.outcome === 'adapted' || setting.outcome === 'lost')
       log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
@@ -273,6 +273,24 @@ async function checkVolumes(
     );
   }
   return volumes;
+}
+
+/**
+ * The token of this launch now. An instance launched earlier with the same token and since
+ * terminated (the operator ended a restore to make it again) still holds the token: EC2 keeps
+ * it, and a new RunInstances with it and another AMI is IdempotentParameterMismatch. Each ended
+ * launch moves the token on, so the same restore made again launches anew.
+ */
+async function liveToken(ec2: EC2Client, token: string): Promise<string> {
+  for (let current = token; ;) {
+    const { Reservations = [] } = await ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: [current] }] }),
+    );
+    const launched = Reservations.flatMap((r) => r.Instances ?? []).filter((i) => i.ClientToken === current);
+    const ended = launched.filter((i) => ['shutting-down', 'terminated'].includes(i.State?.Name ?? ''));
+    if (launched.length === 0 || ended.length < launched.length) return current;
+    current = idempotencyToken(current, ...ended.map((i) => i.InstanceId ?? '').sort());
+  }
 }
 
 /** The instance an earlier run launched with this token, unless it has ended since. */
