@@ -1,3 +1,6 @@
+// The restores to AWS here write every block (--from-snapshots=never): they test the stream's way
+// into new snapshots. Restoring from the snapshots AWS still holds: from-snapshots.test.ts.
+
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -239,6 +242,7 @@ describe('Full, Incremental and Differential chains', () => {
     const before = (await em.admin.state()).snapshots.length;
     const aws = await cli([
       'restore',
+      '--from-snapshots=never',
       `--config=${config}`,
       '--no-launch',
       '--region=eu-west-1',
@@ -270,6 +274,7 @@ describe('Full, Incremental and Differential chains', () => {
   it('restores Full+Inc+Inc and Full+Diff to AWS, as snapshot chains, with one instance from the head', async () => {
     const chain = await cli([
       'restore',
+      '--from-snapshots=never',
       `--config=${config}`,
       files.get('j1')!,
       files.get('j2')!,
@@ -297,7 +302,13 @@ describe('Full, Incremental and Differential chains', () => {
       );
     }
     // A Differential restores on the Full, in a separate writer process as Bacula runs them.
-    const diff = await cli(['restore', `--config=${config}`, '--no-launch', files.get('j4')!]);
+    const diff = await cli([
+      'restore',
+      '--from-snapshots=never',
+      `--config=${config}`,
+      '--no-launch',
+      files.get('j4')!,
+    ]);
     expect(diff.code, diff.stderr).toBe(0);
     await expectAwsHeads(diff.stdout, 'j4');
   });
@@ -336,7 +347,13 @@ describe('Full, Incremental and Differential chains', () => {
     expect(needed.stderr).toMatch(/empty\.tar: the stream is incomplete: it is empty; skipped/);
     expect(needed.stderr).toMatch(/job j3 \(Incremental\) is based on job j2/);
     await expectFilesChain('files-c', ['j1', 'j4', 'j6'], 'j6');
-    const aws = await cli(['restore', `--config=${config}`, '--no-launch', files.get('j6')!]);
+    const aws = await cli([
+      'restore',
+      '--from-snapshots=never',
+      `--config=${config}`,
+      '--no-launch',
+      files.get('j6')!,
+    ]);
     expect(aws.code, aws.stderr).toBe(0);
     await expectAwsHeads(aws.stdout, 'j6');
   });
@@ -526,7 +543,7 @@ describe('the finalizer (restore.json)', () => {
       expect(json.instance.instanceId).toBe(instanceId);
 
       // Before the chain is applied: a clear refusal, to AWS and to files.
-      const early = await cli(['restore', `--config=${config}`, fin2.file]);
+      const early = await cli(['restore', '--from-snapshots=never', `--config=${config}`, fin2.file]);
       expect(early.code).toBe(1);
       expect(early.stderr).toMatch(
         /the streams of job f2, the head of i-[0-9a-f]+, were not all applied to us-east-1 \(missing vol-/,
@@ -546,13 +563,15 @@ describe('the finalizer (restore.json)', () => {
 
       // As Bacula runs them: one writer per file, data with --no-launch, the finalizer last.
       for (const file of [f1.file, f2.file]) {
-        const step = await cli(['restore', `--config=${config}`, '--no-launch'], {
+        const step = await cli(['restore', '--from-snapshots=never', `--config=${config}`, '--no-launch'], {
           stdin: readFileSync(file),
         });
         expect(step.code, step.stderr).toBe(0);
         expect(step.stdout.toString()).not.toMatch(/^instance /m);
       }
-      const launched = await cli(['restore', `--config=${config}`], { stdin: readFileSync(fin2.file) });
+      const launched = await cli(['restore', '--from-snapshots=never', `--config=${config}`], {
+        stdin: readFileSync(fin2.file),
+      });
       expect(launched.code, launched.stderr).toBe(0);
       const instanceLine = launched.stdout
         .toString()

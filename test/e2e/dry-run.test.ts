@@ -1,3 +1,6 @@
+// The restores to AWS here write every block (--from-snapshots=never): they test the stream's way
+// into new snapshots. Restoring from the snapshots AWS still holds: from-snapshots.test.ts.
+
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, withEmulator, writeConfig } from '../helpers.js';
@@ -33,6 +36,7 @@ describe('restore --dry-run', () => {
       const files = [join(dir.path, 'f1.tar'), join(dir.path, 'i1.tar')];
       const result = await cli([
         'restore',
+        '--from-snapshots=never',
         `--config=${config}`,
         '--dry-run',
         '--instance-type=m5.xlarge',
@@ -65,6 +69,7 @@ describe('restore --dry-run', () => {
       // It checks the overrides as the real restore would: an unknown type is refused (exit 2).
       const unknown = await cli([
         'restore',
+        '--from-snapshots=never',
         `--config=${config}`,
         '--dry-run',
         '--instance-type=zz9.huge',

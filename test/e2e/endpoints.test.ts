@@ -1,3 +1,6 @@
+// The restores to AWS here write every block (--from-snapshots=never): they test the stream's way
+// into new snapshots. Restoring from the snapshots AWS still holds: from-snapshots.test.ts.
+
 /**
  * Per-service endpoints ([aws] ec2-endpoint-url and its kin): each service's calls go to its own
  * URL, each Region's to its own, and a Region the config names no endpoint for is refused.
@@ -50,10 +53,16 @@ describe('per-service endpoints', () => {
       const copies = (await em.admin.state()).snapshots.filter((s) => s.Region === 'eu-west-1');
       expect(copies.map((c) => c.State)).toEqual(['completed']);
 
-      const restored = await cli(['restore', `--config=${config}`, join(dir.path, 's1.tar')]);
+      const restored = await cli([
+        'restore',
+        '--from-snapshots=never',
+        `--config=${config}`,
+        join(dir.path, 's1.tar'),
+      ]);
       expect(restored.code, restored.stderr).toBe(0);
       const inWest = await cli([
         'restore',
+        '--from-snapshots=never',
         `--config=${config}`,
         '--region=eu-west-1',
         '--no-launch',
@@ -104,7 +113,13 @@ describe('per-service endpoints', () => {
         ).code,
       ).toBe(0);
       await em.admin.call('POST', 'requests/reset');
-      const refused = await cli(['restore', `--config=${config}`, '--region=eu-west-1', file]);
+      const refused = await cli([
+        'restore',
+        '--from-snapshots=never',
+        `--config=${config}`,
+        '--region=eu-west-1',
+        file,
+      ]);
       expect(refused.code).toBe(2);
       expect(refused.stderr).toContain(
         `[aws] endpoint-url (${em.url}) is the EC2 endpoint of us-east-1; a restore in eu-west-1 would send ` +

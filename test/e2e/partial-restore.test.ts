@@ -1,3 +1,6 @@
+// The restores to AWS here write every block (--from-snapshots=never): they test the stream's way
+// into new snapshots. Restoring from the snapshots AWS still holds: from-snapshots.test.ts.
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -31,6 +34,7 @@ describe('restore --volume (some volumes of an instance stream)', () => {
       const before = await em.admin.state();
       const aws = await cli([
         'restore',
+        '--from-snapshots=never',
         `--config=${config}`,
         `--volume=${data1},${data2}`,
         '--create-volume',

@@ -1,3 +1,6 @@
+// The restores to AWS here write every block (--from-snapshots=never): they test the stream's way
+// into new snapshots. Restoring from the snapshots AWS still holds: from-snapshots.test.ts.
+
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, cli, withEmulator, writeConfig } from '../helpers.js';
@@ -84,7 +87,7 @@ describe('progress', () => {
         stdoutFile: tar,
       });
       expect(backup.code, backup.stderr).toBe(0);
-      const restore = await cli(['restore', `--config=${config}`, tar]);
+      const restore = await cli(['restore', '--from-snapshots=never', `--config=${config}`, tar]);
       expect(restore.code, restore.stderr).toBe(0);
       for (const stderr of [backup.stderr, restore.stderr]) expect(stderr).not.toContain('\u001b');
       expect(backup.stderr).toMatch(new RegExp(`${volumeId}: 30 blocks streamed in`));

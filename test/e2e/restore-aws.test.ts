@@ -1,3 +1,6 @@
+// The restores to AWS here write every block (--from-snapshots=never): they test the stream's way
+// into new snapshots. Restoring from the snapshots AWS still holds: from-snapshots.test.ts.
+
 import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,7 +102,7 @@ describe('restore to AWS', () => {
 
   /** Runs a restore and returns the new instance and its volumes, as the emulator sees them. */
   async function restore(args: string[] = [], file = tarFile) {
-    const result = await cli(['restore', `--config=${config}`, ...args, file]);
+    const result = await cli(['restore', '--from-snapshots=never', `--config=${config}`, ...args, file]);
     const lines = result.stdout.toString().trim().split('\n').filter(Boolean);
     const instanceLine = lines.find((l) => l.startsWith('instance '));
     const state = await em.admin.state();

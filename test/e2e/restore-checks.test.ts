@@ -1,3 +1,6 @@
+// The restores to AWS here write every block (--from-snapshots=never): they test the stream's way
+// into new snapshots. Restoring from the snapshots AWS still holds: from-snapshots.test.ts.
+
 /** What restore checks before it creates anything, and only for the operation chosen. */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -51,13 +54,19 @@ describe('restore checks the target before creating anything', () => {
         file,
         await buildStream({ job: 'j1', volumes: [{ volumeId: VOL, blocks: new Map([[0, block(1)]]) }] }),
       );
-      const launching = await cli(['restore', `--config=${config}`, file]);
+      const launching = await cli(['restore', '--from-snapshots=never', `--config=${config}`, file]);
       expect(launching.code).toBe(2);
       expect(launching.stderr).toMatch(
         /subnet subnet-0123456789abcdef0 \(stored with i-[0-9a-f]+\) does not exist in us-east-1/,
       );
       expect((await em.admin.state()).snapshots).toEqual([]);
-      const restored = await cli(['restore', `--config=${config}`, '--no-launch', file]);
+      const restored = await cli([
+        'restore',
+        '--from-snapshots=never',
+        `--config=${config}`,
+        '--no-launch',
+        file,
+      ]);
       expect(restored.code, restored.stderr).toBe(0);
       expect(restored.stdout.toString()).toMatch(
         /^snapshot snap-[0-9a-f]+ source=vol-0123456789abcdef0 job=j1 region=us-east-1$/m,
@@ -70,6 +79,7 @@ describe('restore checks the target before creating anything', () => {
       const { config, file } = await volumeStream(em, dir);
       const refused = await cli([
         'restore',
+        '--from-snapshots=never',
         `--config=${config}`,
         '--create-volume',
         '--availability-zone=us-east-1z',
@@ -84,6 +94,7 @@ describe('restore checks the target before creating anything', () => {
       expect(state.volumes).toEqual([]);
       const created = await cli([
         'restore',
+        '--from-snapshots=never',
         `--config=${config}`,
         '--create-volume',
         '--availability-zone=us-east-1b',
@@ -104,9 +115,13 @@ describe('an idempotent launch', () => {
       const { config, file, source } = await backedUpInstance(em, dir, {
         volumes: [{ sizeGiB: 1, fill: { blocks: 3, seed: 5 } }],
       });
-      const child = spawn(process.execPath, [BIN, 'restore', `--config=${config}`, file], {
-        stdio: 'ignore',
-      });
+      const child = spawn(
+        process.execPath,
+        [BIN, 'restore', '--from-snapshots=never', `--config=${config}`, file],
+        {
+          stdio: 'ignore',
+        },
+      );
       const launched = async () =>
         (await em.admin.state()).instances.filter((i) => i.InstanceId !== source.instanceId);
       await expect.poll(async () => (await launched()).length, { timeout: 60_000, interval: 50 }).toBe(1);
@@ -114,7 +129,7 @@ describe('an idempotent launch', () => {
       await new Promise((resolve) => child.on('close', resolve));
       const first = (await launched())[0]!.InstanceId;
 
-      const rerun = await cli(['restore', `--config=${config}`, file]);
+      const rerun = await cli(['restore', '--from-snapshots=never', `--config=${config}`, file]);
       expect(rerun.code, rerun.stderr).toBe(0);
       expect(rerun.stderr).toMatch(
         new RegExp(`was launched by an earlier run as ${first}; not launching again`),
@@ -141,7 +156,13 @@ describe('the instance type of a launch', () => {
         ['c6a.large', /instance type c6a\.large \(--instance-type\) does not exist in us-east-1/],
         ['m6g.large', /instance type m6g\.large \(--instance-type\) runs arm64, but i-[0-9a-f]+ was x86_64/],
       ] as const) {
-        const refused = await cli(['restore', `--config=${config}`, `--instance-type=${type}`, file]);
+        const refused = await cli([
+          'restore',
+          '--from-snapshots=never',
+          `--config=${config}`,
+          `--instance-type=${type}`,
+          file,
+        ]);
         expect(refused.code, type).toBe(2);
         expect(refused.stderr).toMatch(reason);
         const after = await em.admin.state();
@@ -150,12 +171,19 @@ describe('the instance type of a launch', () => {
       }
       // t2.micro has neither ENA nor EBS optimization, and m5.metal takes no CPU options: the
       // launch goes through without them, and the log says what was dropped.
-      const t2 = await cli(['restore', `--config=${config}`, '--instance-type=t2.micro', file]);
+      const t2 = await cli([
+        'restore',
+        '--from-snapshots=never',
+        `--config=${config}`,
+        '--instance-type=t2.micro',
+        file,
+      ]);
       expect(t2.code, t2.stderr).toBe(0);
       expect(t2.stderr).toMatch(/adapted: ENA on \(t2\.micro has no ENA: registered without it\)/);
       expect(t2.stderr).toMatch(/adapted: EBS optimization on \(t2\.micro does not support it: off\)/);
       const metal = await cli([
         'restore',
+        '--from-snapshots=never',
         `--config=${config}`,
         '--instance-type=m5.metal',
         '--keep-image',
@@ -180,7 +208,7 @@ describe('tags within the limit', () => {
         tags,
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 9 } }],
       });
-      const restored = await cli(['restore', `--config=${config}`, file]);
+      const restored = await cli(['restore', '--from-snapshots=never', `--config=${config}`, file]);
       expect(restored.code, restored.stderr).toBe(0);
       expect(restored.stderr).toMatch(
         /EC2 takes 50 tags per resource; 2 original tag\(s\) of i-[0-9a-f]+ were left out to keep the restore tags: t47, t48/,
@@ -201,7 +229,7 @@ describe('[restore] tags within what AWS takes', () => {
       const { file } = await volumeStream(em, dir);
       const tags = (n: number) => Array.from({ length: n }, (_, i) => `T${i}=v${i}`).join(',');
       const fits = writeConfig(dir.path, em, `[restore]\ntags = ${tags(42)}\n`, 'fits');
-      const restored = await cli(['restore', `--config=${fits}`, file]);
+      const restored = await cli(['restore', '--from-snapshots=never', `--config=${fits}`, file]);
       expect(restored.code, restored.stderr).toBe(0);
       const snapshot = (await em.admin.state()).snapshots.find((s) =>
         (s.Tags as { Key: string }[] | undefined)?.some((t) => t.Key === 'T41'),
@@ -209,7 +237,7 @@ describe('[restore] tags within what AWS takes', () => {
       expect(snapshot?.Tags).toHaveLength(50);
       await em.admin.call('POST', 'requests/reset');
       const over = writeConfig(dir.path, em, `[restore]\ntags = ${tags(43)}\n`, 'over');
-      const refused = await cli(['restore', `--config=${over}`, file]);
+      const refused = await cli(['restore', '--from-snapshots=never', `--config=${over}`, file]);
       expect(refused.code).toBe(2);
       expect(refused.stderr).toMatch(/\[restore\] tags has 43 tags; at most 42 fit/);
       expect(await em.admin.requests()).toEqual({});
@@ -225,7 +253,7 @@ describe('what a restore from snapshots loses', () => {
         attributes: { PlatformDetails: 'Red Hat Enterprise Linux', UsageOperation: 'RunInstances:0010' },
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 11 } }],
       });
-      const restored = await cli(['restore', `--config=${config}`, file]);
+      const restored = await cli(['restore', '--from-snapshots=never', `--config=${config}`, file]);
       expect(restored.code, restored.stderr).toBe(0);
       expect(restored.stderr).toMatch(
         /the source ran Red Hat Enterprise Linux \(billing code RunInstances:0010\), and an instance launched from snapshots loses that billing product and its license\..*Replace root volume/,
@@ -243,7 +271,13 @@ describe('the UEFI variable store', () => {
         uefiData: uefi,
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 12 } }],
       });
-      const restored = await cli(['restore', `--config=${config}`, '--keep-image', file]);
+      const restored = await cli([
+        'restore',
+        '--from-snapshots=never',
+        `--config=${config}`,
+        '--keep-image',
+        file,
+      ]);
       expect(restored.code, restored.stderr).toBe(0);
       const imageId = /^image (ami-[0-9a-f]+)/m.exec(restored.stdout.toString())?.[1];
       const image = (await em.admin.state()).images.find((i) => i.ImageId === imageId);
@@ -259,7 +293,7 @@ describe('the UEFI variable store', () => {
         volumes: [{ sizeGiB: 1, fill: { blocks: 2, seed: 13 } }],
       });
       await em.admin.call('POST', 'requests/reset');
-      const restored = await cli(['restore', `--config=${config}`, file]);
+      const restored = await cli(['restore', '--from-snapshots=never', `--config=${config}`, file]);
       expect(restored.code).toBe(2);
       expect(restored.stderr).toMatch(
         /the UEFI variable store of i-\w+ is 64004 characters; RegisterImage takes 64000\. Restore its snapshots with --no-launch/,
@@ -284,6 +318,7 @@ describe('a Region that encrypts EBS by default', () => {
       const before = new Set((await em.admin.state()).snapshots.map((s) => s.SnapshotId));
       const restored = await cli([
         'restore',
+        '--from-snapshots=never',
         `--config=${config}`,
         join(dir.path, 'e1.tar'),
         join(dir.path, 'e2.tar'),
@@ -319,14 +354,26 @@ describe('the KMS key of a restore', () => {
         [unknown, /KMS key .* does not exist in us-east-1; check --kms-key-id/],
         [disabled, /KMS key .* is Disabled, not Enabled/],
       ] as const) {
-        const refused = await cli(['restore', `--config=${config}`, `--kms-key-id=${key}`, file]);
+        const refused = await cli([
+          'restore',
+          '--from-snapshots=never',
+          `--config=${config}`,
+          `--kms-key-id=${key}`,
+          file,
+        ]);
         expect(refused.code).toBe(2);
         expect(refused.stderr).toMatch(reason);
         expect((await em.admin.state()).snapshots).toEqual([]);
       }
       const enabled = 'arn:aws:kms:us-east-1:123456789012:key/77777777-1111-2222-3333-444444444444';
       await em.admin.call('POST', 'kms-keys', { keyArn: enabled });
-      const ok = await cli(['restore', `--config=${config}`, `--kms-key-id=${enabled}`, file]);
+      const ok = await cli([
+        'restore',
+        '--from-snapshots=never',
+        `--config=${config}`,
+        `--kms-key-id=${enabled}`,
+        file,
+      ]);
       expect(ok.code, ok.stderr).toBe(0);
       expect((await em.admin.state()).snapshots[0]).toMatchObject({ Encrypted: true, KmsKeyId: enabled });
     });

@@ -1,3 +1,6 @@
+// The restores to AWS here write every block (--from-snapshots=never): they test the stream's way
+// into new snapshots. Restoring from the snapshots AWS still holds: from-snapshots.test.ts.
+
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, emulator, tempDir, withEmulator, writeConfig } from '../helpers.js';
@@ -43,7 +46,7 @@ describe('retries the SDK leaves to us', () => {
     try {
       await em.admin.call('POST', 'requests/reset');
       // A tenth of the real back-off: the scaled-down default would give up before 1.2 s pass.
-      const result = await cli(['restore', `--config=${config}`, tarFile], {
+      const result = await cli(['restore', '--from-snapshots=never', `--config=${config}`, tarFile], {
         env: { EC2_BPIPE_BACKOFF_SCALE: '0.1' },
       });
       expect(result.code, result.stderr).toBe(0);
