@@ -50,8 +50,11 @@ export async function liveSnapshots(
   const restored = new Map<string, RestoredVolume>();
   const why: string[] = [];
   const own = region === record.region;
-  for (const meta of record.volumes.filter((v) => selected(v.volumeId))) {
-    const links = await volumeLinks(ec2, config, meta.volumeId);
+  const volumes = record.volumes.filter((v) => selected(v.volumeId));
+  // One listing per volume, side by side: the point's check is on the recovery's critical path.
+  const listed = await Promise.all(volumes.map((v) => volumeLinks(ec2, config, v.volumeId)));
+  for (const [n, meta] of volumes.entries()) {
+    const links = listed[n] ?? [];
     const source = copyOfTag(record.region, meta.snapshotId);
     const link = links.find((l) =>
       own ? l.snapshotId === meta.snapshotId && l.copyOf === undefined : l.copyOf === source,

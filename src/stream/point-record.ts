@@ -7,6 +7,7 @@
  */
 import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { durableStep } from '../crash-points.js';
 import { RuntimeFailure } from '../errors.js';
 import { CONFIG_NAME, JOB_NAME } from '../ids.js';
 import { syncDirectory, writeSynced } from '../durable.js';
@@ -44,8 +45,11 @@ export async function writePointRecord(stateDir: string, record: PointRecord): P
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, recordName(record.head));
   const temporary = `${path}.tmp`;
+  await durableStep(`write ${temporary}`);
   await writeSynced(temporary, `${JSON.stringify(record, null, 2)}\n`);
+  await durableStep(`rename ${temporary}`);
   await rename(temporary, path);
+  await durableStep(`fsync ${dir}`);
   await syncDirectory(dir);
   return path;
 }

@@ -95,7 +95,10 @@ export async function launchInstance(
 ): Promise<LaunchResult> {
   const date = new Date().toISOString();
   const mappings = restoredMappings(meta, restored);
-  const token = await liveToken(ec2, launchToken(settings, manifest, meta, target, spec, restored));
+  const { token, earlier } = await launchState(
+    ec2,
+    launchToken(settings, manifest, meta, target, spec, restored),
+  );
   for (const setting of spec.settings) {
     if (setting.outcome === 'adapted' || setting.outcome === 'lost')
       log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
@@ -105,9 +108,10 @@ export async function launchInstance(
   const instanceTags = withinTagLimit(restoreTags(settings, meta.instanceId, date), meta.tags);
   if (instanceTags.dropped.length)
     log.warn(`${meta.instanceId}: ${tagLimitNote(instanceTags.dropped, meta.instanceId)}`);
-  const earlier = await launchedBefore(ec2, token);
   const madeBefore = earlier === undefined ? await imageMadeBefore(ec2, token) : undefined;
   let imageId: string;
+  /** Registered by this run, with the token: no need to ask EC2 whose it is before deregistering. */
+  let registeredHere = false;
   if (earlier !== undefined) {
     imageId = answered(earlier.ImageId, `the image of ${earlier.InstanceId ?? 'the earlier instance'}`);
     log.info(
@@ -121,6 +125,7 @@ export async function launchInstance(
       new RegisterImageCommand(registerImageInput(settings, manifest.job, meta, spec, restored, date, token)),
     );
     imageId = answered(image.ImageId, 'the image id in RegisterImage');
+    registeredHere = true;
     log.info(`registered ${imageId} from ${mappings.length} restored snapshot(s)`);
   }
   const image = imageId;
@@ -180,7 +185,7 @@ export async function launchInstance(
     );
   } finally {
     // Only an AMI this launch registered (it carries the token) is ever deregistered.
-    if (!keep && (await imageCarriesToken(ec2, image, token))) {
+    if (!keep && (registeredHere || (await imageCarriesToken(ec2, image, token)))) {
       await ec2.send(new DeregisterImageCommand({ ImageId: image })).catch((e: unknown) => {
         log.error(`could not deregister ${image}: ${messageOf(e)}; deregister it by hand`);
       });
@@ -276,31 +281,25 @@ async function checkVolumes(
 }
 
 /**
- * The token of this launch now. An instance launched earlier with the same token and since
+ * The token of this launch now, and the instance an earlier run launched with it (a rerun after
+ * a crash takes that instance instead of launching another). An instance launched earlier with the same token and since
  * terminated (the operator ended a restore to make it again) still holds the token: EC2 keeps
  * it, and a new RunInstances with it and another AMI is IdempotentParameterMismatch. Each ended
  * launch moves the token on, so the same restore made again launches anew.
  */
-async function liveToken(ec2: EC2Client, token: string): Promise<string> {
+async function launchState(ec2: EC2Client, token: string): Promise<{ token: string; earlier?: Instance }> {
   for (let current = token; ;) {
     const { Reservations = [] } = await ec2.send(
       new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: [current] }] }),
     );
     const launched = Reservations.flatMap((r) => r.Instances ?? []).filter((i) => i.ClientToken === current);
-    const ended = launched.filter((i) => ['shutting-down', 'terminated'].includes(i.State?.Name ?? ''));
-    if (launched.length === 0 || ended.length < launched.length) return current;
-    current = idempotencyToken(current, ...ended.map((i) => i.InstanceId ?? '').sort());
+    const ended = (i: Instance): boolean => ['shutting-down', 'terminated'].includes(i.State?.Name ?? '');
+    // The instance an earlier run launched with this token and that has not ended: this launch's.
+    const earlier = launched.find((i) => !ended(i));
+    if (earlier !== undefined) return { token: current, earlier };
+    if (launched.length === 0) return { token: current };
+    current = idempotencyToken(current, ...launched.map((i) => i.InstanceId ?? '').sort());
   }
-}
-
-/** The instance an earlier run launched with this token, unless it has ended since. */
-async function launchedBefore(ec2: EC2Client, token: string): Promise<Instance | undefined> {
-  const { Reservations = [] } = await ec2.send(
-    new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: [token] }] }),
-  );
-  return Reservations.flatMap((r) => r.Instances ?? []).find(
-    (i) => i.ClientToken === token && !['shutting-down', 'terminated'].includes(i.State?.Name ?? ''),
-  );
 }
 
 /** The AMI an earlier run registered for this launch and did not get to use or deregister. */
