@@ -1,5 +1,6 @@
 /**
  * `npm run bench -- [--blocks=2048] [--reps=3] [--files-reps=7] [--json] [--scenarios=20:8,20:32,...] [--rss-scaling]`
+ * (`--scenarios=` with nothing runs the list, files and recovery-time rows only)
  *
  * What a user pays, side by side in one run: for each scenario (emulator latency in ms and
  * workers), the bare-SDK loop (bench/sdk-loop.mjs) and ec2-bpipe, interleaved, `--reps` times,
@@ -341,7 +342,7 @@ async function scenarios(): Promise<void> {
   report('to files, vs tar + sync', 'files', tarSyncRuns, fileRuns, mib, Infinity);
   await recoveryTime(reps, keep);
 
-  for (const scenario of values.scenarios.split(',')) {
+  for (const scenario of values.scenarios.split(',').filter(Boolean)) {
     const [latencyMs, workers] = scenario.split(':').map(Number) as [number, number];
     em.options.latencyMs = latencyMs;
     const runs = {

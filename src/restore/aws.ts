@@ -25,6 +25,7 @@ import { refuseUnknownVolumes } from './selection.js';
 import { ApplicabilityCheck } from './applicable.js';
 import { launchInstance, type LaunchResult } from './launch/instance.js';
 import { choosePoint, liveLinks, liveMismatch, type PointChoice } from './point.js';
+import { readPointRecord } from '../stream/point-record.js';
 import type { ChainLink } from '../backup/links.js';
 import { testInstance } from './restore-test.js';
 import { launchPlan, planLines } from './launch/plan.js';
@@ -769,16 +770,41 @@ export class AwsRestore {
    * pre-flight as a stream's head. Nothing is written to EBS.
    */
   async applyPoint(resourceId: string, choice: PointChoice): Promise<AppliedStream> {
-    const { record, restored, region } = await choosePoint(
-      (r) => this.clientsFor(r).ec2,
-      this.config,
-      resourceId,
-      choice,
-      (v) => this.selected(v),
-      this.log,
-    );
-    const clients = this.clientsFor(region);
-    const applied = await this.launchable(clients, record, restored, `point ${record.head}`);
+    const choose = (): ReturnType<typeof choosePoint> =>
+      choosePoint(
+        (r) => this.clientsFor(r).ec2,
+        this.config,
+        resourceId,
+        choice,
+        (v) => this.selected(v),
+        this.log,
+      );
+    // A job named outright has one record: its snapshots and the pre-flight are checked side by
+    // side (both only read), since they are on the recovery's critical path. `latest` must first
+    // know which point is live.
+    const named =
+      choice === 'latest'
+        ? undefined
+        : await readPointRecord(this.config.bacula.stateDir, this.config.name, resourceId, choice.job);
+    let chosen: Awaited<ReturnType<typeof choosePoint>>;
+    let applied: AppliedStream;
+    if (named !== undefined) {
+      const clients = this.clientsFor(this.config.restore.region ?? named.region);
+      [chosen, applied] = await Promise.all([
+        choose(),
+        this.launchable(clients, named, new Map(), `point ${named.head}`),
+      ]);
+      applied.restored = chosen.restored;
+    } else {
+      chosen = await choose();
+      applied = await this.launchable(
+        this.clientsFor(chosen.region),
+        chosen.record,
+        chosen.restored,
+        `point ${chosen.record.head}`,
+      );
+    }
+    const { record, restored, region } = chosen;
     this.log.info(
       `${resourceId}: restoring point ${record.head} (${record.headLevel ?? 'Full'} of ${record.createdAt}) from its snapshots in ${region}: ` +
         [...restored].map(([volumeId, v]) => `${volumeId}=${v.snapshotId}`).join(' '),

@@ -159,15 +159,18 @@ export async function launchInstance(
     });
     await restoreNetwork(ec2, meta, spec, running, log);
     const volumes = await checkVolumes(ec2, meta, mappings, running);
-    for (const volume of volumes) {
-      const source = mappings.find((m) => m.volumeId === volume.source);
-      const { tags, dropped } = withinTagLimit(
-        restoreTags(settings, volume.source, date),
-        source?.volume.meta.tags ?? [],
-      );
-      if (dropped.length) log.warn(`${volume.volumeId}: ${tagLimitNote(dropped, volume.source)}`);
-      await ec2.send(new CreateTagsCommand({ Resources: [volume.volumeId], Tags: tags }));
-    }
+    // Each volume its own tags, side by side: the instance is up, and waits only for this.
+    await Promise.all(
+      volumes.map((volume) => {
+        const source = mappings.find((m) => m.volumeId === volume.source);
+        const { tags, dropped } = withinTagLimit(
+          restoreTags(settings, volume.source, date),
+          source?.volume.meta.tags ?? [],
+        );
+        if (dropped.length) log.warn(`${volume.volumeId}: ${tagLimitNote(dropped, volume.source)}`);
+        return ec2.send(new CreateTagsCommand({ Resources: [volume.volumeId], Tags: tags }));
+      }),
+    );
     return {
       instanceId: launched,
       availabilityZone: running.Placement?.AvailabilityZone ?? '',
