@@ -313,4 +313,27 @@ describe('restore --point and --test', () => {
       `${data} is not among config web's snapshots of ${source.volumeIds[1]} in us-east-1`,
     );
   });
+
+  it('launches the latest point after the disaster: the source instance and its volumes gone', async () => {
+    await em.admin.call('POST', `instances/${source.instanceId}/terminate`, {});
+    const run = await cli([
+      'restore',
+      `--config=${config}`,
+      '--point=latest',
+      `--instance=${source.instanceId}`,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('restoring point web-2');
+    const instanceId = /^instance (i-[0-9a-f]+) source=/m.exec(run.stdout.toString())?.[1];
+    const state = await em.admin.state();
+    const launched = state.instances.find((i) => i.InstanceId === instanceId)!;
+    const web2 = jobs.get('web-2')!;
+    for (const mapping of launched.BlockDeviceMappings as {
+      DeviceName: string;
+      Ebs: { VolumeId: string };
+    }[]) {
+      const sourceVolume = source.volumeIds[mapping.DeviceName === '/dev/xvda' ? 0 : 1]!;
+      expect((await em.admin.volumeDigest(mapping.Ebs.VolumeId)).digest).toBe(web2.get(sourceVolume)!.digest);
+    }
+  });
 });
