@@ -207,6 +207,15 @@ function oneOf<T extends string>(values: readonly T[]): Pick<KeySpec, 'parse' | 
   };
 }
 
+/** A restore's subnet (subnet-id, test-subnet-id). */
+const subnetId: Pick<KeySpec, 'parse' | 'expects'> = {
+  parse: matching(/^subnet-[0-9a-f]{8,17}$/),
+  expects: 'a subnet id (subnet-...)',
+};
+
+/** A restore's security groups (security-group-ids, test-security-group-ids). */
+const securityGroupIds = list(/^sg-[0-9a-f]{8,17}$/, 'security group id (sg-...)');
+
 const url: Pick<KeySpec, 'parse' | 'expects'> = {
   parse: (raw) => {
     const u = new URL(raw);
@@ -332,15 +341,8 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
       parse: matching(/^[a-z0-9-]+\.[a-z0-9-]+$/),
       expects: 'an instance type such as m5.large',
     },
-    'subnet-id': {
-      prop: 'subnetId',
-      parse: matching(/^subnet-[0-9a-f]{8,17}$/),
-      expects: 'a subnet id (subnet-...)',
-    },
-    'security-group-ids': {
-      prop: 'securityGroupIds',
-      ...list(/^sg-[0-9a-f]{8,17}$/, 'security group id (sg-...)'),
-    },
+    'subnet-id': { prop: 'subnetId', ...subnetId },
+    'security-group-ids': { prop: 'securityGroupIds', ...securityGroupIds },
     'key-name': { prop: 'keyName', ...text },
     'placement-group': { prop: 'placementGroup', ...text },
     'partition-number': { prop: 'partitionNumber', ...int(1, 7) },
@@ -363,15 +365,8 @@ const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
     'keep-private-ip': { prop: 'keepPrivateIp', ...bool },
     'ena-support': { prop: 'enaSupport', ...bool },
     'from-snapshots': { prop: 'fromSnapshots', ...oneOf(['auto', 'never'] as const) },
-    'test-subnet-id': {
-      prop: 'testSubnetId',
-      parse: matching(/^subnet-[0-9a-f]{8,17}$/),
-      expects: 'a subnet id (subnet-...)',
-    },
-    'test-security-group-ids': {
-      prop: 'testSecurityGroupIds',
-      ...list(/^sg-[0-9a-f]{8,17}$/, 'security group id (sg-...)'),
-    },
+    'test-subnet-id': { prop: 'testSubnetId', ...subnetId },
+    'test-security-group-ids': { prop: 'testSecurityGroupIds', ...securityGroupIds },
   },
   bacula: {
     'state-dir': { prop: 'stateDir', parse: matching(/^\//), expects: 'an absolute directory path' },

@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Admin } from '../emulator/client.js';
+import { Admin, type AdminRecord } from '../emulator/client.js';
 import { startEmulator, type Emulator, type EmulatorTls } from '../emulator/server.js';
 import type { EmulatorOptions } from '../emulator/state.js';
 
@@ -267,4 +267,9 @@ export async function backedUp(
   });
   if (backup.code !== 0) throw new Error(`the backup of ${volumeId} exited ${backup.code}: ${backup.stderr}`);
   return { volumeId, config, file, backup };
+}
+
+/** A tag's value on a resource the admin API's state lists. */
+export function tagOf(resource: AdminRecord, key: string): string | undefined {
+  return (resource.Tags as { Key: string; Value: string }[] | undefined)?.find((t) => t.Key === key)?.Value;
 }

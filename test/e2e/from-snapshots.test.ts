@@ -14,15 +14,13 @@ import {
   cli,
   emulator,
   sdkConfig,
+  tagOf,
   tempDir,
   writeConfig,
 } from '../helpers.js';
 import { splitMembers } from '../tar-members.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
-
-const tagOf = (r: AdminRecord, key: string): string | undefined =>
-  (r.Tags as { Key: string; Value: string }[] | undefined)?.find((t) => t.Key === key)?.Value;
 
 describe('restore with from-snapshots = auto', () => {
   let em: Em;

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { CreateTagsCommand, DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type AdminRecord,
   BIN,
   backupJob,
   cli,
   emulator,
   sdkConfig,
+  tagOf,
   tempDir,
   writeConfig,
 } from '../helpers.js';
@@ -21,8 +21,6 @@ import {
 type Em = Awaited<ReturnType<typeof emulator>>;
 
 const TEST_TAG = 'ec2-bpipe:restore-test';
-const tagOf = (r: AdminRecord, key: string): string | undefined =>
-  (r.Tags as { Key: string; Value: string }[] | undefined)?.find((t) => t.Key === key)?.Value;
 
 describe('restore --point and --test', () => {
   let em: Em;
