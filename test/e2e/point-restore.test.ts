@@ -7,16 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateTagsCommand, DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BIN,
-  backupJob,
-  cli,
-  emulator,
-  sdkConfig,
-  tagOf,
-  tempDir,
-  writeConfig,
-} from '../helpers.js';
+import { BIN, backupJob, cli, emulator, sdkConfig, tagOf, tempDir, writeConfig } from '../helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
