@@ -1,6 +1,6 @@
 import { DeleteSnapshotCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { describeError } from '../errors.js';
+import { describeError, messageOf } from '../errors.js';
 import { runningChains } from './job-lock.js';
 import { type ConfigIdentity, volumeLinks } from './links.js';
 
@@ -40,7 +40,18 @@ export async function applyRetention(
       log.info(`retention${where}: kept ${link.snapshotId} of ${volumeId} (job ${link.job}): ${why}`);
       continue;
     }
-    await ec2.send(new DeleteSnapshotCommand({ SnapshotId: link.snapshotId }));
+    try {
+      await ec2.send(new DeleteSnapshotCommand({ SnapshotId: link.snapshotId }));
+    } catch (err) {
+      // DeleteSnapshot (EC2 API reference): a snapshot an AMI uses cannot be deleted. A restore
+      // from this link with keep-image registered one; the others are still pruned.
+      if (!(err instanceof Error && err.name === 'InvalidSnapshot.InUse')) throw err;
+      log.warn(
+        `retention${where}: kept ${link.snapshotId} of ${volumeId} (job ${link.job}): ${messageOf(err)}; ` +
+          'an image registered from it (a restore with keep-image) must be deregistered first',
+      );
+      continue;
+    }
     log.info(
       `retention${where}: deleted ${link.snapshotId} of ${volumeId} (job ${link.job}, ${link.level}${link.complete ? '' : ', incomplete'})`,
     );

@@ -16,6 +16,7 @@ import {
   sdkConfig,
   tagOf,
   tempDir,
+  withEmulator,
   writeConfig,
 } from '../helpers.js';
 import { splitMembers } from '../tar-members.js';
@@ -188,5 +189,44 @@ describe('restore with from-snapshots = auto', () => {
     const never = await cli(['restore', `--config=${config}`, '--no-launch', '--from-snapshots=never', file]);
     expect(never.code, never.stderr).toBe(0);
     expect(never.stdout.toString()).not.toContain('from=live');
+  });
+});
+
+describe('retention beside an image launched from a point with keep-image', () => {
+  it('keeps the snapshot the image uses, says why, and prunes the others', async () => {
+    await withEmulator({}, async (em, dir) => {
+      const { instanceId } = await em.admin.instance({
+        instanceType: 'm5.large',
+        volumes: [{ device: '/dev/xvda', sizeGiB: 1, fill: { blocks: 3, seed: 31 } }],
+      });
+      const config = writeConfig(
+        dir.path,
+        em,
+        `[backup]\ninstance-ids = ${instanceId}\nkeep-snapshots = 1\n`,
+        'keep',
+      );
+      expect((await backupJob(config, dir.path, 'k1')).code).toBe(0);
+      const restored = await cli([
+        'restore',
+        `--config=${config}`,
+        '--point=k1',
+        `--instance=${instanceId}`,
+        '--keep-image',
+      ]);
+      expect(restored.code, restored.stderr).toBe(0);
+      const used = (await em.admin.state()).snapshots.find((s) => tagOf(s, 'ec2-bpipe:job') === 'k1')!
+        .SnapshotId as string;
+      expect((await backupJob(config, dir.path, 'k2')).code).toBe(0);
+      const third = await backupJob(config, dir.path, 'k3');
+      expect(third.code, third.stderr).toBe(0);
+      expect(third.stderr).toContain(`retention: kept ${used}`);
+      expect(third.stderr).toContain('a restore with keep-image');
+      const jobs = (await em.admin.state()).snapshots
+        .map((s) => tagOf(s, 'ec2-bpipe:job'))
+        .filter((j) => j !== undefined)
+        .sort();
+      // k1 stays for its image, k2 is pruned, k3 is the newest.
+      expect(jobs).toEqual(['k1', 'k3']);
+    });
   });
 });
