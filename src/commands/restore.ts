@@ -98,7 +98,9 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     logSummary(
       ctx.log,
       'restore',
-      `${streams} stream(s)${finalizers ? ' and the finalizer' : ''} to ${to === 'aws' ? 'AWS' : (dir ?? '')}`,
+      point !== undefined
+        ? `point ${options.point ?? ''} of ${point.resourceId} from its snapshots, no stream`
+        : `${streams} stream(s)${finalizers ? ' and the finalizer' : ''} to ${to === 'aws' ? 'AWS' : (dir ?? '')}`,
       started,
       blocks,
       { to, streams, results },

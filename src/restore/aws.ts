@@ -285,7 +285,7 @@ export class AwsRestore {
             );
           },
           instance: async (meta) => {
-            instance = this.launched(meta);
+            instance = this.asLaunched(meta);
             await prepare();
           },
           volumeStart: async (meta) => {
@@ -821,13 +821,13 @@ export class AwsRestore {
   ): Promise<AppliedStream> {
     const manifest = finalizerManifest(finalizer);
     this.checkApplicable(manifest, name);
-    const instance = finalizer.instance ? this.launched(finalizer.instance) : undefined;
+    const instance = finalizer.instance ? this.asLaunched(finalizer.instance) : undefined;
     const target = await this.preflight(clients, manifest, instance);
     return { manifest, ...(instance && { instance }), target, clients, restored };
   }
 
   /** The instance as this restore launches it: as it was, or as a restore test does. */
-  private launched(meta: InstanceMeta): InstanceMeta {
+  private asLaunched(meta: InstanceMeta): InstanceMeta {
     return this.options.testId === undefined ? meta : testInstance(meta);
   }
 
