@@ -31,6 +31,20 @@ export async function describeInstance(ec2: EC2Client, instanceId: string): Prom
 }
 
 /**
+ * The instance's state name, or undefined when EC2 no longer knows it (InvalidInstanceID.NotFound:
+ * a terminated instance stays visible for about an hour, then is gone).
+ */
+export async function instanceState(ec2: EC2Client, instanceId: string): Promise<string | undefined> {
+  try {
+    const { Reservations = [] } = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    return Reservations.flatMap((r) => r.Instances ?? [])[0]?.State?.Name;
+  } catch (err) {
+    if (err instanceof Error && err.name === 'InvalidInstanceID.NotFound') return undefined;
+    throw err;
+  }
+}
+
+/**
  * What the instance is, for a restore to bring back. `warn` hears of what could not be read: the
  * identity calls (addresses, attributes, credits) only say so, as a policy written for 0.2 lacks
  * them, and the backup itself does not need them.

@@ -7,7 +7,9 @@ import { describeError } from '../errors.js';
 import { BLOCK_SIZE } from '../stream/format.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
-import { recordedJobs } from '../stream/point-record.js';
+import { readPointRecord, recordedJobs } from '../stream/point-record.js';
+import { instanceState } from '../aws/metadata.js';
+import { INSTANCE_ID } from '../ids.js';
 import { refuseOverlap, resolveUnit, selectedUnits, type Unit } from '../selection.js';
 import type { CommandContext, UnitOptions } from './context.js';
 
@@ -190,18 +192,22 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
       : createClients(ctx.config.aws, { region: copyRegion, purpose: 'listing the DR copies' });
   try {
     const explicit = options.instance !== undefined || options.volume !== undefined;
-    const units = explicit
-      ? [await resolveUnit(ctx.config, clients.ec2, options)]
-      : await selectedUnits(ctx.config, clients.ec2);
+    const gone = await goneInstance(ctx, clients.ec2, options.instance);
+    const units = gone
+      ? [gone]
+      : explicit
+        ? [await resolveUnit(ctx.config, clients.ec2, options)]
+        : await selectedUnits(ctx.config, clients.ec2);
     if (!explicit) await refuseOverlap(ctx.config, clients.ec2, units);
     const points: RestorePoint[] = [];
     for (const unit of units) {
-      const plan = await planUnit(clients.ec2, ctx.config, region, unit);
+      const volumeIds = gone
+        ? await recordedVolumes(ctx, unit.resourceId)
+        : (await planUnit(clients.ec2, ctx.config, region, unit)).volumes.map((v) => v.volumeId);
       /** The links of the unit's volumes among the snapshots `ec2` sees. */
       const linksIn = async (ec2: EC2Client): Promise<ChainLink[]> => {
         const links: ChainLink[] = [];
-        for (const volume of plan.volumes)
-          links.push(...(await volumeLinks(ec2, ctx.config, volume.volumeId)));
+        for (const volumeId of volumeIds) links.push(...(await volumeLinks(ec2, ctx.config, volumeId)));
         return links;
       };
       const recorded = new Set(
@@ -235,4 +241,36 @@ export async function pointsCommand(ctx: CommandContext, options: PointsOptions)
     clients.destroy();
     copies?.destroy();
   }
+}
+
+/**
+ * `--instance` of an instance that no longer runs (after the disaster: terminated, or gone from
+ * EC2's answers): its points are those of the volumes its point records name, so `points` lists
+ * what `restore --point` can launch. Undefined while the instance exists, or when it has no record.
+ */
+async function goneInstance(
+  ctx: CommandContext,
+  ec2: EC2Client,
+  instanceId: string | undefined,
+): Promise<Unit | undefined> {
+  if (instanceId === undefined || !INSTANCE_ID.test(instanceId)) return undefined;
+  if ((await recordedVolumes(ctx, instanceId)).length === 0) return undefined;
+  const state = await instanceState(ec2, instanceId);
+  if (state !== undefined && state !== 'terminated' && state !== 'shutting-down') return undefined;
+  ctx.log.info(
+    `${instanceId} ${state === undefined ? 'no longer exists' : `is ${state}`}: its points are listed for the volumes its point records name`,
+  );
+  return { kind: 'instance', resourceId: instanceId, instanceId };
+}
+
+/** The volumes of a unit's newest point record; none without a record. */
+async function recordedVolumes(ctx: CommandContext, resourceId: string): Promise<string[]> {
+  const { stateDir } = ctx.config.bacula;
+  let newest: { createdAt: string; volumes: string[] } | undefined;
+  for (const job of await recordedJobs(stateDir, ctx.config.name, resourceId)) {
+    const record = await readPointRecord(stateDir, ctx.config.name, resourceId, job);
+    if (record && (newest === undefined || record.createdAt > newest.createdAt))
+      newest = { createdAt: record.createdAt, volumes: record.volumes.map((v) => v.volumeId) };
+  }
+  return newest?.volumes ?? [];
 }

@@ -305,6 +305,12 @@ describe('restore --point and --test', () => {
 
   it('launches the latest point after the disaster: the source instance and its volumes gone', async () => {
     await em.admin.call('POST', `instances/${source.instanceId}/terminate`, {});
+    // Its points are still listed, from the volumes its records name.
+    const listed = await cli(['points', `--config=${config}`, `--instance=${source.instanceId}`, '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stderr).toContain(`${source.instanceId} no longer exists: its points are listed`);
+    const points = JSON.parse(listed.stdout.toString()) as { job: string; live: boolean }[];
+    expect(points.find((p) => p.job === 'web-2')?.live).toBe(true);
     const run = await cli([
       'restore',
       `--config=${config}`,
