@@ -268,7 +268,8 @@ async function recordedVolumes(ctx: CommandContext, resourceId: string): Promise
   const { stateDir } = ctx.config.bacula;
   let newest: { createdAt: string; volumes: string[] } | undefined;
   for (const job of await recordedJobs(stateDir, ctx.config.name, resourceId)) {
-    const record = await readPointRecord(stateDir, ctx.config.name, resourceId, job);
+    // A damaged record names no volume: the others still do.
+    const record = await readPointRecord(stateDir, ctx.config.name, resourceId, job).catch(() => undefined);
     if (record && (newest === undefined || record.createdAt > newest.createdAt))
       newest = { createdAt: record.createdAt, volumes: record.volumes.map((v) => v.volumeId) };
   }

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { copyOfTag } from '../backup/copies.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import type { Config } from '../config.js';
-import { UsageError } from '../errors.js';
+import { describeError, UsageError } from '../errors.js';
 import { JOB_NAME } from '../ids.js';
 import { type PointRecord, readPointRecord, recordedJobs, unitRecordDir } from '../stream/point-record.js';
 import type { VolumeMeta } from '../stream/schema.js';
@@ -101,8 +101,13 @@ export async function choosePoint(
   const records: PointRecord[] = [];
   if (choice === 'latest') {
     for (const job of await recordedJobs(stateDir, config.name, resourceId)) {
-      const record = await readPointRecord(stateDir, config.name, resourceId, job);
-      if (record) records.push(record);
+      try {
+        const record = await readPointRecord(stateDir, config.name, resourceId, job);
+        if (record) records.push(record);
+      } catch (err) {
+        // One damaged record must not hide the other points: it is named and passed over.
+        log.warn(`point ${job} passed over: ${describeError(err)}`);
+      }
     }
     records.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   } else {

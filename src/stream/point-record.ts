@@ -86,16 +86,6 @@ export async function recordedJobs(stateDir: string, config: string, resourceId:
     .filter((job) => JOB_NAME.test(job));
 }
 
-/** The units (resource ids) the config has records of. */
-export async function recordedUnits(stateDir: string, config: string): Promise<string[]> {
-  try {
-    return await readdir(join(stateDir, 'points', config));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
-
 /** Reads one record; undefined when there is none. */
 export async function readPointRecord(
   stateDir: string,

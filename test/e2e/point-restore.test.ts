@@ -3,7 +3,7 @@
  * through the real binary, the SDK and the emulator.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateTagsCommand, DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,6 +180,30 @@ describe('restore --point and --test', () => {
       await ec2.send(
         new CreateTagsCommand({ Resources: [data], Tags: [{ Key: 'ec2-bpipe:config', Value: 'web' }] }),
       );
+    }
+    // A damaged record: named and refused for its own job, passed over by latest.
+    const damaged = join(dir.path, 'state', 'points', 'web', source.instanceId, 'web-0.json');
+    writeFileSync(damaged, '{"format": "ec2-bpipe-finalizer", "formatVersion": 1, ');
+    try {
+      const named = await cli([
+        'restore',
+        `--config=${config}`,
+        '--point=web-0',
+        `--instance=${source.instanceId}`,
+      ]);
+      expect(named.code).toBe(1);
+      expect(named.stderr).toContain(`${damaged}: not a stream and not a valid finalizer`);
+      const latest = await cli([
+        'restore',
+        `--config=${config}`,
+        '--point=latest',
+        `--instance=${source.instanceId}`,
+        '--dry-run',
+      ]);
+      expect(latest.code, latest.stderr).toBe(0);
+      expect(latest.stderr).toContain('point web-0 passed over');
+    } finally {
+      rmSync(damaged);
     }
     const none = await cli([
       'restore',
