@@ -187,6 +187,13 @@ export async function prepare(work: string, base: Point): Promise<string> {
 }
 
 /**
+ * A walk runs the binary three times per step, over 30 and more steps: about 110 s alone on 2
+ * cores, and the crash tier runs three walks at once. The limit is there to catch a hang, not to
+ * time the walk (CI once stopped a sound walk at the default 120 s).
+ */
+const WALK_TIMEOUT_MS = 600_000;
+
+/**
  * Crash safety of a restore to files: a stop before each durable step, in the given way (SIGKILL
  * as a power cut, SIGTERM as Bacula's cancel, ENOSPC as a full disk), leaves the old point or the
  * new one for all volumes together, and a rerun finishes the new one. One test file per way, so
@@ -203,20 +210,24 @@ export function describeWalks(way: Way): void {
         'a 3-volume Incremental: old or new point, never mixed; the rerun exits 0 at the new one',
         'incremental',
       ],
-    ] as const)('%s', async (_title, which) => {
-      const work = tempDir();
-      try {
-        const all = await points(work.path);
-        const prepared = await prepare(work.path, all.full);
-        const walked = await walk(work.path, prepared, all.full, all[which], way);
-        // 3 images (or redo files) created and fsynced, 8 metadata files, the journal, the renames,
-        // the redo applications, the state, the journal's removal: at least 30 steps.
-        expect(walked.steps).toBeGreaterThanOrEqual(30);
-        expect(walked.rolledBack).toBeGreaterThan(0);
-        expect(walked.rolledForward).toBeGreaterThan(0);
-      } finally {
-        work.cleanup();
-      }
-    });
+    ] as const)(
+      '%s',
+      async (_title, which) => {
+        const work = tempDir();
+        try {
+          const all = await points(work.path);
+          const prepared = await prepare(work.path, all.full);
+          const walked = await walk(work.path, prepared, all.full, all[which], way);
+          // 3 images (or redo files) created and fsynced, 8 metadata files, the journal, the renames,
+          // the redo applications, the state, the journal's removal: at least 30 steps.
+          expect(walked.steps).toBeGreaterThanOrEqual(30);
+          expect(walked.rolledBack).toBeGreaterThan(0);
+          expect(walked.rolledForward).toBeGreaterThan(0);
+        } finally {
+          work.cleanup();
+        }
+      },
+      WALK_TIMEOUT_MS,
+    );
   });
 }
