@@ -8,6 +8,7 @@
  *   backup      sdk-loop backup       vs  ec2-bpipe backup > /dev/null
  *   floor       sdk-loop backup       vs  sdk-loop backup-verified: the same loop checking every
  *                                         block's SHA-256, the least any verifying backup pays
+ *   vs floor    sdk-loop backup-verified  vs  ec2-bpipe backup: the backup's share of the floor
  *   restore     sdk-loop restore      vs  ec2-bpipe restore (to the emulator)
  *   files       tar -xf of the stream vs  ec2-bpipe restore --to-dir (every block verified, the
  *               (and tar -xf + sync)      image fsynced before its rename), once, `--files-reps`
@@ -378,6 +379,9 @@ async function scenarios(): Promise<void> {
     report(name, 'backup', runs.backupSdk, runs.backup, mib, ideal);
     // The floor of any verifying backup: the bare loop that also checks each block's SHA-256.
     report(name, 'floor', runs.backupSdk, runs.verifiedSdk, mib, ideal);
+    // The backup against that floor: its ratio is the backup's share of the floor's MiB/s, its RSS
+    // pair the floor's and the backup's (targets: a ratio of 0.95 or more, at most 48 MiB more).
+    report(name, 'vs floor', runs.verifiedSdk, runs.backup, mib, Infinity);
     report(name, 'restore', runs.restoreSdk, runs.restore, mib, ideal);
   }
 }

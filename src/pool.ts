@@ -103,9 +103,10 @@ function limitOf(workers: number | WorkerLimit): WorkerLimit {
 
 /**
  * How many results orderedMap holds at most by default, in flight or waiting for their turn:
- * twice the workers, so that one slow call does not stop the others for long.
+ * twice the workers, so that one slow call does not stop the others for long. The backup sizes
+ * its own in bytes (backup/volume-stream.ts).
  */
-export function reorderWindow(maxWorkers: number): number {
+function reorderWindow(maxWorkers: number): number {
   return maxWorkers * 2;
 }
 

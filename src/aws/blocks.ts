@@ -191,22 +191,35 @@ async function readBody(body: AsyncIterable<Uint8Array>, into: Buffer): Promise<
   return hash.digest();
 }
 
+/** Block-sized memory a read fills: a ring's slots (stream/block-ring.ts), or one buffer in a test. */
+export interface BlockMemory<Slot extends { readonly data: Buffer }> {
+  acquire(): Promise<Slot>;
+  give(slot: Slot): void;
+}
+
 /**
- * Reads one block into `into` (one block long) and checks it against the SHA-256 AWS sent with
- * it; returns that digest. A mismatch or a broken body is retried: the SDK has already returned
- * when the body breaks, so it cannot. `into` holds a verified block only once this resolves.
+ * Reads one block and checks it against the SHA-256 AWS sent with it; returns that digest and the
+ * slot of `memory` that holds the block. A mismatch or a broken body is retried: the SDK has
+ * already returned when the body breaks, so it cannot. The slot holds a verified block only once
+ * this resolves; on a failure it is given back.
+ *
+ * The slot is taken when the first response arrives, not when the request leaves: a read spends
+ * most of its time waiting for AWS's answer, and memory taken for that wait would make the block
+ * memory grow with the workers rather than with the blocks actually arriving or waiting for their
+ * turn in the stream.
  */
-export async function readBlock(
+export async function readBlock<Slot extends { readonly data: Buffer }>(
   ebs: EBSClient,
   snapshotId: string,
   ref: BlockRef,
-  into: Buffer,
+  memory: BlockMemory<Slot>,
   renew?: (index: number) => Promise<string>,
-): Promise<Buffer> {
+): Promise<{ digest: Buffer; slot: Slot }> {
   let token = ref.token;
   let renewed = false;
   /** Set when the attempt that just failed renewed the token: the next attempt uses the new one. */
   let retryRenewed = false;
+  let held: Slot | undefined;
   const retryable = (err: unknown): boolean =>
     transientBlockError(err) || (retryRenewed && expiredBlockToken(err));
   try {
@@ -236,15 +249,18 @@ export async function readBlock(
       if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
         throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
       }
-      const digest = await readBody(response.BlockData as AsyncIterable<Uint8Array>, into);
+      // Kept across retries: a retried body starts the same slot over.
+      const slot = (held ??= await memory.acquire());
+      const digest = await readBody(response.BlockData as AsyncIterable<Uint8Array>, slot.data);
       if (digest.toString('base64') !== response.Checksum) {
         throw new ChecksumMismatch(
           `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,
         );
       }
-      return digest;
+      return { digest, slot };
     });
   } catch (err) {
+    if (held !== undefined) memory.give(held);
     const reason = describeError(err);
     throw new RuntimeFailure(
       `block ${ref.index} of snapshot ${snapshotId} could not be read and verified (${reason})`,

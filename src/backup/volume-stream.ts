@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { type BlockRef, changedBlocks, readBlock, renewToken, snapshotBlocks } from '../aws/blocks.js';
 import { performance, userTags } from '../aws/metadata.js';
 import { RuntimeFailure } from '../errors.js';
-import { orderedMap, reorderWindow } from '../pool.js';
+import { orderedMap } from '../pool.js';
 import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
 import { VolumeProgress } from '../progress.js';
 import { BlockRing } from '../stream/block-ring.js';
@@ -54,11 +54,31 @@ export function volumeMeta(
  * Ring slots beyond the reorder window, for the blocks already handed to the tar stream that the
  * destination has not written yet: at most three (one being written, one in the packer, one being
  * handed in), since the writer waits for the packer to drain after each block. With that many
- * spare, a read always finds a slot once the blocks before it in the window have theirs, even
- * when the destination stops taking data: the reads under way can then still finish, and a
- * failure can unwind instead of waiting forever for memory.
+ * spare, every read the window admits finds a slot when its body arrives, whatever order bodies
+ * arrive in and even when the destination stops taking data: the reads under way can then still
+ * finish, and a failure can unwind instead of waiting forever for memory.
  */
 const BLOCKS_BEING_WRITTEN = 4;
+
+/**
+ * What the reads may run ahead of the stream's order beyond one block per worker, in bytes: room
+ * for the blocks that arrive while an earlier one is late, so that one slow read does not idle
+ * the other workers. A fixed amount, not a multiple of the workers: a late read holds back as
+ * many blocks as arrive in its delay, and at 64 workers twice the workers (the window before)
+ * kept 64 MiB of blocks that the stream mostly did not wait for. Since a read takes its memory
+ * only when its body arrives (readBlock), the blocks actually held are those arriving and those
+ * waiting for their turn: usually far fewer than the window allows.
+ */
+const READ_AHEAD_BYTES = 8 * 2 ** 20;
+
+/**
+ * The reads admitted at once, in flight or waiting for their turn: one per worker and the read-
+ * ahead, never fewer than twice the workers up to that allowance. The ring holds that many blocks
+ * (and those being written), so its bytes bound the backup's block memory.
+ */
+export function readWindow(workers: number, blockSize = BLOCK_SIZE): number {
+  return workers + Math.min(workers, Math.max(1, Math.floor(READ_AHEAD_BYTES / blockSize)));
+}
 
 export interface VolumeStreamRequest {
   planned: PlannedVolume;
@@ -134,21 +154,15 @@ export async function streamVolume(
   };
   // Every block read, waiting for its turn or on its way out, sits in a slot of this ring until
   // the destination has written it: the window's blocks, and those the tar stream still holds.
-  const window = reorderWindow(limit.max);
+  const window = readWindow(limit.max);
   const ring = new BlockRing(Math.min(window, map.regions) + BLOCKS_BEING_WRITTEN, BLOCK_SIZE);
   // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
   const fetch = async (
     ref: BlockRef,
   ): Promise<{ index: number; block: Buffer | LentBlock; digest: Buffer }> => {
     if (ref.token === undefined) return { index: ref.index, block: ZERO_BLOCK, digest: ZERO_BLOCK_SHA256 };
-    const slot = await ring.acquire();
-    try {
-      const digest = await readBlock(ebs, snapshotId, ref, slot.data, renew);
-      return { index: ref.index, block: { data: slot.data, written: () => ring.give(slot) }, digest };
-    } catch (err) {
-      ring.give(slot);
-      throw err;
-    }
+    const { digest, slot } = await readBlock(ebs, snapshotId, ref, ring, renew);
+    return { index: ref.index, block: { data: slot.data, written: () => ring.give(slot) }, digest };
   };
   const digests = new VolumeDigests();
   const progress = new VolumeProgress(log, volumeId, map.regions, BLOCK_SIZE, counts);

@@ -37,10 +37,7 @@ export class BlockRing {
     return this.view(slot);
   }
 
-  /**
-   * A free slot, once there is one: waiters are served in the order they asked, so the reads
-   * of a window, which ask in block order, get their memory in block order too.
-   */
+  /** A free slot, once there is one: waiters are served in the order they asked. */
   acquire(): Promise<RingSlot> {
     const slot = this.waiting.length === 0 ? this.free.pop() : undefined;
     if (slot !== undefined) return Promise.resolve(this.view(slot));

@@ -10,6 +10,7 @@ import { type AwsClients, createClients } from '../../src/aws/clients.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../../src/aws/writes.js';
 import { defaultConfig } from '../../src/config.js';
 import { pollUntil, useClock } from '../../src/retry.js';
+import { BlockRing } from '../../src/stream/block-ring.js';
 import { join } from 'node:path';
 import { BLOCK, cli, credentials, emulator, withEmulator, writeConfig } from '../helpers.js';
 
@@ -77,7 +78,8 @@ describe('the EBS error retries table', () => {
   }
 
   /** Reads the block; resolves to its SHA-256 as checked against AWS's. */
-  const read = (): Promise<Buffer> => readBlock(clients.ebs, snapshotId, ref, Buffer.alloc(BLOCK));
+  const read = async (): Promise<Buffer> =>
+    (await readBlock(clients.ebs, snapshotId, ref, new BlockRing(1, BLOCK))).digest;
   const write = async (): Promise<void> => putBlock(clients.ebs, await started(), 0, block, checksum);
 
   describe.each([
@@ -89,9 +91,9 @@ describe('the EBS error retries table', () => {
   ])('%s (retryable)', (code, message) => {
     it('GetSnapshotBlock is retried, then reads the block', async () => {
       await inject('GetSnapshotBlock', code, 2, message);
-      const into = Buffer.alloc(BLOCK);
-      expect((await readBlock(clients.ebs, snapshotId, ref, into)).toString('base64')).toBe(checksum);
-      expect(into.equals(block)).toBe(true);
+      const { digest, slot } = await readBlock(clients.ebs, snapshotId, ref, new BlockRing(1, BLOCK));
+      expect(digest.toString('base64')).toBe(checksum);
+      expect(slot.data.equals(block)).toBe(true);
       expect(await sent('GetSnapshotBlock')).toBe(3);
     });
     it('PutSnapshotBlock is retried, then writes the block', async () => {

@@ -10,7 +10,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readBlock, snapshotBlocks } from '../../src/aws/blocks.js';
+import { type BlockMemory, readBlock, snapshotBlocks } from '../../src/aws/blocks.js';
 import { useClock } from '../../src/retry.js';
 
 const ebsMock = mockClient(EBSClient);
@@ -117,6 +117,19 @@ describe('a block read into its slot', () => {
       $metadata: {},
     };
   };
+  /** One block of memory that counts how often it was taken and given back. */
+  class OneSlot implements BlockMemory<{ data: Buffer }> {
+    taken = 0;
+    given = 0;
+    constructor(readonly data: Buffer) {}
+    acquire(): Promise<{ data: Buffer }> {
+      this.taken++;
+      return Promise.resolve({ data: this.data });
+    }
+    give(): void {
+      this.given++;
+    }
+  }
   const cut = (bytes: Buffer, points: number[]): Buffer[] => {
     const sorted = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b);
     return [...sorted, bytes.length].map((p, i) => bytes.subarray(i === 0 ? 0 : sorted[i - 1], p));
@@ -132,14 +145,16 @@ describe('a block read into its slot', () => {
       fc.asyncProperty(fc.array(fc.nat(), { maxLength: 10 }), async (points) => {
         ebsMock.reset();
         ebsMock.on(GetSnapshotBlockCommand).resolves(answer(cut(good, points)));
-        const slot = Buffer.alloc(SIZE, 0xaa);
-        const digest = await readBlock(
+        const memory = new OneSlot(Buffer.alloc(SIZE, 0xaa));
+        const { digest, slot } = await readBlock(
           new EBSClient({ region: 'us-east-1' }),
           'snap-1',
           { index: 3, token: 't' },
-          slot,
+          memory,
         );
-        expect(slot.equals(good)).toBe(true);
+        expect(slot.data).toBe(memory.data);
+        expect(memory.data.equals(good)).toBe(true);
+        expect([memory.taken, memory.given]).toEqual([1, 0]);
         expect(digest.toString('base64')).toBe(sha256(good));
       }),
       { numRuns: 50 },
@@ -155,15 +170,17 @@ describe('a block read into its slot', () => {
       .resolvesOnce(answer([wrong.subarray(0, 1000)], sha256(good), reset))
       .resolvesOnce(answer([wrong]))
       .resolvesOnce(answer([good.subarray(0, 100), good.subarray(100)]));
-    const slot = Buffer.alloc(SIZE);
-    const digest = await readBlock(
+    const memory = new OneSlot(Buffer.alloc(SIZE));
+    const { digest } = await readBlock(
       new EBSClient({ region: 'us-east-1' }),
       'snap-1',
       { index: 3, token: 't' },
-      slot,
+      memory,
     );
     expect(ebsMock.commandCalls(GetSnapshotBlockCommand)).toHaveLength(3);
-    expect(slot.equals(good)).toBe(true);
+    expect(memory.data.equals(good)).toBe(true);
+    // One slot for all three bodies: a retry starts it over rather than taking another.
+    expect([memory.taken, memory.given]).toEqual([1, 0]);
     expect(digest.toString('base64')).toBe(sha256(good));
   });
 
@@ -171,13 +188,48 @@ describe('a block read into its slot', () => {
     instantClock();
     const longer = Buffer.concat([good, Buffer.from([1, 2, 3])]);
     ebsMock.on(GetSnapshotBlockCommand).callsFake(() => answer([longer], sha256(longer)));
-    const memory = Buffer.alloc(SIZE + 64, 0xee);
-    const slot = memory.subarray(0, SIZE);
+    const bytes = Buffer.alloc(SIZE + 64, 0xee);
+    const memory = new OneSlot(bytes.subarray(0, SIZE));
     await expect(
-      readBlock(new EBSClient({ region: 'us-east-1' }), 'snap-9', { index: 7, token: 't' }, slot),
+      readBlock(new EBSClient({ region: 'us-east-1' }), 'snap-9', { index: 7, token: 't' }, memory),
     ).rejects.toThrow(
       /block 7 of snapshot snap-9 could not be read and verified \(.*body longer than 4096 bytes/,
     );
-    expect(memory.subarray(SIZE).every((byte) => byte === 0xee)).toBe(true);
+    expect(bytes.subarray(SIZE).every((byte) => byte === 0xee)).toBe(true);
+    // The failed read gave its slot back.
+    expect([memory.taken, memory.given]).toEqual([1, 1]);
+  });
+
+  it('takes no memory while AWS has not answered, nor for a read that fails without a body', async () => {
+    instantClock();
+    const memory = new OneSlot(Buffer.alloc(SIZE));
+    let answered: ((output: GetSnapshotBlockCommandOutput) => void) | undefined;
+    ebsMock
+      .on(GetSnapshotBlockCommand)
+      .callsFakeOnce(() => new Promise<GetSnapshotBlockCommandOutput>((resolve) => (answered = resolve)));
+    const read = readBlock(
+      new EBSClient({ region: 'us-east-1' }),
+      'snap-1',
+      { index: 3, token: 't' },
+      memory,
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(answered).toBeDefined();
+    expect(memory.taken).toBe(0);
+    answered?.(answer([good]));
+    await read;
+    expect([memory.taken, memory.given]).toEqual([1, 0]);
+
+    const refused = new OneSlot(Buffer.alloc(SIZE));
+    ebsMock.reset();
+    ebsMock
+      .on(GetSnapshotBlockCommand)
+      .rejects(
+        Object.assign(new Error('Access denied'), { name: 'AccessDeniedException', $fault: 'client' }),
+      );
+    await expect(
+      readBlock(new EBSClient({ region: 'us-east-1' }), 'snap-1', { index: 3, token: 't' }, refused),
+    ).rejects.toThrow(/block 3 of snapshot snap-1 could not be read and verified/);
+    expect([refused.taken, refused.given]).toEqual([0, 0]);
   });
 });
