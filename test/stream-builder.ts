@@ -30,6 +30,10 @@ export interface StreamSpec {
   version?: 1 | 2;
   /** When the backup was taken (the manifest's createdAt); a later job must be later. */
   createdAt?: string;
+  /** The manifest's toolVersion (`test` unless given; 0.1.0 for version 1). */
+  toolVersion?: string;
+  /** Every tar member's modification time; the time of writing unless given. */
+  mtime?: string;
 }
 
 /** A block of deterministic pseudo-random bytes (xorshift32: fast, and never all zero). */
@@ -93,11 +97,11 @@ export async function buildStream(spec: StreamSpec): Promise<Buffer> {
   const sink = new PassThrough();
   const chunks: Buffer[] = [];
   sink.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const writer = new StreamWriter(sink);
+  const writer = new StreamWriter(sink, spec.mtime === undefined ? undefined : new Date(spec.mtime));
   const manifest: Manifest = {
     format: FORMAT_NAME,
     formatVersion: spec.version ?? FORMAT_VERSION,
-    toolVersion: spec.version === 1 ? '0.1.0' : 'test',
+    toolVersion: spec.toolVersion ?? (spec.version === 1 ? '0.1.0' : 'test'),
     config: spec.config ?? 'web',
     job: spec.job,
     level,

@@ -96,11 +96,16 @@ export class StreamWriter {
   private readonly pack = tar.pack();
   private readonly outlet: Outlet;
   private readonly done: Promise<void>;
-  private readonly mtime = new Date();
+  private readonly mtime: Date;
   /** The SHA-256 of every JSON member written so far: end.json records them (format version 2). */
   private readonly digests: MemberDigest[] = [];
 
-  constructor(destination: Destination) {
+  /**
+   * `mtime` is every member's modification time: the time the stream is written unless given (the
+   * golden fixtures fix it, so that the same inputs give the same bytes).
+   */
+  constructor(destination: Destination, mtime = new Date()) {
+    this.mtime = mtime;
     this.outlet = new Outlet(destination, destination !== process.stdout);
     this.done = pipeline(this.pack, this.outlet);
     this.done.catch(() => undefined);
