@@ -2,7 +2,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import ini from 'ini';
 import { UsageError } from './errors.js';
-import { MAX_TAGS, OWN_RESTORE_TAGS, OWN_SNAPSHOT_TAGS, TAG_KEY_MAX, TAG_VALUE_MAX } from './aws/tags.js';
+import { MAX_TAGS, OWN_RESTORE_TAGS, OWN_SNAPSHOT_TAGS, TAG_KEY_MAX, TAG_VALUE_MAX } from './format/tags.js';
 import { CONFIG_NAME, INSTANCE_ID, VOLUME_ID } from './ids.js';
 
 export type EndpointType = 'ipv4' | 'dualstack' | 'fips' | 'dualstack-fips';
@@ -638,7 +638,7 @@ export function validate(config: Config, where: string): void {
       `${where}: [backup] copy-to-region is [aws] region (${copyToRegion}): a DR copy goes to another Region.`,
     );
   }
-  // A resource takes 50 tags, and ec2-bpipe's own come first (src/aws/tags.ts): a request with
+  // A resource takes 50 tags, and ec2-bpipe's own come first (src/format/tags.ts): a request with
   // more would be refused by AWS in the middle of a job.
   const tagRoom: [string, number, number][] = [
     ['[backup] snapshot-tags', Object.keys(config.backup.snapshotTags).length, MAX_TAGS - OWN_SNAPSHOT_TAGS],

@@ -1,9 +1,9 @@
 import { access, open, readlink, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { messageOf, RuntimeFailure, UsageError } from './errors.js';
-import { parseFinalizer } from './stream/finalizer.js';
+import { parseFinalizer } from './format/finalizer.js';
 import { FILE_CHUNK, type StreamFile, type StreamInput } from './stream/reader.js';
-import type { Finalizer } from './stream/schema.js';
+import type { Finalizer } from './format/finalizer.js';
 
 export interface Input {
   /** What messages call it: the file name, or "stdin". */

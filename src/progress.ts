@@ -3,7 +3,7 @@ import type { RequestCounts } from './aws/clients.js';
 import { throttledShare, throttledSince } from './aws/throttling.js';
 import { liveDisplay } from './display.js';
 import { duration } from './duration.js';
-import { BLOCK_SIZE } from './stream/format.js';
+import { BLOCK_SIZE } from './format/container.js';
 
 /**
  * How often a long volume reports in the log. Bacula copies every stderr line into the job log,

@@ -4,10 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
-import { VolumeDigests } from '../src/stream/digests.js';
-import { BLOCK_SIZE, FORMAT_NAME, FORMAT_VERSION, GIB, member } from '../src/stream/format.js';
-import type { InstanceMeta, Level, Manifest, VolumeMeta, VolumeSum } from '../src/stream/schema.js';
-import { SparseMapSize } from '../src/stream/sparse.js';
+import { VolumeDigests } from '../src/format/digests.js';
+import { BLOCK_SIZE, FORMAT_NAME, FORMAT_VERSION, GIB, member } from '../src/format/container.js';
+import type { InstanceMeta, Level, Manifest, VolumeMeta, VolumeSum } from '../src/format/members.js';
+import { SparseMapSize } from '../src/format/sparse.js';
 import { StreamWriter } from '../src/stream/writer.js';
 
 export interface VolumeSpec {

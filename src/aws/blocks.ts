@@ -7,7 +7,7 @@ import {
   ValidationException,
 } from '@aws-sdk/client-ebs';
 import { describeError, RuntimeFailure } from '../errors.js';
-import { BLOCK_SIZE } from '../stream/format.js';
+import { BLOCK_SIZE } from '../format/container.js';
 import { POLICY, transientNetworkError, withRetry } from '../retry.js';
 import { ebsRetryable } from './ebs-retries.js';
 

@@ -23,7 +23,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { errorName } from '../retry.js';
 import { answered } from './answer.js';
-import { TAG, tagValue } from './tags.js';
+import { TAG, tagValue } from '../format/tags.js';
 
 /** The EC2 Query API version the presigned request names, as the SDK's own requests do. */
 const EC2_API_VERSION = '2016-11-15';

@@ -23,7 +23,7 @@ import { GetInstanceProfileCommand, IAMClient } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsSettings } from '../config.js';
 import { answered } from './answer.js';
-import { RESTORE_TAG, tagValue } from './tags.js';
+import { RESTORE_TAG, tagValue } from '../format/tags.js';
 import { type AwsClients, lazyEndpoint, retrySettings } from './clients.js';
 import { homeRegion } from './endpoints.js';
 

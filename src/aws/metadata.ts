@@ -11,7 +11,7 @@ import {
   type Volume,
 } from '@aws-sdk/client-ec2';
 import { RuntimeFailure } from '../errors.js';
-import type { InstanceMeta, Tag } from '../stream/schema.js';
+import type { InstanceMeta, Tag } from '../format/members.js';
 import { answered } from './answer.js';
 
 /** Tags as a JSON list, without the `aws:` ones (AWS refuses to set them on a restore). */

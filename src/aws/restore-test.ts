@@ -18,7 +18,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { messageOf, RuntimeFailure } from '../errors.js';
 import { pollUntil } from '../retry.js';
-import { RESTORE_TAG, tagValue } from './tags.js';
+import { RESTORE_TAG, tagValue } from '../format/tags.js';
 
 /** What EC2's two status checks said, once both reported. */
 export interface StatusChecks {

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { RuntimeFailure } from '../errors.js';
-import { type StreamState, TAG } from './tags.js';
+import { type StreamState, TAG } from '../format/tags.js';
 import { pollUntil } from '../retry.js';
 import { answered } from './answer.js';
 

@@ -14,7 +14,7 @@ import {
   startCopy,
 } from '../aws/copy.js';
 import { checkKmsKey } from '../aws/kms.js';
-import { jobTag, TAG, tagValue, withinTagLimit } from '../aws/tags.js';
+import { jobTag, TAG, tagValue, withinTagLimit } from '../format/tags.js';
 import { otherConfigFile, volumeLinks } from './links.js';
 import type { Config } from '../config.js';
 import { describeError } from '../errors.js';

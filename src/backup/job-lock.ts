@@ -4,15 +4,13 @@
  * other's through retention. On one host a lock file in the state dir refuses the second job; across
  * hosts the first job's `streaming` snapshots, tagged with its host, do.
  */
-import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { messageOf, RuntimeFailure } from '../errors.js';
-import { JOB_NAME } from '../ids.js';
+import { type Lock, LOCK_DIRECTORY, lockName, lockSchema } from '../format/unit-lock.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { ChainLink } from './links.js';
 
@@ -27,15 +25,6 @@ export const RUNNING_FOR_AT_MOST_MS = 24 * 60 * 60 * 1000;
 export function backupHost(): string {
   return hostname().slice(0, 253) || 'localhost';
 }
-
-const lockSchema = z.object({
-  job: z.string().regex(JOB_NAME),
-  pid: z.number().int().positive(),
-  host: z.string().max(253),
-  since: z.iso.datetime(),
-  resourceId: z.string().max(4096),
-});
-type Lock = z.infer<typeof lockSchema>;
 
 function alive(pid: number): boolean {
   try {
@@ -80,7 +69,7 @@ export async function lockUnit(
   job: string,
   log: Logger,
 ): Promise<() => Promise<void>> {
-  const dir = join(stateDir, 'locks');
+  const dir = join(stateDir, LOCK_DIRECTORY);
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -88,9 +77,7 @@ export async function lockUnit(
       `${dir}: cannot make the directory of the unit locks (${messageOf(err)}); set [bacula] state-dir to a directory this user can write`,
     );
   }
-  // A unit of many volumes has a long id: the file is named by its digest, and holds it.
-  const name = `${config}.${createHash('sha256').update(resourceId).digest('hex').slice(0, 20)}.lock`;
-  const path = join(dir, name);
+  const path = join(dir, lockName(config, resourceId));
   const lock: Lock = {
     job,
     pid: process.pid,

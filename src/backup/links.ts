@@ -1,8 +1,8 @@
 import { type EC2Client, paginateDescribeSnapshots, type Snapshot, type Tag } from '@aws-sdk/client-ec2';
-import { configPathTag, jobTag, levelTag, TAG, tagValue } from '../aws/tags.js';
+import { configPathTag, jobTag, levelTag, TAG, tagValue } from '../format/tags.js';
 import { UsageError } from '../errors.js';
 import { SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
-import type { Level } from '../stream/schema.js';
+import type { Level } from '../format/members.js';
 
 /** One ec2-bpipe snapshot of a volume, as its tags describe it: a link of a chain. */
 export interface ChainLink {

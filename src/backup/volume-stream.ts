@@ -9,10 +9,10 @@ import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js'
 import { VolumeProgress } from '../progress.js';
 import { BlockRing } from '../stream/block-ring.js';
 import { BlockList } from './block-list.js';
-import { VolumeDigests, ZERO_BLOCK, ZERO_BLOCK_SHA256 } from '../stream/digests.js';
-import { BLOCK_SIZE, GIB, member } from '../stream/format.js';
-import type { Level, VolumeMeta, VolumeSum } from '../stream/schema.js';
-import { SparseMapSize } from '../stream/sparse.js';
+import { VolumeDigests, ZERO_BLOCK, ZERO_BLOCK_SHA256 } from '../format/digests.js';
+import { BLOCK_SIZE, GIB, member } from '../format/container.js';
+import type { Level, VolumeMeta, VolumeSum } from '../format/members.js';
+import { SparseMapSize } from '../format/sparse.js';
 import type { LentBlock, StreamWriter } from '../stream/writer.js';
 import type { RequestCounts } from '../aws/clients.js';
 import type { ChainLink } from './links.js';

@@ -47,7 +47,7 @@ import { identityClients } from '../aws/launch-checks.js';
 import { type AwsClients, createClients, lazyEndpoint, resolveRegion } from '../aws/clients.js';
 import { endpointFor } from '../aws/endpoints.js';
 import { checkKmsKey } from '../aws/kms.js';
-import { TAG } from '../aws/tags.js';
+import { TAG } from '../format/tags.js';
 import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
 import type { Config } from '../config.js';

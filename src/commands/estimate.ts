@@ -6,8 +6,8 @@ import { type ChainLink, volumeLinks } from '../backup/links.js';
 import { planUnit } from '../backup/plan.js';
 import { UsageError } from '../errors.js';
 import { resolveUnit } from '../selection.js';
-import { BLOCK_SIZE, GIB } from '../stream/format.js';
-import type { Level } from '../stream/schema.js';
+import { BLOCK_SIZE, GIB } from '../format/container.js';
+import type { Level } from '../format/members.js';
 import type { CommandContext, UnitOptions } from './context.js';
 
 export interface EstimateOptions extends UnitOptions {

@@ -4,7 +4,7 @@ import { acceptedPlan } from '../backup/plan.js';
 import { createClients, resolveRegion } from '../aws/clients.js';
 import { UsageError } from '../errors.js';
 import { refuseOverlap, selectedUnits, type Unit } from '../selection.js';
-import { FINALIZER_NAME } from '../stream/format.js';
+import { FINALIZER_NAME } from '../format/container.js';
 import type { CommandContext } from './context.js';
 
 export interface ListOptions {

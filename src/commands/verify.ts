@@ -1,6 +1,6 @@
 import { RuntimeFailure } from '../errors.js';
 import { streamInputs } from '../inputs.js';
-import type { Manifest } from '../stream/schema.js';
+import type { Manifest } from '../format/members.js';
 import { readStream, type VolumeReport, warnFormat1 } from '../stream/reader.js';
 import type { CommandContext } from './context.js';
 

@@ -21,81 +21,21 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { durableStep } from '../crash-points.js';
 import { messageOf, RuntimeFailure } from '../errors.js';
-import { CONFIG_NAME, JOB_NAME, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
-import { BLOCK_SIZE, member } from '../stream/format.js';
-import { describeIssues, levelSchema } from '../stream/schema.js';
+import { BLOCK_SIZE, member } from '../format/container.js';
+import { describeIssues, snapshotId } from '../format/fields.js';
+import {
+  type Journal,
+  JOURNAL_FILE,
+  journalSchema,
+  newJournal,
+  LEFTOVER,
+  PARTIAL,
+  RECORD,
+  recordIndex,
+  redoName,
+} from '../format/files-journal.js';
+import { type ImageState, imageStateSchema, STATE_FILE } from '../format/state-file.js';
 import { syncDirectory, writeSynced } from '../durable.js';
-
-export const PARTIAL = '.partial';
-export const STATE_FILE = 'ec2-bpipe-state.json';
-export const JOURNAL_FILE = 'ec2-bpipe-journal.json';
-const JOURNAL_FORMAT = 'ec2-bpipe-files-journal';
-/** A redo record: the 8-byte block index, then the block. */
-export const RECORD = 8 + BLOCK_SIZE;
-
-export const redoName = (volumeId: string): string => `${member.volumeData(volumeId)}.redo`;
-
-const jobName = z.string().regex(JOB_NAME);
-const snapshotId = z.string().regex(SNAPSHOT_ID);
-const volumeId = z.string().regex(VOLUME_ID);
-
-/** What one image holds. */
-const heldSchema = z.object({
-  job: jobName,
-  level: levelSchema,
-  snapshotId,
-  chain: z.array(jobName).max(100_000),
-  /** When the held job's backup was made: what Bacula's replace codes compare (since 0.3). */
-  createdAt: z.iso.datetime().optional(),
-});
-export type Held = z.infer<typeof heldSchema>;
-
-/** The state file beside the images: which job each image holds. */
-export const imageStateSchema = z.object({
-  config: z.string().regex(CONFIG_NAME),
-  resourceId: z.string().max(1024),
-  volumes: z.record(volumeId, heldSchema),
-  /**
-   * Written by 0.2 only, while a chain link was applied: the job and the volumes it changes. A
-   * directory a 0.2 crash left is finished from it once, then the field is gone.
-   */
-  applying: z
-    .object({
-      job: jobName,
-      level: levelSchema,
-      volumes: z.array(z.object({ volumeId, snapshotId })),
-      createdAt: z.iso.datetime().optional(),
-    })
-    .optional(),
-});
-export type ImageState = z.infer<typeof imageStateSchema>;
-
-/** The names a journal may install: the stream's own members, nothing a stream could aim elsewhere. */
-const INSTALLABLE =
-  /^(?:manifest|instance|vol-(?:[0-9a-f]{8}|[0-9a-f]{17})(?:\.sum)?)\.json$|^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})\.ebs$/;
-
-const journalSchema = z.object({
-  format: z.literal(JOURNAL_FORMAT),
-  formatVersion: z.literal(1),
-  /** The restore point being installed. */
-  job: jobName,
-  level: levelSchema,
-  /** Files whose `<name>.partial` is renamed to `<name>`. */
-  install: z.array(z.string().regex(INSTALLABLE)).max(1024),
-  /** Volumes whose `<vol>.ebs.redo` is applied to `<vol>.ebs` in place. */
-  redo: z.array(volumeId).max(128),
-  /** The state file once the point is installed. */
-  state: imageStateSchema,
-});
-export type Journal = z.infer<typeof journalSchema>;
-
-export function newJournal(fields: Omit<Journal, 'format' | 'formatVersion'>): Journal {
-  return { format: JOURNAL_FORMAT, formatVersion: 1, ...fields };
-}
-
-/** Leftovers of a transaction that never committed: temporary files and redo logs of ours. */
-const LEFTOVER =
-  /^(?:(?:manifest|instance|vol-[0-9a-f]+(?:\.sum)?)\.json|vol-[0-9a-f]+\.ebs(?:\.redo)?|ec2-bpipe-(?:state|journal)\.json)\.partial$|^vol-[0-9a-f]+\.ebs\.redo$/;
 
 export const MOVE_ASIDE = 'Move the directory aside and restore the chain again from its Full.';
 
@@ -230,7 +170,7 @@ export class ImageDirectory {
         const { bytesRead } = await log.read(record, 0, RECORD, offset);
         if (bytesRead === 0) break;
         if (bytesRead !== RECORD) throw new RuntimeFailure(`${redo} is damaged. ${MOVE_ASIDE}`);
-        const index = Number(record.readBigUInt64BE(0));
+        const index = recordIndex(record);
         if (!Number.isSafeInteger(index) || (index + 1) * BLOCK_SIZE > imageSize)
           throw new RuntimeFailure(`${redo} is damaged (block ${index}). ${MOVE_ASIDE}`);
         await image.write(record, 8, BLOCK_SIZE, index * BLOCK_SIZE);

@@ -9,21 +9,16 @@ import type { Input } from '../inputs.js';
 import { liveDisplay } from '../display.js';
 import { onInterrupt } from '../lifecycle.js';
 import { writeSynced } from '../durable.js';
-import {
-  ImageDirectory,
-  type ImageState,
-  MOVE_ASIDE,
-  newJournal,
-  PARTIAL,
-  RECORD,
-  redoName,
-} from './files-journal.js';
+import { ImageDirectory, MOVE_ASIDE } from './files-journal.js';
+import { newJournal, PARTIAL, RECORD, recordHead, redoName } from '../format/files-journal.js';
+import type { ImageState } from '../format/state-file.js';
 import { refuseUnknownVolumes } from './selection.js';
 import { VolumeProgress } from '../progress.js';
-import { BLOCK_SIZE, member } from '../stream/format.js';
-import { ZERO_BLOCK_SHA256 } from '../stream/digests.js';
+import { BLOCK_SIZE, member } from '../format/container.js';
+import { ZERO_BLOCK_SHA256 } from '../format/digests.js';
 import { readStream, warnFormat1 } from '../stream/reader.js';
-import { type Finalizer, type Manifest, resourceIdValid } from '../stream/schema.js';
+import type { Finalizer } from '../format/finalizer.js';
+import { type Manifest, resourceIdValid } from '../format/members.js';
 
 /**
  * Block writes in flight per image: the blocks the reader lends at once. Writing while the stream
@@ -471,10 +466,8 @@ export class FilesRestore {
               return;
             }
             // In a chain a zero block is an explicit change: it overwrites what the base held.
-            const head = Buffer.allocUnsafe(8);
-            head.writeBigUInt64BE(BigInt(index), 0);
             const at = target.records++ * RECORD;
-            await writeAll(target.handle, target.path, [head, data], at);
+            await writeAll(target.handle, target.path, [recordHead(index), data], at);
             target.flush.wrote(RECORD);
           },
           volumeEnd: async (meta, sum) => {

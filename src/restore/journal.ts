@@ -2,15 +2,10 @@ import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { z } from 'zod';
-import { JOURNAL_TAG, TAG, tagValue } from '../aws/tags.js';
+import { JOURNAL_TAG, TAG, tagValue } from '../format/tags.js';
 import { messageOf } from '../errors.js';
 import { syncDirectory, writeSynced } from '../durable.js';
-import { SNAPSHOT_ID } from '../ids.js';
-
-/** `region/config/volume/job` to the restored snapshot id (docs/FORMAT.md, restore journal). */
-const entriesSchema = z.record(z.string().max(512), z.string().regex(SNAPSHOT_ID));
-type Entries = z.infer<typeof entriesSchema>;
+import { type Entries, entriesSchema, entryKey, RESTORE_JOURNAL_FILE } from '../format/restore-journal.js';
 
 /**
  * Which restored snapshot holds which source job's volume, per target region. Each Bacula writer
@@ -25,11 +20,7 @@ export class RestoreJournal {
     stateDir: string,
     private readonly log: Logger,
   ) {
-    this.file = join(stateDir, 'restore-journal.json');
-  }
-
-  private static key(region: string, config: string, volumeId: string, job: string): string {
-    return [region, config, volumeId, job].join('/');
+    this.file = join(stateDir, RESTORE_JOURNAL_FILE);
   }
 
   /**
@@ -64,7 +55,7 @@ export class RestoreJournal {
     volumeId: string,
     job: string,
   ): Promise<string | undefined> {
-    const recorded = (await this.load())[RestoreJournal.key(region, config, volumeId, job)];
+    const recorded = (await this.load())[entryKey(region, config, volumeId, job)];
     if (recorded !== undefined) {
       try {
         const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [recorded] }));
@@ -109,7 +100,7 @@ export class RestoreJournal {
     try {
       await mkdir(join(this.file, '..'), { recursive: true, mode: 0o700 });
       const entries = await this.load();
-      entries[RestoreJournal.key(region, config, volumeId, job)] = snapshotId;
+      entries[entryKey(region, config, volumeId, job)] = snapshotId;
       const temporary = `${this.file}.${process.pid}.tmp`;
       await writeSynced(temporary, `${JSON.stringify(entries, null, 2)}\n`);
       await rename(temporary, this.file);

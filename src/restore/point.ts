@@ -11,8 +11,8 @@ import { type ChainLink, volumeLinks } from '../backup/links.js';
 import type { Config } from '../config.js';
 import { describeError, UsageError } from '../errors.js';
 import { JOB_NAME } from '../ids.js';
-import { type PointRecord, readPointRecord, recordedJobs, unitRecordDir } from '../stream/point-record.js';
-import type { VolumeMeta } from '../stream/schema.js';
+import { type PointRecord, readPointRecord, recordedJobs, unitRecordDir } from '../format/point-record.js';
+import type { VolumeMeta } from '../format/members.js';
 import type { RestoredVolume } from './launch/volumes.js';
 
 /** `--point`: a job name, or the newest point that is live. */

@@ -14,10 +14,10 @@ import {
   type StatusChecks,
   statusChecks,
 } from '../aws/restore-test.js';
-import { RESTORE_TAG } from '../aws/tags.js';
+import { RESTORE_TAG } from '../format/tags.js';
 import { type Config, setKey } from '../config.js';
 import { describeError, UsageError } from '../errors.js';
-import type { InstanceMeta } from '../stream/schema.js';
+import type { InstanceMeta } from '../format/members.js';
 import type { LaunchResult } from './launch/instance.js';
 
 /**

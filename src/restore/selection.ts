@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import { VOLUME_ID } from '../ids.js';
-import type { Manifest } from '../stream/schema.js';
+import type { Manifest } from '../format/members.js';
 
 /** `restore --volume=vol-a,vol-b`: the volumes to restore, or undefined for all of them. */
 export function parseVolumeSelection(raw: string | undefined): ReadonlySet<string> | undefined {

@@ -6,7 +6,7 @@ import { messageOf, RuntimeFailure } from '../errors.js';
 import { Slots } from '../pool.js';
 import { BlockRing, type RingSlot } from './block-ring.js';
 import { StreamDefect } from './defect.js';
-import { sha256Hex, VolumeDigests } from './digests.js';
+import { sha256Hex, VolumeDigests } from '../format/digests.js';
 import {
   BLOCK_SIZE,
   FORMAT_NAME,
@@ -14,7 +14,7 @@ import {
   member,
   READABLE_VERSIONS,
   sparseHeaderName,
-} from './format.js';
+} from '../format/container.js';
 import {
   describeIssues,
   type EndMarker,
@@ -30,8 +30,8 @@ import {
   volumeMetaSchema,
   type VolumeSum,
   volumeSumSchema,
-} from './schema.js';
-import { SparseMapError, SparseMapParser } from './sparse.js';
+} from '../format/members.js';
+import { SparseMapError, SparseMapParser } from '../format/sparse.js';
 import { type TarInput, type TarMember, TarReader } from './tar.js';
 
 export { StreamDefect } from './defect.js';

@@ -2,10 +2,10 @@ import { once } from 'node:events';
 import { finished, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { sha256Hex } from './digests.js';
-import { MEMBER_MODE, member, sparseHeaderName } from './format.js';
-import type { EndMarker, MemberDigest } from './schema.js';
-import { mapEntry, mapHead, mapTail, SparseMapSize } from './sparse.js';
+import { sha256Hex } from '../format/digests.js';
+import { MEMBER_MODE, member, sparseHeaderName } from '../format/container.js';
+import type { EndMarker, MemberDigest } from '../format/members.js';
+import { mapEntry, mapHead, mapTail, SparseMapSize } from '../format/sparse.js';
 
 type Entry = ReturnType<tar.Pack['entry']>;
 

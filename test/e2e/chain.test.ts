@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStream } from '../../src/stream/reader.js';
-import type { Manifest } from '../../src/stream/schema.js';
+import type { Manifest } from '../../src/format/members.js';
 import {
   type CliResult,
   cli,

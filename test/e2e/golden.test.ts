@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseFinalizer } from '../../src/stream/finalizer.js';
+import { parseFinalizer } from '../../src/format/finalizer.js';
 import { GOLDEN, readInputs, replay, specOf } from '../fixtures/golden/golden.js';
 import { cli, tempDir } from '../helpers.js';
 import { buildStream } from '../stream-builder.js';

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BLOCK_SIZE } from '../../src/stream/format.js';
+import { BLOCK_SIZE } from '../../src/format/container.js';
 import { CreateSnapshotCommand, CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { BIN, cli, ROOT, sdkConfig, tempDir, withEmulator, writeConfig } from '../helpers.js';
 import { block, buildStream, ZERO } from '../stream-builder.js';

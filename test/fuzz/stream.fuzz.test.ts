@@ -28,7 +28,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeFailure } from '../../src/errors.js';
 import { FilesRestore } from '../../src/restore/files.js';
-import { BLOCK_SIZE } from '../../src/stream/format.js';
+import { BLOCK_SIZE } from '../../src/format/container.js';
 import { readStream, type StreamFile } from '../../src/stream/reader.js';
 import { block, buildStream, ZERO } from '../stream-builder.js';
 import { fixChecksum, type MemberRange, splitMembers } from '../tar-members.js';

@@ -6,8 +6,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RuntimeFailure } from '../../src/errors.js';
-import { newFinalizer } from '../../src/stream/finalizer.js';
-import { parsePointRecord } from '../../src/stream/point-record.js';
+import { newFinalizer } from '../../src/format/finalizer.js';
+import { parsePointRecord } from '../../src/format/point-record.js';
 
 const record = newFinalizer({
   config: 'web',

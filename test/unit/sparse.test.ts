@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mapEntry, mapHead, mapTail, SparseMapParser, SparseMapSize } from '../../src/stream/sparse.js';
+import { mapEntry, mapHead, mapTail, SparseMapParser, SparseMapSize } from '../../src/format/sparse.js';
 
 const BS = 512 * 1024;
 

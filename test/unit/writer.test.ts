@@ -2,8 +2,8 @@ import { PassThrough, Writable } from 'node:stream';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BlockRing } from '../../src/stream/block-ring.js';
-import { member } from '../../src/stream/format.js';
-import { SparseMapSize } from '../../src/stream/sparse.js';
+import { member } from '../../src/format/container.js';
+import { SparseMapSize } from '../../src/format/sparse.js';
 import { type LentBlock, StreamWriter } from '../../src/stream/writer.js';
 
 const BS = 512 * 1024;

@@ -14,10 +14,10 @@ import {
   Tenancy,
   TpmSupportValues,
 } from '@aws-sdk/client-ec2';
-import { RESTORE_TAG, withinTagLimit } from '../../aws/tags.js';
+import { RESTORE_TAG, withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
 import { RuntimeFailure } from '../../errors.js';
-import type { InstanceMeta } from '../../stream/schema.js';
+import type { InstanceMeta } from '../../format/members.js';
 import { known, type LaunchSpec } from './preflight.js';
 import { restoreTags } from './tags.js';
 import { type RestoredVolume, volumeSpec } from './volumes.js';

@@ -18,11 +18,11 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { answered } from '../../aws/answer.js';
-import { RESTORE_TAG, tagValue, withinTagLimit } from '../../aws/tags.js';
+import { RESTORE_TAG, tagValue, withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
 import { messageOf, RuntimeFailure } from '../../errors.js';
 import { pollUntil } from '../../retry.js';
-import type { InstanceMeta, Manifest } from '../../stream/schema.js';
+import type { InstanceMeta, Manifest } from '../../format/members.js';
 import { registerImageInput, restoredMappings, runInstancesInput } from './input.js';
 import { billingLoss } from './plan.js';
 import type { LaunchSpec, Target } from './preflight.js';

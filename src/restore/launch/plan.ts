@@ -3,7 +3,7 @@
  * image, the instance, each setting kept, set, adapted or lost, and the volumes. Calls nothing.
  */
 import type { RestoreSettings } from '../../config.js';
-import type { InstanceMeta } from '../../stream/schema.js';
+import type { InstanceMeta } from '../../format/members.js';
 import { registerImageInput, restoredMappings, runInstancesInput } from './input.js';
 import type { LaunchSpec } from './preflight.js';
 import { describeLine, type SettingLine } from './settings.js';

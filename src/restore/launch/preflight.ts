@@ -25,7 +25,7 @@ import {
 } from '../../aws/launch-checks.js';
 import type { Config, RestoreSettings } from '../../config.js';
 import { UsageError } from '../../errors.js';
-import type { InstanceMeta, Manifest } from '../../stream/schema.js';
+import type { InstanceMeta, Manifest } from '../../format/members.js';
 import { line, origin, type SettingLine } from './settings.js';
 
 /** One network interface of the launch (RunInstances NetworkInterfaces). */

@@ -1,6 +1,6 @@
 import type { Tag } from '@aws-sdk/client-ec2';
 import { createHash } from 'node:crypto';
-import { RESTORE_TAG } from '../../aws/tags.js';
+import { RESTORE_TAG } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
 
 /** Tags on everything a restore creates: the restore flag, an RFC 3339 date, the original id, and the user's tags. */

@@ -7,10 +7,10 @@ import {
 import type { Logger } from 'pino';
 import { answered } from '../../aws/answer.js';
 import { TAKES_IOPS } from '../../aws/metadata.js';
-import { RESTORE_TAG, withinTagLimit } from '../../aws/tags.js';
+import { RESTORE_TAG, withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
 import { UsageError } from '../../errors.js';
-import type { Manifest, VolumeMeta } from '../../stream/schema.js';
+import type { Manifest, VolumeMeta } from '../../format/members.js';
 import type { Target } from './preflight.js';
 import { idempotencyToken, restoreTags, tagLimitNote } from './tags.js';
 

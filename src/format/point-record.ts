@@ -1,5 +1,5 @@
 /**
- * Point records (docs/FORMAT.md, "Point records"): what `restore --point` needs besides the
+ * docs/FORMAT.md, "Point records": what `restore --point` needs besides the
  * snapshots themselves. A backup that completed writes one per unit and job under the state
  * directory: a finalizer whose head is the job, holding the instance's metadata and each volume's
  * as the stream wrote them. The snapshots hold the data; the record holds what launching them
@@ -12,7 +12,8 @@ import { RuntimeFailure } from '../errors.js';
 import { CONFIG_NAME, JOB_NAME } from '../ids.js';
 import { syncDirectory, writeSynced } from '../durable.js';
 import { parseFinalizer } from './finalizer.js';
-import { type Finalizer, resourceIdValid } from './schema.js';
+import type { Finalizer } from './finalizer.js';
+import { resourceIdValid } from './members.js';
 
 /** A record is a finalizer; its name says so. */
 export type PointRecord = Finalizer & { head: string };

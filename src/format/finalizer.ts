@@ -1,18 +1,36 @@
 /**
- * The finalizer (`restore.json`, docs/FORMAT.md): its parser, and what a restore derives from it.
- * Its type and schema are in schema.ts beside the stream's members; backup/finalizer.ts builds it.
+ * docs/FORMAT.md, "The finalizer: `restore.json`": its schema and parser, and what a restore
+ * derives from it. backup/finalizer.ts builds it.
  */
 import { messageOf, RuntimeFailure } from '../errors.js';
 import { VERSION } from '../version.js';
-import { FORMAT_NAME, FORMAT_VERSION } from './format.js';
-import {
-  describeIssues,
-  FINALIZER_FORMAT,
-  type Finalizer,
-  finalizerSchema,
-  type Manifest,
-  resourceIdValid,
-} from './schema.js';
+import { FORMAT_NAME, FORMAT_VERSION } from './container.js';
+import { z } from 'zod';
+import { CONFIG_NAME } from '../ids.js';
+import { describeIssues, jobName, label, levelSchema, region, timestamp } from './fields.js';
+import { instanceMetaSchema, type Manifest, resourceIdValid, volumeMetaSchema } from './members.js';
+
+export const FINALIZER_FORMAT = 'ec2-bpipe-finalizer';
+
+export const finalizerSchema = z.object({
+  format: z.literal(FINALIZER_FORMAT),
+  formatVersion: z.literal(1),
+  toolVersion: label,
+  config: z.string().regex(CONFIG_NAME, 'expected a config name'),
+  /** The job that wrote this finalizer (Bacula's %j). */
+  job: jobName,
+  /** The newest complete stream: this job's, or, when its data stream failed, the last complete one before it. */
+  head: jobName.nullable(),
+  headLevel: levelSchema.nullable(),
+  region,
+  kind: z.enum(['instance', 'volumes']),
+  resourceId: z.string().max(1024),
+  createdAt: timestamp,
+  instance: instanceMetaSchema.nullable(),
+  /** The head's volumes, as its streams described them. */
+  volumes: z.array(volumeMetaSchema).max(128),
+});
+export type Finalizer = z.infer<typeof finalizerSchema>;
 
 /** A new finalizer: the format, its version and the tool's version, with what the backup found. */
 export function newFinalizer(fields: Omit<Finalizer, 'format' | 'formatVersion' | 'toolVersion'>): Finalizer {

@@ -1,4 +1,7 @@
-/** Stream format constants: see docs/FORMAT.md. The JSON members' types live in schema.ts. */
+/**
+ * docs/FORMAT.md, "Container": the stream's constants, its members' names and modes. The JSON
+ * members' types live in members.ts, the sparse map in sparse.ts.
+ */
 export const FORMAT_NAME = 'ec2-bpipe';
 /** What this tool writes. */
 export const FORMAT_VERSION = 2;

@@ -1,12 +1,12 @@
 /**
- * Every tag key ec2-bpipe writes or reads back, and the parsing of the values it reads: the tags
- * are a persisted contract (docs/FORMAT.md, "Snapshot tags"), read by later versions, and a hostile
- * or hand-edited value must not steer a chain or a retention.
+ * docs/FORMAT.md, "Snapshot tags": every tag key ec2-bpipe writes or reads back, and the parsing of
+ * the values it reads. Later versions read them, and a hostile or hand-edited value must not steer
+ * a chain or a retention.
  */
 import { createHash } from 'node:crypto';
 import type { Tag } from '@aws-sdk/client-ec2';
 import { JOB_NAME } from '../ids.js';
-import { type Level, levelSchema } from '../stream/schema.js';
+import { type Level, levelSchema } from './members.js';
 
 /** On each snapshot a backup takes. */
 export const TAG = {

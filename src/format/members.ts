@@ -1,5 +1,6 @@
 /**
- * Typed parsers of every JSON member of a stream and of the finalizer: one definition serves the
+ * docs/FORMAT.md, "manifest.json" to "end.json": typed parsers of every JSON member of a stream.
+ * One definition serves the
  * writer's types and the reader's checks, so `verify` and `restore` accept exactly the same
  * streams. docs/FORMAT.md describes each field.
  *
@@ -7,27 +8,26 @@
  * level equals the manifest's, counts equal what was read) is checked by the reader.
  */
 import { z } from 'zod';
-import { CONFIG_NAME, INSTANCE_ID, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
-import { BLOCK_SIZE, FORMAT_NAME, GIB } from './format.js';
+import { CONFIG_NAME, INSTANCE_ID, VOLUME_ID } from '../ids.js';
+import { BLOCK_SIZE, FORMAT_NAME, GIB } from './container.js';
+import {
+  base64Sha256,
+  count,
+  hexSha256,
+  instanceId,
+  jobName,
+  label,
+  levelSchema,
+  region,
+  snapshotId,
+  timestamp,
+  volumeId,
+} from './fields.js';
 
-const LEVELS = ['Full', 'Incremental', 'Differential'] as const;
-export const levelSchema = z.enum(LEVELS);
-export type Level = z.infer<typeof levelSchema>;
+export { describeIssues, type Level, levelSchema } from './fields.js';
 
 /** The largest EBS volume (io2 Block Express): 64 TiB. */
 export const MAX_VOLUME_GIB = 65536;
-
-const instanceId = z.string().regex(INSTANCE_ID, 'expected an instance id (i-…)');
-const volumeId = z.string().regex(VOLUME_ID, 'expected a volume id (vol-…)');
-const snapshotId = z.string().regex(SNAPSHOT_ID, 'expected a snapshot id (snap-…)');
-const jobName = z.string().regex(JOB_NAME, 'expected a job name');
-const region = z.string().regex(REGION, 'expected a region name');
-const timestamp = z.iso.datetime({ offset: true });
-/** A short printable value: names, types, ARNs; never a path the reader builds. */
-const label = z.string().max(2048);
-const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-const base64Sha256 = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected a base64 SHA-256');
-const hexSha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
 
 export const tagSchema = z.object({ Key: z.string().min(1).max(128), Value: z.string().max(256) });
 export type Tag = z.infer<typeof tagSchema>;
@@ -215,39 +215,6 @@ export const endMarkerSchema = z.object({
   members: z.array(memberDigestSchema).max(1024).optional(),
 });
 export type EndMarker = z.infer<typeof endMarkerSchema>;
-
-export const FINALIZER_FORMAT = 'ec2-bpipe-finalizer';
-
-export const finalizerSchema = z.object({
-  format: z.literal(FINALIZER_FORMAT),
-  formatVersion: z.literal(1),
-  toolVersion: label,
-  config: z.string().regex(CONFIG_NAME, 'expected a config name'),
-  /** The job that wrote this finalizer (Bacula's %j). */
-  job: jobName,
-  /** The newest complete stream: this job's, or, when its data stream failed, the last complete one before it. */
-  head: jobName.nullable(),
-  headLevel: levelSchema.nullable(),
-  region,
-  kind: z.enum(['instance', 'volumes']),
-  resourceId: z.string().max(1024),
-  createdAt: timestamp,
-  instance: instanceMetaSchema.nullable(),
-  /** The head's volumes, as its streams described them. */
-  volumes: z.array(volumeMetaSchema).max(128),
-});
-export type Finalizer = z.infer<typeof finalizerSchema>;
-
-/** Turns zod's issues into one line that names the member and the field. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 3)
-    .map((issue) => {
-      const path = issue.path.length ? issue.path.map(String).join('.') : '(the whole value)';
-      return `field ${path}: ${issue.message}`;
-    })
-    .join('; ');
-}
 
 /** Whether `resourceId` is a catalog name of its kind: an instance id, or volume ids joined with `+`. */
 export function resourceIdValid(kind: 'instance' | 'volumes', resourceId: string): boolean {

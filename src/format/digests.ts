@@ -1,5 +1,6 @@
+/** docs/FORMAT.md, "`<vol-id>.sum.json`: integrity": how a volume's checksums are computed. */
 import { createHash, type Hash } from 'node:crypto';
-import { BLOCK_SIZE } from './format.js';
+import { BLOCK_SIZE } from './container.js';
 
 /**
  * The two per-volume checksums of a stream, fed one block digest at a time in map order:

@@ -1,7 +1,8 @@
 /**
- * The map that opens the data of a GNU sparse 1.0 member: the number of entries, then
- * offset and size for each, one decimal number per line, zero-padded to a 512-byte boundary.
- * A final (realsize, 0) entry makes GNU tar extend the file to its full size.
+ * docs/FORMAT.md, "`<vol-id>.ebs`: the volume data". The map that opens the data of a GNU sparse
+ * 1.0 member: the number of entries, then offset and size for each, one decimal number per line,
+ * zero-padded to a 512-byte boundary. A final (realsize, 0) entry makes GNU tar extend the file to
+ * its full size.
  */
 import { createHash } from 'node:crypto';
 export const TAR_BLOCK = 512;

@@ -1,0 +1,34 @@
+/**
+ * The values every persisted contract is made of (docs/FORMAT.md): ids, job names, levels,
+ * timestamps and digests, each with the pattern a reader holds it to. One definition, so the stream,
+ * the finalizer, the state file and the journals accept exactly the same values.
+ */
+import { z } from 'zod';
+import { INSTANCE_ID, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
+
+const LEVELS = ['Full', 'Incremental', 'Differential'] as const;
+export const levelSchema = z.enum(LEVELS);
+export type Level = z.infer<typeof levelSchema>;
+
+export const instanceId = z.string().regex(INSTANCE_ID, 'expected an instance id (i-…)');
+export const volumeId = z.string().regex(VOLUME_ID, 'expected a volume id (vol-…)');
+export const snapshotId = z.string().regex(SNAPSHOT_ID, 'expected a snapshot id (snap-…)');
+export const jobName = z.string().regex(JOB_NAME, 'expected a job name');
+export const region = z.string().regex(REGION, 'expected a region name');
+export const timestamp = z.iso.datetime({ offset: true });
+/** A short printable value: names, types, ARNs; never a path the reader builds. */
+export const label = z.string().max(2048);
+export const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+export const base64Sha256 = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected a base64 SHA-256');
+export const hexSha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
+
+/** Turns zod's issues into one line that names the member and the field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => {
+      const path = issue.path.length ? issue.path.map(String).join('.') : '(the whole value)';
+      return `field ${path}: ${issue.message}`;
+    })
+    .join('; ');
+}

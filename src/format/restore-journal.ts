@@ -1,0 +1,17 @@
+/**
+ * docs/FORMAT.md, "The restore journal: `restore-journal.json`": which restored snapshot holds which
+ * source job's volume, per target Region. A cache of the tags on the restored snapshots
+ * (tags.ts, JOURNAL_TAG), which stay the record; restore/journal.ts reads and writes it.
+ */
+import { z } from 'zod';
+import { SNAPSHOT_ID } from '../ids.js';
+
+export const RESTORE_JOURNAL_FILE = 'restore-journal.json';
+
+/** `region/config/volume/job` to the restored snapshot id. */
+export const entriesSchema = z.record(z.string().max(512), z.string().regex(SNAPSHOT_ID));
+export type Entries = z.infer<typeof entriesSchema>;
+
+export function entryKey(region: string, config: string, volumeId: string, job: string): string {
+  return [region, config, volumeId, job].join('/');
+}
