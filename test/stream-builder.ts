@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { VolumeDigests } from '../src/format/digests.js';
 import { BLOCK_SIZE, FORMAT_NAME, FORMAT_VERSION, GIB, member } from '../src/format/container.js';
-import type { InstanceMeta, Level, Manifest, VolumeMeta, VolumeSum } from '../src/format/members.js';
+import type { Level } from '../src/format/fields.js';
+import type { InstanceMeta, Manifest, VolumeMeta, VolumeSum } from '../src/format/members.js';
 import { SparseMapSize } from '../src/format/sparse.js';
 import { StreamWriter } from '../src/stream/writer.js';
 

@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import { JOB_NAME } from '../ids.js';
-import { type Level, levelSchema } from '../format/members.js';
+import { type Level, levelSchema } from '../format/fields.js';
 import type { ChainLink } from './links.js';
 
 export function parseLevel(raw: string | undefined): Level {

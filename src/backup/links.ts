@@ -2,7 +2,7 @@ import { type EC2Client, paginateDescribeSnapshots, type Snapshot, type Tag } fr
 import { configPathTag, jobTag, levelTag, TAG, tagValue } from '../format/tags.js';
 import { UsageError } from '../errors.js';
 import { SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
-import type { Level } from '../format/members.js';
+import type { Level } from '../format/fields.js';
 
 /** One ec2-bpipe snapshot of a volume, as its tags describe it: a link of a chain. */
 export interface ChainLink {

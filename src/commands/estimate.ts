@@ -7,7 +7,7 @@ import { planUnit } from '../backup/plan.js';
 import { UsageError } from '../errors.js';
 import { resolveUnit } from '../selection.js';
 import { BLOCK_SIZE, GIB } from '../format/container.js';
-import type { Level } from '../format/members.js';
+import type { Level } from '../format/fields.js';
 import type { CommandContext, UnitOptions } from './context.js';
 
 export interface EstimateOptions extends UnitOptions {

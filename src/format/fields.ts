@@ -4,7 +4,7 @@
  * the finalizer, the state file and the journals accept exactly the same values.
  */
 import { z } from 'zod';
-import { INSTANCE_ID, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
+import { CONFIG_NAME, INSTANCE_ID, JOB_NAME, REGION, SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
 
 const LEVELS = ['Full', 'Incremental', 'Differential'] as const;
 export const levelSchema = z.enum(LEVELS);
@@ -14,6 +14,9 @@ export const instanceId = z.string().regex(INSTANCE_ID, 'expected an instance id
 export const volumeId = z.string().regex(VOLUME_ID, 'expected a volume id (vol-…)');
 export const snapshotId = z.string().regex(SNAPSHOT_ID, 'expected a snapshot id (snap-…)');
 export const jobName = z.string().regex(JOB_NAME, 'expected a job name');
+export const configName = z.string().regex(CONFIG_NAME, 'expected a config name');
+/** What a unit is: an instance with its volumes, or volumes on their own. */
+export const unitKind = z.enum(['instance', 'volumes']);
 export const region = z.string().regex(REGION, 'expected a region name');
 export const timestamp = z.iso.datetime({ offset: true });
 /** A short printable value: names, types, ARNs; never a path the reader builds. */

@@ -2,12 +2,20 @@
  * docs/FORMAT.md, "The finalizer: `restore.json`": its schema and parser, and what a restore
  * derives from it. backup/finalizer.ts builds it.
  */
+import { z } from 'zod';
 import { messageOf, RuntimeFailure } from '../errors.js';
 import { VERSION } from '../version.js';
 import { FORMAT_NAME, FORMAT_VERSION } from './container.js';
-import { z } from 'zod';
-import { CONFIG_NAME } from '../ids.js';
-import { describeIssues, jobName, label, levelSchema, region, timestamp } from './fields.js';
+import {
+  configName,
+  describeIssues,
+  jobName,
+  label,
+  levelSchema,
+  region,
+  timestamp,
+  unitKind,
+} from './fields.js';
 import { instanceMetaSchema, type Manifest, resourceIdValid, volumeMetaSchema } from './members.js';
 
 export const FINALIZER_FORMAT = 'ec2-bpipe-finalizer';
@@ -16,14 +24,14 @@ export const finalizerSchema = z.object({
   format: z.literal(FINALIZER_FORMAT),
   formatVersion: z.literal(1),
   toolVersion: label,
-  config: z.string().regex(CONFIG_NAME, 'expected a config name'),
+  config: configName,
   /** The job that wrote this finalizer (Bacula's %j). */
   job: jobName,
   /** The newest complete stream: this job's, or, when its data stream failed, the last complete one before it. */
   head: jobName.nullable(),
   headLevel: levelSchema.nullable(),
   region,
-  kind: z.enum(['instance', 'volumes']),
+  kind: unitKind,
   resourceId: z.string().max(1024),
   createdAt: timestamp,
   instance: instanceMetaSchema.nullable(),

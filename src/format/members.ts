@@ -1,17 +1,17 @@
 /**
  * docs/FORMAT.md, "manifest.json" to "end.json": typed parsers of every JSON member of a stream.
- * One definition serves the
- * writer's types and the reader's checks, so `verify` and `restore` accept exactly the same
- * streams. docs/FORMAT.md describes each field.
+ * One definition serves the writer's types and the reader's checks, so `verify` and `restore`
+ * accept exactly the same streams. docs/FORMAT.md describes each field.
  *
  * Fields are checked for type and range here; what relates one member to another (a volume's
  * level equals the manifest's, counts equal what was read) is checked by the reader.
  */
 import { z } from 'zod';
-import { CONFIG_NAME, INSTANCE_ID, VOLUME_ID } from '../ids.js';
+import { INSTANCE_ID, VOLUME_ID } from '../ids.js';
 import { BLOCK_SIZE, FORMAT_NAME, GIB } from './container.js';
 import {
   base64Sha256,
+  configName,
   count,
   hexSha256,
   instanceId,
@@ -21,10 +21,9 @@ import {
   region,
   snapshotId,
   timestamp,
+  unitKind,
   volumeId,
 } from './fields.js';
-
-export { describeIssues, type Level, levelSchema } from './fields.js';
 
 /** The largest EBS volume (io2 Block Express): 64 TiB. */
 export const MAX_VOLUME_GIB = 65536;
@@ -37,7 +36,7 @@ export const manifestSchema = z.object({
   format: z.literal(FORMAT_NAME),
   formatVersion: z.number().int(),
   toolVersion: label,
-  config: z.string().regex(CONFIG_NAME, 'expected a config name'),
+  config: configName,
   job: jobName,
   /** The level the stream really has, whatever was asked for. */
   level: levelSchema,
@@ -46,7 +45,7 @@ export const manifestSchema = z.object({
   /** When the base job's snapshot was taken, so a refusal can name it; null for a Full. */
   baseCreatedAt: timestamp.nullable(),
   region,
-  kind: z.enum(['instance', 'volumes']),
+  kind: unitKind,
   /** The instance id, or the volume ids joined with `+`: the catalog directory name. */
   resourceId: z.string().max(1024),
   createdAt: timestamp,

@@ -3,8 +3,7 @@
  * restore to files holds. Bacula's replace codes and the next chain link are decided from it.
  */
 import { z } from 'zod';
-import { CONFIG_NAME } from '../ids.js';
-import { jobName, levelSchema, snapshotId, volumeId } from './fields.js';
+import { configName, jobName, levelSchema, snapshotId, volumeId } from './fields.js';
 
 export const STATE_FILE = 'ec2-bpipe-state.json';
 
@@ -21,7 +20,7 @@ export type Held = z.infer<typeof heldSchema>;
 
 /** The state file beside the images: which job each image holds. */
 export const imageStateSchema = z.object({
-  config: z.string().regex(CONFIG_NAME),
+  config: configName,
   resourceId: z.string().max(1024),
   volumes: z.record(volumeId, heldSchema),
   /**

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Tag } from '@aws-sdk/client-ec2';
 import { JOB_NAME } from '../ids.js';
-import { type Level, levelSchema } from './members.js';
+import { type Level, levelSchema } from './fields.js';
 
 /** On each snapshot a backup takes. */
 export const TAG = {

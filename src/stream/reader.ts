@@ -15,8 +15,8 @@ import {
   READABLE_VERSIONS,
   sparseHeaderName,
 } from '../format/container.js';
+import { describeIssues } from '../format/fields.js';
 import {
-  describeIssues,
   type EndMarker,
   endMarkerSchema,
   type InstanceMeta,
