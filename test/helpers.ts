@@ -204,10 +204,22 @@ export async function restoredImageDigest(
   snapshotId: string,
 ): Promise<{ digest: string; blocks: number }> {
   const { blocks } = await admin.call<{ blocks: number[] }>('GET', `snapshots/${snapshotId}/blocks`);
+  return listedImageDigest(path, blocks, `of ${snapshotId}`);
+}
+
+/**
+ * imageDigest over `blocks` (ascending, each once), once the image's allocated size proves it holds
+ * no other block: `source` says whose blocks they are, for the message when it does.
+ */
+export async function listedImageDigest(
+  path: string,
+  blocks: readonly number[],
+  source: string,
+): Promise<{ digest: string; blocks: number }> {
   const allocated = statSync(path).blocks * 512;
   if (allocated > blocks.length * BLOCK + ALLOCATION_SLACK) {
     throw new Error(
-      `${path}: ${allocated} bytes allocated for ${blocks.length} blocks of ${snapshotId}: it holds more`,
+      `${path}: ${allocated} bytes allocated for ${blocks.length} blocks ${source}: it holds more`,
     );
   }
   return imageDigest(path, blocks);
