@@ -156,6 +156,9 @@ export class AdminApi {
       case 'POST key-pairs':
         this.world.region(String(body.region)).keyPairs.add(String(body.keyName));
         return {};
+      case 'POST clock':
+        this.world.advance(Number(body.advanceMs));
+        return { now: new Date(this.world.now()).toISOString() };
       default:
         throw new ApiError('AdminNotFound', `No admin route ${method} ${path}`, 404);
     }

@@ -46,6 +46,11 @@ export class Admin {
     return this.call('GET', `volumes/${id}/digest`);
   }
 
+  /** Moves the emulator's clock on: pending resources, tokens and credentials age at once. */
+  advance(ms: number): Promise<{ now: string }> {
+    return this.call('POST', 'clock', { advanceMs: ms });
+  }
+
   requests(): Promise<Record<string, number>> {
     return this.call('GET', 'requests');
   }

@@ -238,7 +238,8 @@ export class EbsService {
       if (token.k !== kind || token.s.join() !== snapshots.join()) {
         throw validation('The pagination token does not belong to this request', 'INVALID_PAGE_TOKEN');
       }
-      if (Date.now() >= token.e) throw validation('The pagination token has expired', 'INVALID_PAGE_TOKEN');
+      if (this.world.now() >= token.e)
+        throw validation('The pagination token has expired', 'INVALID_PAGE_TOKEN');
       return token.i;
     }
     const raw = query.get('startingBlockIndex');
@@ -254,16 +255,21 @@ export class EbsService {
       k: 'block',
       s: snapshotId,
       i: index,
-      e: Date.now() + this.world.options.blockTokenTtlMs,
+      e: this.world.now() + this.world.options.blockTokenTtlMs,
     });
   }
 
   private pageToken(kind: string, snapshots: string[], next: number): string {
-    return this.sign({ k: kind, s: snapshots, i: next, e: Date.now() + this.world.options.pageTokenTtlMs });
+    return this.sign({
+      k: kind,
+      s: snapshots,
+      i: next,
+      e: this.world.now() + this.world.options.pageTokenTtlMs,
+    });
   }
 
   private expiry(): number {
-    return Math.floor((Date.now() + this.world.options.blockTokenTtlMs) / 1000);
+    return Math.floor((this.world.now() + this.world.options.blockTokenTtlMs) / 1000);
   }
 
   private listSnapshotBlocks(region: string, id: string, query: URLSearchParams): EbsResponse {
@@ -361,7 +367,7 @@ export class EbsService {
     if (token.k !== 'block' || token.s !== id || token.i !== index) {
       throw validation('The block token does not match this snapshot and block', 'INVALID_BLOCK_TOKEN');
     }
-    if (Date.now() >= token.e) throw validation('The block token has expired', 'INVALID_BLOCK_TOKEN');
+    if (this.world.now() >= token.e) throw validation('The block token has expired', 'INVALID_BLOCK_TOKEN');
     const block = record.blocks.get(index);
     if (!block) throw validation(`Block ${index} holds no data in ${id}`, 'INVALID_BLOCK');
     return {
@@ -486,7 +492,7 @@ export class EbsService {
     }
     checkStartLimits(input);
     const tags = (input.Tags as Tag[] | undefined) ?? [];
-    const now = Date.now();
+    const now = this.world.now();
     const id = newId('snap');
     const record: SnapshotRecord = {
       region,
@@ -540,7 +546,7 @@ export class EbsService {
     if (
       !record ||
       record.region !== region ||
-      Date.now() < record.startedAt + this.world.options.startDelayMs
+      this.world.now() < record.startedAt + this.world.options.startDelayMs
     ) {
       throw notFound(`The snapshot '${id}' does not exist.`);
     }
@@ -626,7 +632,7 @@ export class EbsService {
         failure ??= `The aggregate checksum does not match the blocks written to ${id}`;
       }
     }
-    record.readyAt = Date.now() + this.world.options.pendingMs;
+    record.readyAt = this.world.now() + this.world.options.pendingMs;
     if (failure !== undefined) record.failure = failure;
     this.sessions.delete(id);
     return { action: 'CompleteSnapshot', status: 202, json: { Status: 'pending' } };

@@ -609,7 +609,7 @@ export class Ec2Service {
       kmsKeyId === undefined
         ? `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/ebs`
         : this.world.kmsKeyArn(region, kmsKeyId);
-    const now = Date.now();
+    const now = this.world.now();
     const snapshot = pendingSnapshot({
       volumeId: 'vol-ffffffff',
       sizeGiB: source.snapshot.VolumeSize,
@@ -747,7 +747,7 @@ export class Ec2Service {
     this.world.images.set(image.ImageId!, {
       region,
       image,
-      readyAt: Date.now() + this.world.options.pendingMs,
+      readyAt: this.world.now() + this.world.options.pendingMs,
       ...(uefiData !== undefined && { uefiData }),
     });
     return { ImageId: image.ImageId };
@@ -1250,7 +1250,7 @@ export class Ec2Service {
       instance,
       bootable: rootBlocks !== undefined && !this.world.unbootable.has(contentDigest(rootBlocks).digest),
       userData: input.UserData as string | undefined,
-      readyAt: Date.now() + this.world.options.pendingMs,
+      readyAt: this.world.now() + this.world.options.pendingMs,
       requestFingerprint: fingerprint,
       interfaceIds: interfaces.map((i) => i.networkInterfaceId),
       disableApiTermination: input.DisableApiTermination === true,
@@ -1295,7 +1295,7 @@ export class Ec2Service {
         const previous = record.instance.State;
         if (previous?.Name !== 'terminated' && previous?.Name !== 'shutting-down') {
           record.instance.State = { Code: 32, Name: 'shutting-down' };
-          record.readyAt = Date.now() + this.world.options.pendingMs;
+          record.readyAt = this.world.now() + this.world.options.pendingMs;
           this.world.releaseInstance(record);
         }
         return {
@@ -1325,7 +1325,7 @@ export class Ec2Service {
           'instance ID',
         )
       : [...this.world.instances.values()].filter((r) => r.region === region);
-    const now = Date.now();
+    const now = this.world.now();
     const statuses = records
       .filter((r) => all || r.instance.State?.Name === 'running')
       .map((r) => {

@@ -192,7 +192,7 @@ export async function startEmulator(
     const accessKeyId = `ASIA${randomBytes(8).toString('hex').toUpperCase()}`;
     const secretAccessKey = randomBytes(20).toString('base64');
     const sessionToken = randomBytes(48).toString('base64');
-    const expiresAt = Date.now() + lifetime * 1000;
+    const expiresAt = world.now() + lifetime * 1000;
     const role = roleArn.split('/').pop()!;
     const arn = `arn:aws:sts::${ACCOUNT_ID}:assumed-role/${role}/${sessionName}`;
     tempKeys.set(accessKeyId, { secretAccessKey, sessionToken, expiresAt, arn });
@@ -378,7 +378,7 @@ export async function startEmulator(
     const service = scope?.service ?? 'ebs';
     try {
       if (options.latencyMs > 0) await sleep(options.latencyMs);
-      const auth = await verifySignature(req, body, keys());
+      const auth = await verifySignature(req, body, keys(), Date.now(), world.now());
       if (!('accessKeyId' in auth)) throw authError(service, auth);
       if (service === 'ebs') return await handleEbs(req, res, auth.region, body, auth.accessKeyId);
       if (service === 'kms') return handleKms(req, res, auth.region, body, auth.accessKeyId);

@@ -69,6 +69,11 @@ export async function verifySignature(
   body: Buffer,
   keys: Map<string, KeyRecord>,
   now = Date.now(),
+  /**
+   * The emulator's clock, for a temporary key's expiry; `now` stays the wall clock, because the
+   * 15-minute rule compares the client's clock with AWS's real one.
+   */
+  credentialsNow = now,
 ): Promise<AuthOk | AuthFailure> {
   const match = AUTH_PATTERN.exec(String(req.headers.authorization ?? ''));
   if (!match) return { kind: 'missing', message: 'Request is missing Authentication Token' };
@@ -79,7 +84,7 @@ export async function verifySignature(
   if (key.sessionToken !== undefined && token !== key.sessionToken) {
     return { kind: 'unknown-key', message: 'The security token included in the request is invalid.' };
   }
-  if (key.expiresAt !== undefined && now >= key.expiresAt) {
+  if (key.expiresAt !== undefined && credentialsNow >= key.expiresAt) {
     return { kind: 'expired-token', message: 'The security token included in the request is expired' };
   }
   const date = parseAmzDate(String(req.headers['x-amz-date'] ?? ''));

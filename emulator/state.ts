@@ -278,6 +278,9 @@ export class World {
   /** Injected failures: action name to the errors its next calls answer (test-only). */
   readonly failures = new Map<string, ApiError[]>();
 
+  /** How far tests moved the emulator's clock ahead of the wall clock (admin `POST clock`). */
+  private advancedMs = 0;
+
   constructor(readonly options: EmulatorOptions) {
     for (const [name, zones, prefix] of [
       ['us-east-1', ['a', 'b', 'c'], 'use1'],
@@ -376,8 +379,25 @@ export class World {
     if (failure) throw failure;
   }
 
+  /**
+   * AWS's time as the emulator models it: the wall clock plus what tests advanced it by. Every
+   * lifetime and transition runs on it (pending snapshots, images and instances, status checks,
+   * page and block tokens, temporary credentials, StartSnapshot's consistency delay), so that a
+   * test moves them on by `advance` instead of sleeping through them and racing a loaded machine.
+   * Request rates, bandwidth and latency stay on the wall clock: they model throughput.
+   */
+  now(): number {
+    return Date.now() + this.advancedMs;
+  }
+
+  advance(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0)
+      throw new ApiError('AdminBadRequest', `cannot move the clock by ${ms} ms`);
+    this.advancedMs += ms;
+  }
+
   /** Moves time-driven states forward: pending snapshots, images and instances. */
-  settle(now = Date.now()): void {
+  settle(now = this.now()): void {
     for (const s of this.snapshots.values()) {
       if (s.snapshot.State === 'pending') {
         if (s.readyAt !== undefined && now >= s.readyAt && s.failure !== undefined) {
@@ -492,7 +512,7 @@ export class World {
 
   /** Captures the volume's blocks now: later writes to the volume do not reach the snapshot. */
   snapshotVolume(volume: VolumeRecord, description: string | undefined, tags: Tag[]): SnapshotRecord {
-    const now = Date.now();
+    const now = this.now();
     const snapshot = pendingSnapshot({
       volumeId: volume.volume.VolumeId ?? '',
       sizeGiB: volume.volume.Size,

@@ -24,7 +24,6 @@ import { BLOCK, credentials, emulator, sdkConfig } from '../../test/helpers.js';
 
 type Em = Awaited<ReturnType<typeof emulator>>;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer) => createHash('sha256').update(b).digest();
 const block = (fill: number) => Buffer.alloc(BLOCK, fill);
 
@@ -39,17 +38,16 @@ async function errorOf(p: Promise<unknown>): Promise<any> {
 
 async function completedSnapshot(em: Em, ec2: EC2Client, volumeId: string): Promise<string> {
   const { SnapshotId } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
-  await waitCompleted(ec2, SnapshotId!);
+  await waitCompleted(em, ec2, SnapshotId!);
   return SnapshotId!;
 }
 
-async function waitCompleted(ec2: EC2Client, id: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const { Snapshots } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }));
-    if (Snapshots?.[0]?.State === 'completed') return;
-    await sleep(20);
-  }
-  throw new Error(`${id} never completed`);
+/** Moves the emulator's clock past the pending time, then expects the snapshot completed. */
+async function waitCompleted(em: Em, ec2: EC2Client, id: string): Promise<void> {
+  await em.admin.advance(em.options.pendingMs);
+  const { Snapshots } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }));
+  if (Snapshots?.[0]?.State !== 'completed')
+    throw new Error(`${id} is ${Snapshots?.[0]?.State}, not completed`);
 }
 
 async function started(
@@ -138,7 +136,7 @@ describe('emulator, through the real SDK over HTTP', () => {
   });
 
   it('refuses EBS direct reads while the snapshot is pending', async () => {
-    em.options.pendingMs = 400;
+    em.options.pendingMs = 3_600_000; // pending until the test moves the clock on
     try {
       const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 3, seed: 13 } });
       const { SnapshotId } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
@@ -150,7 +148,7 @@ describe('emulator, through the real SDK over HTTP', () => {
       );
       expect(getErr.name).toBe('ValidationException');
       expect(getErr.message).toMatch(/not in the completed state/);
-      await waitCompleted(ec2, SnapshotId!);
+      await waitCompleted(em, ec2, SnapshotId!);
       const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId }));
       expect(page.Blocks).toHaveLength(3);
     } finally {
@@ -181,12 +179,13 @@ describe('emulator, through the real SDK over HTTP', () => {
   it('expires block tokens and page tokens', async () => {
     const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 150, seed: 15 } });
     const snap = await completedSnapshot(em, ec2, volumeId);
-    em.options.blockTokenTtlMs = 50;
-    em.options.pageTokenTtlMs = 50;
+    // A minute of life, then the clock moves past it: no race with a loaded machine.
+    em.options.blockTokenTtlMs = 60_000;
+    em.options.pageTokenTtlMs = 60_000;
     try {
       const page = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap, MaxResults: 100 }));
       expect(page.NextToken).toBeDefined();
-      await sleep(80);
+      await em.admin.advance(60_000);
       const b = page.Blocks![0]!;
       const blockErr = await errorOf(
         ebs.send(
@@ -343,7 +342,7 @@ describe('emulator, through the real SDK over HTTP', () => {
     await put(ebs, parent.SnapshotId!, 1, block(1));
     await put(ebs, parent.SnapshotId!, 5, block(5));
     await ebs.send(new CompleteSnapshotCommand({ SnapshotId: parent.SnapshotId, ChangedBlocksCount: 2 }));
-    await waitCompleted(ec2, parent.SnapshotId!);
+    await waitCompleted(em, ec2, parent.SnapshotId!);
     const child = await started(ebs, { VolumeSize: 2, ParentSnapshotId: parent.SnapshotId });
     expect(child.ParentSnapshotId).toBe(parent.SnapshotId);
     await put(ebs, child.SnapshotId!, 5, block(55));
@@ -357,7 +356,7 @@ describe('emulator, through the real SDK over HTTP', () => {
         ChecksumAggregationMethod: 'LINEAR',
       }),
     );
-    await waitCompleted(ec2, child.SnapshotId!);
+    await waitCompleted(em, ec2, child.SnapshotId!);
     const blocks = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: child.SnapshotId }));
     expect(blocks.Blocks!.map((b) => b.BlockIndex)).toEqual([1, 5, 9]);
     const changed = await ebs.send(
@@ -374,7 +373,7 @@ describe('emulator, through the real SDK over HTTP', () => {
     await ebs.send(new CompleteSnapshotCommand({ SnapshotId: big.SnapshotId, ChangedBlocksCount: 0 }));
     const pendingErr = await errorOf(started(ebs, { VolumeSize: 4, ParentSnapshotId: big.SnapshotId }));
     expect(pendingErr.name).toBe('ValidationException');
-    await waitCompleted(ec2, big.SnapshotId!);
+    await waitCompleted(em, ec2, big.SnapshotId!);
     const err = await errorOf(started(ebs, { VolumeSize: 2, ParentSnapshotId: big.SnapshotId }));
     expect(err.name).toBe('ValidationException');
     expect(err.Reason).toBe('INVALID_VOLUME_SIZE');
@@ -402,7 +401,7 @@ describe('emulator, through the real SDK over HTTP', () => {
     const key = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
     const parent = await started(ebs, { Encrypted: true, KmsKeyArn: key });
     await ebs.send(new CompleteSnapshotCommand({ SnapshotId: parent.SnapshotId, ChangedBlocksCount: 0 }));
-    await waitCompleted(ec2, parent.SnapshotId!);
+    await waitCompleted(em, ec2, parent.SnapshotId!);
     for (const extra of [{ Encrypted: true }, { Encrypted: false }, { Encrypted: true, KmsKeyArn: key }]) {
       const err = await errorOf(started(ebs, { ParentSnapshotId: parent.SnapshotId, ...extra }));
       expect(err.name, JSON.stringify(extra)).toBe('ValidationException');
@@ -414,7 +413,7 @@ describe('emulator, through the real SDK over HTTP', () => {
     await ebs.send(
       new CompleteSnapshotCommand({ SnapshotId: plainParent.SnapshotId, ChangedBlocksCount: 0 }),
     );
-    await waitCompleted(ec2, plainParent.SnapshotId!);
+    await waitCompleted(em, ec2, plainParent.SnapshotId!);
     const plainChild = await started(ebs, { ParentSnapshotId: plainParent.SnapshotId });
     expect(plainChild.SseType).toBe('none');
   });
@@ -449,13 +448,10 @@ describe('emulator, through the real SDK over HTTP', () => {
       return s.SnapshotId!;
     };
     const finalState = async (id: string) => {
-      for (let i = 0; i < 100; i++) {
-        const [snapshot] =
-          (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }))).Snapshots ?? [];
-        if (snapshot?.State !== 'pending') return snapshot;
-        await sleep(20);
-      }
-      throw new Error(`${id} stayed pending`);
+      await em.admin.advance(em.options.pendingMs);
+      const [snapshot] =
+        (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }))).Snapshots ?? [];
+      return snapshot;
     };
     const miscounted = await twoBlocks();
     expect((await complete(miscounted, 3)).Status).toBe('pending');
@@ -498,7 +494,7 @@ describe('emulator, through the real SDK over HTTP', () => {
   it('with encryption by default, StartSnapshot encrypts a snapshot without a parent and refuses an unencrypted parent', async () => {
     const { volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 1, seed: 2 } });
     const { SnapshotId: parent } = await ec2.send(new CreateSnapshotCommand({ VolumeId: volumeId }));
-    await waitCompleted(ec2, parent!);
+    await waitCompleted(em, ec2, parent!);
     await em.admin.call('POST', 'encryption-by-default', { region: 'us-east-1' });
     try {
       expect((await ec2.send(new GetEbsEncryptionByDefaultCommand({}))).EbsEncryptionByDefault).toBe(true);
@@ -531,13 +527,13 @@ describe('emulator, through the real SDK over HTTP', () => {
   });
 
   it('answers ResourceNotFoundException for a while after StartSnapshot (eventual consistency)', async () => {
-    em.options.startDelayMs = 300;
+    em.options.startDelayMs = 60_000;
     try {
       const s = await started(ebs);
       const err = await errorOf(put(ebs, s.SnapshotId!, 0, block(1)));
       expect(err.name).toBe('ResourceNotFoundException');
       expect(err.$metadata.httpStatusCode).toBe(404);
-      await sleep(350);
+      await em.admin.advance(60_000);
       const ok = await put(ebs, s.SnapshotId!, 0, block(1));
       expect(ok.Checksum).toBe(sha(block(1)).toString('base64'));
     } finally {
@@ -736,20 +732,17 @@ describe('STS AssumeRole through the client factory', () => {
       expect(identity.accessKeyId).toMatch(/^ASIA/);
       expect(identity.expiration!.getTime() - Date.now()).toBeLessThanOrEqual(1000);
       // The same temporary key, used directly after it expired, is refused.
-      await sleep(1100);
+      await em.admin.advance(1100);
       const stale = new EC2Client({ ...sdkConfig(em), credentials: identity });
       const err = await errorOf(stale.send(new DescribeInstancesCommand({})));
       expect(err.name).toBe('RequestExpired');
       stale.destroy();
       // A long operation through the factory's clients outlives several credential lifetimes.
-      const until = Date.now() + 3500;
-      let calls = 0;
-      while (Date.now() < until) {
+      // 3.5 s of AWS's time, 100 ms a call, on the emulator's clock.
+      for (let calls = 0; calls < 35; calls++) {
         await clients.ec2.send(new DescribeInstancesCommand({}));
-        calls++;
-        await sleep(100);
+        await em.admin.advance(100);
       }
-      expect(calls).toBeGreaterThan(10);
       expect((await em.admin.requests())['sts:AssumeRole']).toBeGreaterThanOrEqual(3);
       clients.destroy();
     } finally {

@@ -2,8 +2,10 @@ import {
   CreateSnapshotCommand,
   CreateSnapshotsCommand,
   CreateTagsCommand,
+  DeleteSnapshotCommand,
   DescribeSnapshotsCommand,
   type EC2Client,
+  paginateDescribeSnapshots,
   type Snapshot,
   type Tag,
 } from '@aws-sdk/client-ec2';
@@ -146,4 +148,44 @@ export async function setStreamState(
 ): Promise<void> {
   if (snapshotIds.length === 0) return;
   await ec2.send(new CreateTagsCommand({ Resources: snapshotIds, Tags: [{ Key: TAG.state, Value: state }] }));
+}
+
+/** Snapshots by id, as DescribeSnapshots answers (an unknown id fails the call). */
+export async function describeSnapshots(ec2: EC2Client, snapshotIds: string[]): Promise<Snapshot[]> {
+  if (snapshotIds.length === 0) return [];
+  const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
+  return Snapshots;
+}
+
+/**
+ * This account's snapshots matching every tag and, optionally, one state: each name a tag key
+ * (`status` aside, which filters the state), each value the one it must have.
+ */
+export async function ownSnapshots(
+  ec2: EC2Client,
+  tags: Readonly<Record<string, string>>,
+  status?: Snapshot['State'],
+): Promise<Snapshot[]> {
+  const found: Snapshot[] = [];
+  const filters = [
+    ...Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] })),
+    ...(status === undefined ? [] : [{ Name: 'status', Values: [status] }]),
+  ];
+  for await (const page of paginateDescribeSnapshots(
+    { client: ec2 },
+    { OwnerIds: ['self'], Filters: filters },
+  ))
+    found.push(...(page.Snapshots ?? []));
+  return found;
+}
+
+/** Adds or replaces tags on resources (CreateTags: at most 1,000 resources a call). */
+export async function tagResources(ec2: EC2Client, resourceIds: string[], tags: Tag[]): Promise<void> {
+  if (resourceIds.length === 0) return;
+  await ec2.send(new CreateTagsCommand({ Resources: resourceIds, Tags: tags }));
+}
+
+/** Deletes one snapshot; a snapshot an AMI uses fails with InvalidSnapshot.InUse, left to the caller. */
+export async function deleteSnapshot(ec2: EC2Client, snapshotId: string): Promise<void> {
+  await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
 }

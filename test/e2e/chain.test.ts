@@ -70,8 +70,11 @@ describe('Full, Incremental and Differential chains', () => {
   let instanceId: string;
   let volumeIds: string[];
   const files = new Map<string, string>();
-  /** Per job: per volume, the snapshot id and its block indices. */
-  const snaps = new Map<string, Map<string, { id: string; blocks: number[] }>>();
+  /**
+   * Per job: per volume, the snapshot id, its block indices and its content digest, taken when
+   * the job ran, so that no test depends on another leaving that snapshot in place.
+   */
+  const snaps = new Map<string, Map<string, { id: string; blocks: number[]; digest: string }>>();
   /** Per job: per volume, the indices written by the mutation before it. */
   const writes = new Map<string, Map<string, number[]>>();
   /** The backups of j5 (failed mid-stream) and j6 (after it), run once for the tests that read them. */
@@ -94,7 +97,7 @@ describe('Full, Incremental and Differential chains', () => {
     expect(result.code, result.stderr).toBe(expectCode);
     files.set(job, file);
     const state = await em.admin.state();
-    const perVolume = new Map<string, { id: string; blocks: number[] }>();
+    const perVolume = new Map<string, { id: string; blocks: number[]; digest: string }>();
     for (const volumeId of volumeIds) {
       const snap = state.snapshots.find(
         (s) => s.VolumeId === volumeId && tagMap(s.Tags)['ec2-bpipe:job'] === job,
@@ -103,7 +106,8 @@ describe('Full, Incremental and Differential chains', () => {
         'GET',
         `snapshots/${snap.SnapshotId}/blocks`,
       );
-      perVolume.set(volumeId, { id: snap.SnapshotId, blocks });
+      const { digest } = await em.admin.snapshotDigest(snap.SnapshotId);
+      perVolume.set(volumeId, { id: snap.SnapshotId, blocks, digest });
     }
     snaps.set(job, perVolume);
     return result;
@@ -127,8 +131,7 @@ describe('Full, Incremental and Differential chains', () => {
     writes.set(beforeJob, perVolume);
   }
 
-  const digestOf = async (job: string, volumeId: string) =>
-    (await em.admin.snapshotDigest(snaps.get(job)!.get(volumeId)!.id)).digest;
+  const digestOf = async (job: string, volumeId: string) => snaps.get(job)!.get(volumeId)!.digest;
 
   /** Checks that a restore to AWS printed, per volume, a snapshot of `job` holding that job's data. */
   async function expectAwsHeads(stdout: Buffer, job: string): Promise<void> {
@@ -347,11 +350,15 @@ describe('Full, Incremental and Differential chains', () => {
     expect(needed.stderr).toMatch(/empty\.tar: the stream is incomplete: it is empty; skipped/);
     expect(needed.stderr).toMatch(/job j3 \(Incremental\) is based on job j2/);
     await expectFilesChain('files-c', ['j1', 'j4', 'j6'], 'j6');
+    // A Region of its own, so that no other test's restore (or its absence) decides this one.
     const aws = await cli([
       'restore',
       '--from-snapshots=never',
       `--config=${config}`,
       '--no-launch',
+      '--region=eu-central-1',
+      files.get('j1')!,
+      files.get('j4')!,
       files.get('j6')!,
     ]);
     expect(aws.code, aws.stderr).toBe(0);
@@ -469,7 +476,7 @@ describe('the cost of an Incremental', () => {
         )
       ).SnapshotId!;
       ec2.destroy();
-      await new Promise((r) => setTimeout(r, 100));
+      await em.admin.advance(em.options.pendingMs);
       await em.admin.call('POST', `volumes/${volumeId}/mutate`, { write: { blocks: 10, seed: 99 } });
       await em.admin.call('POST', 'requests/reset');
       const file = join(dir.path, 'inc.tar');

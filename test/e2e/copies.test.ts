@@ -235,8 +235,8 @@ describe('DR copies ([backup] copy-to-region)', () => {
 
 describe('DR copies that AWS failed later', () => {
   it("are reported by the next job with AWS's reason, deleted and made again, when their key was disabled while they ran; hostile tags stay out of the log", async () => {
-    // Copies stay pending 1.5 s: time enough, even on a loaded machine, to disable the key first.
-    await withEmulator({ pendingMs: 1500 }, async (em, dir) => {
+    // Copies stay pending until the test moves the emulator's clock on, after disabling the key.
+    await withEmulator({ copyPendingMs: 3_600_000 }, async (em, dir) => {
       const { instanceId } = await em.admin.instance({
         volumes: [
           { sizeGiB: 1, fill: { blocks: 2, seed: 78 } },
@@ -256,7 +256,7 @@ describe('DR copies that AWS failed later', () => {
       expect((await backup('r1')).code).toBe(0);
       // The key is disabled before the copies complete: AWS fails them.
       await em.admin.call('POST', 'kms-keys', { keyArn: key, state: 'Disabled' });
-      await new Promise((resolve) => setTimeout(resolve, 1600));
+      await em.admin.advance(3_600_000);
       const [failed, forged] = (await em.admin.state()).snapshots.filter((s) => s.Region === 'eu-west-1');
       expect([failed?.State, forged?.State]).toEqual(['error', 'error']);
       const failedId = String(failed?.SnapshotId);

@@ -373,13 +373,18 @@ describe('restore to AWS', () => {
       code: 'InsufficientInstanceCapacity',
       message: 'no capacity',
     });
-    // A launch of its own: a restore with the settings of an earlier test finds that instance.
+    // A launch of its own: a restore with the settings of another test finds that instance.
+    const live = (images: AdminRecord[]) => images.filter((i) => i.State !== 'deregistered');
+    const before = live((await em.admin.state()).images).length;
     const { result, state } = await restore(['--instance-type=t3.micro']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
       /launching i-[0-9a-f]+ failed \(.*no capacity\)\. us-east-1[a-c] cannot run t3\.micro now \(InsufficientInstanceCapacity\)\. Run the same restore again later, .*AMI ami-[0-9a-f]+ was deregistered; the restored snapshots are kept: snap-/,
     );
-    expect(state.images.filter((i) => i.State !== 'deregistered')).toHaveLength(1); // only the one kept by --keep-image above
+    const named = /AMI (ami-[0-9a-f]+) was deregistered/.exec(result.stderr)?.[1];
+    expect(state.images.find((i) => i.ImageId === named)?.State).toBe('deregistered');
+    // Whatever other tests registered and kept, this launch left no AMI of its own.
+    expect(live(state.images)).toHaveLength(before);
   });
 
   it('never completes a snapshot from a corrupted or truncated stream', async () => {
