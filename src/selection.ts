@@ -1,9 +1,5 @@
-import {
-  type EC2Client,
-  type Filter,
-  paginateDescribeInstances,
-  paginateDescribeVolumes,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client, Filter } from '@aws-sdk/client-ec2';
+import { eachInstance, eachVolume } from './aws/inventory.js';
 import type { Config, Tags } from './config.js';
 import { UsageError } from './errors.js';
 import { INSTANCE_ID, VOLUME_ID } from './ids.js';
@@ -33,24 +29,13 @@ export async function selectedUnits(config: Config, ec2: EC2Client): Promise<Uni
       ...tagFilters(backup.instanceTags),
       { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
     ];
-    for await (const page of paginateDescribeInstances(
-      { client: ec2 },
-      { Filters: filters, MaxResults: 1000 },
-    )) {
-      for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? []))
-        instanceIds.add(answered(i.InstanceId, 'an instance id in DescribeInstances'));
-    }
+    for await (const i of eachInstance(ec2, { Filters: filters, MaxResults: 1000 }))
+      instanceIds.add(answered(i.InstanceId, 'an instance id in DescribeInstances'));
   }
   const volumeIds = new Set(backup.volumeIds);
   if (Object.keys(backup.volumeTags).length) {
-    const pages = paginateDescribeVolumes(
-      { client: ec2 },
-      { Filters: tagFilters(backup.volumeTags), MaxResults: 500 },
-    );
-    for await (const page of pages) {
-      for (const v of page.Volumes ?? [])
-        volumeIds.add(answered(v.VolumeId, 'a volume id in DescribeVolumes'));
-    }
+    for await (const v of eachVolume(ec2, { Filters: tagFilters(backup.volumeTags), MaxResults: 500 }))
+      volumeIds.add(answered(v.VolumeId, 'a volume id in DescribeVolumes'));
   }
   return [
     ...[...instanceIds].sort().map((id): Unit => ({ kind: 'instance', resourceId: id, instanceId: id })),
@@ -79,18 +64,15 @@ async function volumeUnits(ec2: EC2Client, volumeIds: string[]): Promise<string[
   const byInstance = new Map<string, string[]>();
   const alone = new Set(volumeIds);
   // A filter, not VolumeIds: an unknown id is left out of the answer instead of failing it.
-  const pages = paginateDescribeVolumes(
-    { client: ec2 },
-    { Filters: [{ Name: 'volume-id', Values: volumeIds }], MaxResults: 500 },
-  );
-  for await (const page of pages) {
-    for (const volume of page.Volumes ?? []) {
-      const instanceId = volume.Attachments?.[0]?.InstanceId;
-      const volumeId = volume.VolumeId;
-      if (instanceId === undefined || volumeId === undefined || !alone.has(volumeId)) continue;
-      alone.delete(volumeId);
-      byInstance.set(instanceId, [...(byInstance.get(instanceId) ?? []), volumeId]);
-    }
+  for await (const volume of eachVolume(ec2, {
+    Filters: [{ Name: 'volume-id', Values: volumeIds }],
+    MaxResults: 500,
+  })) {
+    const instanceId = volume.Attachments?.[0]?.InstanceId;
+    const volumeId = volume.VolumeId;
+    if (instanceId === undefined || volumeId === undefined || !alone.has(volumeId)) continue;
+    alone.delete(volumeId);
+    byInstance.set(instanceId, [...(byInstance.get(instanceId) ?? []), volumeId]);
   }
   const units = [...byInstance.values(), ...[...alone].map((id) => [id])];
   return units.map((ids) => [...ids].sort()).sort((a, b) => (a[0] ?? '').localeCompare(b[0] ?? ''));
@@ -162,18 +144,15 @@ export async function refuseOverlap(config: Config, ec2: EC2Client, units: Unit[
   const excluded = new Set(config.backup.excludeDataVolumeIds);
   if (instanceUnits.length) {
     const byId = new Map(instanceUnits.map((u) => [u.resourceId, u]));
-    const pages = paginateDescribeInstances({ client: ec2 }, { InstanceIds: [...byId.keys()] });
     // A missing instance fails here with EC2's InvalidInstanceID.NotFound: the failure line names
     // the action, the Region and the id, and says to check the Region (aws/failure.ts).
-    for await (const page of pages) {
-      for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-        const unit = instance.InstanceId === undefined ? undefined : byId.get(instance.InstanceId);
-        if (unit === undefined) continue;
-        for (const mapping of instance.BlockDeviceMappings ?? []) {
-          const volumeId = mapping.Ebs?.VolumeId;
-          const root = mapping.DeviceName === instance.RootDeviceName;
-          if (volumeId !== undefined && (root || !excluded.has(volumeId))) claim(volumeId, unit);
-        }
+    for await (const instance of eachInstance(ec2, { InstanceIds: [...byId.keys()] })) {
+      const unit = instance.InstanceId === undefined ? undefined : byId.get(instance.InstanceId);
+      if (unit === undefined) continue;
+      for (const mapping of instance.BlockDeviceMappings ?? []) {
+        const volumeId = mapping.Ebs?.VolumeId;
+        const root = mapping.DeviceName === instance.RootDeviceName;
+        if (volumeId !== undefined && (root || !excluded.has(volumeId))) claim(volumeId, unit);
       }
     }
   }

@@ -173,7 +173,7 @@ export async function ownSnapshots(
   ];
   for await (const page of paginateDescribeSnapshots(
     { client: ec2 },
-    { OwnerIds: ['self'], Filters: filters },
+    { OwnerIds: ['self'], Filters: filters, MaxResults: 1000 },
   ))
     found.push(...(page.Snapshots ?? []));
   return found;

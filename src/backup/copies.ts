@@ -1,9 +1,5 @@
-import {
-  DeleteSnapshotCommand,
-  DescribeSnapshotsCommand,
-  type EC2Client,
-  type Tag,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client, Tag } from '@aws-sdk/client-ec2';
+import { deleteSnapshot, describeSnapshots } from '../aws/snapshots.js';
 import type { Logger } from 'pino';
 import { type AwsClients, createClients } from '../aws/clients.js';
 import {
@@ -80,8 +76,8 @@ export async function copyToRegion(request: CopyRequest): Promise<void> {
     if (key !== undefined) await checkKmsKey(clients.kms, key, region, '[backup] copy-kms-key-id');
     const queue = known === undefined ? ownQueue(request) : await copyQueue(request, known);
     const ids = queue.map((c) => c.snapshotId);
-    const described = await request.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids }));
-    const tagsOf = new Map((described.Snapshots ?? []).map((s) => [s.SnapshotId, s.Tags ?? []]));
+    const described = await describeSnapshots(request.ec2, ids);
+    const tagsOf = new Map(described.map((s) => [s.SnapshotId, s.Tags ?? []]));
     const inFlight = (known ?? []).filter((c) => c.state === 'pending').length;
     let free = CONCURRENT_COPIES - inFlight;
     let started = 0;
@@ -230,6 +226,6 @@ async function dropFailedCopies(
         `failed in ${region}: AWS put it in the error state ("${stateMessage(copy.stateMessage)}"); deleting it ` +
         'and copying its source again. Check that [backup] copy-kms-key-id stays enabled.',
     );
-    await ec2.send(new DeleteSnapshotCommand({ SnapshotId: copy.snapshotId }));
+    await deleteSnapshot(ec2, copy.snapshotId);
   }
 }

@@ -1,4 +1,5 @@
-import { type EC2Client, paginateDescribeSnapshots, type Snapshot, type Tag } from '@aws-sdk/client-ec2';
+import type { EC2Client, Snapshot, Tag } from '@aws-sdk/client-ec2';
+import { ownSnapshots } from '../aws/snapshots.js';
 import { configPathTag, jobTag, levelTag, TAG, tagValue } from '../format/tags.js';
 import { UsageError } from '../errors.js';
 import { SNAPSHOT_ID, VOLUME_ID } from '../ids.js';
@@ -145,36 +146,23 @@ export async function volumeLinks(
   const config = identity.name;
   const ours = configPathTag(identity.path);
   const links: ChainLink[] = [];
-  const pages = paginateDescribeSnapshots(
-    { client: ec2 },
-    {
-      OwnerIds: ['self'],
-      Filters: [
-        { Name: `tag:${TAG.config}`, Values: [config] },
-        { Name: `tag:${TAG.volume}`, Values: [volumeId] },
-      ],
-      MaxResults: 1000,
-    },
-  );
-  for await (const page of pages) {
-    for (const snapshot of page.Snapshots ?? []) {
-      const link = toLink(snapshot);
-      if (!link || tagValue(snapshot.Tags, TAG.config) !== config || link.volumeId !== volumeId) continue;
-      const theirs = otherConfigFile(identity, snapshot.Tags);
-      if (theirs !== undefined) {
-        throw new UsageError(
-          `${link.snapshotId} of ${volumeId} was taken by another config file named ${config} (${theirs || 'the command line'}; ` +
-            `this one is ${ours || 'the command line'}). Two configs of one name would share chains and retention: ` +
-            'give each a distinct [backup] name.',
-        );
-      }
-      const why = doubt(snapshot, link.snapshotId, volumeId);
-      if (why !== undefined) {
-        onDoubt?.({ snapshotId: link.snapshotId, volumeId, why });
-        continue;
-      }
-      links.push(link);
+  for (const snapshot of await ownSnapshots(ec2, { [TAG.config]: config, [TAG.volume]: volumeId })) {
+    const link = toLink(snapshot);
+    if (!link || tagValue(snapshot.Tags, TAG.config) !== config || link.volumeId !== volumeId) continue;
+    const theirs = otherConfigFile(identity, snapshot.Tags);
+    if (theirs !== undefined) {
+      throw new UsageError(
+        `${link.snapshotId} of ${volumeId} was taken by another config file named ${config} (${theirs || 'the command line'}; ` +
+          `this one is ${ours || 'the command line'}). Two configs of one name would share chains and retention: ` +
+          'give each a distinct [backup] name.',
+      );
     }
+    const why = doubt(snapshot, link.snapshotId, volumeId);
+    if (why !== undefined) {
+      onDoubt?.({ snapshotId: link.snapshotId, volumeId, why });
+      continue;
+    }
+    links.push(link);
   }
   return links.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
 }

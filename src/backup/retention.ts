@@ -1,4 +1,5 @@
-import { DeleteSnapshotCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { deleteSnapshot } from '../aws/snapshots.js';
 import type { Logger } from 'pino';
 import { describeError, messageOf } from '../errors.js';
 import { runningChains } from './job-lock.js';
@@ -41,7 +42,7 @@ export async function applyRetention(
       continue;
     }
     try {
-      await ec2.send(new DeleteSnapshotCommand({ SnapshotId: link.snapshotId }));
+      await deleteSnapshot(ec2, link.snapshotId);
     } catch (err) {
       // DeleteSnapshot (EC2 API reference): a snapshot an AMI uses cannot be deleted. A restore
       // from this link with keep-image registered one; the others are still pruned.

@@ -1,11 +1,11 @@
-import { CreateTagsCommand, DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type AwsClients, createClients, requireEndpoints } from '../aws/clients.js';
 import type { EndpointService } from '../aws/endpoints.js';
 import { throttleNote, workerLimit } from '../aws/throttling.js';
 import type { InstanceMeta } from '../format/members.js';
-import { waitForSnapshots } from '../aws/snapshots.js';
+import { describeSnapshots, ownSnapshots, tagResources, waitForSnapshots } from '../aws/snapshots.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../aws/writes.js';
 import type { Config } from '../config.js';
 import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
@@ -397,12 +397,7 @@ export class AwsRestore {
     const ids = sessions.map((s) => s.snapshotId);
     if (ids.length) {
       await waitForSnapshots(ec2, ids, 6 * 3600, this.log);
-      await ec2.send(
-        new CreateTagsCommand({
-          Resources: ids,
-          Tags: [{ Key: RESTORE_TAG.date, Value: new Date().toISOString() }],
-        }),
-      );
+      await tagResources(ec2, ids, [{ Key: RESTORE_TAG.date, Value: new Date().toISOString() }]);
     }
     // Only now, the whole stream verified, is a live snapshot recorded as this job's restore: a
     // later link of the chain, or the finalizer's launch, takes it as the restored one.
@@ -471,32 +466,27 @@ export class AwsRestore {
     proof: string,
     ours: string,
   ): Promise<void> {
-    const { Snapshots = [] } = await clients.ec2.send(
-      new DescribeSnapshotsCommand({
-        OwnerIds: ['self'],
-        Filters: [
-          { Name: `tag:${JOURNAL_TAG.config}`, Values: [manifest.config] },
-          { Name: `tag:${JOURNAL_TAG.job}`, Values: [manifest.job] },
-          { Name: `tag:${JOURNAL_TAG.volume}`, Values: [meta.volumeId] },
-          { Name: 'status', Values: ['pending'] },
-        ],
-      }),
+    const pending = await ownSnapshots(
+      clients.ec2,
+      {
+        [JOURNAL_TAG.config]: manifest.config,
+        [JOURNAL_TAG.job]: manifest.job,
+        [JOURNAL_TAG.volume]: meta.volumeId,
+      },
+      'pending',
     );
-    const stale = Snapshots.filter(
-      (s) =>
-        s.SnapshotId !== undefined &&
-        s.SnapshotId !== ours &&
-        s.State === 'pending' &&
-        tagValue(s.Tags, JOURNAL_TAG.proof) !== proof &&
-        tagValue(s.Tags, JOURNAL_TAG.abandoned) === undefined,
-    ).flatMap((s) => (s.SnapshotId === undefined ? [] : [s.SnapshotId]));
+    const stale = pending
+      .filter(
+        (s) =>
+          s.SnapshotId !== undefined &&
+          s.SnapshotId !== ours &&
+          s.State === 'pending' &&
+          tagValue(s.Tags, JOURNAL_TAG.proof) !== proof &&
+          tagValue(s.Tags, JOURNAL_TAG.abandoned) === undefined,
+      )
+      .flatMap((s) => (s.SnapshotId === undefined ? [] : [s.SnapshotId]));
     if (stale.length === 0) return;
-    await clients.ec2.send(
-      new CreateTagsCommand({
-        Resources: stale,
-        Tags: [{ Key: JOURNAL_TAG.abandoned, Value: 'other-stream' }],
-      }),
-    );
+    await tagResources(clients.ec2, stale, [{ Key: JOURNAL_TAG.abandoned, Value: 'other-stream' }]);
     this.log.warn(
       `${meta.volumeId}: ${stale.join(', ')}, left pending by an attempt that read another copy of job ${manifest.job}'s stream, not resumed: marked abandoned`,
     );
@@ -506,19 +496,12 @@ export class AwsRestore {
   private async abandon(clients: AwsClients, sessions: VolumeSession[]): Promise<void> {
     const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
     if (open.length === 0) return;
-    await clients.ec2.send(
-      new CreateTagsCommand({
-        Resources: open,
-        Tags: [{ Key: JOURNAL_TAG.abandoned, Value: 'damaged-stream' }],
-      }),
-    );
+    await tagResources(clients.ec2, open, [{ Key: JOURNAL_TAG.abandoned, Value: 'damaged-stream' }]);
   }
 
   private async abandoned(clients: AwsClients, snapshotId: string): Promise<boolean> {
-    const { Snapshots = [] } = await clients.ec2.send(
-      new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }),
-    );
-    return Snapshots[0]?.Tags?.some((t) => t.Key === JOURNAL_TAG.abandoned) ?? false;
+    const [snapshot] = await describeSnapshots(clients.ec2, [snapshotId]);
+    return snapshot?.Tags?.some((t) => t.Key === JOURNAL_TAG.abandoned) ?? false;
   }
 
   /** The restored snapshot of the base job for each volume of a non-Full stream; refuses when one is missing. */
@@ -557,10 +540,7 @@ export class AwsRestore {
     // A dry run's planned parents do not exist: they would take the key the plan says.
     const existing = [...parents.values()].filter((id) => !id.startsWith(PLANNED));
     if (wanted === undefined || existing.length === 0) return;
-    const { Snapshots = [] } = await clients.ec2.send(
-      new DescribeSnapshotsCommand({ SnapshotIds: existing }),
-    );
-    const other = Snapshots.find((s) => s.KmsKeyId !== wanted);
+    const other = (await describeSnapshots(clients.ec2, existing)).find((s) => s.KmsKeyId !== wanted);
     if (other !== undefined) {
       throw new UsageError(
         `job ${manifest.job} (${manifest.level}) would be restored on ${other.SnapshotId}, encrypted ${other.KmsKeyId ? `with ${other.KmsKeyId}` : 'without a key'}, ` +

@@ -1,4 +1,5 @@
-import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { describeSnapshots, ownSnapshots } from '../aws/snapshots.js';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -58,8 +59,7 @@ export class RestoreJournal {
     const recorded = (await this.load())[entryKey(region, config, volumeId, job)];
     if (recorded !== undefined) {
       try {
-        const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [recorded] }));
-        const snapshot = Snapshots[0];
+        const [snapshot] = await describeSnapshots(ec2, [recorded]);
         // The entry is trusted only when the snapshot's own tags say the same: a restored
         // snapshot's journal tags, or, for a job's own snapshot that a restore found live
         // ([restore] from-snapshots), the backup's tags of a complete stream.
@@ -75,18 +75,12 @@ export class RestoreJournal {
         // Deleted since: fall back to the tags.
       }
     }
-    const { Snapshots = [] } = await ec2.send(
-      new DescribeSnapshotsCommand({
-        OwnerIds: ['self'],
-        Filters: [
-          { Name: `tag:${JOURNAL_TAG.config}`, Values: [config] },
-          { Name: `tag:${JOURNAL_TAG.volume}`, Values: [volumeId] },
-          { Name: `tag:${JOURNAL_TAG.job}`, Values: [job] },
-          { Name: 'status', Values: ['completed'] },
-        ],
-      }),
+    const restored = await ownSnapshots(
+      ec2,
+      { [JOURNAL_TAG.config]: config, [JOURNAL_TAG.volume]: volumeId, [JOURNAL_TAG.job]: job },
+      'completed',
     );
-    const newest = Snapshots.sort((a, b) => (b.StartTime?.getTime() ?? 0) - (a.StartTime?.getTime() ?? 0))[0];
+    const newest = restored.sort((a, b) => (b.StartTime?.getTime() ?? 0) - (a.StartTime?.getTime() ?? 0))[0];
     return newest?.SnapshotId;
   }
 

@@ -91,4 +91,26 @@ describe('the module graph of src/', () => {
       ).toEqual([]);
     }
   });
+
+  it('calls AWS only from aws/: elsewhere an SDK import is a type or a constant, never a command, client or paginator', () => {
+    const calls = (file: string): string[] => {
+      const text = readFileSync(join(SRC, file), 'utf8');
+      return [...text.matchAll(/import (type )?\{([^}]*)\} from '@aws-sdk\/[\w-]+'/g)].flatMap((m) =>
+        m[1] === undefined
+          ? (m[2] ?? '')
+              .split(',')
+              .map((n) => n.trim())
+              .filter((n) => n !== '' && !n.startsWith('type '))
+              .filter((n) => /Command$|Client$|^paginate|^waitUntil|^waitFor/.test(n))
+          : [],
+      );
+    };
+    for (const module of graph.keys()) {
+      if (!module.startsWith('aws/')) expect(calls(module), module).toEqual([]);
+      if (!module.startsWith('aws/'))
+        expect(readFileSync(join(SRC, module), 'utf8'), module).not.toMatch(/\.send\(/);
+    }
+    // The check can fail: aws/ itself sends, through the names it forbids elsewhere.
+    expect(calls('aws/snapshots.ts')).toContain('DescribeSnapshotsCommand');
+  });
 });

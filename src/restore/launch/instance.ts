@@ -3,25 +3,26 @@
  * decided, then what RunInstances cannot take (source/destination checks, Elastic IPs), a check
  * that every restored volume is attached where it belongs, and the AMI deregistered unless kept.
  */
-import {
-  AssociateAddressCommand,
-  CreateTagsCommand,
-  DeregisterImageCommand,
-  DescribeImagesCommand,
-  DescribeInstancesCommand,
-  DescribeVolumesCommand,
-  type EC2Client,
-  type Instance,
-  ModifyNetworkInterfaceAttributeCommand,
-  RegisterImageCommand,
-  RunInstancesCommand,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { answered } from '../../aws/answer.js';
+import {
+  associateAddress,
+  deregisterImage,
+  describeImage,
+  imagesTagged,
+  instancesWithToken,
+  registerImage,
+  runInstance,
+  sourceDestCheckOff,
+  volumeSnapshots,
+  waitForImage,
+  waitForRunning,
+} from '../../aws/launch.js';
+import { tagResources } from '../../aws/snapshots.js';
 import { RESTORE_TAG, tagValue, withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
 import { messageOf, RuntimeFailure } from '../../errors.js';
-import { pollUntil } from '../../retry.js';
 import type { InstanceMeta, Manifest } from '../../format/members.js';
 import { registerImageInput, restoredMappings, runInstancesInput } from './input.js';
 import { billingLoss } from './plan.js';
@@ -121,10 +122,10 @@ export async function launchInstance(
     imageId = madeBefore;
     log.info(`${meta.instanceId}: using ${imageId}, registered by an earlier run`);
   } else {
-    const image = await ec2.send(
-      new RegisterImageCommand(registerImageInput(settings, manifest.job, meta, spec, restored, date, token)),
+    imageId = await registerImage(
+      ec2,
+      registerImageInput(settings, manifest.job, meta, spec, restored, date, token),
     );
-    imageId = answered(image.ImageId, 'the image id in RegisterImage');
     registeredHere = true;
     log.info(`registered ${imageId} from ${mappings.length} restored snapshot(s)`);
   }
@@ -133,30 +134,12 @@ export async function launchInstance(
   try {
     let instanceId = earlier?.InstanceId;
     if (instanceId === undefined) {
-      await pollUntil(`image ${image} becoming available`, 1800, async () => {
-        const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [image] }));
-        if (Images[0]?.State === 'failed')
-          throw new RuntimeFailure(`image ${image} failed: ${Images[0].StateReason?.Message ?? ''}`);
-        return Images[0]?.State === 'available' ? true : undefined;
-      });
-      const run = await ec2.send(
-        new RunInstancesCommand(runInstancesInput(settings, meta, spec, image, date, token)),
-      );
-      instanceId = answered(run.Instances?.[0]?.InstanceId, 'the instance id in RunInstances');
+      await waitForImage(ec2, image);
+      instanceId = await runInstance(ec2, runInstancesInput(settings, meta, spec, image, date, token));
       log.info(`launched ${instanceId}, waiting for it to run`);
     }
     const launched = instanceId;
-    const running: Instance = await pollUntil(`instance ${launched} running`, 1800, async () => {
-      const { Reservations = [] } = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [launched] }));
-      const instance = Reservations[0]?.Instances?.[0];
-      const state = instance?.State?.Name;
-      if (state === 'terminated' || state === 'shutting-down') {
-        throw new RuntimeFailure(
-          `instance ${launched} ended (${instance?.StateReason?.Message ?? state}) right after launch`,
-        );
-      }
-      return state === 'running' ? instance : undefined;
-    });
+    const running = await waitForRunning(ec2, launched);
     await restoreNetwork(ec2, meta, spec, running, log);
     const volumes = await checkVolumes(ec2, meta, mappings, running);
     // Each volume its own tags, side by side: the instance is up, and waits only for this.
@@ -168,7 +151,7 @@ export async function launchInstance(
           source?.volume.meta.tags ?? [],
         );
         if (dropped.length) log.warn(`${volume.volumeId}: ${tagLimitNote(dropped, volume.source)}`);
-        return ec2.send(new CreateTagsCommand({ Resources: [volume.volumeId], Tags: tags }));
+        return tagResources(ec2, [volume.volumeId], tags);
       }),
     );
     return {
@@ -189,7 +172,7 @@ export async function launchInstance(
   } finally {
     // Only an AMI this launch registered (it carries the token) is ever deregistered.
     if (!keep && (registeredHere || (await imageCarriesToken(ec2, image, token)))) {
-      await ec2.send(new DeregisterImageCommand({ ImageId: image })).catch((e: unknown) => {
+      await deregisterImage(ec2, image).catch((e: unknown) => {
         log.error(`could not deregister ${image}: ${messageOf(e)}; deregister it by hand`);
       });
     }
@@ -215,28 +198,15 @@ async function restoreNetwork(
     const id = interfaceAt(deviceIndex);
     if (id === undefined)
       throw new RuntimeFailure(`the new instance has no network interface eth${deviceIndex}`);
-    await ec2.send(
-      new ModifyNetworkInterfaceAttributeCommand({
-        NetworkInterfaceId: id,
-        SourceDestCheck: { Value: false },
-      }),
-    );
+    await sourceDestCheckOff(ec2, id);
   }
   for (const address of spec.elasticIps) {
     const id = interfaceAt(address.deviceIndex);
     if (id === undefined)
       throw new RuntimeFailure(`the new instance has no network interface eth${address.deviceIndex}`);
-    try {
-      await ec2.send(
-        new AssociateAddressCommand({
-          AllocationId: address.allocationId,
-          NetworkInterfaceId: id,
-          AllowReassociation: false,
-        }),
-      );
+    if ((await associateAddress(ec2, address.allocationId, id)) === 'associated') {
       log.info(`${meta.instanceId}: Elastic IP ${address.publicIp} associated with ${id}`);
-    } catch (err) {
-      if (!(err instanceof Error && err.name === 'Resource.AlreadyAssociated')) throw err;
+    } else {
       log.warn(
         `${meta.instanceId}: Elastic IP ${address.publicIp} was associated elsewhere meanwhile; not moved. Associate it by hand.`,
       );
@@ -261,9 +231,7 @@ async function checkVolumes(
         : [[m.DeviceName, m.Ebs.VolumeId] as const],
     ),
   );
-  const ids = [...attached.values()];
-  const { Volumes = [] } = ids.length ? await ec2.send(new DescribeVolumesCommand({ VolumeIds: ids })) : {};
-  const fromSnapshot = new Map(Volumes.map((v) => [v.VolumeId, v.SnapshotId]));
+  const fromSnapshot = await volumeSnapshots(ec2, [...attached.values()]);
   const volumes: LaunchResult['volumes'] = [];
   const missing: string[] = [];
   for (const m of mappings) {
@@ -292,10 +260,7 @@ async function checkVolumes(
  */
 async function launchState(ec2: EC2Client, token: string): Promise<{ token: string; earlier?: Instance }> {
   for (let current = token; ;) {
-    const { Reservations = [] } = await ec2.send(
-      new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: [current] }] }),
-    );
-    const launched = Reservations.flatMap((r) => r.Instances ?? []).filter((i) => i.ClientToken === current);
+    const launched = await instancesWithToken(ec2, current);
     const ended = (i: Instance): boolean => ['shutting-down', 'terminated'].includes(i.State?.Name ?? '');
     // The instance an earlier run launched with this token and that has not ended: this launch's.
     const earlier = launched.find((i) => !ended(i));
@@ -307,20 +272,10 @@ async function launchState(ec2: EC2Client, token: string): Promise<{ token: stri
 
 /** The AMI an earlier run registered for this launch and did not get to use or deregister. */
 async function imageMadeBefore(ec2: EC2Client, token: string): Promise<string | undefined> {
-  const { Images = [] } = await ec2.send(
-    new DescribeImagesCommand({
-      Owners: ['self'],
-      Filters: [{ Name: `tag:${RESTORE_TAG.token}`, Values: [token] }],
-    }),
-  );
-  return Images.find((i) => i.State === 'available' || i.State === 'pending')?.ImageId;
+  const images = await imagesTagged(ec2, RESTORE_TAG.token, token);
+  return images.find((i) => i.State === 'available' || i.State === 'pending')?.ImageId;
 }
 
 async function imageCarriesToken(ec2: EC2Client, imageId: string, token: string): Promise<boolean> {
-  try {
-    const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
-    return tagValue(Images[0]?.Tags, RESTORE_TAG.token) === token;
-  } catch {
-    return false;
-  }
+  return tagValue((await describeImage(ec2, imageId))?.Tags, RESTORE_TAG.token) === token;
 }

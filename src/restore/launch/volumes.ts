@@ -1,11 +1,6 @@
-import {
-  CreateVolumeCommand,
-  DescribeVolumesCommand,
-  type EC2Client,
-  type VolumeType,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client, VolumeType } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { answered } from '../../aws/answer.js';
+import { createVolume, liveVolumeTagged } from '../../aws/launch.js';
 import { TAKES_IOPS } from '../../aws/metadata.js';
 import { RESTORE_TAG, withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
@@ -59,28 +54,18 @@ export async function createVolumes(
       volume.meta.tags,
     );
     if (volumeTags.dropped.length) log.warn(`${source}: ${tagLimitNote(volumeTags.dropped, source)}`);
-    const { Volumes = [] } = await ec2.send(
-      new DescribeVolumesCommand({ Filters: [{ Name: `tag:${RESTORE_TAG.token}`, Values: [token] }] }),
-    );
-    const earlier = Volumes.find((v) => v.State !== 'deleting' && v.State !== 'deleted')?.VolumeId;
+    const earlier = await liveVolumeTagged(ec2, RESTORE_TAG.token, token);
     if (earlier !== undefined) log.info(`${source}: created by an earlier run as ${earlier}`);
     const volumeId =
       earlier ??
-      answered(
-        (
-          await ec2.send(
-            new CreateVolumeCommand({
-              AvailabilityZone: zone,
-              SnapshotId: volume.snapshotId,
-              Size: volume.meta.sizeGiB,
-              ...volumeSpec(volume.meta),
-              ClientToken: token,
-              TagSpecifications: [{ ResourceType: 'volume', Tags: volumeTags.tags }],
-            }),
-          )
-        ).VolumeId,
-        'the volume id in CreateVolume',
-      );
+      (await createVolume(ec2, {
+        AvailabilityZone: zone,
+        SnapshotId: volume.snapshotId,
+        Size: volume.meta.sizeGiB,
+        ...volumeSpec(volume.meta),
+        ClientToken: token,
+        TagSpecifications: [{ ResourceType: 'volume', Tags: volumeTags.tags }],
+      }));
     out.push({ volumeId, source, availabilityZone: zone });
   }
   return out;
