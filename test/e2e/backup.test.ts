@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -35,6 +35,7 @@ describe('full backup of an instance with three volumes', () => {
   let volumeIds: string[];
   let tarFile: string;
   let backup: Awaited<ReturnType<typeof cli>>;
+  const gnu = join(dir.path, 'gnu');
 
   beforeAll(async () => {
     em = await emulator();
@@ -52,6 +53,9 @@ describe('full backup of an instance with three volumes', () => {
     backup = await cli(['backup', `--config=${config}`, `--instance=${instanceId}`, '--job=job-full-1'], {
       stdoutFile: tarFile,
     });
+    // GNU tar's extraction, read by several tests: made once here, so none depends on another.
+    mkdirSync(gnu, { recursive: true });
+    execFileSync('tar', ['-xf', tarFile, '-C', gnu]);
   });
   afterAll(async () => {
     await em.close();
@@ -86,9 +90,7 @@ describe('full backup of an instance with three volumes', () => {
   });
 
   it('GNU tar -xf gives raw sparse images whose content digests equal the snapshots', async () => {
-    const out = join(dir.path, 'gnu');
-    execFileSync('mkdir', ['-p', out]);
-    execFileSync('tar', ['-xf', tarFile, '-C', out]);
+    const out = gnu;
     for (const volumeId of volumeIds) {
       const image = join(out, `${volumeId}.ebs`);
       const snapshotId = await snapshotOf(volumeId);
@@ -102,7 +104,7 @@ describe('full backup of an instance with three volumes', () => {
   });
 
   it('records the metadata of docs/DESIGN.md §6: tags as lists without aws: keys, user data, devices, volume performance', async () => {
-    const out = join(dir.path, 'gnu');
+    const out = gnu;
     const instance = JSON.parse(readFileSync(join(out, 'instance.json'), 'utf8'));
     expect(instance.instanceId).toBe(instanceId);
     expect(instance.tags).toEqual([

@@ -3,7 +3,7 @@
  * read and verified to its end all the same, through the real binary and the emulator.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -174,19 +174,37 @@ describe('restore with from-snapshots = auto', () => {
   });
 
   it('writes from the stream, saying why, where a snapshot is gone; never writes every block', async () => {
-    const [gone, kept] = [...snapshots.entries()];
+    // An instance, config and job of its own: the snapshot deleted here is no other test's.
+    const own = await em.admin.instance({
+      instanceType: 'm5.large',
+      volumes: [
+        { device: '/dev/xvda', sizeGiB: 1, fill: { blocks: 5, seed: 13 } },
+        { device: '/dev/sdf', sizeGiB: 1, fill: { blocks: 7, seed: 14 } },
+      ],
+    });
+    const ownConfig = writeConfig(dir.path, em, `[backup]\ninstance-ids = ${own.instanceId}\n`, 'gone');
+    expect((await backupJob(ownConfig, dir.path, 'gone-1')).code).toBe(0);
+    const ownSnapshots = (await em.admin.state()).snapshots
+      .filter((s) => tagOf(s, 'ec2-bpipe:config') === 'gone' && tagOf(s, 'ec2-bpipe:job') === 'gone-1')
+      .map((s) => [s.VolumeId as string, s.SnapshotId as string] as const);
+    const [gone, kept] = ownSnapshots;
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: gone![1] }));
     await em.admin.call('POST', 'requests/reset');
-    const file = join(dir.path, 'again.tar');
-    writeFileSync(file, stream);
-    const run = await cli(['restore', `--config=${config}`, '--no-launch', file]);
+    const file = join(dir.path, 'gone-1.tar');
+    const run = await cli(['restore', `--config=${ownConfig}`, '--no-launch', file]);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stderr).toContain(`${gone![0]}: no snapshot of job app-1 is left in us-east-1`);
+    expect(run.stderr).toContain(`${gone![0]}: no snapshot of job gone-1 is left in us-east-1`);
     expect(run.stdout.toString()).toContain(
-      `snapshot ${kept![1]} source=${kept![0]} job=app-1 region=us-east-1 from=live`,
+      `snapshot ${kept![1]} source=${kept![0]} job=gone-1 region=us-east-1 from=live`,
     );
     expect((await em.admin.requests())['ebs:StartSnapshot']).toBe(1);
-    const never = await cli(['restore', `--config=${config}`, '--no-launch', '--from-snapshots=never', file]);
+    const never = await cli([
+      'restore',
+      `--config=${ownConfig}`,
+      '--no-launch',
+      '--from-snapshots=never',
+      file,
+    ]);
     expect(never.code, never.stderr).toBe(0);
     expect(never.stdout.toString()).not.toContain('from=live');
   });

@@ -51,6 +51,31 @@ describe('restore --point and --test', () => {
     ];
   };
 
+  /**
+   * An instance of its own, with its own config and two jobs (a Full and an Incremental), for a
+   * test that destroys what it restores from: no other test depends on what it deletes.
+   */
+  const ownSource = async (name: string) => {
+    const own = await em.admin.instance({
+      instanceType: 'm5.large',
+      volumes: [
+        { device: '/dev/xvda', sizeGiB: 1, fill: { blocks: 6, seed: 31 } },
+        { device: '/dev/sdf', sizeGiB: 1, fill: { blocks: 4, seed: 32 }, deleteOnTermination: false },
+      ],
+    });
+    const ownConfig = writeConfig(
+      dir.path,
+      em,
+      `[backup]\ninstance-ids = ${own.instanceId}\nkeep-snapshots = 4\n`,
+      name,
+    );
+    expect((await backupJob(ownConfig, dir.path, `${name}-1`)).code).toBe(0);
+    const first = await snapshotsOf(`${name}-1`);
+    await em.admin.call('POST', `volumes/${own.volumeIds[0]}/mutate`, { write: { blocks: 3, seed: 33 } });
+    expect((await backupJob(ownConfig, dir.path, `${name}-2`, 'Incremental', `${name}-1`)).code).toBe(0);
+    return { own, ownConfig, first, second: await snapshotsOf(`${name}-2`) };
+  };
+
   beforeAll(async () => {
     em = await emulator({ statusChecksMs: 100 });
     ec2 = new EC2Client(sdkConfig(em));
@@ -313,46 +338,49 @@ describe('restore --point and --test', () => {
   });
 
   it('refuses a point whose snapshot was deleted', async () => {
-    const data = jobs.get('web-1')!.get(source.volumeIds[1]!)!.snapshotId;
+    const { own, ownConfig, first } = await ownSource('gone');
+    const data = first.get(own.volumeIds[1]!)!.snapshotId;
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: data }));
     const run = await cli([
       'restore',
-      `--config=${config}`,
-      '--point=web-1',
-      `--instance=${source.instanceId}`,
+      `--config=${ownConfig}`,
+      '--point=gone-1',
+      `--instance=${own.instanceId}`,
     ]);
     expect(run.code, run.stderr).toBe(2);
     expect(run.stderr).toContain(
-      `${data} is not among config web's snapshots of ${source.volumeIds[1]} in us-east-1`,
+      `${data} is not among config gone's snapshots of ${own.volumeIds[1]} in us-east-1`,
     );
   });
 
   it('launches the latest point after the disaster: the source instance and its volumes gone', async () => {
-    await em.admin.call('POST', `instances/${source.instanceId}/terminate`, {});
+    const { own, ownConfig, second } = await ownSource('dr');
+    await em.admin.call('POST', `instances/${own.instanceId}/terminate`, {});
     // Its points are still listed, from the volumes its records name.
-    const listed = await cli(['points', `--config=${config}`, `--instance=${source.instanceId}`, '--json']);
+    const listed = await cli(['points', `--config=${ownConfig}`, `--instance=${own.instanceId}`, '--json']);
     expect(listed.code, listed.stderr).toBe(0);
-    expect(listed.stderr).toContain(`${source.instanceId} no longer exists: its points are listed`);
+    expect(listed.stderr).toContain(`${own.instanceId} no longer exists: its points are listed`);
     const points = JSON.parse(listed.stdout.toString()) as { job: string; live: boolean }[];
-    expect(points.find((p) => p.job === 'web-2')?.live).toBe(true);
+    expect(points.find((p) => p.job === 'dr-2')?.live).toBe(true);
     const run = await cli([
       'restore',
-      `--config=${config}`,
+      `--config=${ownConfig}`,
       '--point=latest',
-      `--instance=${source.instanceId}`,
+      `--instance=${own.instanceId}`,
     ]);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stderr).toContain('restoring point web-2');
+    expect(run.stderr).toContain('restoring point dr-2');
     const instanceId = /^instance (i-[0-9a-f]+) source=/m.exec(run.stdout.toString())?.[1];
     const state = await em.admin.state();
     const launched = state.instances.find((i) => i.InstanceId === instanceId)!;
-    const web2 = jobs.get('web-2')!;
     for (const mapping of launched.BlockDeviceMappings as {
       DeviceName: string;
       Ebs: { VolumeId: string };
     }[]) {
-      const sourceVolume = source.volumeIds[mapping.DeviceName === '/dev/xvda' ? 0 : 1]!;
-      expect((await em.admin.volumeDigest(mapping.Ebs.VolumeId)).digest).toBe(web2.get(sourceVolume)!.digest);
+      const sourceVolume = own.volumeIds[mapping.DeviceName === '/dev/xvda' ? 0 : 1]!;
+      expect((await em.admin.volumeDigest(mapping.Ebs.VolumeId)).digest).toBe(
+        second.get(sourceVolume)!.digest,
+      );
     }
   });
 });
