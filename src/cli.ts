@@ -5,7 +5,15 @@ import { describeAwsFailure } from './aws/failure.js';
 import type { CommandContext } from './commands/context.js';
 import { type CompletionSpec, completionScript, SHELLS, type Shell } from './commands/completion.js';
 import { manPage } from './commands/man.js';
-import { type Config, defaultConfig, loadConfig, type SectionName, setKey, validate } from './config.js';
+import {
+  type Config,
+  defaultConfig,
+  type KeyOf,
+  loadConfig,
+  type SectionName,
+  setKey,
+  validate,
+} from './config.js';
 import { armCrashPoints } from './crash-points.js';
 import { exitCodeOf, messageOf, RuntimeFailure, UsageError } from './errors.js';
 import { guardProcess, interruptedState, resetNotes } from './lifecycle.js';
@@ -23,31 +31,127 @@ interface CommonOptions {
   workers?: string;
 }
 
-/** Command-line flags that set a config key, validated exactly as the INI file is. */
-const FLAG_KEYS: Record<string, [SectionName, string]> = {
-  profile: ['aws', 'profile'],
-  endpointUrl: ['aws', 'endpoint-url'],
-  // The name restore's --workers had before; kept so that existing Bacula jobs keep working.
-  restoreWorkers: ['restore', 'workers'],
-  instanceType: ['restore', 'instance-type'],
-  subnetId: ['restore', 'subnet-id'],
-  securityGroupIds: ['restore', 'security-group-ids'],
-  keyName: ['restore', 'key-name'],
-  placementGroup: ['restore', 'placement-group'],
-  partitionNumber: ['restore', 'partition-number'],
-  kmsKeyId: ['restore', 'kms-key-id'],
-  keepImage: ['restore', 'keep-image'],
-  createVolume: ['restore', 'create-volume'],
-  availabilityZone: ['restore', 'availability-zone'],
-  iamInstanceProfile: ['restore', 'iam-instance-profile'],
-  keepPrivateIp: ['restore', 'keep-private-ip'],
-  enaSupport: ['restore', 'ena-support'],
-  fromSnapshots: ['restore', 'from-snapshots'],
-  stateDir: ['bacula', 'state-dir'],
-};
+/**
+ * A flag that sets a config key, validated exactly as the INI file is: declared once, here, with
+ * the key it sets, which the type system checks is a key of that section. The flag is the key's
+ * name unless `flag` says otherwise; `value` is its argument, or none for a yes/no key.
+ */
+type ConfigFlag = {
+  [K in SectionName]: {
+    section: K;
+    key: KeyOf<K>;
+    flag?: string;
+    value?: string;
+    description: string;
+    hidden?: boolean;
+  };
+}[SectionName];
 
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** Every command's connection flags. */
+const COMMON_FLAGS: ConfigFlag[] = [
+  {
+    section: 'aws',
+    key: 'profile',
+    value: '<name>',
+    description: 'AWS shared-config profile ([aws] profile)',
+  },
+  {
+    section: 'aws',
+    key: 'endpoint-url',
+    value: '<url>',
+    description: 'AWS endpoint URL, for a VPC endpoint or a test ([aws] endpoint-url)',
+  },
+];
+
+/** restore's flags that override [restore] and [bacula] keys. */
+const RESTORE_FLAGS: ConfigFlag[] = [
+  // The name restore's --workers had before; kept so that existing Bacula jobs keep working.
+  {
+    section: 'restore',
+    key: 'workers',
+    flag: 'restore-workers',
+    value: '<n>',
+    description: 'the former name of --workers',
+    hidden: true,
+  },
+  {
+    section: 'restore',
+    key: 'instance-type',
+    value: '<type>',
+    description: 'launch with this instance type',
+  },
+  {
+    section: 'restore',
+    key: 'subnet-id',
+    value: '<id>',
+    description: 'launch in this subnet (its AZ wins over the stored one)',
+  },
+  {
+    section: 'restore',
+    key: 'security-group-ids',
+    value: '<ids>',
+    description: 'comma-separated security groups',
+  },
+  { section: 'restore', key: 'key-name', value: '<name>', description: 'key pair for the new instance' },
+  { section: 'restore', key: 'placement-group', value: '<name>', description: 'placement group' },
+  {
+    section: 'restore',
+    key: 'partition-number',
+    value: '<n>',
+    description: 'partition in the placement group',
+  },
+  {
+    section: 'restore',
+    key: 'kms-key-id',
+    value: '<arn>',
+    description: 're-encrypt restored snapshots with this KMS key',
+  },
+  { section: 'restore', key: 'keep-image', description: 'keep the AMI registered after launch' },
+  {
+    section: 'restore',
+    key: 'iam-instance-profile',
+    value: '<profile>',
+    description: 'launch with this instance profile (an ARN or a name), or none; the stored one by default',
+  },
+  {
+    section: 'restore',
+    key: 'keep-private-ip',
+    description: 'launch with the stored private IPv4 addresses (refused when not free)',
+  },
+  {
+    section: 'restore',
+    key: 'ena-support',
+    description:
+      'register the image with ENA: the restored OS has the ENA driver, so an ENA-only type can run it',
+  },
+  {
+    section: 'restore',
+    key: 'from-snapshots',
+    value: '<mode>',
+    description:
+      'auto: restore a stream whose snapshots AWS still holds from them, still verifying it; never: write every block',
+  },
+  {
+    section: 'restore',
+    key: 'create-volume',
+    description: 'volume streams: also create a volume from each restored snapshot',
+  },
+  { section: 'restore', key: 'availability-zone', value: '<az>', description: 'zone for --create-volume' },
+  { section: 'bacula', key: 'state-dir', value: '<dir>', description: 'where the restore journal lives' },
+];
+
+const flagName = (f: ConfigFlag): string => f.flag ?? f.key;
+
+/** commander's property for a flag: `--instance-type` is `instanceType`. */
+const optionName = (f: ConfigFlag): string =>
+  flagName(f).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function addConfigFlags(cmd: Command, flags: ConfigFlag[]): Command {
+  for (const f of flags) {
+    const option = new Option(`--${flagName(f)}${f.value === undefined ? '' : ` ${f.value}`}`, f.description);
+    cmd.addOption(f.hidden === true ? option.hideHelp() : option);
+  }
+  return cmd;
 }
 
 /** Loads the config (or the defaults), then applies the flags on top. */
@@ -57,15 +161,15 @@ function buildConfig(common: CommonOptions, options: OptionValues, section: 'bac
     setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');
   // --workers: block reads for a backup, block writes for a restore.
   if (common.workers !== undefined) setKey(config, section, 'workers', common.workers, '--workers');
-  for (const [flag, [sectionName, key]] of Object.entries(FLAG_KEYS)) {
-    const value: unknown = options[flag];
+  for (const f of [...COMMON_FLAGS, ...(section === 'restore' ? RESTORE_FLAGS : [])]) {
+    const value: unknown = options[optionName(f)];
     if (value === undefined) continue;
     setKey(
       config,
-      sectionName,
-      key,
+      f.section,
+      f.key,
       typeof value === 'string' ? value : value === true ? 'yes' : 'no',
-      `--${kebab(flag)}`,
+      `--${flagName(f)}`,
     );
   }
   validate(config, common.config ?? 'command line');
@@ -177,11 +281,12 @@ export function buildProgram(
     });
 
   const common = (cmd: Command): Command =>
-    cmd
-      .option('--config <file>', 'INI config file (see examples/ec2-bpipe.ini)')
-      .option('--region <region>', 'AWS region (backup: the source; restore: the target)')
-      .option('--profile <name>', 'AWS shared-config profile ([aws] profile)')
-      .option('--endpoint-url <url>', 'AWS endpoint URL, for a VPC endpoint or a test ([aws] endpoint-url)')
+    addConfigFlags(
+      cmd
+        .option('--config <file>', 'INI config file (see examples/ec2-bpipe.ini)')
+        .option('--region <region>', 'AWS region (backup: the source; restore: the target)'),
+      COMMON_FLAGS,
+    )
       .addOption(
         new Option('--log-format <format>', 'log line format on stderr')
           .choices(['human', 'json'])
@@ -214,70 +319,53 @@ export function buildProgram(
     .option('--finalizer', 'write the chain finalizer (restore.json) instead of data')
     .action(action('backup'));
 
-  common(program.command('restore'))
-    .description('Read streams (files, or stdin) and restore them to AWS or to a directory')
-    .argument('[files...]', 'stream files, applied in the order given; stdin when none')
-    .option('--to-dir <dir>', 'write raw images and metadata under this directory')
-    .option(
-      '--where <path>',
-      'Bacula restore location (%w): empty or / restores to AWS, else to files under it',
-    )
-    .option('--replace <code>', 'Bacula replace code (%r) for files: a always, w ifnewer, o ifolder, n never')
-    .option('--force', 'with --to-dir: overwrite images that hold a newer restore point (refused without it)')
-    .option('--workers <n>', 'parallel EBS block writes (default 8)')
-    .addOption(new Option('--restore-workers <n>', 'the former name of --workers').hideHelp())
-    .option('--instance-type <type>', 'launch with this instance type')
-    .option('--subnet-id <id>', 'launch in this subnet (its AZ wins over the stored one)')
-    .option('--security-group-ids <ids>', 'comma-separated security groups')
-    .option('--key-name <name>', 'key pair for the new instance')
-    .option('--placement-group <name>', 'placement group')
-    .option('--partition-number <n>', 'partition in the placement group')
-    .option('--kms-key-id <arn>', 're-encrypt restored snapshots with this KMS key')
-    .option('--keep-image', 'keep the AMI registered after launch')
-    .option(
-      '--iam-instance-profile <profile>',
-      'launch with this instance profile (an ARN or a name), or none; the stored one by default',
-    )
-    .option('--keep-private-ip', 'launch with the stored private IPv4 addresses (refused when not free)')
-    .option(
-      '--ena-support',
-      'register the image with ENA: the restored OS has the ENA driver, so an ENA-only type can run it',
-    )
-    .option('--json', 'with --dry-run: print the plan as one JSON object; with --test: the report')
-    .option(
-      '--point <job>',
-      'launch from the snapshots of this job (or latest) that AWS still holds; reads no stream',
-    )
-    .option('--instance <id>', 'with --point: the instance whose point it is')
-    .option(
-      '--test',
-      'restore test: launch, wait for the status checks, then remove everything the test created',
-    )
-    .option(
-      '--from-snapshots <mode>',
-      'auto: restore a stream whose snapshots AWS still holds from them, still verifying it; never: write every block',
-    )
-    .option('--no-launch', 'restore snapshots only, launch no instance')
-    .option(
-      '--skip-incomplete',
-      'skip, with a warning, a stream cut short by a failed backup (Bacula data lines)',
-    )
-    .option(
-      '--volume <ids>',
-      'restore only these volumes of the stream (comma-separated); launches no instance',
-    )
-    .option(
-      '--dry-run',
-      'verify the streams, check the chain and every override, print the plan; create nothing',
-    )
-    .option('--create-volume', 'volume streams: also create a volume from each restored snapshot')
-    .option('--availability-zone <az>', 'zone for --create-volume')
-    .option('--state-dir <dir>', 'where the restore journal lives')
-    .option(
-      '--accept-format-1',
-      'restore format 1 streams (ec2-bpipe 0.1), which cannot prove where each block belongs',
-    )
-    .action(action('restore'));
+  addConfigFlags(
+    common(program.command('restore'))
+      .description('Read streams (files, or stdin) and restore them to AWS or to a directory')
+      .argument('[files...]', 'stream files, applied in the order given; stdin when none')
+      .option('--to-dir <dir>', 'write raw images and metadata under this directory')
+      .option(
+        '--where <path>',
+        'Bacula restore location (%w): empty or / restores to AWS, else to files under it',
+      )
+      .option(
+        '--replace <code>',
+        'Bacula replace code (%r) for files: a always, w ifnewer, o ifolder, n never',
+      )
+      .option(
+        '--force',
+        'with --to-dir: overwrite images that hold a newer restore point (refused without it)',
+      )
+      .option('--workers <n>', 'parallel EBS block writes (default 8)')
+      .option('--json', 'with --dry-run: print the plan as one JSON object; with --test: the report')
+      .option(
+        '--point <job>',
+        'launch from the snapshots of this job (or latest) that AWS still holds; reads no stream',
+      )
+      .option('--instance <id>', 'with --point: the instance whose point it is')
+      .option(
+        '--test',
+        'restore test: launch, wait for the status checks, then remove everything the test created',
+      )
+      .option('--no-launch', 'restore snapshots only, launch no instance')
+      .option(
+        '--skip-incomplete',
+        'skip, with a warning, a stream cut short by a failed backup (Bacula data lines)',
+      )
+      .option(
+        '--volume <ids>',
+        'restore only these volumes of the stream (comma-separated); launches no instance',
+      )
+      .option(
+        '--dry-run',
+        'verify the streams, check the chain and every override, print the plan; create nothing',
+      )
+      .option(
+        '--accept-format-1',
+        'restore format 1 streams (ec2-bpipe 0.1), which cannot prove where each block belongs',
+      ),
+    RESTORE_FLAGS,
+  ).action(action('restore'));
 
   common(program.command('verify'))
     .description('Check streams without AWS: structure, every block digest, aggregates, end marker')

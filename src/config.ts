@@ -135,19 +135,45 @@ export interface Config {
 
 export type SectionName = 'aws' | 'backup' | 'restore' | 'bacula';
 
-interface KeySpec {
-  /** Property name in the settings object. */
-  prop: string;
-  parse: (raw: string) => unknown;
-  /** What the key expects, for error messages. */
+/** Each section's settings, as a key of the INI file fills them. */
+type Sections = Pick<Config, SectionName>;
+
+/** How a key's text becomes its value, and what the key expects (said in an error). */
+interface Parser<T> {
+  parse: (raw: string) => T;
   expects: string;
-  secret?: boolean;
+}
+
+/**
+ * One key of a section: sets its property from the text. Built by `keysOf`, which checks at
+ * compile time that the parser gives the property's type, so a key cannot fill a property with
+ * a value of another type.
+ */
+interface KeySpec<S> {
+  set: (settings: S, raw: string) => void;
+  expects: string;
+  /** Never shown in a message: a secret key, or a proxy URL that may hold a password. */
+  secret: boolean;
+}
+
+function keysOf<S>() {
+  return <P extends keyof S>(
+    prop: P,
+    parser: Parser<Exclude<S[P], undefined>>,
+    { secret = false }: { secret?: boolean } = {},
+  ): KeySpec<S> => ({
+    expects: parser.expects,
+    secret,
+    set: (settings, raw) => {
+      settings[prop] = parser.parse(raw);
+    },
+  });
 }
 
 /** A value whose parser names the item that is wrong (`"x" is not an instance id`). */
 class BadItem extends Error {}
 
-const text: Pick<KeySpec, 'parse' | 'expects'> = {
+const text: Parser<string> = {
   parse: (raw) => {
     if (raw === '') throw new Error('empty');
     return raw;
@@ -155,7 +181,7 @@ const text: Pick<KeySpec, 'parse' | 'expects'> = {
   expects: 'a non-empty value',
 };
 
-function int(min: number, max: number): Pick<KeySpec, 'parse' | 'expects'> {
+function int(min: number, max: number): Parser<number> {
   return {
     parse: (raw) => {
       if (!/^\d+$/.test(raw)) throw new Error('not a whole number');
@@ -167,7 +193,7 @@ function int(min: number, max: number): Pick<KeySpec, 'parse' | 'expects'> {
   };
 }
 
-const bool: Pick<KeySpec, 'parse' | 'expects'> = {
+const bool: Parser<boolean> = {
   parse: (raw) => {
     const v = raw.toLowerCase();
     if (['yes', 'true', '1', 'on'].includes(v)) return true;
@@ -177,7 +203,7 @@ const bool: Pick<KeySpec, 'parse' | 'expects'> = {
   expects: 'yes or no',
 };
 
-function list(pattern: RegExp, what: string): Pick<KeySpec, 'parse' | 'expects'> {
+function list(pattern: RegExp, what: string): Parser<string[]> {
   return {
     parse: (raw) => {
       const items = raw
@@ -192,31 +218,40 @@ function list(pattern: RegExp, what: string): Pick<KeySpec, 'parse' | 'expects'>
   };
 }
 
-const tags: Pick<KeySpec, 'parse' | 'expects'> = {
+const tags: Parser<Tags> = {
   parse: (raw) => parseTags(raw),
   expects: 'Key=Value pairs separated by commas',
 };
 
-function oneOf<T extends string>(values: readonly T[]): Pick<KeySpec, 'parse' | 'expects'> {
+function oneOf<T extends string>(values: readonly T[]): Parser<T> {
   return {
     parse: (raw) => {
-      if (!(values as readonly string[]).includes(raw)) throw new Error('unknown value');
-      return raw;
+      const value = values.find((v) => v === raw);
+      if (value === undefined) throw new Error('unknown value');
+      return value;
     },
     expects: `one of ${values.join(', ')}`,
   };
 }
 
+/** Text of a given form: `expects` says the form. */
+function matching(pattern: RegExp, expects: string): Parser<string> {
+  return {
+    parse: (raw) => {
+      if (!pattern.test(raw)) throw new Error('bad form');
+      return raw;
+    },
+    expects,
+  };
+}
+
 /** A restore's subnet (subnet-id, test-subnet-id). */
-const subnetId: Pick<KeySpec, 'parse' | 'expects'> = {
-  parse: matching(/^subnet-[0-9a-f]{8,17}$/),
-  expects: 'a subnet id (subnet-...)',
-};
+const subnetId = matching(/^subnet-[0-9a-f]{8,17}$/, 'a subnet id (subnet-...)');
 
 /** A restore's security groups (security-group-ids, test-security-group-ids). */
 const securityGroupIds = list(/^sg-[0-9a-f]{8,17}$/, 'security group id (sg-...)');
 
-const url: Pick<KeySpec, 'parse' | 'expects'> = {
+const url: Parser<string> = {
   parse: (raw) => {
     const u = new URL(raw);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
@@ -228,7 +263,7 @@ const url: Pick<KeySpec, 'parse' | 'expects'> = {
 const REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 
 /** `URL` (the home Region's) and `region=URL` items, comma-separated. */
-const serviceEndpoint: Pick<KeySpec, 'parse' | 'expects'> = {
+const serviceEndpoint: Parser<ServiceEndpoint> = {
   parse: (raw) => {
     const endpoint: ServiceEndpoint = { byRegion: {} };
     for (const item of raw
@@ -241,139 +276,137 @@ const serviceEndpoint: Pick<KeySpec, 'parse' | 'expects'> = {
       if (qualified === null) {
         if (endpoint.url !== undefined)
           throw new BadItem(`two URLs without a Region: qualify one as REGION=${item}`);
-        endpoint.url = String(parsed);
+        endpoint.url = parsed;
         continue;
       }
       const name = qualified[1] ?? '';
       if (!REGION_NAME.test(name)) throw new BadItem(`"${name}" is not a Region name`);
-      endpoint.byRegion[name] = String(parsed);
+      endpoint.byRegion[name] = parsed;
     }
     return endpoint;
   },
   expects: "an http(s) URL for [aws] region's endpoint, and REGION=URL for another Region's, comma-separated",
 };
 
-const region = {
-  parse: matching(REGION_NAME),
-  expects: 'an AWS region name such as eu-west-1',
-};
-const kmsKeyArn = {
-  parse: matching(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/),
-  expects: 'a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), as the EBS direct APIs take it',
-};
+const region = matching(REGION_NAME, 'an AWS region name such as eu-west-1');
+const kmsKeyArn = matching(
+  /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/,
+  'a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), as the EBS direct APIs take it',
+);
 const instanceIds = list(INSTANCE_ID, 'instance id (i-...)');
 const volumeIds = list(VOLUME_ID, 'volume id (vol-...)');
 
-function matching(pattern: RegExp): (raw: string) => string {
-  return (raw) => {
-    if (!pattern.test(raw)) throw new Error('bad form');
-    return raw;
-  };
-}
+const awsKey = keysOf<AwsSettings>();
+const backupKey = keysOf<BackupSettings>();
+const restoreKey = keysOf<RestoreSettings>();
+const baculaKey = keysOf<BaculaSettings>();
 
-const SCHEMA: Record<SectionName, Record<string, KeySpec>> = {
+/** Every key of every section: the INI file's and the flags' one definition. */
+const SCHEMA = {
   aws: {
-    region: { prop: 'region', ...region },
-    profile: { prop: 'profile', ...text },
-    'access-key-id': {
-      prop: 'accessKeyId',
-      // IAM AccessKey: 16 to 128 word characters (the IAM API reference, AccessKey data type).
-      parse: matching(/^\w{16,128}$/),
-      expects: 'an AWS access key id',
-    },
-    'secret-access-key': { prop: 'secretAccessKey', ...text, secret: true },
-    'role-arn': {
-      prop: 'roleArn',
-      parse: matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/),
-      expects: 'an IAM role ARN such as arn:aws:iam::123456789012:role/backup',
-    },
-    'external-id': { prop: 'externalId', ...text, secret: true },
-    'role-session-name': {
-      prop: 'roleSessionName',
-      parse: matching(/^[\w+=,.@-]{2,64}$/),
-      expects: '2 to 64 characters of letters, digits and +=,.@_-',
-    },
-    'session-duration': { prop: 'sessionDuration', ...int(900, 43200) },
-    'endpoint-type': {
-      prop: 'endpointType',
-      ...oneOf(['ipv4', 'dualstack', 'fips', 'dualstack-fips'] as const),
-    },
-    'endpoint-url': { prop: 'endpointUrl', ...url },
-    'ec2-endpoint-url': { prop: 'ec2Endpoint', ...serviceEndpoint },
-    'ebs-endpoint-url': { prop: 'ebsEndpoint', ...serviceEndpoint },
-    'sts-endpoint-url': { prop: 'stsEndpoint', ...serviceEndpoint },
-    'kms-endpoint-url': { prop: 'kmsEndpoint', ...serviceEndpoint },
-    'iam-endpoint-url': { prop: 'iamEndpoint', ...serviceEndpoint },
-    'ca-bundle': { prop: 'caBundle', ...text },
+    region: awsKey('region', region),
+    profile: awsKey('profile', text),
+    // IAM AccessKey: 16 to 128 word characters (the IAM API reference, AccessKey data type).
+    'access-key-id': awsKey('accessKeyId', matching(/^\w{16,128}$/, 'an AWS access key id')),
+    'secret-access-key': awsKey('secretAccessKey', text, { secret: true }),
+    'role-arn': awsKey(
+      'roleArn',
+      matching(
+        /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/,
+        'an IAM role ARN such as arn:aws:iam::123456789012:role/backup',
+      ),
+    ),
+    'external-id': awsKey('externalId', text, { secret: true }),
+    'role-session-name': awsKey(
+      'roleSessionName',
+      matching(/^[\w+=,.@-]{2,64}$/, '2 to 64 characters of letters, digits and +=,.@_-'),
+    ),
+    'session-duration': awsKey('sessionDuration', int(900, 43200)),
+    'endpoint-type': awsKey('endpointType', oneOf(['ipv4', 'dualstack', 'fips', 'dualstack-fips'] as const)),
+    'endpoint-url': awsKey('endpointUrl', url),
+    'ec2-endpoint-url': awsKey('ec2Endpoint', serviceEndpoint),
+    'ebs-endpoint-url': awsKey('ebsEndpoint', serviceEndpoint),
+    'sts-endpoint-url': awsKey('stsEndpoint', serviceEndpoint),
+    'kms-endpoint-url': awsKey('kmsEndpoint', serviceEndpoint),
+    'iam-endpoint-url': awsKey('iamEndpoint', serviceEndpoint),
+    'ca-bundle': awsKey('caBundle', text),
     // A proxy URL may carry a password: never shown in a message.
-    proxy: { prop: 'proxy', ...url, secret: true },
+    proxy: awsKey('proxy', url, { secret: true }),
   },
   backup: {
-    name: {
-      prop: 'name',
-      parse: matching(CONFIG_NAME),
-      expects: 'a name of letters, digits, ".", "_" and "-" (at most 64), unique among your configs',
-    },
-    'instance-ids': { prop: 'instanceIds', ...instanceIds },
-    'instance-tags': { prop: 'instanceTags', ...tags },
-    'volume-ids': { prop: 'volumeIds', ...volumeIds },
-    'volume-tags': { prop: 'volumeTags', ...tags },
-    'exclude-data-volume-ids': { prop: 'excludeDataVolumeIds', ...volumeIds },
-    workers: { prop: 'workers', ...int(1, 256) },
-    'adapt-workers': { prop: 'adaptWorkers', ...bool },
-    'snapshot-description': { prop: 'snapshotDescription', ...text },
-    'snapshot-tags': { prop: 'snapshotTags', ...tags },
-    'copy-volume-tags': { prop: 'copyVolumeTags', ...bool },
-    'keep-snapshots': { prop: 'keepSnapshots', ...int(1, 1000) },
-    'snapshot-timeout': { prop: 'snapshotTimeout', ...int(60, 7 * 86400) },
-    'pre-snapshot-command': { prop: 'preSnapshotCommand', ...text },
-    'post-snapshot-command': { prop: 'postSnapshotCommand', ...text },
-    'hook-timeout': { prop: 'hookTimeout', ...int(1, 86400) },
-    'copy-to-region': { prop: 'copyToRegion', ...region },
-    'copy-kms-key-id': { prop: 'copyKmsKeyId', ...kmsKeyArn },
+    name: backupKey(
+      'name',
+      matching(
+        CONFIG_NAME,
+        'a name of letters, digits, ".", "_" and "-" (at most 64), unique among your configs',
+      ),
+    ),
+    'instance-ids': backupKey('instanceIds', instanceIds),
+    'instance-tags': backupKey('instanceTags', tags),
+    'volume-ids': backupKey('volumeIds', volumeIds),
+    'volume-tags': backupKey('volumeTags', tags),
+    'exclude-data-volume-ids': backupKey('excludeDataVolumeIds', volumeIds),
+    workers: backupKey('workers', int(1, 256)),
+    'adapt-workers': backupKey('adaptWorkers', bool),
+    'snapshot-description': backupKey('snapshotDescription', text),
+    'snapshot-tags': backupKey('snapshotTags', tags),
+    'copy-volume-tags': backupKey('copyVolumeTags', bool),
+    'keep-snapshots': backupKey('keepSnapshots', int(1, 1000)),
+    'snapshot-timeout': backupKey('snapshotTimeout', int(60, 7 * 86400)),
+    'pre-snapshot-command': backupKey('preSnapshotCommand', text),
+    'post-snapshot-command': backupKey('postSnapshotCommand', text),
+    'hook-timeout': backupKey('hookTimeout', int(1, 86400)),
+    'copy-to-region': backupKey('copyToRegion', region),
+    'copy-kms-key-id': backupKey('copyKmsKeyId', kmsKeyArn),
   },
   restore: {
-    workers: { prop: 'workers', ...int(1, 256) },
-    'adapt-workers': { prop: 'adaptWorkers', ...bool },
-    region: { prop: 'region', ...region },
-    'instance-type': {
-      prop: 'instanceType',
-      parse: matching(/^[a-z0-9-]+\.[a-z0-9-]+$/),
-      expects: 'an instance type such as m5.large',
-    },
-    'subnet-id': { prop: 'subnetId', ...subnetId },
-    'security-group-ids': { prop: 'securityGroupIds', ...securityGroupIds },
-    'key-name': { prop: 'keyName', ...text },
-    'placement-group': { prop: 'placementGroup', ...text },
-    'partition-number': { prop: 'partitionNumber', ...int(1, 7) },
-    'kms-key-id': { prop: 'kmsKeyId', ...kmsKeyArn },
-    'create-volume': { prop: 'createVolume', ...bool },
-    'availability-zone': {
-      prop: 'availabilityZone',
-      parse: matching(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/),
-      expects: 'an availability zone such as eu-west-1a',
-    },
-    'keep-image': { prop: 'keepImage', ...bool },
-    tags: { prop: 'tags', ...tags },
-    'iam-instance-profile': {
-      prop: 'iamInstanceProfile',
-      parse: matching(
+    workers: restoreKey('workers', int(1, 256)),
+    'adapt-workers': restoreKey('adaptWorkers', bool),
+    region: restoreKey('region', region),
+    'instance-type': restoreKey(
+      'instanceType',
+      matching(/^[a-z0-9-]+\.[a-z0-9-]+$/, 'an instance type such as m5.large'),
+    ),
+    'subnet-id': restoreKey('subnetId', subnetId),
+    'security-group-ids': restoreKey('securityGroupIds', securityGroupIds),
+    'key-name': restoreKey('keyName', text),
+    'placement-group': restoreKey('placementGroup', text),
+    'partition-number': restoreKey('partitionNumber', int(1, 7)),
+    'kms-key-id': restoreKey('kmsKeyId', kmsKeyArn),
+    'create-volume': restoreKey('createVolume', bool),
+    'availability-zone': restoreKey(
+      'availabilityZone',
+      matching(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/, 'an availability zone such as eu-west-1a'),
+    ),
+    'keep-image': restoreKey('keepImage', bool),
+    tags: restoreKey('tags', tags),
+    'iam-instance-profile': restoreKey(
+      'iamInstanceProfile',
+      matching(
         /^(none|[\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]{1,512})$/,
+        'an instance profile ARN, a name, or none',
       ),
-      expects: 'an instance profile ARN, a name, or none',
-    },
-    'keep-private-ip': { prop: 'keepPrivateIp', ...bool },
-    'ena-support': { prop: 'enaSupport', ...bool },
-    'from-snapshots': { prop: 'fromSnapshots', ...oneOf(['auto', 'never'] as const) },
-    'test-subnet-id': { prop: 'testSubnetId', ...subnetId },
-    'test-security-group-ids': { prop: 'testSecurityGroupIds', ...securityGroupIds },
+    ),
+    'keep-private-ip': restoreKey('keepPrivateIp', bool),
+    'ena-support': restoreKey('enaSupport', bool),
+    'from-snapshots': restoreKey('fromSnapshots', oneOf(['auto', 'never'] as const)),
+    'test-subnet-id': restoreKey('testSubnetId', subnetId),
+    'test-security-group-ids': restoreKey('testSecurityGroupIds', securityGroupIds),
   },
   bacula: {
-    'state-dir': { prop: 'stateDir', parse: matching(/^\//), expects: 'an absolute directory path' },
-    'log-file': { prop: 'logFile', parse: matching(/^\//), expects: 'an absolute file path' },
-    'allow-empty': { prop: 'allowEmpty', ...bool },
+    'state-dir': baculaKey('stateDir', matching(/^\//, 'an absolute directory path')),
+    'log-file': baculaKey('logFile', matching(/^\//, 'an absolute file path')),
+    'allow-empty': baculaKey('allowEmpty', bool),
   },
-};
+} satisfies { [K in SectionName]: Record<string, KeySpec<Sections[K]>> };
+
+const SECTIONS: readonly SectionName[] = ['aws', 'backup', 'restore', 'bacula'];
+
+/** The same table, seen per section: what a section's keys set is that section's settings. */
+const KEYS: { [K in SectionName]: Record<string, KeySpec<Sections[K]>> } = SCHEMA;
+
+/** The keys of one section, as the type system knows them: a flag names one of these. */
+export type KeyOf<K extends SectionName> = keyof (typeof SCHEMA)[K] & string;
 
 export function defaultConfig(name = 'default'): Config {
   return {
@@ -462,17 +495,29 @@ export function suggestion(word: string, candidates: string[]): string {
  * `where` names the origin for error messages: the file and section, or a command-line flag.
  */
 export function setKey(config: Config, section: SectionName, key: string, raw: string, where: string): void {
+  setIn(config, section, key, raw, where);
+}
+
+/** setKey, generic over the section so that the key's setter and the settings it fills agree. */
+function setIn<K extends SectionName>(
+  config: Config,
+  section: K,
+  key: string,
+  raw: string,
+  where: string,
+): void {
+  const specs = KEYS[section];
   // Own keys only: `constructor` or `__proto__` must not reach Object's own members.
-  const spec = Object.hasOwn(SCHEMA[section], key) ? SCHEMA[section][key] : undefined;
+  const spec = Object.hasOwn(specs, key) ? specs[key] : undefined;
   if (!spec) {
     throw new UsageError(
-      `${where}: unknown key "${key}" in [${section}].${suggestion(key, Object.keys(SCHEMA[section]))} ` +
-        `Known keys: ${Object.keys(SCHEMA[section]).join(', ')}.`,
+      `${where}: unknown key "${key}" in [${section}].${suggestion(key, Object.keys(specs))} ` +
+        `Known keys: ${Object.keys(specs).join(', ')}.`,
     );
   }
-  let value: unknown;
+  const settings: Sections[K] = config[section];
   try {
-    value = spec.parse(raw.trim());
+    spec.set(settings, raw.trim());
   } catch (err) {
     const shown = spec.secret ? '(hidden)' : `"${raw}"`;
     // Only an error that names the bad item says more than `expects` does (and never a secret's).
@@ -481,7 +526,6 @@ export function setKey(config: Config, section: SectionName, key: string, raw: s
       `${where}: [${section}] ${key} = ${shown} is invalid${reason}: expected ${spec.expects}.`,
     );
   }
-  (config[section] as unknown as Record<string, unknown>)[spec.prop] = value;
   config.given.set(`${section}.${key}`, where);
 }
 
@@ -578,14 +622,14 @@ export function loadConfig(file: string): Config {
         `${file}: key "${sectionName}" is outside any section. Put it under [aws], [backup], [restore] or [bacula].`,
       );
     }
-    if (!Object.hasOwn(SCHEMA, sectionName)) {
+    const section = SECTIONS.find((name) => name === sectionName);
+    if (section === undefined) {
       throw new UsageError(
         `${file}: unknown section [${sectionName}].${suggestion(sectionName, Object.keys(SCHEMA))} ` +
           `Known sections: [aws], [backup], [restore], [bacula].`,
       );
     }
-    const section = sectionName as SectionName;
-    for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+    for (const [key, value] of Object.entries(body)) {
       if (typeof value === 'object' && value !== null) {
         throw new UsageError(
           `${file}: [${section}] ${key} is given as a nested section or a list; give it once as key = value.`,
