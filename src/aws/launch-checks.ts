@@ -1,7 +1,7 @@
 /**
  * What a restore asks AWS before it writes a block: whether each resource a launch or a volume
  * creation will name exists in the target Region and fits. Every lookup answers facts or
- * `undefined` for "does not exist"; the pre-flight (src/restore/launch/preflight.ts) decides.
+ * `undefined` for "does not exist"; the pre-flight (src/restore/aws/preflight.ts) decides.
  */
 import {
   DescribeAddressesCommand,

@@ -1,5 +1,5 @@
 import { runBackup } from '../backup/run.js';
-import { buildFinalizer } from '../backup/finalizer.js';
+import { buildFinalizer } from '../backup/chain-head.js';
 import { checkJobName, parseLevel } from '../backup/level.js';
 import { createClients, resolveRegion } from '../aws/clients.js';
 import { UsageError } from '../errors.js';

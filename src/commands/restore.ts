@@ -3,14 +3,15 @@ import { refuseUnknownProfile } from '../aws/profile.js';
 import { describeError, RuntimeFailure, UsageError } from '../errors.js';
 import { logSummary } from '../progress.js';
 import { type Classified, classify, type Input, streamInputs } from '../inputs.js';
-import type { AppliedStream } from '../restore/aws.js';
-import { parsePointChoice, type PointChoice } from '../restore/point.js';
+import type { AppliedStream } from '../restore/aws/restore.js';
+import { parsePointChoice, type PointChoice } from '../restore/aws/point.js';
 import { volumesUnit } from '../selection.js';
 import { INSTANCE_ID } from '../ids.js';
 import { onInterruptCleanup } from '../lifecycle.js';
-import { ApplicabilityCheck } from '../restore/applicable.js';
-import { FilesRestore, parseReplace } from '../restore/files.js';
-import { parseVolumeSelection } from '../restore/selection.js';
+import { ApplicabilityCheck } from '../restore/aws/applicable.js';
+import { FilesRestore } from '../restore/files/restore.js';
+import { parseReplace } from '../restore/files/replace.js';
+import { parseVolumeSelection } from '../restore/volume-filter.js';
 import { StreamDefect } from '../stream/reader.js';
 import type { CommandContext } from './context.js';
 
@@ -141,8 +142,8 @@ export async function restoreCommand(ctx: CommandContext, options: RestoreOption
     const launch = options.launch;
     // Loaded only here: a restore to files needs none of the AWS SDK (docs/PERFORMANCE.md).
     const [{ AwsRestore }, { RestoreTest }, { closeCreations }] = await Promise.all([
-      import('../restore/aws.js'),
-      import('../restore/restore-test.js'),
+      import('../restore/aws/restore.js'),
+      import('../restore/aws/restore-test.js'),
       import('../aws/creation-gate.js'),
     ]);
     const test = options.test ? new RestoreTest(ctx.log) : undefined;

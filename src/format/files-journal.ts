@@ -1,7 +1,7 @@
 /**
  * docs/FORMAT.md, "The files-restore journal: `ec2-bpipe-journal.json`": the commit record of a
  * restore point installed into a directory of images, the redo files it applies, and the names of
- * the temporary files a transaction leaves. restore/files-journal.ts runs the transaction.
+ * the temporary files a transaction leaves. restore/files/state.ts runs the transaction.
  */
 import { z } from 'zod';
 import { BLOCK_SIZE, member } from './container.js';

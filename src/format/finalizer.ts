@@ -1,6 +1,6 @@
 /**
  * docs/FORMAT.md, "The finalizer: `restore.json`": its schema and parser, and what a restore
- * derives from it. backup/finalizer.ts builds it.
+ * derives from it. backup/chain-head.ts builds it.
  */
 import { z } from 'zod';
 import { messageOf, RuntimeFailure } from '../errors.js';

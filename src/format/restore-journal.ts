@@ -1,7 +1,7 @@
 /**
  * docs/FORMAT.md, "The restore journal: `restore-journal.json`": which restored snapshot holds which
  * source job's volume, per target Region. A cache of the tags on the restored snapshots
- * (tags.ts, JOURNAL_TAG), which stay the record; restore/journal.ts reads and writes it.
+ * (tags.ts, JOURNAL_TAG), which stay the record; restore/aws/journal.ts reads and writes it.
  */
 import { z } from 'zod';
 import { SNAPSHOT_ID } from '../ids.js';

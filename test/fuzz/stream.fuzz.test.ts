@@ -27,7 +27,7 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeFailure } from '../../src/errors.js';
-import { FilesRestore } from '../../src/restore/files.js';
+import { FilesRestore } from '../../src/restore/files/restore.js';
 import { BLOCK_SIZE } from '../../src/format/container.js';
 import { readStream, type StreamFile } from '../../src/stream/reader.js';
 import { block, buildStream, ZERO } from '../stream-builder.js';

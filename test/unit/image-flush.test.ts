@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ImageFlush } from '../../src/restore/files.js';
+import { ImageFlush } from '../../src/restore/files/writer.js';
 
 /** A file handle whose flushes are counted, and settle when the test says. */
 function fakeHandle(datasyncFails = false) {

@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { writeAll } from '../../src/restore/files.js';
+import { writeAll } from '../../src/restore/files/writer.js';
 
 /** A file that takes at most `take(n)` bytes of each write, as a filling disk may. */
 function shortFile(size: number, take: (asked: number) => number) {

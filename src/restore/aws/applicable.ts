@@ -7,8 +7,8 @@
  * options that cannot apply").
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
-import { UsageError } from '../errors.js';
+import type { Config } from '../../config.js';
+import { UsageError } from '../../errors.js';
 
 export type RestoreSituation =
   | { to: 'files' }

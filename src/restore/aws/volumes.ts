@@ -1,6 +1,6 @@
 import type { EC2Client, VolumeType } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { createVolume, liveVolumeTagged } from '../../aws/launch.js';
+import { createVolume, liveVolumeTagged } from '../../aws/instances.js';
 import { TAKES_IOPS } from '../../aws/metadata.js';
 import { RESTORE_TAG, withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';

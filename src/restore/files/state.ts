@@ -19,10 +19,10 @@ import { access, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { durableStep } from '../crash-points.js';
-import { messageOf, RuntimeFailure } from '../errors.js';
-import { BLOCK_SIZE, member } from '../format/container.js';
-import { describeIssues, snapshotId } from '../format/fields.js';
+import { durableStep } from '../../crash-points.js';
+import { messageOf, RuntimeFailure } from '../../errors.js';
+import { BLOCK_SIZE, member } from '../../format/container.js';
+import { describeIssues, snapshotId } from '../../format/fields.js';
 import {
   type Journal,
   JOURNAL_FILE,
@@ -33,9 +33,9 @@ import {
   RECORD,
   recordIndex,
   redoName,
-} from '../format/files-journal.js';
-import { type ImageState, imageStateSchema, STATE_FILE } from '../format/state-file.js';
-import { syncDirectory, writeSynced } from '../durable.js';
+} from '../../format/files-journal.js';
+import { type ImageState, imageStateSchema, STATE_FILE } from '../../format/state-file.js';
+import { syncDirectory, writeSynced } from '../../durable.js';
 
 export const MOVE_ASIDE = 'Move the directory aside and restore the chain again from its Full.';
 

@@ -13,12 +13,12 @@ import {
   removeTestResources,
   type StatusChecks,
   statusChecks,
-} from '../aws/restore-test.js';
-import { RESTORE_TAG } from '../format/tags.js';
-import { type Config, setKey } from '../config.js';
-import { describeError, UsageError } from '../errors.js';
-import type { InstanceMeta } from '../format/members.js';
-import type { LaunchResult } from './launch/instance.js';
+} from '../../aws/restore-test.js';
+import { RESTORE_TAG } from '../../format/tags.js';
+import { type Config, setKey } from '../../config.js';
+import { describeError, UsageError } from '../../errors.js';
+import type { InstanceMeta } from '../../format/members.js';
+import type { LaunchResult } from './launch.js';
 
 /**
  * How long the status checks may take to report. EC2 starts them once the instance runs and

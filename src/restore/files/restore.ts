@@ -1,195 +1,39 @@
 import { rmSync } from 'node:fs';
-import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { mkdir, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { durableStep } from '../crash-points.js';
-import { messageOf, RuntimeFailure, UsageError } from '../errors.js';
-import { CONFIG_NAME, REGION } from '../ids.js';
-import type { Input } from '../inputs.js';
-import { liveDisplay } from '../display.js';
-import { onInterrupt } from '../lifecycle.js';
-import { writeSynced } from '../durable.js';
-import { ImageDirectory, MOVE_ASIDE } from './files-journal.js';
-import { newJournal, PARTIAL, RECORD, recordHead, redoName } from '../format/files-journal.js';
-import type { ImageState } from '../format/state-file.js';
-import { refuseUnknownVolumes } from './selection.js';
-import { VolumeProgress } from '../progress.js';
-import { BLOCK_SIZE, member } from '../format/container.js';
-import { ZERO_BLOCK_SHA256 } from '../format/digests.js';
-import { readStream, warnFormat1 } from '../stream/reader.js';
-import type { Finalizer } from '../format/finalizer.js';
-import { type Manifest, resourceIdValid } from '../format/members.js';
-
-/**
- * Block writes in flight per image: the blocks the reader lends at once. Writing while the stream
- * is read and hashed keeps the disk and the CPU busy at once (a write awaited per block left the
- * process idle about half the time). Two: one under way, one queued behind it so the file never
- * waits for the event loop; more would only wait, as ext4 and XFS hold the file's lock for the
- * whole of a buffered write (8 measured no faster, docs/PERFORMANCE.md).
- */
-const FILE_WRITES = 2;
-/**
- * Bytes written to an image between two flushes started in the background. An image is fsynced
- * before its rename; flushing as it is written lets the disk work while the stream is still read,
- * instead of the whole image waiting for that last fsync.
- */
-const FLUSH_EVERY = 64 * 1024 * 1024;
-
-/** Bacula's replace code (%r), as its letters (a, w, o, n) or words say it. */
-export type ReplaceCode = 'always' | 'ifnewer' | 'ifolder' | 'never';
-
-/**
- * What a files restore does with images that hold another restore point: a replace code, or, by
- * hand (--to-dir without --replace or --force), refuse to roll back images that hold a newer one.
- */
-export type ReplacePolicy = ReplaceCode | 'refuse-rollback';
+import { durableStep } from '../../crash-points.js';
+import { messageOf, RuntimeFailure } from '../../errors.js';
+import { CONFIG_NAME, REGION } from '../../ids.js';
+import type { Input } from '../../inputs.js';
+import { liveDisplay } from '../../display.js';
+import { onInterrupt } from '../../lifecycle.js';
+import { writeSynced } from '../../durable.js';
+import { ImageDirectory, MOVE_ASIDE } from './state.js';
+import { keptBy, type ReplacePolicy } from './replace.js';
+import {
+  describeSystemError,
+  FILE_WRITES,
+  ImageFlush,
+  type ImageWrite,
+  isSystemError,
+  under,
+  writeAll,
+} from './writer.js';
+import { newJournal, PARTIAL, RECORD, recordHead, redoName } from '../../format/files-journal.js';
+import type { ImageState } from '../../format/state-file.js';
+import { refuseUnknownVolumes } from '../volume-filter.js';
+import { VolumeProgress } from '../../progress.js';
+import { BLOCK_SIZE, member } from '../../format/container.js';
+import { ZERO_BLOCK_SHA256 } from '../../format/digests.js';
+import { readStream, warnFormat1 } from '../../stream/reader.js';
+import type { Finalizer } from '../../format/finalizer.js';
+import { type Manifest, resourceIdValid } from '../../format/members.js';
 
 /** What a stream or a finalizer left in the directory: its images, and whether the policy kept them as they were. */
 export interface FilesOutcome {
   images: string[];
   kept: boolean;
-}
-
-const REPLACE_CODES: Record<string, ReplaceCode> = {
-  a: 'always',
-  always: 'always',
-  w: 'ifnewer',
-  ifnewer: 'ifnewer',
-  o: 'ifolder',
-  ifolder: 'ifolder',
-  n: 'never',
-  never: 'never',
-};
-
-/** Parses --replace (Bacula's %r); absent means always, as Bacula's own default. */
-export function parseReplace(raw: string | undefined): ReplaceCode {
-  if (raw === undefined || raw === '') return 'always';
-  const code = REPLACE_CODES[raw.toLowerCase()];
-  if (code === undefined) {
-    throw new UsageError(
-      `--replace=${raw}: expected a Bacula replace code: a (always), w (ifnewer), o (ifolder) or n (never).`,
-    );
-  }
-  return code;
-}
-
-/** The image (or redo log) of the volume being read. */
-interface ImageWrite {
-  handle: FileHandle;
-  path: string;
-  /** Redo records written so far: the next one goes at records × RECORD. */
-  records: number;
-  progress: VolumeProgress;
-  flush: ImageFlush;
-}
-
-/**
- * Puts an image on disk as it is written: a flush starts in the background every FLUSH_EVERY
- * bytes, and `done` waits for it and fsyncs the rest. A failed background flush is kept and
- * reported by `done`: the fsync after it would no longer report it (Linux reports a writeback
- * error once per open file).
- */
-export class ImageFlush {
-  private unflushed = 0;
-  private flushing: Promise<void> | undefined;
-  private failure: { error: unknown } | undefined;
-
-  constructor(
-    private readonly handle: Pick<FileHandle, 'datasync' | 'sync'>,
-    private readonly path: string,
-    private readonly every = FLUSH_EVERY,
-  ) {}
-
-  wrote(bytes: number): void {
-    this.unflushed += bytes;
-    if (this.unflushed < this.every || this.flushing !== undefined) return;
-    this.unflushed = 0;
-    this.flushing = this.handle
-      .datasync()
-      .catch((error: unknown) => {
-        this.failure ??= { error };
-      })
-      .finally(() => {
-        this.flushing = undefined;
-      });
-  }
-
-  /** No flush runs any more; the file can close. */
-  async settled(): Promise<void> {
-    await this.flushing;
-  }
-
-  /** Every byte written is on disk, or this throws. */
-  async done(): Promise<void> {
-    await this.flushing;
-    if (this.failure) {
-      throw new RuntimeFailure(
-        `${this.path}: writing to disk failed (${messageOf(this.failure.error)}); the image is incomplete`,
-      );
-    }
-    await this.handle.sync();
-  }
-}
-
-/**
- * Writes `buffers` at `position`, all of them: a file write may take fewer bytes than asked (a
- * full disk may say so before it says ENOSPC), and an image must not silently miss the rest.
- */
-export async function writeAll(
-  handle: FileHandle,
-  path: string,
-  buffers: Buffer[],
-  position: number,
-): Promise<void> {
-  try {
-    await writeEvery(handle, path, buffers, position);
-  } catch (err) {
-    if (!isSystemError(err)) throw err;
-    throw Object.assign(err, { path });
-  }
-}
-
-async function writeEvery(
-  handle: FileHandle,
-  path: string,
-  buffers: Buffer[],
-  position: number,
-): Promise<void> {
-  const expected = buffers.reduce((sum, b) => sum + b.length, 0);
-  const { bytesWritten } = await handle.writev(buffers, position);
-  if (bytesWritten === expected) return;
-  const rest = Buffer.concat(buffers).subarray(bytesWritten);
-  for (let done = 0; done < rest.length;) {
-    const { bytesWritten: more } = await handle.write(
-      rest,
-      done,
-      rest.length - done,
-      position + bytesWritten + done,
-    );
-    if (more === 0)
-      throw new RuntimeFailure(
-        `${path}: a write at offset ${position + bytesWritten + done} wrote nothing; is the disk full?`,
-      );
-    done += more;
-  }
-}
-
-/**
- * `root` joined with names that come from a stream: each was checked against its id pattern
- * already, and the result must still lie under `root`. A path that does not is never written.
- */
-function under(root: string, ...parts: string[]): string {
-  const path = resolve(root, ...parts);
-  const rel = relative(resolve(root), path);
-  if (
-    rel === '' ||
-    rel.startsWith('..') ||
-    isAbsolute(rel) ||
-    parts.some((p) => p === '' || p.includes('/'))
-  ) {
-    throw new RuntimeFailure(`refusing to write ${path}: it is not a file name inside ${root}`);
-  }
-  return path;
 }
 
 /**
@@ -223,69 +67,6 @@ export class FilesRestore {
 
   private selected(volumeId: string): boolean {
     return this.volumes === undefined || this.volumes.has(volumeId);
-  }
-
-  /**
-   * Whether Bacula's replace code keeps the images this stream would replace: the reason, or
-   * undefined to apply it. Only a Full replaces images; a link continues the chain it is based on,
-   * and is kept when that base was kept.
-   */
-  private keptBy(dir: string, manifest: Manifest, state: ImageState | undefined): string | undefined {
-    if (manifest.level !== 'Full') {
-      return manifest.baseJob !== null && this.kept.has(manifest.baseJob)
-        ? `job ${manifest.job} not applied: its base job ${manifest.baseJob} was kept out by replace=${this.replace}`
-        : undefined;
-    }
-    const held = manifest.volumes.flatMap((v) => {
-      const entry = state?.volumes[v];
-      return entry === undefined ? [] : [entry];
-    });
-    if (held.length === 0 || this.replace === 'always') return undefined;
-    const jobs = [...new Set(held.map((h) => h.job))].join(', ');
-    if (this.replace === 'refuse-rollback') {
-      this.refuseRollback(dir, manifest, held);
-      return undefined;
-    }
-    if (this.replace === 'never') {
-      return `${dir} holds job ${jobs}: replace=never keeps it; nothing of job ${manifest.job} was written`;
-    }
-    const dates = held.map((h) => h.createdAt);
-    if (dates.some((d) => d === undefined)) {
-      return `${dir} holds job ${jobs} of an unknown date: replace=${this.replace} cannot compare, so it keeps it (restore with replace=always to overwrite)`;
-    }
-    const newestHeld =
-      dates
-        .map((d) => d ?? '')
-        .sort()
-        .at(-1) ?? '';
-    const streamIsNewer = Date.parse(manifest.createdAt) > Date.parse(newestHeld);
-    if (this.replace === 'ifnewer' && !streamIsNewer) {
-      return `${dir} holds job ${jobs} of ${newestHeld}, not older than job ${manifest.job} of ${manifest.createdAt}: replace=ifnewer keeps it`;
-    }
-    if (this.replace === 'ifolder' && streamIsNewer) {
-      return `${dir} holds job ${jobs} of ${newestHeld}, older than job ${manifest.job} of ${manifest.createdAt}: replace=ifolder keeps it`;
-    }
-    return undefined;
-  }
-
-  /**
-   * By hand, a Full over images that hold a later restore point (or one of an unknown date) would
-   * roll them back without a word: refused, as coldsnap refuses to overwrite, until --force.
-   */
-  private refuseRollback(dir: string, manifest: Manifest, held: ImageState['volumes'][string][]): void {
-    const newer = held.filter(
-      (h) =>
-        h.job !== manifest.job &&
-        (h.createdAt === undefined || Date.parse(h.createdAt) >= Date.parse(manifest.createdAt)),
-    );
-    if (newer.length === 0) return;
-    const what = [...new Set(newer.map((h) => `job ${h.job} of ${h.createdAt ?? 'an unknown date'}`))].join(
-      ', ',
-    );
-    throw new UsageError(
-      `${dir} holds ${what}, not older than job ${manifest.job} of ${manifest.createdAt}: restoring it would roll the images back. ` +
-        'Give --force to overwrite them, or restore into another directory.',
-    );
   }
 
   private dirFor(unit: {
@@ -403,7 +184,7 @@ export class FilesRestore {
             await mkdir(dir, { recursive: true, mode: 0o700 });
             directory = new ImageDirectory(dir, this.log);
             state = await directory.open();
-            keep = this.keptBy(dir, m, state);
+            keep = keptBy(this.replace, this.kept, dir, m, state);
             if (keep !== undefined) {
               this.kept.add(m.job);
               this.log.warn(keep);
@@ -590,17 +371,4 @@ export class FilesRestore {
     }
     return next;
   }
-}
-
-/** An error of the operating system (a full disk, a read-only file system, a permission). */
-function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
-  return (
-    err instanceof Error &&
-    typeof (err as NodeJS.ErrnoException).code === 'string' &&
-    !(err instanceof RuntimeFailure)
-  );
-}
-
-function describeSystemError(err: NodeJS.ErrnoException): string {
-  return err.path === undefined ? err.message : `${err.path}: ${err.message}`;
 }

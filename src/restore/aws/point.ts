@@ -6,14 +6,14 @@
  */
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { copyOfTag } from '../backup/copies.js';
-import { type ChainLink, volumeLinks } from '../backup/links.js';
-import type { Config } from '../config.js';
-import { describeError, UsageError } from '../errors.js';
-import { JOB_NAME } from '../ids.js';
-import { type PointRecord, readPointRecord, recordedJobs, unitRecordDir } from '../format/point-record.js';
-import type { VolumeMeta } from '../format/members.js';
-import type { RestoredVolume } from './launch/volumes.js';
+import { copyOfTag } from '../../backup/copies.js';
+import { type ChainLink, volumeLinks } from '../../backup/links.js';
+import type { Config } from '../../config.js';
+import { describeError, UsageError } from '../../errors.js';
+import { JOB_NAME } from '../../ids.js';
+import { type PointRecord, readPointRecord, recordedJobs, unitRecordDir } from '../../format/point-record.js';
+import type { VolumeMeta } from '../../format/members.js';
+import type { RestoredVolume } from './volumes.js';
 
 /** `--point`: a job name, or the newest point that is live. */
 export type PointChoice = { job: string } | 'latest';

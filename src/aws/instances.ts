@@ -1,6 +1,6 @@
 /**
  * The EC2 calls of a launch: the AMI, the instance, what RunInstances cannot take, and the
- * look-ups a rerun makes to find what an earlier run made. restore/launch/ decides; this module
+ * look-ups a rerun makes to find what an earlier run made. restore/aws/ decides; this module
  * only asks AWS, one named function per question.
  */
 import {

@@ -1,30 +1,26 @@
 /**
- * The launch itself: an AMI from the restored snapshots, the instance from it as the pre-flight
- * decided, then what RunInstances cannot take (source/destination checks, Elastic IPs), a check
- * that every restored volume is attached where it belongs, and the AMI deregistered unless kept.
+ * The launch itself: the instance, from the AMI of image.ts, as the pre-flight decided, then what
+ * RunInstances cannot take (source/destination checks, Elastic IPs), a check that every restored
+ * volume is attached where it belongs, and the AMI dropped unless kept.
  */
 import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
-import { answered } from '../../aws/answer.js';
 import {
   associateAddress,
-  deregisterImage,
-  describeImage,
-  imagesTagged,
   instancesWithToken,
-  registerImage,
   runInstance,
   sourceDestCheckOff,
   volumeSnapshots,
   waitForImage,
   waitForRunning,
-} from '../../aws/launch.js';
+} from '../../aws/instances.js';
 import { tagResources } from '../../aws/snapshots.js';
-import { RESTORE_TAG, tagValue, withinTagLimit } from '../../format/tags.js';
+import { withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
 import { messageOf, RuntimeFailure } from '../../errors.js';
 import type { InstanceMeta, Manifest } from '../../format/members.js';
-import { registerImageInput, restoredMappings, runInstancesInput } from './input.js';
+import { dropImage, launchImage } from './image.js';
+import { registerImageInput, restoredMappings, runInstancesInput } from './launch-input.js';
 import { billingLoss } from './plan.js';
 import type { LaunchSpec, Target } from './preflight.js';
 import { describeLine } from './settings.js';
@@ -109,27 +105,22 @@ export async function launchInstance(
   const instanceTags = withinTagLimit(restoreTags(settings, meta.instanceId, date), meta.tags);
   if (instanceTags.dropped.length)
     log.warn(`${meta.instanceId}: ${tagLimitNote(instanceTags.dropped, meta.instanceId)}`);
-  const madeBefore = earlier === undefined ? await imageMadeBefore(ec2, token) : undefined;
-  let imageId: string;
-  /** Registered by this run, with the token: no need to ask EC2 whose it is before deregistering. */
-  let registeredHere = false;
   if (earlier !== undefined) {
-    imageId = answered(earlier.ImageId, `the image of ${earlier.InstanceId ?? 'the earlier instance'}`);
     log.info(
       `${meta.instanceId}: job ${manifest.job} was launched by an earlier run as ${earlier.InstanceId}; not launching again`,
     );
-  } else if (madeBefore !== undefined) {
-    imageId = madeBefore;
-    log.info(`${meta.instanceId}: using ${imageId}, registered by an earlier run`);
-  } else {
-    imageId = await registerImage(
-      ec2,
-      registerImageInput(settings, manifest.job, meta, spec, restored, date, token),
-    );
-    registeredHere = true;
-    log.info(`registered ${imageId} from ${mappings.length} restored snapshot(s)`);
   }
-  const image = imageId;
+  const { imageId: image, registeredHere } = await launchImage(
+    ec2,
+    token,
+    earlier,
+    log,
+    meta.instanceId,
+    () => ({
+      input: registerImageInput(settings, manifest.job, meta, spec, restored, date, token),
+      what: `${mappings.length} restored snapshot(s)`,
+    }),
+  );
   let keep = settings.keepImage;
   try {
     let instanceId = earlier?.InstanceId;
@@ -170,12 +161,7 @@ export async function launchInstance(
       { cause: err },
     );
   } finally {
-    // Only an AMI this launch registered (it carries the token) is ever deregistered.
-    if (!keep && (registeredHere || (await imageCarriesToken(ec2, image, token)))) {
-      await deregisterImage(ec2, image).catch((e: unknown) => {
-        log.error(`could not deregister ${image}: ${messageOf(e)}; deregister it by hand`);
-      });
-    }
+    if (!keep) await dropImage(ec2, image, token, registeredHere, log);
   }
 }
 
@@ -268,14 +254,4 @@ async function launchState(ec2: EC2Client, token: string): Promise<{ token: stri
     if (launched.length === 0) return { token: current };
     current = idempotencyToken(current, ...launched.map((i) => i.InstanceId ?? '').sort());
   }
-}
-
-/** The AMI an earlier run registered for this launch and did not get to use or deregister. */
-async function imageMadeBefore(ec2: EC2Client, token: string): Promise<string | undefined> {
-  const images = await imagesTagged(ec2, RESTORE_TAG.token, token);
-  return images.find((i) => i.State === 'available' || i.State === 'pending')?.ImageId;
-}
-
-async function imageCarriesToken(ec2: EC2Client, imageId: string, token: string): Promise<boolean> {
-  return tagValue((await describeImage(ec2, imageId))?.Tags, RESTORE_TAG.token) === token;
 }

@@ -1,12 +1,12 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
-import { describeSnapshots, ownSnapshots } from '../aws/snapshots.js';
+import { describeSnapshots, ownSnapshots } from '../../aws/snapshots.js';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { JOURNAL_TAG, TAG, tagValue } from '../format/tags.js';
-import { messageOf } from '../errors.js';
-import { syncDirectory, writeSynced } from '../durable.js';
-import { type Entries, entriesSchema, entryKey, RESTORE_JOURNAL_FILE } from '../format/restore-journal.js';
+import { JOURNAL_TAG, TAG, tagValue } from '../../format/tags.js';
+import { messageOf } from '../../errors.js';
+import { syncDirectory, writeSynced } from '../../durable.js';
+import { type Entries, entriesSchema, entryKey, RESTORE_JOURNAL_FILE } from '../../format/restore-journal.js';
 
 /**
  * Which restored snapshot holds which source job's volume, per target region. Each Bacula writer

@@ -4,7 +4,7 @@
  */
 import type { RestoreSettings } from '../../config.js';
 import type { InstanceMeta } from '../../format/members.js';
-import { registerImageInput, restoredMappings, runInstancesInput } from './input.js';
+import { registerImageInput, restoredMappings, runInstancesInput } from './launch-input.js';
 import type { LaunchSpec } from './preflight.js';
 import { describeLine, type SettingLine } from './settings.js';
 import type { RestoredVolume } from './volumes.js';
