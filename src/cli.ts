@@ -1,8 +1,21 @@
 import { join } from 'node:path';
 import { Argument, Command, CommanderError, Option, type OptionValues } from 'commander';
+import type { z } from 'zod';
 import type { Logger } from 'pino';
 import { describeAwsFailure } from './aws/failure.js';
 import type { CommandContext } from './commands/context.js';
+import {
+  backupFlags,
+  type CommonOptions,
+  commonFlags,
+  doctorFlags,
+  estimateFlags,
+  FLAGS,
+  listFlags,
+  pointsFlags,
+  restoreFlags,
+  verifyFlags,
+} from './commands/options.js';
 import { type CompletionSpec, completionScript, SHELLS, type Shell } from './commands/completion.js';
 import { manPage } from './commands/man.js';
 import {
@@ -22,14 +35,6 @@ import { captureProcessWarnings, createLogger, type LogFormat } from './log.js';
 
 export { VERSION } from './version.js';
 import { VERSION } from './version.js';
-
-interface CommonOptions {
-  config?: string;
-  logFormat: LogFormat;
-  logLevel: string;
-  region?: string;
-  workers?: string;
-}
 
 /**
  * A flag that sets a config key, validated exactly as the INI file is: declared once, here, with
@@ -160,7 +165,8 @@ function buildConfig(common: CommonOptions, options: OptionValues, section: 'bac
   if (common.region !== undefined)
     setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');
   // --workers: block reads for a backup, block writes for a restore.
-  if (common.workers !== undefined) setKey(config, section, 'workers', common.workers, '--workers');
+  const workers: unknown = options.workers;
+  if (typeof workers === 'string') setKey(config, section, 'workers', workers, '--workers');
   for (const f of [...COMMON_FLAGS, ...(section === 'restore' ? RESTORE_FLAGS : [])]) {
     const value: unknown = options[optionName(f)];
     if (value === undefined) continue;
@@ -186,11 +192,10 @@ function listLogger(config: Config, format: LogFormat, level: string): Logger {
   }
 }
 
-const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
-
 /**
- * Hands one command its typed options (commander gives untyped values) and runs it. Each command
- * module is loaded only when it runs, so `list` does not load the EBS client, for one.
+ * Hands one command its typed options, parsed from commander's untyped values through the
+ * command's flag table (commands/options.ts), and runs it. Each command module is loaded only
+ * when it runs, so `list` does not load the EBS client, for one.
  */
 async function dispatch(
   name: string,
@@ -198,74 +203,48 @@ async function dispatch(
   options: OptionValues,
   args: string[],
 ): Promise<void> {
-  const unit = { instance: text(options.instance), volume: text(options.volume) };
   switch (name) {
     case 'backup':
-      return (await import('./commands/backup.js')).backupCommand(ctx, {
-        ...unit,
-        job: text(options.job),
-        level: text(options.level),
-        prevJob: text(options.prevJob),
-        finalizer: options.finalizer === true,
-      });
+      return (await import('./commands/backup.js')).backupCommand(ctx, backupFlags.parse(options));
     case 'restore':
       return (await import('./commands/restore.js')).restoreCommand(ctx, {
+        ...restoreFlags.parse(options),
         files: args,
-        toDir: text(options.toDir),
-        where: text(options.where),
-        replace: text(options.replace),
-        launch: options.launch !== false,
-        skipIncomplete: options.skipIncomplete === true,
-        dryRun: options.dryRun === true,
-        volume: text(options.volume),
-        acceptFormat1: options.acceptFormat1 === true,
-        json: options.json === true,
-        force: options.force === true,
-        point: text(options.point),
-        instance: text(options.instance),
-        test: options.test === true,
       });
     case 'verify':
       return (await import('./commands/verify.js')).verifyCommand(ctx, {
+        ...verifyFlags.parse(options),
         files: args,
-        json: options.json === true,
       });
     case 'list':
-      return (await import('./commands/list.js')).listCommand(ctx, {
-        job: text(options.job),
-        level: text(options.level),
-        prevJob: text(options.prevJob),
-      });
+      return (await import('./commands/list.js')).listCommand(ctx, listFlags.parse(options));
     case 'points':
-      return (await import('./commands/points.js')).pointsCommand(ctx, {
-        ...unit,
-        json: options.json === true,
-      });
+      return (await import('./commands/points.js')).pointsCommand(ctx, pointsFlags.parse(options));
     case 'estimate':
-      return (await import('./commands/estimate.js')).estimateCommand(ctx, {
-        ...unit,
-        level: text(options.level),
-        prevJob: text(options.prevJob),
-        bandwidth: text(options.bandwidth),
-        json: options.json === true,
-      });
+      return (await import('./commands/estimate.js')).estimateCommand(ctx, estimateFlags.parse(options));
     case 'doctor':
-      return (await import('./commands/doctor.js')).doctorCommand(ctx, {
-        json: options.json === true,
-        baculaFdConf: text(options.baculaFdConf),
-      });
+      return (await import('./commands/doctor.js')).doctorCommand(ctx, doctorFlags.parse(options));
     default:
       throw new UsageError(`unknown command ${name}`);
   }
 }
 
+/** Adds a flag table's options (commands/options.ts) to a command, each with its help line. */
+function addFlags(cmd: Command, table: z.ZodObject): Command {
+  for (const [name, schema] of Object.entries(table.shape)) {
+    const meta = FLAGS.get(schema);
+    if (meta === undefined) throw new Error(`option ${name} has no flag in commands/options.ts`);
+    const option = new Option(meta.flag, meta.description);
+    if (meta.choices !== undefined) option.choices(meta.choices);
+    if (meta.default !== undefined) option.default(meta.default);
+    if (meta.hidden === true) option.hideHelp();
+    cmd.addOption(option);
+  }
+  return cmd;
+}
+
 export function buildProgram(
-  run: (
-    name: string,
-    common: CommonOptions,
-    options: Record<string, unknown>,
-    args: string[],
-  ) => Promise<void>,
+  run: (name: string, common: CommonOptions, options: OptionValues, args: string[]) => Promise<void>,
 ): Command {
   const program = new Command('ec2-bpipe')
     .description('Back up EC2 instances and EBS volumes into Bacula through bpipe, and restore them.')
@@ -280,125 +259,47 @@ export function buildProgram(
       outputError: (s, write) => write(`${s.trimEnd()} (ec2-bpipe <command> --help lists the options)\n`),
     });
 
-  const common = (cmd: Command): Command =>
-    addConfigFlags(
-      cmd
-        .option('--config <file>', 'INI config file (see examples/ec2-bpipe.ini)')
-        .option('--region <region>', 'AWS region (backup: the source; restore: the target)'),
-      COMMON_FLAGS,
-    )
-      .addOption(
-        new Option('--log-format <format>', 'log line format on stderr')
-          .choices(['human', 'json'])
-          .default('human'),
-      )
-      .addOption(
-        new Option('--log-level <level>', 'least severe level logged')
-          .choices(['debug', 'info', 'warn', 'error'])
-          .default('info'),
-      );
-
-  const unit = (cmd: Command): Command =>
-    cmd
-      .option('--instance <id>', 'back up this instance (all its EBS volumes, crash-consistent)')
-      .option('--volume <ids>', 'back up these volumes (comma-separated)');
+  const common = (cmd: Command): Command => addConfigFlags(addFlags(cmd, commonFlags), COMMON_FLAGS);
 
   const action = (name: string) =>
     function (this: Command, ...rest: unknown[]): Promise<void> {
-      const args = (rest.find((r) => Array.isArray(r)) as string[] | undefined) ?? [];
+      const args = rest.find((r): r is string[] => Array.isArray(r) && r.every((a) => typeof a === 'string'));
       const options = this.opts();
-      return run(name, options as CommonOptions, options, args);
+      return run(name, commonFlags.parse(options), options, args ?? []);
     };
 
-  unit(common(program.command('backup')))
+  addFlags(common(program.command('backup')), backupFlags)
     .description('Snapshot, read the blocks and write one tar stream to stdout')
-    .option('--workers <n>', 'parallel EBS block reads (default 8)')
-    .option('--job <name>', 'job name recorded in the stream and in snapshot tags (Bacula: %j)')
-    .addOption(new Option('--level <level>', 'backup level (Bacula: %l)').default('Full'))
-    .option('--prev-job <name>', 'job the level is based on (Bacula: %S)')
-    .option('--finalizer', 'write the chain finalizer (restore.json) instead of data')
     .action(action('backup'));
 
   addConfigFlags(
-    common(program.command('restore'))
+    addFlags(common(program.command('restore')), restoreFlags)
       .description('Read streams (files, or stdin) and restore them to AWS or to a directory')
-      .argument('[files...]', 'stream files, applied in the order given; stdin when none')
-      .option('--to-dir <dir>', 'write raw images and metadata under this directory')
-      .option(
-        '--where <path>',
-        'Bacula restore location (%w): empty or / restores to AWS, else to files under it',
-      )
-      .option(
-        '--replace <code>',
-        'Bacula replace code (%r) for files: a always, w ifnewer, o ifolder, n never',
-      )
-      .option(
-        '--force',
-        'with --to-dir: overwrite images that hold a newer restore point (refused without it)',
-      )
-      .option('--workers <n>', 'parallel EBS block writes (default 8)')
-      .option('--json', 'with --dry-run: print the plan as one JSON object; with --test: the report')
-      .option(
-        '--point <job>',
-        'launch from the snapshots of this job (or latest) that AWS still holds; reads no stream',
-      )
-      .option('--instance <id>', 'with --point: the instance whose point it is')
-      .option(
-        '--test',
-        'restore test: launch, wait for the status checks, then remove everything the test created',
-      )
-      .option('--no-launch', 'restore snapshots only, launch no instance')
-      .option(
-        '--skip-incomplete',
-        'skip, with a warning, a stream cut short by a failed backup (Bacula data lines)',
-      )
-      .option(
-        '--volume <ids>',
-        'restore only these volumes of the stream (comma-separated); launches no instance',
-      )
-      .option(
-        '--dry-run',
-        'verify the streams, check the chain and every override, print the plan; create nothing',
-      )
-      .option(
-        '--accept-format-1',
-        'restore format 1 streams (ec2-bpipe 0.1), which cannot prove where each block belongs',
-      ),
+      .argument('[files...]', 'stream files, applied in the order given; stdin when none'),
     RESTORE_FLAGS,
   ).action(action('restore'));
 
-  common(program.command('verify'))
+  addFlags(common(program.command('verify')), verifyFlags)
     .description('Check streams without AWS: structure, every block digest, aggregates, end marker')
     .argument('[files...]', 'stream files, oldest first (their chain order is checked); stdin when none')
-    .option('--json', 'print one JSON object instead of lines')
     .action(action('verify'));
 
-  common(program.command('list'))
+  addFlags(common(program.command('list')), listFlags)
     .description('Print the bpipe plugin lines for a Bacula job (FileSet generator)')
-    .option('--job <name>', 'Bacula %j')
-    .option('--level <level>', 'Bacula %l')
-    .option('--prev-job <name>', 'Bacula %S')
     .action(action('list'));
 
-  unit(common(program.command('points')))
+  addFlags(common(program.command('points')), pointsFlags)
     .description("List the restore points of the config's units, from the tags of their snapshots")
-    .option('--json', 'print JSON instead of a table')
     .action(action('points'));
 
-  unit(common(program.command('estimate')))
+  addFlags(common(program.command('estimate')), estimateFlags)
     .description('Say what a backup would move and how many workers the bandwidth calls for')
-    .option('--level <level>', 'level to estimate: Full (default), Incremental or Differential')
-    .option('--prev-job <name>', 'job an Incremental or Differential would be based on')
-    .option('--bandwidth <MiB/s>', 'available bandwidth in MiB/s: prints the workers and time it calls for')
-    .option('--json', 'print JSON instead of lines')
     .action(action('estimate'));
 
-  common(program.command('doctor'))
+  addFlags(common(program.command('doctor')), doctorFlags)
     .description(
       'Check the setup before the first job: Node, state directory, bpipe plugin, credentials, every permission',
     )
-    .option('--bacula-fd-conf <file>', "the file daemon's config (default: /etc/bacula/bacula-fd.conf)")
-    .option('--json', 'print JSON instead of a checklist')
     .action(action('doctor'));
 
   program

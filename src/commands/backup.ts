@@ -5,18 +5,8 @@ import { createClients, resolveRegion } from '../aws/clients.js';
 import { UsageError } from '../errors.js';
 import { logSummary } from '../progress.js';
 import { resolveUnit } from '../selection.js';
-import type { CommandContext, UnitOptions } from './context.js';
-
-export interface BackupOptions extends UnitOptions {
-  /** Bacula's %j; default `manual-<time>`. */
-  job?: string;
-  /** Bacula's %l: Full, Incremental or Differential, any case. */
-  level?: string;
-  /** Bacula's %S: the job the level is based on. */
-  prevJob?: string;
-  /** Write the chain finalizer (restore.json) instead of data. */
-  finalizer: boolean;
-}
+import type { CommandContext } from './context.js';
+import type { BackupOptions } from './options.js';
 
 /** `ec2-bpipe backup`: one unit's stream on stdout, or its finalizer. */
 export async function backupCommand(ctx: CommandContext, options: BackupOptions): Promise<void> {

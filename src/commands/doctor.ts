@@ -27,12 +27,7 @@ import { describeError, RuntimeFailure } from '../errors.js';
 import { errorCode } from '../retry.js';
 import { selectedUnits, type Unit } from '../selection.js';
 import type { CommandContext } from './context.js';
-
-export interface DoctorOptions {
-  json: boolean;
-  /** The Bacula file daemon's config, whose Plugin Directory must hold bpipe-fd.so. */
-  baculaFdConf?: string;
-}
+import type { DoctorOptions } from './options.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 

@@ -8,17 +8,8 @@ import { UsageError } from '../errors.js';
 import { resolveUnit } from '../selection.js';
 import { BLOCK_SIZE, GIB } from '../format/container.js';
 import type { Level } from '../format/fields.js';
-import type { CommandContext, UnitOptions } from './context.js';
-
-export interface EstimateOptions extends UnitOptions {
-  /** The level to estimate: Full (default), Incremental or Differential. */
-  level?: string;
-  /** The job an Incremental or Differential would be based on. */
-  prevJob?: string;
-  /** Available bandwidth in MiB/s, as typed: the workers and time it calls for are printed. */
-  bandwidth?: string;
-  json: boolean;
-}
+import type { CommandContext } from './context.js';
+import type { EstimateOptions } from './options.js';
 
 /** How many past intervals (pairs of consecutive complete snapshots) a prediction averages. */
 const HISTORY_INTERVALS = 3;

@@ -6,13 +6,7 @@ import { UsageError } from '../errors.js';
 import { refuseOverlap, selectedUnits, type Unit } from '../selection.js';
 import { FINALIZER_NAME } from '../format/container.js';
 import type { CommandContext } from './context.js';
-
-export interface ListOptions {
-  /** Bacula's %j, %l and %S, passed on to each unit's reader line. */
-  job?: string;
-  level?: string;
-  prevJob?: string;
-}
+import type { ListOptions } from './options.js';
 
 /** Bacula cuts generator lines at 1000 bytes; a cut line would run a different command. */
 export const MAX_LINE = 999;

@@ -11,11 +11,8 @@ import { readPointRecord, recordedJobs } from '../format/point-record.js';
 import { instanceState } from '../aws/metadata.js';
 import { INSTANCE_ID } from '../ids.js';
 import { refuseOverlap, resolveUnit, selectedUnits, type Unit } from '../selection.js';
-import type { CommandContext, UnitOptions } from './context.js';
-
-export interface PointsOptions extends UnitOptions {
-  json: boolean;
-}
+import type { CommandContext } from './context.js';
+import type { PointsOptions } from './options.js';
 
 /** One restore point: a job of a unit, as the tags of its snapshots describe it. */
 export interface RestorePoint {

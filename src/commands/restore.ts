@@ -14,37 +14,7 @@ import { parseReplace } from '../restore/files/replace.js';
 import { parseVolumeSelection } from '../restore/volume-filter.js';
 import { StreamDefect } from '../stream/reader.js';
 import type { CommandContext } from './context.js';
-
-export interface RestoreOptions {
-  /** Stream files and finalizers, applied in the order given; stdin when none. */
-  files: string[];
-  /** Restore to raw images under this directory. */
-  toDir?: string;
-  /** Bacula's %w: empty or / restores to AWS, anything else to files under it. */
-  where?: string;
-  /** Bacula's %r: a (always, the default), w (ifnewer), o (ifolder), n (never) for files. */
-  replace?: string;
-  /** Launch an instance from the chain's head (false with --no-launch). */
-  launch: boolean;
-  /** Skip, with a warning, a stream a failed backup cut short (Bacula's data writers). */
-  skipIncomplete: boolean;
-  /** Verify and plan a restore to AWS; create nothing. */
-  dryRun: boolean;
-  /** Restore only these volumes (comma-separated ids), to AWS or to files. */
-  volume?: string;
-  /** Restore format 1 streams (ec2-bpipe 0.1), which prove less. */
-  acceptFormat1: boolean;
-  /** With --dry-run: the plan as one JSON object. */
-  json: boolean;
-  /** With --to-dir: overwrite images that hold a newer restore point. */
-  force?: boolean;
-  /** Launch from the snapshots of this job (or `latest`) that AWS still holds; no stream is read. */
-  point?: string;
-  /** With --point: the instance whose point it is. */
-  instance?: string;
-  /** Restore test: launch, wait for the status checks, remove everything the test created. */
-  test?: boolean;
-}
+import type { RestoreOptions } from './options.js';
 
 /**
  * `ec2-bpipe restore`: to a directory with --to-dir (or a Bacula --where other than / and empty),

@@ -3,13 +3,7 @@ import { streamInputs } from '../inputs.js';
 import type { Manifest } from '../format/members.js';
 import { readStream, type VolumeReport, warnFormat1 } from '../stream/reader.js';
 import type { CommandContext } from './context.js';
-
-export interface VerifyOptions {
-  /** Stream files, in order; stdin when none. */
-  files: string[];
-  /** One JSON object on stdout instead of the `ok`/`FAILED` lines. */
-  json?: boolean;
-}
+import type { VerifyOptions } from './options.js';
 
 /** What `verify --json` says of one stream (docs/JSON.md). */
 interface StreamVerdict {

@@ -4,7 +4,7 @@
  * answer is retried and the call then succeeds; a final one fails at the first request, named.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type BlockRef, readBlock, snapshotBlocks } from '../../src/aws/blocks.js';
 import { type AwsClients, createClients } from '../../src/aws/clients.js';
 import { completeSnapshot, putBlock, startSnapshot } from '../../src/aws/writes.js';
@@ -50,7 +50,8 @@ describe('the EBS error retries table', () => {
     await em.close();
     restoreClock();
   });
-  afterEach(async () => {
+  // Before each test, not after: the first test must not count the set-up's requests.
+  beforeEach(async () => {
     await em.admin.call('POST', 'requests/reset');
   });
 

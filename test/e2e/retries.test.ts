@@ -14,12 +14,18 @@ describe('retries the SDK leaves to us', () => {
   let config: string;
   let volumeId: string;
   let tarFile: string;
+  const baseFile = join(dir.path, 'base.tar');
 
   beforeAll(async () => {
     em = await emulator();
     ({ volumeId } = await em.admin.volume({ sizeGiB: 1, fill: { blocks: 16, seed: 5 } }));
     config = writeConfig(dir.path, em);
     tarFile = join(dir.path, 'v.tar');
+    // The stream the restore test reads, made here so that it does not depend on the backup test.
+    const made = await cli(['backup', `--config=${config}`, `--volume=${volumeId}`, '--job=base'], {
+      stdoutFile: baseFile,
+    });
+    expect(made.code, made.stderr).toBe(0);
   });
   afterAll(async () => {
     await em.close();
@@ -27,6 +33,7 @@ describe('retries the SDK leaves to us', () => {
   });
 
   it('backup retries ConcurrentLimitExceededException on GetSnapshotBlock', async () => {
+    await em.admin.call('POST', 'requests/reset');
     await em.admin.call('POST', 'fail', {
       action: 'GetSnapshotBlock',
       code: 'ConcurrentLimitExceededException',
@@ -46,7 +53,7 @@ describe('retries the SDK leaves to us', () => {
     try {
       await em.admin.call('POST', 'requests/reset');
       // A tenth of the real back-off: the scaled-down default would give up before 1.2 s pass.
-      const result = await cli(['restore', '--from-snapshots=never', `--config=${config}`, tarFile], {
+      const result = await cli(['restore', '--from-snapshots=never', `--config=${config}`, baseFile], {
         env: { EC2_BPIPE_BACKOFF_SCALE: '0.1' },
       });
       expect(result.code, result.stderr).toBe(0);
