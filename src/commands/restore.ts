@@ -3,7 +3,7 @@ import { refuseUnknownProfile } from '../aws/profile.js';
 import { describeError, RuntimeFailure, UsageError } from '../errors.js';
 import { logSummary } from '../progress.js';
 import { type Classified, classify, type Input, streamInputs } from '../inputs.js';
-import type { AppliedStream } from '../restore/aws/restore.js';
+import type { AppliedStream } from '../restore/aws/applied.js';
 import { parsePointChoice, type PointChoice } from '../restore/aws/point.js';
 import { volumesUnit } from '../selection.js';
 import { INSTANCE_ID } from '../ids.js';

@@ -1,91 +1,36 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type AwsClients, createClients, requireEndpoints } from '../../aws/clients.js';
 import type { EndpointService } from '../../aws/endpoints.js';
-import { throttleNote, workerLimit } from '../../aws/throttling.js';
 import type { InstanceMeta } from '../../format/members.js';
-import { describeSnapshots, ownSnapshots, tagResources, waitForSnapshots } from '../../aws/snapshots.js';
-import { completeSnapshot, putBlock, startSnapshot } from '../../aws/writes.js';
+import { describeSnapshots, tagResources, waitForSnapshots } from '../../aws/snapshots.js';
+import { completeSnapshot, putBlock } from '../../aws/writes.js';
 import type { Config } from '../../config.js';
 import { messageOf, RuntimeFailure, UsageError } from '../../errors.js';
 import type { Input } from '../../inputs.js';
 import { liveDisplay } from '../../display.js';
 import { onInterrupt } from '../../lifecycle.js';
-import { fixedLimit, Slots, type WorkerLimit } from '../../pool.js';
-import { BLOCK_SIZE } from '../../format/container.js';
-import { VolumeProgress } from '../../progress.js';
 import { finalizerManifest } from '../../format/finalizer.js';
-import type { Manifest, VolumeMeta, VolumeSum } from '../../format/members.js';
+import type { Manifest } from '../../format/members.js';
 import { readStream, warnFormat1, StreamDefect } from '../../stream/reader.js';
 import type { Finalizer } from '../../format/finalizer.js';
-import { JOURNAL_TAG, RESTORE_TAG, tagValue } from '../../format/tags.js';
+import { RESTORE_TAG } from '../../format/tags.js';
 import { RestoreJournal } from './journal.js';
 import { refuseUnknownVolumes } from '../volume-filter.js';
 import { ApplicabilityCheck } from './applicable.js';
-import { launchInstance, type LaunchResult } from './launch.js';
+import { type LaunchResult } from './launch.js';
 import { choosePoint, liveLinks, liveMismatch, type PointChoice } from './point.js';
 import { readPointRecord } from '../../format/point-record.js';
 import type { ChainLink } from '../../backup/links.js';
 import { testInstance } from './restore-test.js';
-import { launchPlan, planLines } from './plan.js';
 import { preflight, type Target } from './preflight.js';
-import { idempotencyToken, restoreTags } from './tags.js';
-import { createVolumes, type RestoredVolume } from './volumes.js';
-
-/** How a dry run names the snapshots it would make. */
-const PLANNED = '(new snapshot';
+import { type RestoredVolume } from './volumes.js';
+import { PLANNED, SnapshotSessions, streamProof, type VolumeSession } from './snapshots.js';
+import { finishHead } from './finish.js';
+import type { AppliedStream, AwsRestoreOptions } from './applied.js';
 
 function plannedKey(region: string, config: string, volumeId: string, job: string): string {
   return `${region}|${config}|${volumeId}|${job}`;
-}
-
-interface VolumeSession {
-  meta: VolumeMeta;
-  snapshotId: string;
-  /** Completed by an earlier run with the same source: its blocks are read and checked, not written again. */
-  alreadyComplete: boolean;
-  slots: Slots;
-  /** The writes' worker limit. */
-  limit: WorkerLimit;
-  /** Blocks written, time and throttled requests since the volume began. */
-  progress: VolumeProgress;
-  sum?: VolumeSum;
-}
-
-/** What one stream left in AWS: enough to launch its instance once the chain is applied. */
-export interface AppliedStream {
-  manifest: Manifest;
-  instance?: InstanceMeta;
-  target: Target;
-  clients: AwsClients;
-  restored: Map<string, RestoredVolume>;
-  /**
-   * The launch already under way: started from the stream's live snapshots ([restore]
-   * from-snapshots) while the stream was still being read.
-   */
-  launched?: Promise<LaunchResult | undefined>;
-}
-
-export interface AwsRestoreOptions {
-  /** Whether an instance will be launched at the end: only then are subnet and groups needed. */
-  launch: boolean;
-  /**
-   * Read and verify the streams, check the chain and every override against AWS, and print what
-   * would be created; create, tag and write nothing.
-   */
-  dryRun?: boolean;
-  /** Restore only these volumes of each stream (--volume); no instance is launched then. */
-  volumes?: ReadonlySet<string>;
-  /** Read format 1 streams, which prove less (--accept-format-1). */
-  acceptFormat1?: boolean;
-  /** With dryRun: the plan as one JSON object on stdout. */
-  json?: boolean;
-  /**
-   * A restore test's id (restore --test): new snapshots whatever an earlier restore left (the
-   * test removes them), and the instance launched as a test (testInstance).
-   */
-  testId?: string;
 }
 
 /**
@@ -100,6 +45,7 @@ export class AwsRestore {
   /** Dry run: the snapshots earlier streams of this run would have made, for the later links. */
   private readonly planned = new Map<string, string>();
   private readonly applicable: ApplicabilityCheck;
+  private readonly snapshots: SnapshotSessions;
   /** Blocks read and verified from the streams so far (the summary line says them). */
   blocksRead = 0;
 
@@ -111,6 +57,7 @@ export class AwsRestore {
   ) {
     this.journal = new RestoreJournal(config.bacula.stateDir, log);
     this.applicable = new ApplicabilityCheck(config, log);
+    this.snapshots = new SnapshotSessions(config, log, options.testId, (line) => this.planNote(line));
   }
 
   /** A line of a dry run's plan: on stdout, or (with --json, where stdout holds the plan object alone) in the log. */
@@ -293,13 +240,13 @@ export class AwsRestore {
             const { manifest, clients } = started();
             if (!this.selected(meta.volumeId)) {
               // Read and checked like the others, written nowhere.
-              current = this.passOver(clients, meta);
+              current = this.snapshots.passOver(clients, meta);
               return;
             }
             const link = live.get(meta.volumeId);
             const mismatch = link && liveMismatch(link, meta, manifest.region);
             if (link && mismatch === undefined) {
-              current = this.passOver(clients, meta, link.snapshotId);
+              current = this.snapshots.passOver(clients, meta, link.snapshotId);
               liveSessions.push(current);
               const line = `${meta.volumeId}: job ${manifest.job} is live as ${link.snapshotId} in ${clients.region}; nothing is written, the stream is read and verified`;
               if (this.options.dryRun) this.planNote(`snapshot: ${line}`);
@@ -312,7 +259,7 @@ export class AwsRestore {
                 `${meta.volumeId}: not restored from ${link.snapshotId}: ${mismatch ?? ''}; writing it from the stream`,
               );
             if (this.options.dryRun) {
-              current = this.plan(clients, manifest, meta, (await parents()).get(meta.volumeId));
+              current = this.snapshots.plan(clients, manifest, meta, (await parents()).get(meta.volumeId));
               sessions.push(current);
               return;
             }
@@ -324,7 +271,13 @@ export class AwsRestore {
             if (current !== undefined && liveSessions.includes(current)) return;
             const { manifest, clients } = started();
             const proof = streamProof(manifest, meta, mapDigest);
-            current = await this.start(clients, manifest, meta, (await parents()).get(meta.volumeId), proof);
+            current = await this.snapshots.start(
+              clients,
+              manifest,
+              meta,
+              (await parents()).get(meta.volumeId),
+              proof,
+            );
             sessions.push(current);
           },
           block: async (_meta, index, data, digest) => {
@@ -347,7 +300,7 @@ export class AwsRestore {
             await volume.slots.drain();
             volume.sum = sum;
             volume.progress.finish();
-            if (!volume.alreadyComplete) this.logWritten(volume);
+            if (!volume.alreadyComplete) this.snapshots.logWritten(volume);
           },
           end: async () => {
             // The whole stream is read and every checksum matched: only now are snapshots completed.
@@ -369,11 +322,13 @@ export class AwsRestore {
       // The pending note stays: the command's error line says which snapshots were left.
       for (const session of sessions) await session.slots.drain().catch(() => undefined);
       if (err instanceof StreamDefect && !err.incomplete && begun !== undefined) {
-        await this.abandon(begun.clients, sessions).catch((tagErr: unknown) =>
-          this.log.warn(
-            `could not mark the snapshots of a damaged stream as abandoned (${messageOf(tagErr)})`,
-          ),
-        );
+        await this.snapshots
+          .abandon(begun.clients, sessions)
+          .catch((tagErr: unknown) =>
+            this.log.warn(
+              `could not mark the snapshots of a damaged stream as abandoned (${messageOf(tagErr)})`,
+            ),
+          );
       }
       throw err;
     }
@@ -454,56 +409,6 @@ export class AwsRestore {
     return links;
   }
 
-  /**
-   * Pending snapshots an earlier attempt started for the same source volume and job from another
-   * stream (its manifest, metadata or sparse map differed: a damaged or cut copy): tagged
-   * abandoned and named, so that no attempt resumes them; EBS discards them after its timeout.
-   */
-  private async abandonOthers(
-    clients: AwsClients,
-    manifest: Manifest,
-    meta: VolumeMeta,
-    proof: string,
-    ours: string,
-  ): Promise<void> {
-    const pending = await ownSnapshots(
-      clients.ec2,
-      {
-        [JOURNAL_TAG.config]: manifest.config,
-        [JOURNAL_TAG.job]: manifest.job,
-        [JOURNAL_TAG.volume]: meta.volumeId,
-      },
-      'pending',
-    );
-    const stale = pending
-      .filter(
-        (s) =>
-          s.SnapshotId !== undefined &&
-          s.SnapshotId !== ours &&
-          s.State === 'pending' &&
-          tagValue(s.Tags, JOURNAL_TAG.proof) !== proof &&
-          tagValue(s.Tags, JOURNAL_TAG.abandoned) === undefined,
-      )
-      .flatMap((s) => (s.SnapshotId === undefined ? [] : [s.SnapshotId]));
-    if (stale.length === 0) return;
-    await tagResources(clients.ec2, stale, [{ Key: JOURNAL_TAG.abandoned, Value: 'other-stream' }]);
-    this.log.warn(
-      `${meta.volumeId}: ${stale.join(', ')}, left pending by an attempt that read another copy of job ${manifest.job}'s stream, not resumed: marked abandoned`,
-    );
-  }
-
-  /** Tags the pending snapshots of an attempt that read a damaged stream, so no later attempt resumes them. */
-  private async abandon(clients: AwsClients, sessions: VolumeSession[]): Promise<void> {
-    const open = sessions.filter((s) => !s.alreadyComplete).map((s) => s.snapshotId);
-    if (open.length === 0) return;
-    await tagResources(clients.ec2, open, [{ Key: JOURNAL_TAG.abandoned, Value: 'damaged-stream' }]);
-  }
-
-  private async abandoned(clients: AwsClients, snapshotId: string): Promise<boolean> {
-    const [snapshot] = await describeSnapshots(clients.ec2, [snapshotId]);
-    return snapshot?.Tags?.some((t) => t.Key === JOURNAL_TAG.abandoned) ?? false;
-  }
-
   /** The restored snapshot of the base job for each volume of a non-Full stream; refuses when one is missing. */
   private async parents(clients: AwsClients, manifest: Manifest): Promise<Map<string, string>> {
     const parents = new Map<string, string>();
@@ -550,161 +455,8 @@ export class AwsRestore {
     }
   }
 
-  /** `vol-…: 2048 blocks written to snap-… in 9.1s, effective 112.5 MiB/s, 3% of … throttled`. */
-  private logWritten(volume: VolumeSession): void {
-    // The line and its JSON record say the same figures, taken once.
-    const fields = volume.progress.fields();
-    this.log.info(
-      { event: 'volume', ...fields, snapshot: volume.snapshotId },
-      `${volume.meta.volumeId}: ${volume.meta.blockCount} blocks written to ${volume.snapshotId} in ${fields.seconds.toFixed(1)}s, ` +
-        `effective ${fields.mibps.toFixed(1)} MiB/s${volume.progress.throttledShare()}${throttleNote(volume.limit)}`,
-    );
-  }
-
-  /** The snapshot StartSnapshot would get: chains take their parent's key (docs/DESIGN.md §5). */
-  private encryption(
-    clients: AwsClients,
-    manifest: Manifest,
-    meta: VolumeMeta,
-    parentSnapshotId: string | undefined,
-  ): { encrypted: boolean; kmsKeyArn: string | undefined } {
-    const settings = this.config.restore;
-    const kmsKeyArn =
-      parentSnapshotId !== undefined
-        ? undefined
-        : (settings.kmsKeyId ??
-          (meta.encrypted && clients.region === manifest.region ? (meta.kmsKeyId ?? undefined) : undefined));
-    return {
-      encrypted: parentSnapshotId === undefined && (meta.encrypted || kmsKeyArn !== undefined),
-      kmsKeyArn,
-    };
-  }
-
   private selected(volumeId: string): boolean {
     return this.options.volumes === undefined || this.options.volumes.has(volumeId);
-  }
-
-  /**
-   * A session that writes nothing: its blocks are read and checked, and go nowhere (a volume left
-   * out by --volume, or a dry run's planned snapshot, named `snapshotId`).
-   */
-  private passOver(clients: AwsClients, meta: VolumeMeta, snapshotId = ''): VolumeSession {
-    return {
-      meta,
-      snapshotId,
-      // Nothing is written nor completed.
-      alreadyComplete: true,
-      slots: new Slots(1),
-      limit: fixedLimit(1),
-      progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE),
-    };
-  }
-
-  /** Dry run: says what StartSnapshot would make of the volume, and makes nothing. */
-  private plan(
-    clients: AwsClients,
-    manifest: Manifest,
-    meta: VolumeMeta,
-    parentSnapshotId: string | undefined,
-  ): VolumeSession {
-    const { encrypted, kmsKeyArn } = this.encryption(clients, manifest, meta, parentSnapshotId);
-    const snapshotId = `${PLANNED} of ${meta.volumeId} job ${manifest.job})`;
-    const chain =
-      parentSnapshotId !== undefined ? `on ${parentSnapshotId}, in its key` : "a chain's first snapshot";
-    const key =
-      parentSnapshotId !== undefined
-        ? ''
-        : encrypted
-          ? `, encrypted with ${kmsKeyArn ?? 'the default EBS key'}`
-          : ', not encrypted';
-    this.planNote(
-      `snapshot: ${meta.volumeId} job ${manifest.job}: ${meta.sizeGiB} GiB, ${meta.blockCount} blocks, ${chain}${key}, in ${clients.region}`,
-    );
-    return this.passOver(clients, meta, snapshotId);
-  }
-
-  private async start(
-    clients: AwsClients,
-    manifest: Manifest,
-    meta: VolumeMeta,
-    parentSnapshotId: string | undefined,
-    /** What this stream writes to the snapshot (streamProof): a pending one of another is not resumed. */
-    proof: string,
-  ): Promise<VolumeSession> {
-    const settings = this.config.restore;
-    // A chain link takes its parent's encryption and key: StartSnapshot refuses Encrypted or a
-    // key beside ParentSnapshotId (docs/DESIGN.md §5). Only the chain's first snapshot chooses.
-    const { encrypted, kmsKeyArn } = this.encryption(clients, manifest, meta, parentSnapshotId);
-    const tags = [
-      { Key: JOURNAL_TAG.config, Value: manifest.config },
-      { Key: JOURNAL_TAG.job, Value: manifest.job },
-      { Key: JOURNAL_TAG.volume, Value: meta.volumeId },
-      { Key: JOURNAL_TAG.snapshot, Value: meta.snapshotId },
-      { Key: JOURNAL_TAG.proof, Value: proof },
-      ...restoreTags(settings, meta.volumeId, '').filter((t) => t.Key !== RESTORE_TAG.date),
-    ];
-    // The same source restored again gets the same token: a crashed restore resumes its snapshot
-    // instead of leaving a second one. A snapshot that failed earlier makes way for a new token.
-    // A restore test always starts its own: it removes them at its end.
-    let salt = this.options.testId ?? '';
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const started = await startSnapshot(clients.ebs, {
-        sizeGiB: meta.sizeGiB,
-        ...(parentSnapshotId !== undefined && { parentSnapshotId }),
-        encrypted,
-        ...(kmsKeyArn !== undefined && { kmsKeyArn }),
-        clientToken: idempotencyToken(
-          manifest.config,
-          manifest.job,
-          meta.volumeId,
-          meta.snapshotId,
-          clients.region,
-          kmsKeyArn ?? '',
-          parentSnapshotId ?? '',
-          proof,
-          salt,
-        ),
-        description: `ec2-bpipe restore of ${meta.volumeId} (${meta.snapshotId}), job ${manifest.job}`,
-        tags,
-      });
-      const snapshotId = started.SnapshotId;
-      if (snapshotId === undefined)
-        throw new RuntimeFailure(`StartSnapshot for ${meta.volumeId} returned no snapshot id`);
-      if (started.Status === 'error') {
-        this.log.warn(
-          `${snapshotId}, left by an earlier attempt, is in the error state; starting a new snapshot`,
-        );
-        salt = snapshotId;
-        continue;
-      }
-      // A pending snapshot of an earlier attempt is resumed (every block is written again), unless
-      // that attempt read a damaged stream: it may hold blocks at indices this stream does not have.
-      if (started.Status === 'pending' && (await this.abandoned(clients, snapshotId))) {
-        this.log.warn(
-          `${snapshotId}, left by an attempt that read a damaged stream, is not resumed; starting a new snapshot`,
-        );
-        salt = snapshotId;
-        continue;
-      }
-      await this.abandonOthers(clients, manifest, meta, proof, snapshotId);
-      const alreadyComplete = started.Status === 'completed';
-      const parent = parentSnapshotId ? ` on ${parentSnapshotId}` : '';
-      this.log.info(
-        `${meta.volumeId}: ${alreadyComplete ? 'already restored as' : 'writing'} ${snapshotId}${parent} (${meta.blockCount} blocks)`,
-      );
-      const limit = workerLimit(settings.workers, settings.adaptWorkers, clients.ebsCounts);
-      return {
-        meta,
-        snapshotId,
-        alreadyComplete,
-        slots: new Slots(limit),
-        limit,
-        progress: new VolumeProgress(this.log, meta.volumeId, meta.blockCount, BLOCK_SIZE, clients.ebsCounts),
-      };
-    }
-    throw new RuntimeFailure(
-      `could not start a snapshot for ${meta.volumeId}: earlier attempts left snapshots in the error state or abandoned`,
-    );
   }
 
   /**
@@ -817,99 +569,18 @@ export class AwsRestore {
   }
 
   /**
-   * After the chain: launches the head's instance, or creates volumes for a volume stream.
-   * Returns what was launched (a restore test checks and removes it).
+   * After the chain: launches the head's instance, or creates volumes for a volume stream (a dry
+   * run prints the plan). Returns what was launched (a restore test checks and removes it).
    */
-  async finish(head: AppliedStream): Promise<LaunchResult | undefined> {
-    const settings = this.config.restore;
-    const { manifest, instance, target } = head;
-    const { ec2 } = head.clients;
-    // A test's volumes carry none of the source's tags (testInstance says why).
-    const restored =
-      this.options.testId === undefined
-        ? head.restored
-        : new Map([...head.restored].map(([id, v]) => [id, { ...v, meta: { ...v.meta, tags: [] } }]));
-    const partial = this.options.volumes !== undefined;
-    if (partial && manifest.kind === 'instance' && this.options.launch) {
-      this.log.info(
-        `${manifest.resourceId}: only ${[...restored.keys()].join(', ')} restored (--volume): no instance is launched${settings.createVolume ? '' : '; --create-volume makes volumes of them'}`,
-      );
-    }
-    const { launching, creatingVolumes: volumesWanted } = this.intent(manifest.kind);
-    const spec = target.launch;
-    if (this.options.dryRun) {
-      if (instance && launching && spec) {
-        const plan = launchPlan(settings, manifest.job, target.region, instance, spec, restored);
-        if (this.options.json) {
-          this.print(JSON.stringify({ dryRun: true, launch: plan }));
-          return undefined;
-        }
-        for (const line of planLines(plan)) this.print(line);
-      } else if (this.options.json) {
-        this.print(
-          JSON.stringify({
-            dryRun: true,
-            snapshots: [...restored].map(([source, v]) => ({ source, snapshot: v.snapshotId })),
-            ...(volumesWanted && {
-              volumes: [...restored].map(([source, v]) => ({
-                source,
-                zone: settings.availabilityZone ?? v.meta.availabilityZone,
-              })),
-            }),
-          }),
-        );
-        return undefined;
-      } else if (volumesWanted) {
-        for (const [volumeId, v] of restored) {
-          this.print(
-            `volume: from ${v.snapshotId} (source ${volumeId}) in ${settings.availabilityZone ?? v.meta.availabilityZone ?? '?'}`,
-          );
-        }
-      }
-      this.print('dry run: nothing was created');
-      return undefined;
-    }
-    if (instance && launching && spec) {
-      const result = await launchInstance(
-        ec2,
-        settings,
-        manifest,
-        instance,
-        target,
-        spec,
-        restored,
-        this.log,
-      );
-      for (const v of result.volumes)
-        this.print(`volume ${v.volumeId} source=${v.source} device=${v.device}`);
-      if (result.imageKept) this.print(`image ${result.imageId} source=${instance.instanceId}`);
-      this.print(
-        `instance ${result.instanceId} source=${instance.instanceId} region=${target.region} az=${result.availabilityZone}`,
-      );
-      return result;
-    }
-    if (volumesWanted) {
-      for (const v of await createVolumes(ec2, settings, manifest, target, restored, this.log)) {
-        this.print(`volume ${v.volumeId} source=${v.source} az=${v.availabilityZone}`);
-      }
-    }
-    return undefined;
+  finish(head: AppliedStream): Promise<LaunchResult | undefined> {
+    return finishHead(head, {
+      settings: this.config.restore,
+      options: this.options,
+      intent: this.intent(head.manifest.kind),
+      print: this.print,
+      log: this.log,
+    });
   }
-}
-
-/**
- * What a stream writes to a volume's snapshot, as far as it is known before the first block: the
- * manifest, the volume's metadata and the block indices of its sparse map. A pending snapshot is
- * resumed only by a stream with the same proof, which writes every block it holds again.
- */
-function streamProof(manifest: Manifest, meta: VolumeMeta, mapDigest: Buffer): string {
-  return createHash('sha256')
-    .update(JSON.stringify(manifest))
-    .update('\n')
-    .update(JSON.stringify(meta))
-    .update('\n')
-    .update(mapDigest)
-    .digest('hex');
 }
 
 /**
