@@ -71,7 +71,11 @@ export async function finishHead(
     return undefined;
   }
   if (instance && launching && spec) {
-    const result = await launchInstance(ec2, settings, manifest, instance, target, spec, restored, log);
+    const result = await launchInstance(
+      ec2,
+      { settings, manifest, meta: instance, target, spec, restored },
+      log,
+    );
     for (const v of result.volumes) print(`volume ${v.volumeId} source=${v.source} device=${v.device}`);
     if (result.imageKept) print(`image ${result.imageId} source=${instance.instanceId}`);
     print(

@@ -42,14 +42,7 @@ export interface LaunchResult {
  * restore with other overrides is another launch (docs/DESIGN.md §5). What happens after the
  * launch (Elastic IPs, source/destination checks) is left out: it is redone on a rerun.
  */
-function launchToken(
-  settings: RestoreSettings,
-  manifest: Manifest,
-  meta: InstanceMeta,
-  target: Target,
-  spec: LaunchSpec,
-  restored: Map<string, RestoredVolume>,
-): string {
+function launchToken({ settings, manifest, meta, target, spec, restored }: LaunchRequest): string {
   const { settings: _lines, elasticIps: _ips, sourceDestCheckOff: _checks, type, ...launch } = spec;
   return idempotencyToken(
     manifest.config,
@@ -80,22 +73,25 @@ function launchAnswer(err: unknown, spec: LaunchSpec): string | undefined {
   return undefined;
 }
 
+/** One launch: the head's stream, its instance as stored, where it goes, and the restored snapshots. */
+export interface LaunchRequest {
+  settings: RestoreSettings;
+  manifest: Manifest;
+  meta: InstanceMeta;
+  target: Target;
+  spec: LaunchSpec;
+  restored: Map<string, RestoredVolume>;
+}
+
 export async function launchInstance(
   ec2: EC2Client,
-  settings: RestoreSettings,
-  manifest: Manifest,
-  meta: InstanceMeta,
-  target: Target,
-  spec: LaunchSpec,
-  restored: Map<string, RestoredVolume>,
+  request: LaunchRequest,
   log: Logger,
 ): Promise<LaunchResult> {
+  const { settings, manifest, meta, spec, restored } = request;
   const date = new Date().toISOString();
   const mappings = restoredMappings(meta, restored);
-  const { token, earlier } = await launchState(
-    ec2,
-    launchToken(settings, manifest, meta, target, spec, restored),
-  );
+  const { token, earlier } = await launchState(ec2, launchToken(request));
   for (const setting of spec.settings) {
     if (setting.outcome === 'adapted' || setting.outcome === 'lost')
       log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
