@@ -1,5 +1,5 @@
 /**
- * The permission probes of `doctor`, one table per area: each row an IAM action, what ec2-bpipe
+ * The permission probes of `doctor`, one table by area: each row an IAM action, what ec2-bpipe
  * needs it for, and the call that IAM allows or refuses without changing anything. EC2 calls carry
  * DryRun; the EBS direct APIs and IAM have none, so they name a resource that does not exist and
  * read the error: "access denied" is IAM's answer, anything about the request itself is the
@@ -105,6 +105,8 @@ export type PermissionProbe<S> = {
   purpose: (subjects: S) => string;
   /** Left out of the checklist for these subjects (a check that does not apply to the config). */
   appliesTo?: (subjects: S) => boolean;
+  /** Probed once the config's units are known (it names one of them, or a snapshot of theirs). */
+  afterUnits?: boolean;
 } & (
   | {
       /** Why this action cannot be probed now, or undefined when it can. */
@@ -147,7 +149,7 @@ const ourTags = (configName: string) => [
 ];
 const NO_SNAPSHOT_YET = 'no snapshot of this config yet to check it on; the first backup uses it';
 
-export const BACKUP_PROBES: PermissionProbe<BackupSubjects>[] = [
+const BACKUP_PROBES: PermissionProbe<BackupSubjects>[] = [
   {
     action: 'ec2:DescribeInstances',
     purpose: () => 'find the instances and their volumes',
@@ -163,12 +165,10 @@ export const BACKUP_PROBES: PermissionProbe<BackupSubjects>[] = [
     purpose: () => 'chains, bases and retention',
     probe: ({ ec2 }) => ec2.send(new DescribeSnapshotsCommand({ DryRun: true, OwnerIds: ['self'] })),
   },
-];
-
-/** The probes that need the config's units (after BACKUP_PROBES, once the units are known). */
-export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
+  // The rest name the config's units or their snapshots: probed once those are known.
   {
     action: 'ec2:CreateSnapshots',
+    afterUnits: true,
     purpose: (s) => `snapshot ${s.instanceId ?? ''}, with its tags`,
     appliesTo: (s) => s.instanceId !== undefined,
     probe: ({ ec2 }, s) =>
@@ -182,6 +182,7 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ec2:DescribeInstanceAttribute',
+    afterUnits: true,
     purpose: (s) => `keep the user data of ${s.instanceId ?? ''}`,
     appliesTo: (s) => s.instanceId !== undefined,
     probe: ({ ec2 }, s) =>
@@ -195,6 +196,7 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ec2:GetInstanceUefiData',
+    afterUnits: true,
     purpose: (s) => `keep the UEFI variables of ${s.instanceId ?? ''}`,
     appliesTo: (s) => s.instanceId !== undefined,
     probe: ({ ec2 }, s) =>
@@ -202,12 +204,14 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ec2:DescribeAddresses',
+    afterUnits: true,
     purpose: (s) => `keep the Elastic IPs of ${s.instanceId ?? ''}`,
     appliesTo: (s) => s.instanceId !== undefined,
     probe: ({ ec2 }) => ec2.send(new DescribeAddressesCommand({ DryRun: true })),
   },
   {
     action: 'ec2:DescribeInstanceCreditSpecifications',
+    afterUnits: true,
     purpose: (s) => `keep the CPU credits of ${s.instanceId ?? ''}`,
     appliesTo: (s) => s.instanceId !== undefined,
     probe: ({ ec2 }, s) =>
@@ -220,6 +224,7 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ec2:CreateSnapshot',
+    afterUnits: true,
     purpose: (s) => `snapshot ${s.volumeId ?? ''}, with its tags`,
     appliesTo: (s) => s.volumeId !== undefined,
     probe: ({ ec2 }, s) =>
@@ -233,6 +238,7 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ec2:CreateTags',
+    afterUnits: true,
     purpose: (s) => `mark ${s.newestSnapshot ?? 'a snapshot'} complete`,
     notNow: (s) => (s.newestSnapshot === undefined ? NO_SNAPSHOT_YET : undefined),
     probe: ({ ec2 }, s) =>
@@ -246,6 +252,7 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ec2:DeleteSnapshot',
+    afterUnits: true,
     purpose: (s) => `retention, on ${s.oldestSnapshot ?? 'the oldest snapshot'}`,
     notNow: (s) => (s.oldestSnapshot === undefined ? NO_SNAPSHOT_YET : undefined),
     probe: ({ ec2 }, s) =>
@@ -255,6 +262,7 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ebs:ListSnapshotBlocks',
+    afterUnits: true,
     purpose: () => 'a Full',
     probe: ({ ebs }, s) =>
       ebs.send(
@@ -266,6 +274,7 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ebs:ListChangedBlocks',
+    afterUnits: true,
     purpose: () => 'an Incremental or Differential',
     probe: ({ ebs }, s) =>
       ebs.send(
@@ -277,6 +286,7 @@ export const UNIT_PROBES: PermissionProbe<BackupSubjects>[] = [
   },
   {
     action: 'ebs:GetSnapshotBlock',
+    afterUnits: true,
     purpose: () => 'read blocks',
     probe: ({ ebs }, s) =>
       ebs.send(
@@ -298,7 +308,7 @@ export interface CopySubjects {
   snapshotId: string;
 }
 
-export const COPY_PROBES: PermissionProbe<CopySubjects>[] = [
+const COPY_PROBES: PermissionProbe<CopySubjects>[] = [
   {
     action: 'ec2:CopySnapshot',
     purpose: (s) => `copy to ${s.copyRegion}, with its tags`,
@@ -336,7 +346,7 @@ function dryRunRow(
   return { action, purpose: () => purpose, probe: ({ ec2 }) => send(ec2) };
 }
 
-export const RESTORE_PROBES: PermissionProbe<RestoreSubjects>[] = [
+const RESTORE_PROBES: PermissionProbe<RestoreSubjects>[] = [
   {
     action: 'ebs:StartSnapshot',
     purpose: () => 'write a volume',
@@ -500,6 +510,20 @@ export const RESTORE_PROBES: PermissionProbe<RestoreSubjects>[] = [
       ),
   },
 ];
+
+/** What each area's probes work on. */
+export interface ProbeSubjects {
+  backup: BackupSubjects;
+  'dr copies': CopySubjects;
+  restore: RestoreSubjects;
+}
+
+/** Every permission the doctor probes, by the area of the checklist it belongs to: one table. */
+export const PROBES: { [A in keyof ProbeSubjects]: readonly PermissionProbe<ProbeSubjects[A]>[] } = {
+  backup: BACKUP_PROBES,
+  'dr copies': COPY_PROBES,
+  restore: RESTORE_PROBES,
+};
 
 /** Who the credentials are (STS GetCallerIdentity, which needs no permission: a failure is theirs). */
 export async function callerIdentity(

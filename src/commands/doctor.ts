@@ -2,18 +2,15 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { join } from 'node:path';
 import { identityClients } from '../aws/launch-checks.js';
 import {
-  BACKUP_PROBES,
   type BackupSubjects,
   callerIdentity,
-  COPY_PROBES,
   type CopySubjects,
   type PermissionProbe,
   PLACEHOLDER,
+  PROBES,
   type ProbeClients,
-  RESTORE_PROBES,
   type RestoreSubjects,
   runProbe,
-  UNIT_PROBES,
   type Verdict,
 } from '../aws/permissions.js';
 import { type AwsClients, createClients, resolveRegion } from '../aws/clients.js';
@@ -176,7 +173,7 @@ async function subjects(config: Config, clients: AwsClients, region: string): Pr
  */
 async function probeChecks<S>(
   area: Check['area'],
-  table: PermissionProbe<S>[],
+  table: readonly PermissionProbe<S>[],
   clients: ProbeClients,
   subjects: S,
   who: string,
@@ -205,7 +202,8 @@ async function backupChecks(
   who: string,
 ): Promise<{ checks: Check[]; newest?: string }> {
   const bare: BackupSubjects = { configName: config.name };
-  const checks = await probeChecks('backup', BACKUP_PROBES, probeClients, bare, who);
+  const first = PROBES.backup.filter((p) => p.afterUnits !== true);
+  const checks = await probeChecks('backup', first, probeClients, bare, who);
   let found: Subjects;
   try {
     found = await subjects(config, clients, region);
@@ -235,7 +233,8 @@ async function backupChecks(
     ...(found.newest !== undefined && { newestSnapshot: found.newest.snapshotId }),
     ...(found.oldest !== undefined && { oldestSnapshot: found.oldest.snapshotId }),
   };
-  checks.push(...(await probeChecks('backup', UNIT_PROBES, probeClients, units, who)));
+  const onUnits = PROBES.backup.filter((p) => p.afterUnits === true);
+  checks.push(...(await probeChecks('backup', onUnits, probeClients, units, who)));
   return { checks, ...(found.newest !== undefined && { newest: found.newest.snapshotId }) };
 }
 
@@ -256,7 +255,7 @@ async function copyChecks(
       copyRegion,
       snapshotId: newest,
     };
-    const checks = await probeChecks('dr copies', COPY_PROBES, { ...clients, iam }, subjects, who);
+    const checks = await probeChecks('dr copies', PROBES['dr copies'], { ...clients, iam }, subjects, who);
     const key = config.backup.copyKmsKeyId;
     if (key !== undefined)
       checks.push(await keyCheck('dr copies', clients, key, copyRegion, '[backup] copy-kms-key-id'));
@@ -307,7 +306,7 @@ async function restoreChecks(
     const probeClients = { ec2: clients.ec2, ebs: clients.ebs, iam };
     const checks = await probeChecks(
       'restore',
-      RESTORE_PROBES,
+      PROBES.restore,
       probeClients,
       subjects,
       who,
