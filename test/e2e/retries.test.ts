@@ -49,13 +49,20 @@ describe('retries the SDK leaves to us', () => {
   });
 
   it('restore retries ResourceNotFoundException while a just-started snapshot is not yet visible', async () => {
-    em.options.startDelayMs = 1200;
+    // Not visible for ten minutes of AWS's time: only the clock moved on below makes it so.
+    em.options.startDelayMs = 600_000;
     try {
       await em.admin.call('POST', 'requests/reset');
-      // A tenth of the real back-off: the scaled-down default would give up before 1.2 s pass.
-      const result = await cli(['restore', '--from-snapshots=never', `--config=${config}`, baseFile], {
+      // A tenth of the real back-off: about 12 s of block-write retries, ample time to see the
+      // first refused write and move the emulator's clock past the delay.
+      const running = cli(['restore', '--from-snapshots=never', `--config=${config}`, baseFile], {
         env: { EC2_BPIPE_BACKOFF_SCALE: '0.1' },
       });
+      const refused = async () => ((await em.admin.requests())['ebs:PutSnapshotBlock'] ?? 0) > 0;
+      for (let i = 0; i < 400 && !(await refused()); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(await refused()).toBe(true);
+      await em.admin.advance(600_000);
+      const result = await running;
       expect(result.code, result.stderr).toBe(0);
       const counts = await em.admin.requests();
       expect(counts['ebs:PutSnapshotBlock']).toBeGreaterThan(16);
