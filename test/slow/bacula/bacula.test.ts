@@ -120,16 +120,23 @@ describe.skipIf(!available)(
       );
     }
 
+    /**
+     * The digests of the one instance a restore launched, which is then terminated: a restore of
+     * the same head with the same settings finds a running instance it launched and launches none
+     * (docs/DESIGN.md §5), so each test's restore must find none left by another's.
+     */
     async function restoredInstanceDigests(before: Set<string>): Promise<string[]> {
       const state = await em.admin.state();
       const created = state.instances.filter((i) => !before.has(i.InstanceId));
       expect(created).toHaveLength(1);
       expect(tagMap(created[0]!.Tags)['ec2-bpipe:source']).toBe(instanceId);
-      return Promise.all(
+      const digests = await Promise.all(
         created[0]!.BlockDeviceMappings.map(
           async (m: { Ebs: { VolumeId: string } }) => (await em.admin.volumeDigest(m.Ebs.VolumeId)).digest,
         ),
       );
+      await em.admin.call('POST', `instances/${created[0]!.InstanceId as string}/terminate`, {});
+      return digests;
     }
 
     it('runs Full and Incremental jobs: "Backup OK", each a complete stream in the catalog', async () => {
