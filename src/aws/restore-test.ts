@@ -3,9 +3,7 @@
  * output, and the removal of everything the test created, found by the test's own tag.
  */
 import {
-  DeleteSnapshotCommand,
   DeleteVolumeCommand,
-  DeregisterImageCommand,
   DescribeImagesCommand,
   DescribeInstanceStatusCommand,
   type EC2Client,
@@ -17,6 +15,8 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { messageOf, RuntimeFailure } from '../errors.js';
+import { deregisterImage } from './instances.js';
+import { deleteSnapshot } from './snapshots.js';
 import { pollUntil } from '../retry.js';
 import { RESTORE_TAG, tagValue } from '../format/tags.js';
 
@@ -143,7 +143,7 @@ export async function removeTestResources(
     if (image.ImageId === undefined || !ofTest(image.Tags, testId) || image.State === 'deregistered')
       continue;
     const imageId = image.ImageId;
-    if (await attempt(`image ${imageId}`, () => ec2.send(new DeregisterImageCommand({ ImageId: imageId }))))
+    if (await attempt(`image ${imageId}`, () => deregisterImage(ec2, imageId)))
       removal.deregistered.push(imageId);
   }
   for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: filters })) {
@@ -163,11 +163,7 @@ export async function removeTestResources(
     for (const snapshot of page.Snapshots ?? []) {
       const snapshotId = snapshot.SnapshotId;
       if (snapshotId === undefined || !ofTest(snapshot.Tags, testId)) continue;
-      if (
-        await attempt(`snapshot ${snapshotId}`, () =>
-          ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
-        )
-      )
+      if (await attempt(`snapshot ${snapshotId}`, () => deleteSnapshot(ec2, snapshotId)))
         removal.snapshots.push(snapshotId);
     }
   }

@@ -75,14 +75,13 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
   // One tag spec serves every snapshot of a CreateSnapshots call; the volume and the snapshot's own
   // id differ per snapshot, and the id is known only now (a copy made with these tags keeps them).
   for (const [volumeId, snapshotId] of result) {
-    await ec2.send(
-      new CreateTagsCommand({
-        Resources: [snapshotId],
-        Tags: [
-          { Key: TAG.volume, Value: volumeId },
-          { Key: TAG.taken, Value: snapshotId },
-        ],
-      }),
+    await tagResources(
+      ec2,
+      [snapshotId],
+      [
+        { Key: TAG.volume, Value: volumeId },
+        { Key: TAG.taken, Value: snapshotId },
+      ],
     );
   }
   return result;
@@ -101,20 +100,20 @@ export async function waitForSnapshots(
     'snapshot completion',
     timeoutS,
     async () => {
-      const { Snapshots = [] } = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
-      latest = Snapshots;
-      const failed = Snapshots.find((s) => s.State === 'error');
+      const snapshots = await describeSnapshots(ec2, snapshotIds);
+      latest = snapshots;
+      const failed = snapshots.find((s) => s.State === 'error');
       if (failed) {
         throw new RuntimeFailure(
           `snapshot ${failed.SnapshotId} of ${failed.VolumeId} failed: ${failed.StateMessage ?? 'state error'}`,
         );
       }
-      if (Snapshots.length === snapshotIds.length && Snapshots.every((s) => s.State === 'completed'))
-        return Snapshots;
+      if (snapshots.length === snapshotIds.length && snapshots.every((s) => s.State === 'completed'))
+        return snapshots;
       if (Date.now() - lastReport > 30_000) {
         lastReport = Date.now();
         log.info(
-          `waiting for snapshots: ${Snapshots.map((s) => `${s.SnapshotId} ${s.Progress ?? ''}`.trim()).join(', ')}`,
+          `waiting for snapshots: ${snapshots.map((s) => `${s.SnapshotId} ${s.Progress ?? ''}`.trim()).join(', ')}`,
         );
       }
       return undefined;
@@ -135,9 +134,7 @@ export async function waitForSnapshots(
  */
 export async function tagStreamBlocks(ec2: EC2Client, blocks: ReadonlyMap<string, number>): Promise<void> {
   for (const [snapshotId, count] of blocks) {
-    await ec2.send(
-      new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: TAG.blocks, Value: String(count) }] }),
-    );
+    await tagResources(ec2, [snapshotId], [{ Key: TAG.blocks, Value: String(count) }]);
   }
 }
 
@@ -146,8 +143,7 @@ export async function setStreamState(
   snapshotIds: string[],
   state: StreamState,
 ): Promise<void> {
-  if (snapshotIds.length === 0) return;
-  await ec2.send(new CreateTagsCommand({ Resources: snapshotIds, Tags: [{ Key: TAG.state, Value: state }] }));
+  await tagResources(ec2, snapshotIds, [{ Key: TAG.state, Value: state }]);
 }
 
 /** Snapshots by id, as DescribeSnapshots answers (an unknown id fails the call). */
