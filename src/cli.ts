@@ -68,8 +68,14 @@ const COMMON_FLAGS: ConfigFlag[] = [
   },
 ];
 
+/** backup's flags that override [backup] keys. */
+const BACKUP_FLAGS: ConfigFlag[] = [
+  { section: 'backup', key: 'workers', value: '<n>', description: 'parallel EBS block reads (default 8)' },
+];
+
 /** restore's flags that override [restore] and [bacula] keys. */
 const RESTORE_FLAGS: ConfigFlag[] = [
+  { section: 'restore', key: 'workers', value: '<n>', description: 'parallel EBS block writes (default 8)' },
   // The name restore's --workers had before; kept so that existing Bacula jobs keep working.
   {
     section: 'restore',
@@ -160,14 +166,17 @@ function addConfigFlags(cmd: Command, flags: ConfigFlag[]): Command {
 }
 
 /** Loads the config (or the defaults), then applies the flags on top. */
-function buildConfig(common: CommonOptions, options: OptionValues, section: 'backup' | 'restore'): Config {
+function buildConfig(
+  common: CommonOptions,
+  options: OptionValues,
+  section: 'backup' | 'restore',
+  /** The command's own flags that set config keys (BACKUP_FLAGS, RESTORE_FLAGS). */
+  commandFlags: ConfigFlag[],
+): Config {
   const config = common.config !== undefined ? loadConfig(common.config) : defaultConfig();
   if (common.region !== undefined)
     setKey(config, section === 'restore' ? 'restore' : 'aws', 'region', common.region, '--region');
-  // --workers: block reads for a backup, block writes for a restore.
-  const workers: unknown = options.workers;
-  if (typeof workers === 'string') setKey(config, section, 'workers', workers, '--workers');
-  for (const f of [...COMMON_FLAGS, ...(section === 'restore' ? RESTORE_FLAGS : [])]) {
+  for (const f of [...COMMON_FLAGS, ...commandFlags]) {
     const value: unknown = options[optionName(f)];
     if (value === undefined) continue;
     setKey(
@@ -268,7 +277,7 @@ export function buildProgram(
       return run(name, commonFlags.parse(options), options, args ?? []);
     };
 
-  addFlags(common(program.command('backup')), backupFlags)
+  addConfigFlags(addFlags(common(program.command('backup')), backupFlags), BACKUP_FLAGS)
     .description('Snapshot, read the blocks and write one tar stream to stdout')
     .action(action('backup'));
 
@@ -369,7 +378,10 @@ export async function run(
     log = createLogger({ format, level: common.logLevel, ...(name === 'list' && { file: '/dev/null' }) });
     current.log = log;
     captureProcessWarnings(log);
-    const config = buildConfig(common, options, name === 'restore' ? 'restore' : 'backup');
+    const config =
+      name === 'restore'
+        ? buildConfig(common, options, 'restore', RESTORE_FLAGS)
+        : buildConfig(common, options, 'backup', name === 'backup' ? BACKUP_FLAGS : []);
     if (name === 'list') {
       log = listLogger(config, format, common.logLevel);
       current.log = log;

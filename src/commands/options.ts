@@ -73,7 +73,6 @@ const unitFlags = {
 
 export const backupFlags = z.object({
   ...unitFlags,
-  workers: value('--workers <n>', 'parallel EBS block reads (default 8)'),
   job: value('--job <name>', 'job name recorded in the stream and in snapshot tags (Bacula: %j)'),
   level: valueOr('Full', '--level <level>', 'backup level (Bacula: %l)'),
   prevJob: value('--prev-job <name>', 'job the level is based on (Bacula: %S)'),
@@ -95,7 +94,6 @@ export const restoreFlags = z.object({
     '--force',
     'with --to-dir: overwrite images that hold a newer restore point (refused without it)',
   ),
-  workers: value('--workers <n>', 'parallel EBS block writes (default 8)'),
   json: on('--json', 'with --dry-run: print the plan as one JSON object; with --test: the report'),
   point: value(
     '--point <job>',
