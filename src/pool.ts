@@ -130,15 +130,25 @@ export async function* orderedMap<T, R>(
   const queue: Promise<R>[] = [];
   let running = 0;
   const waiters: (() => void)[] = [];
-  const acquire = async (): Promise<void> => {
-    while (running >= limit.current()) await new Promise<void>((resolve) => waiters.push(resolve));
-    running++;
+  // Calls start strictly in source order: a freed place goes straight to the longest waiter, and
+  // no new item takes one while any waits. A caller whose memory is shared in order (the backup's
+  // ring keeps a slot for the block the stream needs next) relies on that block having started
+  // whenever a later one has.
+  const acquire = (): Promise<void> => {
+    if (waiters.length === 0 && running < limit.current()) {
+      running++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => waiters.push(resolve));
   };
   const release = (): void => {
     running--;
     limit.settled();
-    // As many waiters as there are free slots (more than one when the limit has just grown).
-    for (let free = limit.current() - running; free > 0 && waiters.length > 0; free--) waiters.shift()?.();
+    // As many waiters as there are free places (more than one when the limit has just grown).
+    while (waiters.length > 0 && running < limit.current()) {
+      running++;
+      waiters.shift()?.();
+    }
   };
   let exhausted = false;
   try {

@@ -219,7 +219,6 @@ export async function readBlock<Slot extends { readonly data: Buffer }>(
   let renewed = false;
   /** Set when the attempt that just failed renewed the token: the next attempt uses the new one. */
   let retryRenewed = false;
-  let held: Slot | undefined;
   const retryable = (err: unknown): boolean =>
     transientBlockError(err) || (retryRenewed && expiredBlockToken(err));
   try {
@@ -249,18 +248,23 @@ export async function readBlock<Slot extends { readonly data: Buffer }>(
       if (response.ChecksumAlgorithm !== 'SHA256' || response.Checksum === undefined) {
         throw new RuntimeFailure(`block ${ref.index} of ${snapshotId} came without a SHA256 checksum`);
       }
-      // Kept across retries: a retried body starts the same slot over.
-      const slot = (held ??= await memory.acquire());
-      const digest = await readBody(response.BlockData as AsyncIterable<Uint8Array>, slot.data);
-      if (digest.toString('base64') !== response.Checksum) {
-        throw new ChecksumMismatch(
-          `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,
-        );
+      // A failed attempt gives its slot back at once: a retry waits out its back-off holding no
+      // memory, and takes a slot again when its answer arrives.
+      const slot = await memory.acquire();
+      try {
+        const digest = await readBody(response.BlockData as AsyncIterable<Uint8Array>, slot.data);
+        if (digest.toString('base64') !== response.Checksum) {
+          throw new ChecksumMismatch(
+            `checksum ${digest.toString('base64')} differs from AWS's ${response.Checksum}`,
+          );
+        }
+        return { digest, slot };
+      } catch (err) {
+        memory.give(slot);
+        throw err;
       }
-      return { digest, slot };
     });
   } catch (err) {
-    if (held !== undefined) memory.give(held);
     const reason = describeError(err);
     throw new RuntimeFailure(
       `block ${ref.index} of snapshot ${snapshotId} could not be read and verified (${reason})`,

@@ -33,7 +33,7 @@ export interface AwsClients {
   ebsCounts: RequestCounts;
   credentials: AwsCredentialIdentityProvider;
   /** The CA bundle and proxy in use, for doctor. */
-  network: Omit<Transport, 'agent'>;
+  network: Omit<Transport, 'agents'>;
   destroy(): void;
 }
 
@@ -192,8 +192,8 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
   // Every worker keeps a connection open; headroom for listing and control-plane calls.
   const network = transport(aws, workers + 8);
   const handler = new NodeHttpHandler({
-    httpAgent: network.agent,
-    httpsAgent: network.agent,
+    httpAgent: network.agents.http,
+    httpsAgent: network.agents.https,
     connectionTimeout: 10_000,
     requestTimeout: 120_000,
   });
@@ -262,7 +262,8 @@ export function createClients(aws: AwsSettings, options: ClientOptions): AwsClie
       ebs.destroy();
       kms.destroy();
       handler.destroy();
-      network.agent.destroy();
+      network.agents.http.destroy();
+      network.agents.https.destroy();
     },
   };
 }

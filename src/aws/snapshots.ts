@@ -72,9 +72,17 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
   const missing = request.volumeIds.filter((v) => !result.has(v));
   if (missing.length)
     throw new RuntimeFailure(`AWS returned no snapshot for volume(s) ${missing.join(', ')}`);
-  // One tag spec serves every snapshot of a CreateSnapshots call; the volume and the snapshot's own
-  // id differ per snapshot, and the id is known only now (a copy made with these tags keeps them).
-  for (const [volumeId, snapshotId] of result) {
+  return result;
+}
+
+/**
+ * Tags each new snapshot with its volume and its own id. One tag spec serves every snapshot of a
+ * CreateSnapshots call, so these two, which differ per snapshot (and the id is known only once
+ * AWS answered), go on after; a copy made with these tags keeps them, which tells it from the
+ * snapshot this tool took.
+ */
+export async function tagTaken(ec2: EC2Client, taken: ReadonlyMap<string, string>): Promise<void> {
+  for (const [volumeId, snapshotId] of taken) {
     await tagResources(
       ec2,
       [snapshotId],
@@ -84,7 +92,6 @@ export async function takeSnapshots(ec2: EC2Client, request: SnapshotRequest): P
       ],
     );
   }
-  return result;
 }
 
 /** Polls until every snapshot is completed; fails on an error state or after `timeoutS`. */
@@ -128,14 +135,23 @@ export async function waitForSnapshots(
 }
 
 /**
- * Tags each snapshot with the blocks its stream held. Before the `complete` state, so that a
- * complete link always says it; a job that dies in between leaves a `streaming` snapshot with a
- * count, which nothing reads as a link.
+ * Marks a job's snapshots complete, each tagged with the blocks its stream held. The count goes on
+ * no later than the `complete` state, so that a complete link always says it. One snapshot takes
+ * both tags in one call. Several take their counts first, one call each, then the state all in
+ * one call, so that the job turns complete at once: a job that dies in between leaves `streaming`
+ * snapshots with counts, which nothing reads as links.
  */
-export async function tagStreamBlocks(ec2: EC2Client, blocks: ReadonlyMap<string, number>): Promise<void> {
-  for (const [snapshotId, count] of blocks) {
-    await tagResources(ec2, [snapshotId], [{ Key: TAG.blocks, Value: String(count) }]);
+export async function tagStreamComplete(ec2: EC2Client, blocks: ReadonlyMap<string, number>): Promise<void> {
+  const state = { Key: TAG.state, Value: 'complete' satisfies StreamState };
+  const count = (n: number) => ({ Key: TAG.blocks, Value: String(n) });
+  const [only, ...others] = blocks;
+  if (only === undefined) return;
+  if (others.length === 0) {
+    await tagResources(ec2, [only[0]], [count(only[1]), state]);
+    return;
   }
+  for (const [snapshotId, n] of blocks) await tagResources(ec2, [snapshotId], [count(n)]);
+  await tagResources(ec2, [...blocks.keys()], [state]);
 }
 
 export async function setStreamState(

@@ -8,11 +8,21 @@ import type { BlockRef } from '../aws/blocks.js';
 const MAX_BLOCKS = 4 * 2 ** 20;
 
 /**
- * The most token bytes one volume keeps (block tokens are base64 strings of up to 256
- * characters; EBS API reference, Block). 16 MiB holds the tokens of an Incremental that changed
- * 100,000 blocks or more (50 GiB); a larger change is listed again to fetch its blocks.
+ * The most token bytes an Incremental or Differential keeps (block tokens are base64 strings of
+ * up to 256 characters; EBS API reference, Block). 16 MiB holds the tokens of a change of 100,000
+ * blocks or more (50 GiB); a larger change is listed again to fetch its blocks. Worth the memory:
+ * ListChangedBlocks scans a fixed span of the volume per page, so listing a small change again
+ * costs as many round trips as the volume has spans.
  */
-const MAX_TOKEN_BYTES = 16 * 2 ** 20;
+export const CHANGE_TOKEN_BYTES = 16 * 2 ** 20;
+
+/**
+ * The most token bytes a Full keeps: about one page of ListSnapshotBlocks (10,000 blocks, 5 GiB of
+ * data). A Full that fits starts its reads without listing again (one round trip less before the
+ * first block); a larger one lists again for its tokens, page by page as the reads go, since
+ * keeping them all would cost about 100 bytes a block.
+ */
+export const FULL_TOKEN_BYTES = 2 ** 20;
 
 /**
  * One listing of a volume's blocks, kept compactly so the volume need not be listed again: the
@@ -22,7 +32,7 @@ const MAX_TOKEN_BYTES = 16 * 2 ** 20;
  * the tokens, the third (the reads). That matters most for ListChangedBlocks, whose pages scan a
  * fixed span of the volume and come back mostly empty for a small change.
  *
- * Past MAX_BLOCKS indices the list gives up (`indicesKept` turns false) and past MAX_TOKEN_BYTES
+ * Past MAX_BLOCKS indices the list gives up (`indicesKept` turns false) and past `maxTokenBytes`
  * it drops the tokens (`tokensKept`): the caller lists again for what was not kept.
  */
 export class BlockList {
@@ -33,14 +43,14 @@ export class BlockList {
   private tokenLength = 0;
   private gaveUp = false;
 
+  /** `maxTokenBytes` 0 keeps no tokens. */
   constructor(
-    keepTokens: boolean,
+    private readonly maxTokenBytes: number,
     private readonly maxBlocks = MAX_BLOCKS,
-    private readonly maxTokenBytes = MAX_TOKEN_BYTES,
   ) {
-    if (keepTokens) {
+    if (maxTokenBytes > 0) {
       this.tokenEnds = new Uint32Array(1024);
-      this.tokenBytes = Buffer.allocUnsafe(64 * 1024);
+      this.tokenBytes = Buffer.allocUnsafe(Math.min(maxTokenBytes, 64 * 1024));
     }
   }
 

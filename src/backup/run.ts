@@ -2,7 +2,13 @@ import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { EC2Client, Tag as AwsTag } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { instanceMeta } from '../aws/metadata.js';
-import { setStreamState, tagStreamBlocks, takeSnapshots, waitForSnapshots } from '../aws/snapshots.js';
+import {
+  setStreamState,
+  tagStreamComplete,
+  tagTaken,
+  takeSnapshots,
+  waitForSnapshots,
+} from '../aws/snapshots.js';
 import { configPathTag, TAG } from '../format/tags.js';
 import type { RequestCounts } from '../aws/clients.js';
 import type { Config } from '../config.js';
@@ -100,16 +106,23 @@ async function backUpUnit(
 ): Promise<BackupSummary> {
   const { config, ec2, ebs, region, log } = target;
   const { unit, job } = request;
+  // Each volume's links are looked up at once, and a volume unit's while its plan is checked:
+  // each a round trip before the snapshots are taken.
+  const early = new Map(
+    (unit.kind === 'volumes' ? unit.volumeIds : []).map((id) => [id, volumeLinks(ec2, config, id)]),
+  );
+  for (const lookup of early.values()) lookup.catch(() => undefined);
   const plan = await acceptedPlan(ec2, config, region, unit);
-  const meta = plan.instance ? await instanceMeta(ec2, plan.instance, (line) => log.warn(line)) : undefined;
-  const histories = [];
-  for (const v of plan.volumes) {
-    histories.push({
-      volumeId: v.volumeId,
-      sizeGiB: v.sizeGiB,
-      links: await volumeLinks(ec2, config, v.volumeId),
-    });
-  }
+  const [meta, histories] = await Promise.all([
+    plan.instance ? instanceMeta(ec2, plan.instance, (line) => log.warn(line)) : undefined,
+    Promise.all(
+      plan.volumes.map(async (v) => ({
+        volumeId: v.volumeId,
+        sizeGiB: v.sizeGiB,
+        links: await (early.get(v.volumeId) ?? volumeLinks(ec2, config, v.volumeId)),
+      })),
+    ),
+  ]);
   refuseRunningJobs(histories, job);
   const choice = chooseLevel(request.requestedLevel, request.prevJob, histories);
   for (const line of choice.said) log[line.level](line.text);
@@ -147,7 +160,11 @@ async function backUpUnit(
   });
   const ids = [...snapshotIds.values()];
   log.info(`snapshots started: ${[...snapshotIds].map(([v, s]) => `${v}=${s}`).join(' ')}`);
+  // Tagged while AWS completes them: two round trips at once before the first block.
+  const tagging = tagTaken(ec2, snapshotIds);
+  tagging.catch(() => undefined);
   const snapshots = await waitForSnapshots(ec2, ids, config.backup.snapshotTimeout, log);
+  await tagging;
   const sizes = new Map(snapshots.map((s) => [s.SnapshotId, s.VolumeSize]));
 
   const writer = new StreamWriter(destination);
@@ -211,30 +228,33 @@ async function backUpUnit(
     );
     throw err;
   }
-  await tagStreamBlocks(ec2, streamed);
-  await setStreamState(ec2, ids, 'complete');
+  await tagStreamComplete(ec2, streamed);
   taking();
   log.info(`stream complete: ${unit.resourceId} job ${job} (${level}), ${plan.volumes.length} volume(s)`);
-  await recordPoint(config, log, {
-    config: config.name,
-    job,
-    head: job,
-    headLevel: level,
-    region,
-    kind: unit.kind,
-    resourceId: unit.resourceId,
-    createdAt,
-    instance: meta ?? null,
-    volumes,
-  });
-  await retainEach(
-    ec2,
-    config,
-    plan.volumes.map((v) => v.volumeId),
-    config.backup.keepSnapshots,
-    log,
-    job,
-  );
+  // The point record is local, retention is AWS's: neither waits for the other, and neither fails
+  // the job (each says what it could not do).
+  await Promise.all([
+    recordPoint(config, log, {
+      config: config.name,
+      job,
+      head: job,
+      headLevel: level,
+      region,
+      kind: unit.kind,
+      resourceId: unit.resourceId,
+      createdAt,
+      instance: meta ?? null,
+      volumes,
+    }),
+    retainEach(
+      ec2,
+      config,
+      plan.volumes.map((v) => v.volumeId),
+      config.backup.keepSnapshots,
+      log,
+      job,
+    ),
+  ]);
   try {
     await copyToRegion({ config, sourceRegion: region, ec2, snapshots: snapshotIds, job, log });
   } catch (err) {

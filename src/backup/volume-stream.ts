@@ -1,14 +1,21 @@
 import { createHash } from 'node:crypto';
 import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { Logger } from 'pino';
-import { type BlockRef, changedBlocks, readBlock, renewToken, snapshotBlocks } from '../aws/blocks.js';
+import {
+  type BlockMemory,
+  type BlockRef,
+  changedBlocks,
+  readBlock,
+  renewToken,
+  snapshotBlocks,
+} from '../aws/blocks.js';
 import { performance, userTags } from '../aws/metadata.js';
-import { RuntimeFailure } from '../errors.js';
-import { orderedMap } from '../pool.js';
+import { messageOf, RuntimeFailure } from '../errors.js';
+import { orderedMap, type WorkerLimit } from '../pool.js';
 import { throttledShare, throttleNote, workerLimit } from '../aws/throttling.js';
 import { VolumeProgress } from '../progress.js';
-import { BlockRing } from '../stream/block-ring.js';
-import { BlockList } from './block-list.js';
+import { BlockRing, type RingSlot } from '../stream/block-ring.js';
+import { BlockList, CHANGE_TOKEN_BYTES, FULL_TOKEN_BYTES } from './block-list.js';
 import { VolumeDigests, ZERO_BLOCK, ZERO_BLOCK_SHA256 } from '../format/digests.js';
 import { BLOCK_SIZE, GIB, member } from '../format/container.js';
 import type { Level } from '../format/fields.js';
@@ -54,10 +61,7 @@ export function volumeMeta(
 /**
  * Ring slots beyond the reorder window, for the blocks already handed to the tar stream that the
  * destination has not written yet: at most three (one being written, one in the packer, one being
- * handed in), since the writer waits for the packer to drain after each block. With that many
- * spare, every read the window admits finds a slot when its body arrives, whatever order bodies
- * arrive in and even when the destination stops taking data: the reads under way can then still
- * finish, and a failure can unwind instead of waiting forever for memory.
+ * handed in), since the writer waits for the packer to drain after each block.
  */
 const BLOCKS_BEING_WRITTEN = 4;
 
@@ -65,20 +69,110 @@ const BLOCKS_BEING_WRITTEN = 4;
  * What the reads may run ahead of the stream's order beyond one block per worker, in bytes: room
  * for the blocks that arrive while an earlier one is late, so that one slow read does not idle
  * the other workers. A fixed amount, not a multiple of the workers: a late read holds back as
- * many blocks as arrive in its delay, and at 64 workers twice the workers (the window before)
- * kept 64 MiB of blocks that the stream mostly did not wait for. Since a read takes its memory
- * only when its body arrives (readBlock), the blocks actually held are those arriving and those
- * waiting for their turn: usually far fewer than the window allows.
+ * many blocks as arrive in its delay, not as many as there are workers.
  */
 const READ_AHEAD_BYTES = 8 * 2 ** 20;
 
 /**
  * The reads admitted at once, in flight or waiting for their turn: one per worker and the read-
- * ahead, never fewer than twice the workers up to that allowance. The ring holds that many blocks
- * (and those being written), so its bytes bound the backup's block memory.
+ * ahead, never fewer than twice the workers up to that allowance.
  */
 export function readWindow(workers: number, blockSize = BLOCK_SIZE): number {
   return workers + Math.min(workers, Math.max(1, Math.floor(READ_AHEAD_BYTES / blockSize)));
+}
+
+/**
+ * The block memory of one volume's reads, in bytes, whatever the workers: the blocks being filled
+ * from their answers, those waiting for their turn, and those being written. A read takes its
+ * slot only once AWS answers, and an answer that finds no slot waits in its socket (the kernel's
+ * buffers, not this process's memory) until one is free, so most of a window's reads hold none.
+ * At 64 workers the window's 80 slots (a slot per admitted read) kept 40 MiB resident for what,
+ * but for the first answers arriving all at once, rarely needed 20.
+ */
+const BLOCK_MEMORY_BYTES = 16 * 2 ** 20;
+
+/**
+ * The ring's slots for a volume of `blocks` blocks read through a window of `window` reads: the
+ * window and the blocks being written, up to BLOCK_MEMORY_BYTES (never fewer than the next
+ * block's reserve and the writer's own need).
+ */
+export function ringSlots(window: number, blocks: number, blockSize = BLOCK_SIZE): number {
+  const bound = Math.max(
+    Math.floor(BLOCK_MEMORY_BYTES / blockSize),
+    NEXT_BLOCK_RESERVE + BLOCKS_BEING_WRITTEN + 1,
+  );
+  return Math.min(Math.min(window, blocks) + BLOCKS_BEING_WRITTEN, bound);
+}
+
+/** Slots only the block the stream needs next may take (stream/block-ring.ts, RingLimits). */
+const NEXT_BLOCK_RESERVE = 1;
+
+/** A volume's ring: `ringSlots` of them, one kept for the block the stream needs next. */
+export function blockRing(window: number, blocks: number, blockSize = BLOCK_SIZE): BlockRing {
+  return new BlockRing(ringSlots(window, blocks, blockSize), blockSize, NEXT_BLOCK_RESERVE);
+}
+
+/** One block of a volume as the stream takes it: from the ring (lent) or a plain buffer. */
+export interface BlockRead {
+  index: number;
+  block: Buffer | LentBlock;
+  digest: Buffer;
+}
+
+/**
+ * `read` applied to every ref with at most `limit` reads at once and `window` admitted, the
+ * results in the refs' order. Each read takes its memory from `ring` through the BlockMemory it
+ * is given, which tells the ring whether that read's block is the one the stream needs next:
+ * that block may use the ring's reserve, so that blocks arriving early can never fill the ring
+ * while it waits (reads start in order, orderedMap, so it has always started when a later one has).
+ *
+ * The first read that fails dooms the stream: the ring is closed at once, so that the reads still
+ * waiting for a slot fail too instead of waiting for blocks that will never leave, and every read
+ * under way then reports that first failure. A consumer that stops early closes it the same way.
+ */
+export async function* readsInOrder<R>(
+  refs: AsyncIterable<BlockRef> | Iterable<BlockRef>,
+  limit: WorkerLimit,
+  window: number,
+  ring: BlockRing,
+  read: (ref: BlockRef, memory: BlockMemory<RingSlot>) => Promise<R>,
+): AsyncGenerator<R> {
+  /** How many results left in order so far: the position of the block the stream needs next. */
+  let emitted = 0;
+  let failure: { error: unknown } | undefined;
+  const stop = (error: unknown): void => {
+    failure ??= { error };
+    ring.close(error instanceof Error ? error : new RuntimeFailure(messageOf(error)));
+  };
+  const positioned = async function* (): AsyncGenerator<{ ref: BlockRef; position: number }> {
+    let position = 0;
+    for await (const ref of refs) yield { ref, position: position++ };
+  };
+  const started = ({ ref, position }: { ref: BlockRef; position: number }): Promise<R> =>
+    read(ref, {
+      acquire: () => ring.acquire({ first: () => position === emitted }),
+      give: (slot) => ring.give(slot),
+    }).catch((err: unknown) => {
+      stop(err);
+      throw failure?.error ?? err;
+    });
+  const results = orderedMap(positioned(), limit, started, window);
+  let finished = false;
+  try {
+    for (;;) {
+      const next = await results.next();
+      if (next.done === true) break;
+      emitted++;
+      ring.advanced();
+      yield next.value;
+    }
+    finished = true;
+  } finally {
+    if (!finished) {
+      stop(new RuntimeFailure('the stream stopped before its last block'));
+      await results.return(undefined);
+    }
+  }
 }
 
 export interface VolumeStreamRequest {
@@ -100,9 +194,10 @@ export interface VolumeStreamRequest {
  * The block list is read once before anything is written (tar needs the member size, hence the
  * sparse map's, up front) and kept compactly (BlockList): the sparse map is written from it, and
  * an Incremental or Differential fetches its blocks with the tokens it kept, so ListChangedBlocks
- * pages through the volume once. A Full lists again, page by page, for the tokens (they would cost
- * ~100 bytes a block), and a volume too large to keep is listed again for each pass. A running
- * hash of the indices proves every listing agrees with the first.
+ * pages through the volume once. A Full keeps its tokens when they fit about one page; a larger
+ * one lists again, page by page, for the tokens (they would cost ~100 bytes a block), and a
+ * volume too large to keep is listed again for each pass. A running hash of the indices proves
+ * every listing agrees with the first.
  */
 export async function streamVolume(
   ebs: EBSClient,
@@ -119,7 +214,7 @@ export async function streamVolume(
     base ? changedBlocks(ebs, base.snapshotId, snapshotId) : snapshotBlocks(ebs, snapshotId);
   const map = new SparseMapSize();
   const listing = createHash('sha256');
-  const kept = new BlockList(base !== undefined);
+  const kept = new BlockList(base ? CHANGE_TOKEN_BYTES : FULL_TOKEN_BYTES);
   for await (const ref of source()) {
     map.add(ref.index * BLOCK_SIZE, BLOCK_SIZE);
     listing.update(`${ref.index},`);
@@ -153,25 +248,23 @@ export async function streamVolume(
     renewed++;
     return renewToken(ebs, snapshotId, base?.snapshotId, index);
   };
-  // Every block read, waiting for its turn or on its way out, sits in a slot of this ring until
-  // the destination has written it: the window's blocks, and those the tar stream still holds.
+  // Every block read, being filled, waiting for its turn or on its way out, sits in a slot of
+  // this ring until the destination has written it.
   const window = readWindow(limit.max);
-  const ring = new BlockRing(Math.min(window, map.regions) + BLOCKS_BEING_WRITTEN, BLOCK_SIZE);
-  // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
-  const fetch = async (
-    ref: BlockRef,
-  ): Promise<{ index: number; block: Buffer | LentBlock; digest: Buffer }> => {
-    if (ref.token === undefined) return { index: ref.index, block: ZERO_BLOCK, digest: ZERO_BLOCK_SHA256 };
-    const { digest, slot } = await readBlock(ebs, snapshotId, ref, ring, renew);
-    return { index: ref.index, block: { data: slot.data, written: () => ring.give(slot) }, digest };
-  };
+  const ring = blockRing(window, map.regions);
   const digests = new VolumeDigests();
   const progress = new VolumeProgress(log, volumeId, map.regions, BLOCK_SIZE, counts);
+  // An explicit zero region (a block the base has and the new snapshot has not) needs no read.
+  const read = async (ref: BlockRef, memory: BlockMemory<RingSlot>): Promise<BlockRead> => {
+    if (ref.token === undefined) return { index: ref.index, block: ZERO_BLOCK, digest: ZERO_BLOCK_SHA256 };
+    const { digest, slot } = await readBlock(ebs, snapshotId, ref, memory, renew);
+    return { index: ref.index, block: { data: slot.data, written: () => ring.give(slot) }, digest };
+  };
   const blocks = async function* (): AsyncGenerator<Buffer | LentBlock> {
-    for await (const read of orderedMap(refs(), limit, fetch, window)) {
-      digests.add(read.index, read.digest);
+    for await (const block of readsInOrder(refs(), limit, window, ring, read)) {
+      digests.add(block.index, block.digest);
       progress.block();
-      yield read.block;
+      yield block.block;
     }
   };
   await writer.sparse(member.volumeData(volumeId), sizeGiB * GIB, BLOCK_SIZE, map, indices(), blocks());

@@ -14,15 +14,33 @@ export interface RingSlot {
  * mark-compact collection every few dozen megabytes (docs/PERFORMANCE.md). The ring's size is
  * the whole block memory, whatever the volume's size.
  */
+/** Who asks `acquire` for a slot: `first()` says whether its block is the next the stream needs. */
+export interface SlotRequest {
+  first(): boolean;
+}
+
+interface Waiter {
+  resolve: (slot: RingSlot) => void;
+  reject: (reason: unknown) => void;
+  request: SlotRequest | undefined;
+}
+
 export class BlockRing {
   private readonly memory: Buffer;
   private readonly free: number[];
-  /** Callers of `acquire` waiting for a slot, first come first served. */
-  private readonly waiting: ((slot: RingSlot) => void)[] = [];
+  /** Callers of `acquire` waiting for a slot, first come first served (the next block aside). */
+  private readonly waiting: Waiter[] = [];
+  private closed: { reason: Error } | undefined;
 
+  /**
+   * `reserved` slots are kept free for the block the stream needs next (a backup's ring is
+   * smaller than the reads it admits at once: without them, the blocks that arrived early could
+   * take every slot while the next block still waits for one, and nothing could ever leave).
+   */
   constructor(
     readonly slots: number,
     private readonly blockSize: number,
+    private readonly reserved = 0,
   ) {
     this.memory = Buffer.allocUnsafeSlow(slots * blockSize);
     // Handed out lowest first, and the slot given back last is taken next: a short stream, or
@@ -37,19 +55,66 @@ export class BlockRing {
     return this.view(slot);
   }
 
-  /** A free slot, once there is one: waiters are served in the order they asked. */
-  acquire(): Promise<RingSlot> {
-    const slot = this.waiting.length === 0 ? this.free.pop() : undefined;
-    if (slot !== undefined) return Promise.resolve(this.view(slot));
-    return new Promise((resolve) => this.waiting.push(resolve));
+  /**
+   * A free slot, once there is one beyond the reserve (any free slot, for the block the stream
+   * needs next). Waiters are served in the order they asked, but for that block, which passes them.
+   */
+  acquire(request?: SlotRequest): Promise<RingSlot> {
+    if (this.closed !== undefined) return Promise.reject(this.closed.reason);
+    if (this.waiting.length === 0 && this.grantable(request)) {
+      const slot = this.free.pop();
+      if (slot !== undefined) return Promise.resolve(this.view(slot));
+    }
+    const slot = new Promise<RingSlot>((resolve, reject) => {
+      this.waiting.push({ resolve, reject, request });
+    });
+    this.serve();
+    return slot;
   }
 
   give(slot: RingSlot): void {
-    const next = this.waiting.shift();
+    this.free.push(slot.slot);
+    this.serve();
+  }
+
+  /**
+   * No slot for anyone any more: every caller waiting, and every later one, fails with `reason`.
+   * A stream that failed closes its ring, so that the reads still waiting for memory end too (the
+   * blocks held for their turn will never leave, so their slots would never come back).
+   */
+  close(reason: Error): void {
+    this.closed ??= { reason };
+    for (const waiter of this.waiting.splice(0)) waiter.reject(reason);
+  }
+
+  /** The stream moved on to its next block: a waiter for that block may now use the reserve. */
+  advanced(): void {
+    this.serve();
+  }
+
+  private grantable(request: SlotRequest | undefined): boolean {
+    return this.free.length > (request?.first() === true ? 0 : this.reserved);
+  }
+
+  private serve(): void {
+    if (this.waiting.length === 0) return;
+    const next = this.waiting.findIndex((w) => w.request?.first() === true);
+    if (next > 0) this.grant(next);
+    while (this.waiting.length > 0 && this.grantable(this.waiting[0]?.request)) this.grant(0);
+  }
+
+  /** Gives waiter `at` a free slot, when there is one. */
+  private grant(at: number): void {
+    const slot = this.free.pop();
+    if (slot === undefined) return;
+    const [waiter] = this.waiting.splice(at, 1);
+    if (waiter === undefined) {
+      this.free.push(slot);
+      return;
+    }
     // A fresh view of the same memory: each lending of a slot is a distinct Buffer object, which
     // the tar writer recognizes its blocks by.
-    if (next !== undefined) next(this.view(slot.slot));
-    else this.free.push(slot.slot);
+    waiter.resolve(this.view(slot));
   }
 
   private view(slot: number): RingSlot {

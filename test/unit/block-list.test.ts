@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { BlockRef } from '../../src/aws/blocks.js';
-import { BlockList } from '../../src/backup/block-list.js';
+import { BlockList, CHANGE_TOKEN_BYTES } from '../../src/backup/block-list.js';
 
 /** Ascending block indices, each with a token or (an explicit zero region) none. */
 const listing = fc
@@ -26,8 +26,8 @@ describe('BlockList (one listing kept, 4 bytes a block)', () => {
   it('gives back the listing it was given: indices, and tokens when asked', () => {
     fc.assert(
       fc.property(listing, (refs) => {
-        const withTokens = new BlockList(true);
-        const indicesOnly = new BlockList(false);
+        const withTokens = new BlockList(CHANGE_TOKEN_BYTES);
+        const indicesOnly = new BlockList(0);
         for (const ref of refs) {
           withTokens.add(ref);
           indicesOnly.add(ref);
@@ -48,7 +48,7 @@ describe('BlockList (one listing kept, 4 bytes a block)', () => {
         fc.integer({ min: 1, max: 500 }),
         fc.integer({ min: 1, max: 5000 }),
         (refs, maxBlocks, maxTokenBytes) => {
-          const list = new BlockList(true, maxBlocks, maxTokenBytes);
+          const list = new BlockList(maxTokenBytes, maxBlocks);
           for (const ref of refs) list.add(ref);
           const tokenBytes = refs.reduce((n, r) => n + (r.token?.length ?? 0), 0);
           expect(list.indicesKept).toBe(refs.length <= maxBlocks);

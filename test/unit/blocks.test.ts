@@ -161,7 +161,7 @@ describe('a block read into its slot', () => {
     );
   });
 
-  it('starts the slot over after a body that broke or did not match, and keeps only the verified block', async () => {
+  it('gives the slot back after a body that broke or did not match, and keeps only the verified block', async () => {
     instantClock();
     const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
     const wrong = Buffer.alloc(SIZE, 0x55);
@@ -179,8 +179,8 @@ describe('a block read into its slot', () => {
     );
     expect(ebsMock.commandCalls(GetSnapshotBlockCommand)).toHaveLength(3);
     expect(memory.data.equals(good)).toBe(true);
-    // One slot for all three bodies: a retry starts it over rather than taking another.
-    expect([memory.taken, memory.given]).toEqual([1, 0]);
+    // Each failed attempt gave its slot back before its retry: only the verified block holds one.
+    expect([memory.taken, memory.given]).toEqual([3, 2]);
     expect(digest.toString('base64')).toBe(sha256(good));
   });
 
@@ -196,8 +196,9 @@ describe('a block read into its slot', () => {
       /block 7 of snapshot snap-9 could not be read and verified \(.*body longer than 4096 bytes/,
     );
     expect(bytes.subarray(SIZE).every((byte) => byte === 0xee)).toBe(true);
-    // The failed read gave its slot back.
-    expect([memory.taken, memory.given]).toEqual([1, 1]);
+    // Each failed attempt gave its slot back.
+    expect(memory.taken).toBeGreaterThan(0);
+    expect(memory.given).toBe(memory.taken);
   });
 
   it('takes no memory while AWS has not answered, nor for a read that fails without a body', async () => {

@@ -86,6 +86,46 @@ describe('orderedMap (the reordering window)', () => {
     expect(performance.now() - t0).toBe(100);
   });
 
+  it('starts calls strictly in source order, even while the limit moves', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.nat({ max: 100 }), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.nat({ max: 2 }), { minLength: 1, maxLength: 20 }),
+        async (count, max, steps, delays) => {
+          let settled = 0;
+          let current = max;
+          const limit = {
+            max,
+            current: () => current,
+            settled: () => {
+              current = 1 + ((steps[settled++ % steps.length] ?? 0) % max);
+            },
+          };
+          const started: number[] = [];
+          await onFakeClock(async () => {
+            for await (const _ of orderedMap(
+              from(Array.from({ length: count }, (_, i) => i)),
+              limit,
+              async (i) => {
+                started.push(i);
+                // 0: the call ends within the same turn, as a body already buffered does; several
+                // then settle before a waiter woken by the first one has run.
+                const delay = delays[i % delays.length] ?? 0;
+                await (delay > 0 ? sleep(delay) : Promise.resolve());
+                return i;
+              },
+              max * 2,
+            ));
+          });
+          expect(started).toEqual(Array.from({ length: count }, (_, i) => i));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('propagates the first failure in source order and waits for calls in flight', async () => {
     let settled = 0;
     const run = async () => {
