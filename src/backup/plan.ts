@@ -140,6 +140,12 @@ export async function acceptedPlan(
   region: string,
   unit: Unit,
 ): Promise<Plan> {
+  acceptedSettings(config, region);
+  return planUnit(ec2, config, region, unit);
+}
+
+/** What acceptedPlan refuses from the config alone, before any call to AWS. */
+export function acceptedSettings(config: Config, region: string): void {
   const { copyToRegion, copyKmsKeyId } = config.backup;
   if (copyToRegion === region) {
     throw new UsageError(
@@ -150,5 +156,4 @@ export async function acceptedPlan(
     const services: EndpointService[] = ['ec2', ...(copyKmsKeyId !== undefined ? ['kms' as const] : [])];
     requireEndpoints(config.aws, services, copyToRegion, 'a DR copy ([backup] copy-to-region)');
   }
-  return planUnit(ec2, config, region, unit);
 }

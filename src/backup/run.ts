@@ -26,7 +26,7 @@ import { StreamWriter } from '../stream/writer.js';
 import { VERSION } from '../version.js';
 import { chooseLevel } from './level.js';
 import { volumeLinks } from './links.js';
-import { acceptedPlan } from './plan.js';
+import { acceptedPlan, acceptedSettings } from './plan.js';
 import { retainEach } from './retention.js';
 import { backupHost, lockUnit, refuseRunningJobs } from './job-lock.js';
 import { copyToRegion } from './copies.js';
@@ -107,7 +107,9 @@ async function backUpUnit(
   const { config, ec2, ebs, region, log } = target;
   const { unit, job } = request;
   // Each volume's links are looked up at once, and a volume unit's while its plan is checked:
-  // each a round trip before the snapshots are taken.
+  // each a round trip before the snapshots are taken. Not before the config is accepted: a job
+  // it refuses makes no call.
+  acceptedSettings(config, region);
   const early = new Map(
     (unit.kind === 'volumes' ? unit.volumeIds : []).map((id) => [id, volumeLinks(ec2, config, id)]),
   );

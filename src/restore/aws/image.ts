@@ -3,10 +3,10 @@
  * registered otherwise; and, unless kept, deregistered after the launch, but only when it is
  * this launch's own (docs/DESIGN.md §5: never delete what the tool did not create and tag).
  */
-import type { EC2Client, Instance, RegisterImageCommandInput } from '@aws-sdk/client-ec2';
+import type { EC2Client, Image, Instance, RegisterImageCommandInput } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { answered } from '../../aws/answer.js';
-import { deregisterImage, describeImage, imagesTagged, registerImage } from '../../aws/instances.js';
+import { deregisterImage, describeImage, registerImage } from '../../aws/instances.js';
 import { messageOf } from '../../errors.js';
 import { RESTORE_TAG, tagValue } from '../../format/tags.js';
 
@@ -29,12 +29,14 @@ export async function launchImage(
   /** The source instance, as the log names it. */
   source: string,
   registration: () => { input: RegisterImageCommandInput; what: string },
+  /** The AMIs tagged with `token` (imagesTagged), looked up by the caller. */
+  taggedWithToken: Promise<Image[]>,
 ): Promise<LaunchImage> {
   if (earlier !== undefined) {
     const imageId = answered(earlier.ImageId, `the image of ${earlier.InstanceId ?? 'the earlier instance'}`);
     return { imageId, registeredHere: false };
   }
-  const madeBefore = (await imagesTagged(ec2, RESTORE_TAG.token, token)).find(
+  const madeBefore = (await taggedWithToken).find(
     (i) => i.State === 'available' || i.State === 'pending',
   )?.ImageId;
   if (madeBefore !== undefined) {

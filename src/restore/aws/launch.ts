@@ -7,6 +7,7 @@ import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import {
   associateAddress,
+  imagesTagged,
   instancesWithToken,
   runInstance,
   sourceDestCheckOff,
@@ -15,7 +16,7 @@ import {
   waitForRunning,
 } from '../../aws/instances.js';
 import { tagResources } from '../../aws/snapshots.js';
-import { withinTagLimit } from '../../format/tags.js';
+import { RESTORE_TAG, withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
 import { messageOf, RuntimeFailure } from '../../errors.js';
 import type { InstanceMeta, Manifest } from '../../format/members.js';
@@ -91,7 +92,12 @@ export async function launchInstance(
   const { settings, manifest, meta, spec, restored } = request;
   const date = new Date().toISOString();
   const mappings = restoredMappings(meta, restored);
-  const { token, earlier } = await launchState(ec2, launchToken(request));
+  const initial = launchToken(request);
+  // The AMIs an earlier run registered with this token are looked up with its instances, side by
+  // side: each a round trip before the launch.
+  const imagesOfToken = imagesTagged(ec2, RESTORE_TAG.token, initial);
+  imagesOfToken.catch(() => undefined);
+  const { token, earlier } = await launchState(ec2, initial);
   for (const setting of spec.settings) {
     if (setting.outcome === 'adapted' || setting.outcome === 'lost')
       log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
@@ -116,14 +122,24 @@ export async function launchInstance(
       input: registerImageInput(settings, manifest.job, meta, spec, restored, date, token),
       what: `${mappings.length} restored snapshot(s)`,
     }),
+    token === initial ? imagesOfToken : imagesTagged(ec2, RESTORE_TAG.token, token),
   );
   let keep = settings.keepImage;
+  /**
+   * The AMI's removal, started as soon as RunInstances took it, while the instance starts; the
+   * `finally` below waits for it (and reports its failure) either way.
+   */
+  let dropping: Promise<void> | undefined;
+  const drop = (): Promise<void> => (dropping ??= dropImage(ec2, image, token, registeredHere, log));
   try {
     let instanceId = earlier?.InstanceId;
     if (instanceId === undefined) {
       await waitForImage(ec2, image);
       instanceId = await runInstance(ec2, runInstancesInput(settings, meta, spec, image, date, token));
       log.info(`launched ${instanceId}, waiting for it to run`);
+      // An instance needs its AMI only to be launched ("Deregister an AMI", EC2 user guide:
+      // deregistering does not affect instances already launched from it).
+      if (!keep) drop().catch(() => undefined);
     }
     const launched = instanceId;
     const running = await waitForRunning(ec2, launched);
@@ -157,7 +173,7 @@ export async function launchInstance(
       { cause: err },
     );
   } finally {
-    if (!keep) await dropImage(ec2, image, token, registeredHere, log);
+    if (!keep) await drop();
   }
 }
 

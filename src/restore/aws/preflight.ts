@@ -143,6 +143,15 @@ export async function preflight(request: PreflightRequest): Promise<Target> {
   return target;
 }
 
+/**
+ * A look-up started before its turn: awaited later, in the order of the checks, so a failure it
+ * meets before then is not an unhandled rejection (the check that awaits it still reports it).
+ */
+function early<T>(lookup: Promise<T>): Promise<T> {
+  lookup.catch(() => undefined);
+  return lookup;
+}
+
 /** RegisterImage, UefiData: "Maximum length of 64000" (EC2 API reference). */
 const UEFI_DATA_MAX = 64_000;
 
@@ -189,7 +198,20 @@ async function decideLaunch(
   }
   const typeFrom = from('instance-type');
   const typed = sdkInstanceType(typeName, typeFrom);
-  const info = await instanceType(ec2, typed);
+  const subnetId = settings.subnetId ?? (stored ? (meta.subnetId ?? undefined) : undefined);
+  const groupIds =
+    settings.securityGroupIds.length > 0 ? settings.securityGroupIds : stored ? meta.securityGroupIds : [];
+  const keyName = settings.keyName ?? (stored ? (meta.keyName ?? undefined) : undefined);
+  // Every look-up the checks below need, sent at once: each is a round trip on the recovery's
+  // critical path. The checks still run, and refuse, in their order.
+  const lookups = {
+    info: early(instanceType(ec2, typed)),
+    subnet: subnetId === undefined ? undefined : early(describeSubnet(ec2, subnetId)),
+    groups: groupIds.length === 0 ? undefined : early(securityGroups(ec2, groupIds)),
+    keyPair: keyName === undefined ? undefined : early(keyPairExists(ec2, keyName)),
+    offeredIn: early(zonesOffering(ec2, typeName)),
+  };
+  const info = await lookups.info;
   if (info === undefined) {
     throw new UsageError(
       `instance type ${typeName} (${typeFrom}) does not exist in ${region}; choose another with --instance-type.`,
@@ -203,10 +225,9 @@ async function decideLaunch(
   checkArchitecture(info, meta, typeName, typeFrom);
 
   // Subnet, and with it the VPC and the zone.
-  const subnetId = settings.subnetId ?? (stored ? (meta.subnetId ?? undefined) : undefined);
   let subnet: SubnetFacts | undefined;
   if (subnetId !== undefined) {
-    subnet = await describeSubnet(ec2, subnetId);
+    subnet = await lookups.subnet;
     if (subnet === undefined) {
       throw new UsageError(
         `subnet ${subnetId} (${from('subnet-id')}) does not exist in ${region}; give an existing one with --subnet-id.`,
@@ -222,11 +243,9 @@ async function decideLaunch(
     subnet?.availabilityZone ?? (stored ? (meta.placement.availabilityZone ?? undefined) : undefined);
 
   // Security groups.
-  const groupIds =
-    settings.securityGroupIds.length > 0 ? settings.securityGroupIds : stored ? meta.securityGroupIds : [];
   if (groupIds.length > 0) {
     const groupsFrom = from('security-group-ids');
-    const groups = await securityGroups(ec2, groupIds);
+    const groups = await lookups.groups;
     if (groups === undefined) {
       throw new UsageError(
         `security groups ${groupIds.join(', ')} (${groupsFrom}): not all exist in ${region}; give existing ones with --security-group-ids.`,
@@ -246,9 +265,8 @@ async function decideLaunch(
   }
 
   // Key pair.
-  const keyName = settings.keyName ?? (stored ? (meta.keyName ?? undefined) : undefined);
   if (keyName !== undefined) {
-    if (!(await keyPairExists(ec2, keyName))) {
+    if (!(await lookups.keyPair)) {
       throw new UsageError(
         `key pair ${keyName} (${from('key-name')}) does not exist in ${region}; import it there, or give another with --key-name.`,
       );
@@ -273,7 +291,7 @@ async function decideLaunch(
   const placement = await decidePlacement(request, meta, stored, lines);
 
   // Offered in the zone: DescribeInstanceTypeOfferings by zone.
-  const offeredIn = await zonesOffering(ec2, typeName);
+  const offeredIn = await lookups.offeredIn;
   if (zone !== undefined && !offeredIn.includes(zone)) {
     throw new UsageError(
       `instance type ${typeName} (${typeFrom}) is not offered in ${zone} (the zone of ${subnet !== undefined ? `subnet ${subnet.id}` : 'the source'}); ` +
@@ -286,8 +304,17 @@ async function decideLaunch(
   const ena = decideEna(info, meta, settings, typeName, typeFrom, lines);
   const ebsOptimized = decideEbsOptimized(info, meta, typeName, lines);
   const cpuOptions = decideCpuOptions(info, meta, typeName, lines);
-  const profile = await decideProfile(request, meta, lines);
-  const network = await decideNetwork(request, meta, info, subnet, groupIds, stored, lines);
+  // The profile (IAM) and the network (EC2) are checked side by side; each says its lines apart,
+  // and they are said, and refuse, in this order.
+  const profileLines: SettingLine[] = [];
+  const networkLines: SettingLine[] = [];
+  const deciding = {
+    profile: early(decideProfile(request, meta, profileLines)),
+    network: early(decideNetwork(request, meta, info, subnet, groupIds, stored, networkLines)),
+  };
+  const profile = await deciding.profile;
+  const network = await deciding.network;
+  lines.push(...profileLines, ...networkLines);
   const behaviour = decideAttributes(request, meta, info, typeName, lines);
   if (meta.metadataOptions !== null)
     lines.push(line('instance metadata options', JSON.stringify(meta.metadataOptions), 'kept'));
