@@ -64,6 +64,8 @@ export class AdminApi {
         return this.createVolume(body);
       case 'POST instances/{id}/terminate':
         return this.terminate(id);
+      case 'POST instances/{id}/untag':
+        return this.untag(id, body);
       case 'POST volumes/{id}/mutate':
         return this.mutate(id, body);
       case 'GET volumes/{id}/digest':
@@ -382,6 +384,15 @@ export class AdminApi {
     if (!record) throw new ApiError('AdminNotFound', `No instance ${id}`, 404);
     record.instance.State = { Code: 48, Name: 'terminated' };
     this.world.releaseInstance(record);
+    return {};
+  }
+
+  /** Removes tags from an instance, as an operator may by hand (DeleteTags is not modelled). */
+  private untag(id: string, body: Body): unknown {
+    const record = this.world.instances.get(id);
+    if (!record) throw new ApiError('AdminNotFound', `No instance ${id}`, 404);
+    const keys = new Set((body.keys as string[] | undefined) ?? []);
+    record.instance.Tags = (record.instance.Tags ?? []).filter((t) => !keys.has(t.Key ?? ''));
     return {};
   }
 

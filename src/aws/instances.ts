@@ -15,6 +15,7 @@ import {
   type Image,
   type Instance,
   ModifyNetworkInterfaceAttributeCommand,
+  paginateDescribeInstances,
   RegisterImageCommand,
   type RegisterImageCommandInput,
   RunInstancesCommand,
@@ -71,6 +72,18 @@ export async function instancesWithToken(ec2: EC2Client, token: string): Promise
     new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: [token] }] }),
   );
   return Reservations.flatMap((r) => r.Instances ?? []).filter((i) => i.ClientToken === token);
+}
+
+/** The instances carrying a tag (DescribeInstances, filter `tag:KEY`), page by page. */
+export async function instancesTagged(ec2: EC2Client, key: string, value: string): Promise<Instance[]> {
+  const found: Instance[] = [];
+  for await (const page of paginateDescribeInstances(
+    { client: ec2 },
+    { Filters: [{ Name: `tag:${key}`, Values: [value] }], MaxResults: 1000 },
+  )) {
+    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
+  }
+  return found;
 }
 
 /** This account's AMIs carrying a tag (DescribeImages, Owners self). */

@@ -353,6 +353,37 @@ describe('restore --point and --test', () => {
     );
   });
 
+  it('launches the same point anew after each ended launch, in one walk along the tokens, a tag removed or not', async () => {
+    const { own, ownConfig } = await ownSource('again');
+    const restore = () =>
+      cli(['restore', `--config=${ownConfig}`, '--point=again-2', `--instance=${own.instanceId}`]);
+    const launchedBy = (run: Awaited<ReturnType<typeof restore>>) =>
+      /^instance (i-[0-9a-f]+) source=/m.exec(run.stdout.toString())?.[1];
+    const launched: string[] = [];
+    for (let n = 0; n < 4; n++) {
+      const run = await restore();
+      expect(run.code, run.stderr).toBe(0);
+      const id = launchedBy(run);
+      expect(id).toBeDefined();
+      launched.push(id!);
+      // The second instance loses the tag the walk finds launches by: its token is still found
+      // by the client-token look-up, so the walk goes on past it.
+      if (n === 1) await em.admin.call('POST', `instances/${id}/untag`, { keys: ['ec2-bpipe:source'] });
+      await em.admin.call('POST', `instances/${id}/terminate`, {});
+    }
+    expect(new Set(launched).size).toBe(4);
+    // Run again while the last launch still runs: that instance is this launch's, none is added.
+    const last = await restore();
+    expect(last.code, last.stderr).toBe(0);
+    const running = launchedBy(last)!;
+    expect(launched).not.toContain(running);
+    const again = await restore();
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`was launched by an earlier run as ${running}; not launching again`);
+    const requests = await em.admin.requests();
+    expect(requests['ec2:RunInstances']).toBeGreaterThanOrEqual(5);
+  });
+
   it('launches the latest point after the disaster: the source instance and its volumes gone', async () => {
     const { own, ownConfig, second } = await ownSource('dr');
     await em.admin.call('POST', `instances/${own.instanceId}/terminate`, {});

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import {
   associateAddress,
   imagesTagged,
+  instancesTagged,
   instancesWithToken,
   runInstance,
   sourceDestCheckOff,
@@ -97,7 +98,7 @@ export async function launchInstance(
   // side: each a round trip before the launch.
   const imagesOfToken = imagesTagged(ec2, RESTORE_TAG.token, initial);
   imagesOfToken.catch(() => undefined);
-  const { token, earlier } = await launchState(ec2, initial);
+  const { token, earlier } = await launchState(ec2, initial, meta.instanceId);
   for (const setting of spec.settings) {
     if (setting.outcome === 'adapted' || setting.outcome === 'lost')
       log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
@@ -255,15 +256,32 @@ async function checkVolumes(
  * terminated (the operator ended a restore to make it again) still holds the token: EC2 keeps
  * it, and a new RunInstances with it and another AMI is IdempotentParameterMismatch. Each ended
  * launch moves the token on, so the same restore made again launches anew.
+ *
+ * The walk along the tokens takes one call, not one per ended launch: every instance a restore
+ * launched from `source` carries its `ec2-bpipe:source` tag (one RunInstances per token, so all
+ * of a token's instances carry it alike), looked up beside the first token's own look-up. The
+ * token the walk ends on is looked up by client token before it is used, as is any token whose
+ * instances the tag did not find (a tag removed by hand).
  */
-async function launchState(ec2: EC2Client, token: string): Promise<{ token: string; earlier?: Instance }> {
-  for (let current = token; ;) {
-    const launched = await instancesWithToken(ec2, current);
-    const ended = (i: Instance): boolean => ['shutting-down', 'terminated'].includes(i.State?.Name ?? '');
+async function launchState(
+  ec2: EC2Client,
+  token: string,
+  source: string,
+): Promise<{ token: string; earlier?: Instance }> {
+  const [restoredFrom, first] = await Promise.all([
+    instancesTagged(ec2, RESTORE_TAG.source, source),
+    instancesWithToken(ec2, token),
+  ]);
+  const ended = (i: Instance): boolean => ['shutting-down', 'terminated'].includes(i.State?.Name ?? '');
+  let launched = first;
+  for (let current = token; ; ) {
     // The instance an earlier run launched with this token and that has not ended: this launch's.
     const earlier = launched.find((i) => !ended(i));
     if (earlier !== undefined) return { token: current, earlier };
     if (launched.length === 0) return { token: current };
     current = idempotencyToken(current, ...launched.map((i) => i.InstanceId ?? '').sort());
+    const next = current;
+    launched = restoredFrom.filter((i) => i.ClientToken === next);
+    if (launched.length === 0) launched = await instancesWithToken(ec2, next);
   }
 }
