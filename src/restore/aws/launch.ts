@@ -274,7 +274,7 @@ async function launchState(
   ]);
   const ended = (i: Instance): boolean => ['shutting-down', 'terminated'].includes(i.State?.Name ?? '');
   let launched = first;
-  for (let current = token; ; ) {
+  for (let current = token; ;) {
     // The instance an earlier run launched with this token and that has not ended: this launch's.
     const earlier = launched.find((i) => !ended(i));
     if (earlier !== undefined) return { token: current, earlier };
