@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Argument, Command, CommanderError, Option, type OptionValues } from 'commander';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import type { Logger } from 'pino';
 import { describeAwsFailure } from './aws/failure.js';
 import type { CommandContext } from './commands/context.js';
@@ -239,7 +239,7 @@ async function dispatch(
 }
 
 /** Adds a flag table's options (commands/options.ts) to a command, each with its help line. */
-function addFlags(cmd: Command, table: z.ZodObject): Command {
+function addFlags(cmd: Command, table: z.ZodMiniObject): Command {
   for (const [name, schema] of Object.entries(table.shape)) {
     const meta = FLAGS.get(schema);
     if (meta === undefined) throw new Error(`option ${name} has no flag in commands/options.ts`);

@@ -5,7 +5,7 @@
  * through them, so a flag, its type and its help cannot drift apart. The flags that set a config
  * key are cli.ts's (ConfigFlag): config.ts's schema is their type.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /** What commander needs of a flag: its syntax (`--to-dir <dir>`, `--force`, `--no-launch`), its help. */
 export interface FlagMeta {
@@ -22,43 +22,34 @@ export const FLAGS = z.registry<FlagMeta>();
 
 /** A flag that takes a value: absent is undefined. */
 function value(flag: string, description: string, extra: Partial<FlagMeta> = {}) {
-  return z
-    .string()
-    .optional()
-    .register(FLAGS, { flag, description, ...extra });
+  return z.optional(z.string()).register(FLAGS, { flag, description, ...extra });
 }
 
 /** A flag that takes a value, or the default the help shows. */
 function valueOr(fallback: string, flag: string, description: string, extra: Partial<FlagMeta> = {}) {
-  return z
-    .string()
-    .default(fallback)
-    .register(FLAGS, { flag, description, default: fallback, ...extra });
+  return z._default(z.string(), fallback).register(FLAGS, { flag, description, default: fallback, ...extra });
 }
 
 /** A switch: false unless given. */
 function on(flag: string, description: string) {
-  return z.boolean().default(false).register(FLAGS, { flag, description });
+  return z._default(z.boolean(), false).register(FLAGS, { flag, description });
 }
 
 /** A `--no-…` switch: true unless given. */
 function off(flag: string, description: string) {
-  return z.boolean().default(true).register(FLAGS, { flag, description });
+  return z._default(z.boolean(), true).register(FLAGS, { flag, description });
 }
 
 /** Every command's connection and logging flags (the config keys among them are cli.ts's). */
 export const commonFlags = z.object({
   config: value('--config <file>', 'INI config file (see examples/ec2-bpipe.ini)'),
   region: value('--region <region>', 'AWS region (backup: the source; restore: the target)'),
-  logFormat: z
-    .enum(['human', 'json'])
-    .default('human')
-    .register(FLAGS, {
-      flag: '--log-format <format>',
-      description: 'log line format on stderr',
-      choices: ['human', 'json'],
-      default: 'human',
-    }),
+  logFormat: z._default(z.enum(['human', 'json']), 'human').register(FLAGS, {
+    flag: '--log-format <format>',
+    description: 'log line format on stderr',
+    choices: ['human', 'json'],
+    default: 'human',
+  }),
   logLevel: valueOr('info', '--log-level <level>', 'least severe level logged', {
     choices: ['debug', 'info', 'warn', 'error'],
   }),

@@ -3,7 +3,7 @@
  * restore point installed into a directory of images, the redo files it applies, and the names of
  * the temporary files a transaction leaves. restore/files/state.ts runs the transaction.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { BLOCK_SIZE, member } from './container.js';
 import { jobName, levelSchema, volumeId } from './fields.js';
 import { imageStateSchema } from './state-file.js';
@@ -46,9 +46,9 @@ export const journalSchema = z.object({
   job: jobName,
   level: levelSchema,
   /** Files whose `<name>.partial` is renamed to `<name>`. */
-  install: z.array(z.string().regex(INSTALLABLE)).max(1024),
+  install: z.array(z.string().check(z.regex(INSTALLABLE))).check(z.maxLength(1024)),
   /** Volumes whose `<vol>.ebs.redo` is applied to `<vol>.ebs` in place. */
-  redo: z.array(volumeId).max(128),
+  redo: z.array(volumeId).check(z.maxLength(128)),
   /** The state file once the point is installed. */
   state: imageStateSchema,
 });

@@ -2,7 +2,7 @@
  * docs/FORMAT.md, "The finalizer: `restore.json`": its schema and parser, and what a restore
  * derives from it. backup/chain-head.ts builds it.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { messageOf, RuntimeFailure } from '../errors.js';
 import { VERSION } from '../version.js';
 import { FORMAT_NAME, FORMAT_VERSION } from './container.js';
@@ -28,15 +28,15 @@ export const finalizerSchema = z.object({
   /** The job that wrote this finalizer (Bacula's %j). */
   job: jobName,
   /** The newest complete stream: this job's, or, when its data stream failed, the last complete one before it. */
-  head: jobName.nullable(),
-  headLevel: levelSchema.nullable(),
+  head: z.nullable(jobName),
+  headLevel: z.nullable(levelSchema),
   region,
   kind: unitKind,
-  resourceId: z.string().max(1024),
+  resourceId: z.string().check(z.maxLength(1024)),
   createdAt: timestamp,
-  instance: instanceMetaSchema.nullable(),
+  instance: z.nullable(instanceMetaSchema),
   /** The head's volumes, as its streams described them. */
-  volumes: z.array(volumeMetaSchema).max(128),
+  volumes: z.array(volumeMetaSchema).check(z.maxLength(128)),
 });
 export type Finalizer = z.infer<typeof finalizerSchema>;
 

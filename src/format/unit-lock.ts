@@ -3,7 +3,7 @@
  * holds from its start to its end. backup/job-lock.ts takes it and reads it.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { jobName } from './fields.js';
 
 export const LOCK_DIRECTORY = 'locks';
@@ -15,9 +15,9 @@ export function lockName(config: string, resourceId: string): string {
 
 export const lockSchema = z.object({
   job: jobName,
-  pid: z.number().int().positive(),
-  host: z.string().max(253),
+  pid: z.int().check(z.positive()),
+  host: z.string().check(z.maxLength(253)),
   since: z.iso.datetime(),
-  resourceId: z.string().max(4096),
+  resourceId: z.string().check(z.maxLength(4096)),
 });
 export type Lock = z.infer<typeof lockSchema>;

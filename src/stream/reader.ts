@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { messageOf, RuntimeFailure } from '../errors.js';
 import { Slots } from '../pool.js';
 import { BlockRing, type RingSlot } from './block-ring.js';
@@ -285,7 +285,7 @@ class StreamCheck {
     }
   }
 
-  private parse<T extends z.ZodType>(schema: T, value: unknown, name: string): z.infer<T> {
+  private parse<T extends z.ZodMiniType>(schema: T, value: unknown, name: string): z.infer<T> {
     const result = schema.safeParse(value);
     if (!result.success) throw this.invalid(`member ${name}: ${describeIssues(result.error)}`);
     return result.data;

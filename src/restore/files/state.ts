@@ -18,7 +18,7 @@ import { type Dirent } from 'node:fs';
 import { access, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { durableStep } from '../../crash-points.js';
 import { messageOf, RuntimeFailure } from '../../errors.js';
 import { BLOCK_SIZE, member } from '../../format/container.js';
@@ -40,7 +40,7 @@ import { syncDirectory, writeSynced } from '../../durable.js';
 export const MOVE_ASIDE = 'Move the directory aside and restore the chain again from its Full.';
 
 /** Reads a JSON file of ours, or undefined when it does not exist; anything else damaged is refused. */
-async function readJson<T>(path: string, schema: z.ZodType<T>, what: string): Promise<T | undefined> {
+async function readJson<T>(path: string, schema: z.ZodMiniType<T>, what: string): Promise<T | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
