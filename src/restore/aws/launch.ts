@@ -3,7 +3,7 @@
  * RunInstances cannot take (source/destination checks, Elastic IPs), a check that every restored
  * volume is attached where it belongs, and the AMI dropped unless kept.
  */
-import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
+import type { EC2Client, Image, Instance } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import {
   associateAddress,
@@ -93,12 +93,7 @@ export async function launchInstance(
   const { settings, manifest, meta, spec, restored } = request;
   const date = new Date().toISOString();
   const mappings = restoredMappings(meta, restored);
-  const initial = launchToken(request);
-  // The AMIs an earlier run registered with this token are looked up with its instances, side by
-  // side: each a round trip before the launch.
-  const imagesOfToken = imagesTagged(ec2, RESTORE_TAG.token, initial);
-  imagesOfToken.catch(() => undefined);
-  const { token, earlier } = await launchState(ec2, initial, meta.instanceId);
+  const { token, earlier, images } = await launchState(ec2, launchToken(request), meta.instanceId);
   for (const setting of spec.settings) {
     if (setting.outcome === 'adapted' || setting.outcome === 'lost')
       log.warn(`${meta.instanceId}: ${describeLine(setting)}`);
@@ -123,7 +118,7 @@ export async function launchInstance(
       input: registerImageInput(settings, manifest.job, meta, spec, restored, date, token),
       what: `${mappings.length} restored snapshot(s)`,
     }),
-    token === initial ? imagesOfToken : imagesTagged(ec2, RESTORE_TAG.token, token),
+    images,
   );
   let keep = settings.keepImage;
   /**
@@ -267,7 +262,20 @@ async function launchState(
   ec2: EC2Client,
   token: string,
   source: string,
-): Promise<{ token: string; earlier?: Instance }> {
+): Promise<{
+  token: string;
+  earlier?: Instance;
+  /** The AMIs tagged with `token`, when there is no `earlier` (whose own AMI is the launch's). */
+  images: Promise<Image[]>;
+}> {
+  // The AMIs an earlier run registered with a token are looked up with that token's instances,
+  // side by side: each a round trip before the launch.
+  const imagesOf = (t: string): Promise<Image[]> => {
+    const images = imagesTagged(ec2, RESTORE_TAG.token, t);
+    images.catch(() => undefined);
+    return images;
+  };
+  let images = imagesOf(token);
   const [restoredFrom, first] = await Promise.all([
     instancesTagged(ec2, RESTORE_TAG.source, source),
     instancesWithToken(ec2, token),
@@ -277,11 +285,14 @@ async function launchState(
   for (let current = token; ;) {
     // The instance an earlier run launched with this token and that has not ended: this launch's.
     const earlier = launched.find((i) => !ended(i));
-    if (earlier !== undefined) return { token: current, earlier };
-    if (launched.length === 0) return { token: current };
+    if (earlier !== undefined) return { token: current, earlier, images };
+    if (launched.length === 0) return { token: current, images };
     current = idempotencyToken(current, ...launched.map((i) => i.InstanceId ?? '').sort());
     const next = current;
     launched = restoredFrom.filter((i) => i.ClientToken === next);
-    if (launched.length === 0) launched = await instancesWithToken(ec2, next);
+    if (launched.length === 0) {
+      images = imagesOf(next);
+      launched = await instancesWithToken(ec2, next);
+    }
   }
 }
