@@ -86,10 +86,13 @@ export function readWindow(workers: number, blockSize = BLOCK_SIZE): number {
  * from their answers, those waiting for their turn, and those being written. A read takes its
  * slot only once AWS answers, and an answer that finds no slot waits in its socket (the kernel's
  * buffers, not this process's memory) until one is free, so most of a window's reads hold none.
- * At 64 workers the window's 80 slots (a slot per admitted read) kept 40 MiB resident for what,
- * but for the first answers arriving all at once, rarely needed 20.
+ * At 64 workers a slot per admitted read (80) kept 40 MiB resident, for the moments when answers
+ * all arrive at once; 32 slots cost no throughput (docs/PERFORMANCE.md).
  */
 const BLOCK_MEMORY_BYTES = 16 * 2 ** 20;
+
+/** Slots only the block the stream needs next may take (BlockRing's `reserved`). */
+const NEXT_BLOCK_RESERVE = 1;
 
 /**
  * The ring's slots for a volume of `blocks` blocks read through a window of `window` reads: the
@@ -103,9 +106,6 @@ export function ringSlots(window: number, blocks: number, blockSize = BLOCK_SIZE
   );
   return Math.min(Math.min(window, blocks) + BLOCKS_BEING_WRITTEN, bound);
 }
-
-/** Slots only the block the stream needs next may take (stream/block-ring.ts, RingLimits). */
-const NEXT_BLOCK_RESERVE = 1;
 
 /** A volume's ring: `ringSlots` of them, one kept for the block the stream needs next. */
 export function blockRing(window: number, blocks: number, blockSize = BLOCK_SIZE): BlockRing {

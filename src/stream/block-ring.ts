@@ -4,16 +4,6 @@ export interface RingSlot {
   readonly data: Buffer;
 }
 
-/**
- * Block memory: a fixed number of block-sized slots of one buffer, taken once per stream (a
- * reader's) or per volume (a backup's) and reused block after block.
- *
- * Why not a fresh buffer per block: each one is new memory for the kernel to fault in and for the
- * garbage collector to follow. On a restore to files that cost more than the copy into it; on a
- * backup, blocks held until they leave in order outlived V8's young generation and cost it a
- * mark-compact collection every few dozen megabytes (docs/PERFORMANCE.md). The ring's size is
- * the whole block memory, whatever the volume's size.
- */
 /** Who asks `acquire` for a slot: `first()` says whether its block is the next the stream needs. */
 export interface SlotRequest {
   first(): boolean;
@@ -25,6 +15,16 @@ interface Waiter {
   request: SlotRequest | undefined;
 }
 
+/**
+ * Block memory: a fixed number of block-sized slots of one buffer, taken once per stream (a
+ * reader's) or per volume (a backup's) and reused block after block.
+ *
+ * Why not a fresh buffer per block: each one is new memory for the kernel to fault in and for the
+ * garbage collector to follow. On a restore to files that cost more than the copy into it; on a
+ * backup, blocks held until they leave in order outlived V8's young generation and cost it a
+ * mark-compact collection every few dozen megabytes (docs/PERFORMANCE.md). The ring's size is
+ * the whole block memory, whatever the volume's size.
+ */
 export class BlockRing {
   private readonly memory: Buffer;
   private readonly free: number[];
