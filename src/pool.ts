@@ -1,3 +1,13 @@
+/**
+ * `work`, started now and awaited later (work sent side by side with other work, or checked in
+ * an order of its own): a failure it meets before its await is not an unhandled rejection, and
+ * the await still throws it.
+ */
+export function awaitedLater<T>(work: Promise<T>): Promise<T> {
+  work.catch(() => undefined);
+  return work;
+}
+
 /** How many calls may be in flight: a fixed count, or one that follows what the service allows. */
 export interface WorkerLimit {
   /** The most it will ever allow: it sizes the reorder window, hence the memory. */

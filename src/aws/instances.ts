@@ -15,7 +15,6 @@ import {
   type Image,
   type Instance,
   ModifyNetworkInterfaceAttributeCommand,
-  paginateDescribeInstances,
   RegisterImageCommand,
   type RegisterImageCommandInput,
   RunInstancesCommand,
@@ -24,6 +23,7 @@ import {
 import { RuntimeFailure } from '../errors.js';
 import { pollUntil } from '../retry.js';
 import { answered } from './answer.js';
+import { eachInstance } from './inventory.js';
 
 /**
  * How long an AMI may take to become available, and an instance to run (seconds). EC2 gives no
@@ -77,12 +77,9 @@ export async function instancesWithToken(ec2: EC2Client, token: string): Promise
 /** The instances carrying a tag (DescribeInstances, filter `tag:KEY`), page by page. */
 export async function instancesTagged(ec2: EC2Client, key: string, value: string): Promise<Instance[]> {
   const found: Instance[] = [];
-  for await (const page of paginateDescribeInstances(
-    { client: ec2 },
-    { Filters: [{ Name: `tag:${key}`, Values: [value] }], MaxResults: 1000 },
-  )) {
-    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
-  }
+  const filters = [{ Name: `tag:${key}`, Values: [value] }];
+  for await (const instance of eachInstance(ec2, { Filters: filters, MaxResults: 1000 }))
+    found.push(instance);
   return found;
 }
 

@@ -15,6 +15,7 @@ import type { Config } from '../config.js';
 import { describeError, messageOf, RuntimeFailure } from '../errors.js';
 import { liveDisplay } from '../display.js';
 import { onInterrupt } from '../lifecycle.js';
+import { awaitedLater } from '../pool.js';
 import type { Unit } from '../selection.js';
 import { FORMAT_NAME, FORMAT_VERSION, member } from '../format/container.js';
 import { newFinalizer } from '../format/finalizer.js';
@@ -111,9 +112,11 @@ async function backUpUnit(
   // it refuses makes no call.
   acceptedSettings(config, region);
   const early = new Map(
-    (unit.kind === 'volumes' ? unit.volumeIds : []).map((id) => [id, volumeLinks(ec2, config, id)]),
+    (unit.kind === 'volumes' ? unit.volumeIds : []).map((id) => [
+      id,
+      awaitedLater(volumeLinks(ec2, config, id)),
+    ]),
   );
-  for (const lookup of early.values()) lookup.catch(() => undefined);
   const plan = await acceptedPlan(ec2, config, region, unit);
   const [meta, histories] = await Promise.all([
     plan.instance ? instanceMeta(ec2, plan.instance, (line) => log.warn(line)) : undefined,
@@ -163,8 +166,7 @@ async function backUpUnit(
   const ids = [...snapshotIds.values()];
   log.info(`snapshots started: ${[...snapshotIds].map(([v, s]) => `${v}=${s}`).join(' ')}`);
   // Tagged while AWS completes them: two round trips at once before the first block.
-  const tagging = tagTaken(ec2, snapshotIds);
-  tagging.catch(() => undefined);
+  const tagging = awaitedLater(tagTaken(ec2, snapshotIds));
   const snapshots = await waitForSnapshots(ec2, ids, config.backup.snapshotTimeout, log);
   await tagging;
   const sizes = new Map(snapshots.map((s) => [s.SnapshotId, s.VolumeSize]));

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { BlockRef } from '../../src/aws/blocks.js';
+import type { BlockMemory, BlockRef } from '../../src/aws/blocks.js';
 import { blockRing, readWindow, readsInOrder, ringSlots } from '../../src/backup/volume-stream.js';
 import { fixedLimit, type WorkerLimit } from '../../src/pool.js';
 import { BlockRing, type RingSlot } from '../../src/stream/block-ring.js';
@@ -52,7 +52,7 @@ async function readAll(run: Run): Promise<{ order: number[]; peak: number; given
   const refs: BlockRef[] = Array.from({ length: run.blocks }, (_, index) => ({ index, token: `t${index}` }));
   const read = async (
     ref: BlockRef,
-    memory: { acquire(): Promise<RingSlot>; give(s: RingSlot): void },
+    memory: BlockMemory<RingSlot>,
   ): Promise<{ index: number; slot: RingSlot }> => {
     for (;;) {
       await delay();
@@ -106,6 +106,9 @@ function finishes<T>(work: Promise<T>): Promise<T> {
   return Promise.race([work, stuck]).finally(() => clearTimeout(timer));
 }
 
+/** Blocks 0 to n - 1: the order the stream must deliver. */
+const inOrder = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
 const schedule = {
   delays: fc.array(fc.nat({ max: 6 }), { minLength: 1, maxLength: 40 }),
   failures: fc.uniqueArray(fc.nat({ max: 49 }), { maxLength: 5 }),
@@ -125,7 +128,7 @@ describe('readsInOrder (the backup reads blocks into a ring smaller than its win
           const ring = blockRing(window, blocks);
           const limit = steps === undefined ? fixedLimit(workers) : wanderingLimit(workers, steps);
           const result = await finishes(readAll({ ring, window, limit, blocks, delays, failures }));
-          expect(result.order).toEqual(Array.from({ length: blocks }, (_, i) => i));
+          expect(result.order).toEqual(inOrder(blocks));
           expect(result.givenBack).toBe(blocks);
           expect(result.peak).toBeLessThanOrEqual(ringSlots(window, blocks));
         },
@@ -148,7 +151,7 @@ describe('readsInOrder (the backup reads blocks into a ring smaller than its win
           const ring = new BlockRing(slots, 16, 1);
           const limit = wanderingLimit(workers, steps);
           const result = await finishes(readAll({ ring, window, limit, blocks, delays, failures }));
-          expect(result.order).toEqual(Array.from({ length: blocks }, (_, i) => i));
+          expect(result.order).toEqual(inOrder(blocks));
           expect(result.peak).toBeLessThanOrEqual(slots);
         },
       ),
@@ -173,7 +176,7 @@ describe('readsInOrder (the backup reads blocks into a ring smaller than its win
           if (stop) {
             // The destination failed: the stream's consumer leaves after `index` blocks.
             const result = await finishes(readAll({ ...run, stopAfter: index }));
-            expect(result.order).toEqual(Array.from({ length: index }, (_, i) => i));
+            expect(result.order).toEqual(inOrder(index));
           } else {
             await expect(finishes(readAll({ ...run, broken: { index, early } }))).rejects.toThrow(
               `block ${index} broke`,

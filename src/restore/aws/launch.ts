@@ -20,6 +20,7 @@ import { tagResources } from '../../aws/snapshots.js';
 import { RESTORE_TAG, withinTagLimit } from '../../format/tags.js';
 import type { RestoreSettings } from '../../config.js';
 import { messageOf, RuntimeFailure } from '../../errors.js';
+import { awaitedLater } from '../../pool.js';
 import type { InstanceMeta, Manifest } from '../../format/members.js';
 import { dropImage, launchImage } from './image.js';
 import { registerImageInput, restoredMappings, runInstancesInput } from './launch-input.js';
@@ -135,7 +136,7 @@ export async function launchInstance(
       log.info(`launched ${instanceId}, waiting for it to run`);
       // An instance needs its AMI only to be launched ("Deregister an AMI", EC2 user guide:
       // deregistering does not affect instances already launched from it).
-      if (!keep) drop().catch(() => undefined);
+      if (!keep) void awaitedLater(drop());
     }
     const launched = instanceId;
     const running = await waitForRunning(ec2, launched);
@@ -270,11 +271,7 @@ async function launchState(
 }> {
   // The AMIs an earlier run registered with a token are looked up with that token's instances,
   // side by side: each a round trip before the launch.
-  const imagesOf = (t: string): Promise<Image[]> => {
-    const images = imagesTagged(ec2, RESTORE_TAG.token, t);
-    images.catch(() => undefined);
-    return images;
-  };
+  const imagesOf = (t: string): Promise<Image[]> => awaitedLater(imagesTagged(ec2, RESTORE_TAG.token, t));
   let images = imagesOf(token);
   const [restoredFrom, first] = await Promise.all([
     instancesTagged(ec2, RESTORE_TAG.source, source),

@@ -25,6 +25,7 @@ import {
 } from '../../aws/launch-checks.js';
 import type { Config, RestoreSettings } from '../../config.js';
 import { UsageError } from '../../errors.js';
+import { awaitedLater } from '../../pool.js';
 import type { InstanceMeta, Manifest } from '../../format/members.js';
 import { line, origin, type SettingLine } from './settings.js';
 
@@ -143,15 +144,6 @@ export async function preflight(request: PreflightRequest): Promise<Target> {
   return target;
 }
 
-/**
- * A look-up started before its turn: awaited later, in the order of the checks, so a failure it
- * meets before then is not an unhandled rejection (the check that awaits it still reports it).
- */
-function early<T>(lookup: Promise<T>): Promise<T> {
-  lookup.catch(() => undefined);
-  return lookup;
-}
-
 /** RegisterImage, UefiData: "Maximum length of 64000" (EC2 API reference). */
 const UEFI_DATA_MAX = 64_000;
 
@@ -205,11 +197,11 @@ async function decideLaunch(
   // Every look-up the checks below need, sent at once: each is a round trip on the recovery's
   // critical path. The checks still run, and refuse, in their order.
   const lookups = {
-    info: early(instanceType(ec2, typed)),
-    subnet: subnetId === undefined ? undefined : early(describeSubnet(ec2, subnetId)),
-    groups: groupIds.length === 0 ? undefined : early(securityGroups(ec2, groupIds)),
-    keyPair: keyName === undefined ? undefined : early(keyPairExists(ec2, keyName)),
-    offeredIn: early(zonesOffering(ec2, typeName)),
+    info: awaitedLater(instanceType(ec2, typed)),
+    subnet: subnetId === undefined ? undefined : awaitedLater(describeSubnet(ec2, subnetId)),
+    groups: groupIds.length === 0 ? undefined : awaitedLater(securityGroups(ec2, groupIds)),
+    keyPair: keyName === undefined ? undefined : awaitedLater(keyPairExists(ec2, keyName)),
+    offeredIn: awaitedLater(zonesOffering(ec2, typeName)),
   };
   const info = await lookups.info;
   if (info === undefined) {
@@ -309,8 +301,8 @@ async function decideLaunch(
   const profileLines: SettingLine[] = [];
   const networkLines: SettingLine[] = [];
   const deciding = {
-    profile: early(decideProfile(request, meta, profileLines)),
-    network: early(decideNetwork(request, meta, info, subnet, groupIds, stored, networkLines)),
+    profile: awaitedLater(decideProfile(request, meta, profileLines)),
+    network: awaitedLater(decideNetwork(request, meta, info, subnet, groupIds, stored, networkLines)),
   };
   const profile = await deciding.profile;
   const network = await deciding.network;

@@ -10,6 +10,7 @@ import { messageOf, RuntimeFailure, UsageError } from '../../errors.js';
 import type { Input } from '../../inputs.js';
 import { liveDisplay } from '../../display.js';
 import { onInterrupt } from '../../lifecycle.js';
+import { awaitedLater } from '../../pool.js';
 import { finalizerManifest } from '../../format/finalizer.js';
 import type { Manifest } from '../../format/members.js';
 import { readStream, warnFormat1, StreamDefect } from '../../stream/reader.js';
@@ -212,9 +213,8 @@ export class AwsRestore {
       const restored = new Map(
         liveSessions.map((v) => [v.meta.volumeId, { meta: v.meta, snapshotId: v.snapshotId }]),
       );
-      early = this.finish({ manifest, instance, target: prepared.target, clients, restored });
       // Awaited after the stream: its failure must not end the process before the stream's verdict.
-      early.catch(() => undefined);
+      early = awaitedLater(this.finish({ manifest, instance, target: prepared.target, clients, restored }));
     };
     try {
       const report = await readStream(
